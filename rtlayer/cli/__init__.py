@@ -1,0 +1,39 @@
+"""The ``rtlayer`` command: ``serve``, ``talk`` and ``events``.
+
+Each subcommand lives in its own module and registers its arguments with ``add_arguments(parser)``
+and runs with ``run(args) -> int``; this module only dispatches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+_SUBCOMMANDS = {
+    "serve": ("rtlayer.cli.serve", "run the embedded Realtime-compatible server"),
+    "talk": ("rtlayer.cli.talk", "speak a WAV file to a Realtime server and write its spoken answer"),
+    "events": ("rtlayer.cli.events", "send raw JSON events from stdin, print every server event"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtlayer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in _SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args._run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

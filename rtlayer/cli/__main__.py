@@ -1,0 +1,5 @@
+import sys
+
+from rtlayer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,13 @@
+"""``rtlayer talk``."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", default=None)
+
+
+def run(args: argparse.Namespace) -> int:
+    raise NotImplementedError("rtlayer talk lands with the WebSocket transport")
