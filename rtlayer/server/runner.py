@@ -1,0 +1,330 @@
+"""``SessionRunner``: the asyncio shell around one sans-I/O ``ServerSession``.
+
+The session core takes events and time and returns events and response jobs; the runner is what
+makes that happen on a loop:
+
+- a front hands it client input (``receive_text``, ``receive_media_audio``, ``receive_dtmf``);
+- each ``ResponseJob`` the session asks for runs as a task iterating the responder
+  (``async for part in responder.respond(request)``), feeding parts back; the task is cancelled
+  as soon as the session ends that response (``response.done`` for it, e.g. a barge-in or a
+  ``response.cancel``);
+- the session's timer (idle timeouts, expiry) is armed with ``loop.call_at``;
+- every event the session emits goes to the server's observers and then, serialized once with
+  ``rtlayer.protocol.codec``, to every attached sink (the WebSocket, a WebRTC data channel,
+  sideband ``?call_id=`` sockets).
+
+Output audio of WebSocket sessions is cut into ``chunk_ms`` pieces (a ``response.output_audio.delta``
+each) and, when ``audio_pacing`` > 0, released at that multiple of real time, so that a client can
+interrupt an answer while it is still arriving; 0 sends as fast as the responder produces. In media
+mode (WebRTC, SIP) the session's paced media buffer does the pacing, so parts go in unpaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from rtlayer.protocol import codec
+from rtlayer.protocol.ids import new_event_id
+from rtlayer.server.responders import AudioPart, Responder, responder_info
+from rtlayer.server.session import ServerSession
+
+if TYPE_CHECKING:
+    from rtlayer.audio import AudioFormat
+    from rtlayer.server.state import ServerState
+
+__all__ = ["EventSink", "SessionRunner"]
+
+logger = logging.getLogger("rtlayer.server")
+
+EventSink = Callable[[str], None]
+"""Takes one serialized server event. Must not block and must not raise (queue and return)."""
+
+_PCM16_24K_BYTES_PER_MS = 48
+
+
+class SessionRunner:
+    """Runs one ``ServerSession``: response tasks, timer, and fan-out of its events to sinks."""
+
+    def __init__(
+        self,
+        session: ServerSession,
+        responder: Responder,
+        state: ServerState | None = None,
+        *,
+        audio_pacing: float = 4.0,
+        chunk_ms: int = 100,
+    ) -> None:
+        self.session = session
+        self.responder = responder
+        self.state = state
+        self.audio_pacing = audio_pacing
+        self.chunk_bytes = max(2, chunk_ms * _PCM16_24K_BYTES_PER_MS)
+        self.media_mode = getattr(session, "media", None) is not None
+        self.loop = asyncio.get_running_loop()
+        self.sinks: list[EventSink] = []
+        self.last_activity = self.loop.time()
+        self.events_sent = 0
+        self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closed = False
+        self._close_callbacks: list[Callable[[SessionRunner], None]] = []
+        self._done = asyncio.Event()
+
+    @classmethod
+    def open(
+        cls,
+        state: ServerState,
+        *,
+        model: str | None = None,
+        config: dict[str, Any] | None = None,
+        media: AudioFormat | None = None,
+        audio_pacing: float = 4.0,
+    ) -> SessionRunner:
+        """Create a session with the server's responder and wrap it (``session.created`` queued)."""
+        initial = dict(config or {})
+        if model and "model" not in initial:
+            initial["model"] = model
+        session = ServerSession(
+            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media
+        )
+        runner = cls(session, state.responder, state, audio_pacing=audio_pacing)
+        return runner
+
+    # -- identity and lifecycle -------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return str(self.session.id)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def on_close(self, callback: Callable[[SessionRunner], None]) -> None:
+        """Run ``callback(runner)`` once when the runner closes (fronts close their sockets here)."""
+        if self._closed:
+            callback(self)
+        else:
+            self._close_callbacks.append(callback)
+
+    async def wait_closed(self) -> None:
+        await self._done.wait()
+
+    def add_sink(self, sink: EventSink) -> Callable[[], None]:
+        """Send every later event to ``sink``; returns a function that detaches it."""
+        self.sinks.append(sink)
+
+        def remove() -> None:
+            if sink in self.sinks:
+                self.sinks.remove(sink)
+
+        return remove
+
+    def start(self) -> None:
+        """Flush what the session queued at creation (``session.created``) and arm its timer."""
+        self._pump()
+
+    def close(self) -> None:
+        """Stop every response task and the timer, detach sinks, unregister. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in self._jobs.values():
+            task.cancel()
+        self._jobs.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self.sinks.clear()
+        if self.state is not None:
+            self.state.forget_runner(self)
+        callbacks, self._close_callbacks = self._close_callbacks, []
+        for callback in callbacks:
+            try:
+                callback(self)
+            except Exception:
+                logger.exception("close callback failed")
+        self._done.set()
+
+    # -- input ------------------------------------------------------------------------------------
+
+    def receive_text(self, text: str) -> None:
+        """One client text frame (malformed JSON is answered by the session with ``error``)."""
+        if self._closed:
+            return
+        self.last_activity = self.loop.time()
+        self.session.receive_text(text, _wall_now())
+        self._pump()
+
+    def receive_event(self, event: dict[str, Any]) -> None:
+        """One parsed client event (a data channel front may parse itself)."""
+        if self._closed:
+            return
+        self.last_activity = self.loop.time()
+        self.session.receive_event(event, _wall_now())
+        self._pump()
+
+    def receive_media_audio(self, data: bytes) -> None:
+        """Input audio from RTP (WebRTC, SIP), already in the session's media format."""
+        if self._closed:
+            return
+        self.session.receive_media_audio(data, _wall_now())
+        self._pump()
+
+    def receive_dtmf(self, digit: str) -> None:
+        if self._closed:
+            return
+        self.session.receive_dtmf(digit, _wall_now())
+        self._pump()
+
+    def pull_media_audio(self, nbytes: int) -> bytes | None:
+        """One paced frame of output audio in media mode (None: nothing playing)."""
+        if self._closed:
+            return None
+        frame: bytes | None = self.session.pull_media_audio(nbytes, _wall_now())
+        self._pump()
+        return frame
+
+    def clear_media_audio(self) -> None:
+        if self._closed:
+            return
+        self.session.clear_media_audio(_wall_now())
+        self._pump()
+
+    def send_error(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+    ) -> None:
+        """Emit an ``error`` event that the session core cannot produce (e.g. a binary frame)."""
+        error: dict[str, Any] = {
+            "type": type_,
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": None,
+        }
+        self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+
+    # -- the pump ---------------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start new response jobs, deliver queued events, re-arm the timer."""
+        session = self.session
+        for job in session.response_jobs():
+            response_id = str(job.response_id)
+            task = self.loop.create_task(self._run_job(job), name=f"rtlayer-response-{response_id}")
+            self._jobs[response_id] = task
+        events = session.events_to_send()
+        for event in events:
+            self._emit(event)
+        self._arm_timer()
+        if session.closed and not self._closed:
+            self.close()
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        if self._closed:
+            return
+        state = self.state
+        if state is not None:
+            state.observe(self.id, event)
+        text = codec.dumps(event)
+        for sink in self.sinks:
+            sink(text)
+        self.events_sent += 1
+        self.last_activity = self.loop.time()
+        if event.get("type") == "response.done":
+            # The session ended this response (finished, cancelled by the client, or interrupted by
+            # a new turn): stop producing it, unless this is the job's own task finishing it.
+            response = event.get("response") or {}
+            task = self._jobs.pop(str(response.get("id")), None)
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+    def _arm_timer(self) -> None:
+        when = self.session.get_timer()
+        if when == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = when
+        if when is None:
+            return
+        delay = max(0.0, float(when) - _wall_now())
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        if self._closed:
+            return
+        self.session.handle_timer(_wall_now())
+        self._pump()
+
+    # -- responses --------------------------------------------------------------------------------
+
+    async def _run_job(self, job: Any) -> None:
+        """Iterate the responder for one response, feeding parts back until done or cancelled."""
+        response_id = str(job.response_id)
+        session = self.session
+        paced = self.audio_pacing > 0 and not self.media_mode
+        start = self.loop.time()
+        audio_s = 0.0
+        error: str | None = None
+        try:
+            async for part in self.responder.respond(job.request):
+                if self._closed:
+                    return
+                if (
+                    isinstance(part, AudioPart)
+                    and not self.media_mode
+                    and len(part.pcm16_24k) > self.chunk_bytes
+                ):
+                    pcm = part.pcm16_24k
+                    for offset in range(0, len(pcm), self.chunk_bytes):
+                        chunk = pcm[offset : offset + self.chunk_bytes]
+                        session.response_part(
+                            response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
+                        )
+                        self._pump()
+                        audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
+                        await self._pace(paced, start, audio_s)
+                else:
+                    session.response_part(response_id, part, _wall_now())
+                    self._pump()
+                    if isinstance(part, AudioPart):
+                        audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
+                        await self._pace(paced, start, audio_s)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a responder bug fails this response, never the session
+            logger.exception("responder failed")
+            error = f"responder failed: {type(exc).__name__}: {exc}"
+        if self._closed or response_id not in self._jobs:
+            return
+        session.response_finished(response_id, _wall_now(), error=error)
+        self._jobs.pop(response_id, None)
+        self._pump()
+
+    async def _pace(self, paced: bool, start: float, audio_s: float) -> None:
+        if not paced:
+            # Still yield, so that a long answer never starves the other sessions on this loop.
+            await asyncio.sleep(0)
+            return
+        delay = start + audio_s / self.audio_pacing - self.loop.time()
+        await asyncio.sleep(delay if delay > 0 else 0)
+
+
+def _wall_now() -> float:
+    """The session core's clock: Unix time in seconds (``expires_at`` and ``received_at`` are Unix)."""
+    return time.time()

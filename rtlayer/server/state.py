@@ -1,0 +1,291 @@
+"""What the whole embedded server shares: its configuration, keys, limits, live sessions and calls.
+
+Every front (the WebSocket, WebRTC and SIP fronts and the REST endpoints) receives the one
+``ServerState`` of its server and goes through it to check a key, open a session (``create_runner``,
+which enforces the session limit), or find a call by id. Nothing here does I/O; the asyncio pieces
+(``SessionRunner``) only register themselves here.
+
+Ephemeral keys (``ek_...``) are issued by ``POST /v1/realtime/client_secrets``: each carries the
+session config it was minted with (applied to the session it opens) and an expiry in Unix time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from rtlayer.audio import AudioFormat
+    from rtlayer.server.responders import Responder
+    from rtlayer.server.runner import SessionRunner
+
+__all__ = [
+    "Call",
+    "CallRegistry",
+    "ClientSecret",
+    "EventObserver",
+    "ServerLimits",
+    "ServerState",
+    "SessionLimitReached",
+    "is_loopback_host",
+]
+
+logger = logging.getLogger("rtlayer.server")
+
+EventObserver = Callable[[str, dict[str, Any]], None]
+"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
+
+_GLOBAL_OBSERVERS: list[EventObserver] = []
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimits:
+    """Bounds that keep one misbehaving client from hurting the others."""
+
+    max_sessions: int = 1000
+    """Concurrent sessions (every front counts); a new one past this is refused with 429."""
+    max_connections: int = 2000
+    """Concurrent WebSocket connections, sideband sockets included."""
+    max_message_bytes: int = 15 * 1024 * 1024
+    """Largest client message; a larger one closes that connection with 1009 (message too big)."""
+    idle_timeout_s: float | None = 900.0
+    """A connection with no client frame and no server event for this long is closed (None: never)."""
+    max_queued_events: int = 20_000
+    """Events buffered for one slow sink; past this the sink is dropped (and counted) rather than the
+    server's memory growing without bound."""
+    session_expiry_s: float | None = None
+    """Session lifetime passed to the session core (None: its own default, 60 minutes)."""
+
+
+@dataclass(slots=True)
+class ClientSecret:
+    """An ephemeral ``ek_`` key and the session config it opens."""
+
+    value: str
+    expires_at: int
+    session: dict[str, Any]
+
+
+class SessionLimitReached(Exception):
+    """Raised by ``ServerState.create_runner`` when ``max_sessions`` sessions are already open."""
+
+
+class Call(Protocol):
+    """A call (WebRTC or SIP) registered under its ``rtc_...`` id.
+
+    ``runner`` is None while a SIP call waits to be accepted. ``hangup`` ends the call (sends BYE,
+    closes the peer connection) and must be safe to call twice.
+    """
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def runner(self) -> SessionRunner | None: ...
+
+    async def hangup(self) -> None: ...
+
+
+class CallRegistry:
+    """The server's live calls by id, so ``?call_id=`` sockets and ``/calls/{id}/...`` find them."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, Call] = {}
+
+    def add(self, call: Call) -> None:
+        self._calls[call.id] = call
+
+    def get(self, call_id: str) -> Call | None:
+        return self._calls.get(call_id)
+
+    def remove(self, call_id: str) -> Call | None:
+        return self._calls.pop(call_id, None)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __iter__(self) -> Iterator[Call]:
+        return iter(list(self._calls.values()))
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+
+@dataclass(slots=True)
+class _Counters:
+    sessions_opened: int = 0
+    connections_refused: int = 0
+    sinks_dropped: int = 0
+    binary_frames: int = 0
+    oversized_messages: int = 0
+
+
+class ServerState:
+    """Configuration and shared registries of one embedded server."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        api_key: str | None = None,
+        responder: Responder | None = None,
+        audio_pacing: float = 4.0,
+        limits: ServerLimits | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+    ) -> None:
+        if api_key is None and not is_loopback_host(host):
+            raise ValueError(
+                f"refusing to serve on {host!r} without an API key (only loopback may go without)"
+            )
+        if audio_pacing < 0:
+            raise ValueError("audio_pacing must be >= 0 (0 sends audio as fast as it is produced)")
+        if responder is None:
+            from rtlayer.server.responders import EchoResponder
+
+            responder = EchoResponder()
+        self.host = host
+        self._api_key = api_key
+        self.responder: Responder = responder
+        self.audio_pacing = audio_pacing
+        self.limits = limits or ServerLimits()
+        self.webhook_url = webhook_url
+        self.webhook_secret = webhook_secret
+        self.calls = CallRegistry()
+        self.runners: dict[str, SessionRunner] = {}
+        self.connections = 0
+        self.counters = _Counters()
+        self.base_url: str = ""
+        """``http(s)://host:port`` once the server listens (fronts use it for ``Location`` headers)."""
+        self._secrets: dict[str, ClientSecret] = {}
+        self._observers: list[EventObserver] = []
+
+    # -- keys -------------------------------------------------------------------------------------
+
+    @property
+    def requires_key(self) -> bool:
+        """Whether a configured key must be presented (without one, loopback accepts any key)."""
+        return self._api_key is not None
+
+    def check_key(self, key: str | None, *, allow_ephemeral: bool = True, now: float | None = None) -> bool:
+        """True if ``key`` may use the server: the configured key, or a live ``ek_`` key."""
+        if key is None or key == "":
+            return self._api_key is None
+        if allow_ephemeral and key.startswith("ek_"):
+            secret = self.client_secret(key, now=now)
+            if secret is not None:
+                return True
+            # An unknown or expired ek_ key is refused even without a configured key: it is a
+            # statement that the client expects ephemeral-key checks.
+            return False
+        if self._api_key is None:
+            return True
+        return hmac.compare_digest(key.encode(), self._api_key.encode())
+
+    def issue_client_secret(
+        self, session: dict[str, Any], seconds: int, *, now: float | None = None
+    ) -> ClientSecret:
+        """Mint an ``ek_`` key valid for ``seconds`` that opens a session with ``session``."""
+        now = time.time() if now is None else now
+        self._purge_secrets(now)
+        secret = ClientSecret(
+            value="ek_" + secrets.token_urlsafe(24).replace("-", "A").replace("_", "b"),
+            expires_at=int(now + seconds),
+            session=session,
+        )
+        self._secrets[secret.value] = secret
+        return secret
+
+    def client_secret(self, key: str, *, now: float | None = None) -> ClientSecret | None:
+        """The live secret for ``key``, or None if unknown or expired."""
+        now = time.time() if now is None else now
+        secret = self._secrets.get(key)
+        if secret is None:
+            return None
+        if secret.expires_at <= now:
+            del self._secrets[key]
+            return None
+        return secret
+
+    def _purge_secrets(self, now: float) -> None:
+        for value in [v for v, s in self._secrets.items() if s.expires_at <= now]:
+            del self._secrets[value]
+
+    # -- sessions ---------------------------------------------------------------------------------
+
+    def create_runner(
+        self,
+        *,
+        model: str | None = None,
+        config: dict[str, Any] | None = None,
+        media: AudioFormat | None = None,
+        audio_pacing: float | None = None,
+    ) -> SessionRunner:
+        """Open a new session (``session.created`` is queued) and its runner, within the limits.
+
+        ``config`` is a partial session config applied on top of the defaults (an ephemeral key's
+        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP).
+        """
+        if len(self.runners) >= self.limits.max_sessions:
+            self.counters.connections_refused += 1
+            raise SessionLimitReached(f"session limit reached ({self.limits.max_sessions})")
+        from rtlayer.server.runner import SessionRunner
+
+        runner = SessionRunner.open(
+            self,
+            model=model,
+            config=config,
+            media=media,
+            audio_pacing=self.audio_pacing if audio_pacing is None else audio_pacing,
+        )
+        self.runners[runner.id] = runner
+        self.counters.sessions_opened += 1
+        return runner
+
+    def forget_runner(self, runner: SessionRunner) -> None:
+        """Called by a runner once it has closed."""
+        self.runners.pop(runner.id, None)
+
+    # -- observation ------------------------------------------------------------------------------
+
+    def add_event_observer(self, observer: EventObserver) -> Callable[[], None]:
+        """Observe every server event of this server's sessions; returns a function that stops it."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer) if observer in self._observers else None
+
+    @staticmethod
+    def add_global_observer(observer: EventObserver) -> Callable[[], None]:
+        """Observe every server event of every server in this process (the test suite's validator)."""
+        _GLOBAL_OBSERVERS.append(observer)
+        return lambda: _GLOBAL_OBSERVERS.remove(observer) if observer in _GLOBAL_OBSERVERS else None
+
+    @property
+    def observers(self) -> list[EventObserver]:
+        """This server's observers followed by the process-wide ones (read on every event)."""
+        if not _GLOBAL_OBSERVERS:
+            return self._observers
+        return self._observers + _GLOBAL_OBSERVERS
+
+    def observe(self, session_id: str, event: dict[str, Any]) -> None:
+        """Hand one event to every observer; an observer that raises is logged, never fatal."""
+        for observer in self.observers:
+            try:
+                observer(session_id, event)
+            except Exception:
+                logger.exception("event observer failed")

@@ -1,0 +1,267 @@
+"""The WebSocket front: ``GET /v1/realtime`` (new sessions and ``?call_id=`` sideband sockets).
+
+Authentication follows the service: ``Authorization: Bearer KEY`` from servers, or, from browsers that
+cannot set headers, the subprotocols ``realtime`` + ``openai-insecure-api-key.KEY`` (the answer then
+names ``realtime``, or the browser drops the socket). ``ek_`` keys work in both places and open a
+session with the config they were minted with. A refused handshake is an HTTP status with the
+service's JSON error body. ``OpenAI-Beta`` is accepted and ignored.
+
+Once open, every text frame goes to the session; a binary frame is answered with an ``error`` event
+and the socket carries on; a message over the size limit closes that socket only (1009).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from rtlayer.server.runner import SessionRunner
+from rtlayer.server.state import ServerState, SessionLimitReached
+
+__all__ = ["STATE_KEY", "WebSocketSink", "bearer_key", "json_error", "realtime_websocket"]
+
+logger = logging.getLogger("rtlayer.server")
+
+STATE_KEY: web.AppKey[ServerState] = web.AppKey("rtlayer_state", ServerState)
+"""Where the application keeps its ``ServerState`` (``request.app[STATE_KEY]``)."""
+
+_KEY_PROTOCOL_PREFIX = "openai-insecure-api-key."
+
+
+def json_error(
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+) -> web.Response:
+    """An HTTP error in the service's shape: ``{"error": {"message", "type", "code", "param"}}``."""
+    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
+    return web.json_response(body, status=status)
+
+
+def bearer_key(request: web.Request) -> tuple[str | None, bool]:
+    """The key a request presents and whether it came as a browser subprotocol."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip(), False
+    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
+        proto = proto.strip()
+        if proto.startswith(_KEY_PROTOCOL_PREFIX):
+            return proto[len(_KEY_PROTOCOL_PREFIX) :], True
+    return None, False
+
+
+class WebSocketSink:
+    """Queues serialized events for one socket and writes them in order from one task.
+
+    The runner calls the sink synchronously; the writer task absorbs the socket's back-pressure.
+    A client that stops reading is cut off once ``limit`` events are waiting (counted in
+    ``state.counters.sinks_dropped``) instead of growing the server's memory.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, state: ServerState) -> None:
+        self.ws = ws
+        self.state = state
+        self.limit = state.limits.max_queued_events
+        self.dropped = False
+        self._queue: deque[str] = deque()
+        self._stopping = False
+        self._wakeup = asyncio.Event()
+        self._task = asyncio.get_running_loop().create_task(self._write())
+
+    def __call__(self, text: str) -> None:
+        if self.dropped:
+            return
+        if len(self._queue) >= self.limit:
+            self.dropped = True
+            self.state.counters.sinks_dropped += 1
+            self._queue.clear()
+            logger.warning("dropping a WebSocket that fell %d events behind", self.limit)
+            self._task.cancel()
+            asyncio.get_running_loop().create_task(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER))
+            return
+        self._queue.append(text)
+        self._wakeup.set()
+
+    async def _write(self) -> None:
+        queue, ws = self._queue, self.ws
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while queue:
+                    if ws.closed:
+                        queue.clear()
+                        return
+                    await ws.send_str(queue.popleft())
+                if self._stopping:
+                    return
+        except (ConnectionError, RuntimeError):
+            queue.clear()  # the peer went away; the reader side notices and cleans up
+
+    async def drain_and_stop(self, grace: float = 2.0) -> None:
+        """Let queued events go out (for at most ``grace`` seconds), then stop the writer."""
+        self._stopping = True
+        self._wakeup.set()
+        await asyncio.wait({self._task}, timeout=grace)
+        self._task.cancel()
+
+
+async def realtime_websocket(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/realtime?model=M`` opens a session; ``?call_id=rtc_...`` attaches to a call."""
+    state = request.app[STATE_KEY]
+    key, _via_subprotocol = bearer_key(request)
+    if not state.check_key(key):
+        if key:
+            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
+    if state.connections >= state.limits.max_connections:
+        state.counters.connections_refused += 1
+        return json_error(
+            429, "Too many connections to this server.", type_="rate_limit_error", code="rate_limit_exceeded"
+        )
+    call_id = request.query.get("call_id")
+    runner: SessionRunner | None = None
+    if call_id:
+        call = state.calls.get(call_id)
+        if call is None:
+            return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+        runner = call.runner
+        if runner is None or runner.closed:
+            return json_error(
+                409,
+                f"Call '{call_id}' has not been accepted or has ended.",
+                code="call_not_active",
+                param="call_id",
+            )
+    elif len(state.runners) >= state.limits.max_sessions:
+        state.counters.connections_refused += 1
+        return json_error(
+            429,
+            "Too many concurrent sessions on this server.",
+            type_="rate_limit_error",
+            code="rate_limit_exceeded",
+        )
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return json_error(400, "This endpoint only accepts WebSocket upgrades.", code="websocket_required")
+
+    ws = web.WebSocketResponse(
+        protocols=("realtime",),
+        max_msg_size=state.limits.max_message_bytes,
+        autoping=True,
+        heartbeat=None,
+        compress=False,
+    )
+    await ws.prepare(request)
+    state.connections += 1
+    try:
+        if runner is None:
+            config: dict[str, Any] | None = None
+            if key and key.startswith("ek_"):
+                secret = state.client_secret(key)
+                config = dict(secret.session) if secret is not None else None
+            try:
+                runner = state.create_runner(model=request.query.get("model"), config=config)
+            except SessionLimitReached:
+                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
+                return ws
+            await _serve(ws, runner, state, owner=True)
+        else:
+            await _serve(ws, runner, state, owner=False)
+    finally:
+        state.connections -= 1
+    return ws
+
+
+async def _serve(
+    ws: web.WebSocketResponse, runner: SessionRunner, state: ServerState, *, owner: bool
+) -> None:
+    """Pump one socket: frames in, events out, until either side ends."""
+    loop = asyncio.get_running_loop()
+    sink = WebSocketSink(ws, state)
+    detach = runner.add_sink(sink)
+
+    def on_session_end(_runner: SessionRunner) -> None:
+        loop.create_task(_close_after_drain(ws, sink))
+
+    runner.on_close(on_session_end)
+    idle = _IdleWatch(ws, runner, state.limits.idle_timeout_s)
+    if owner:
+        runner.start()
+    try:
+        while not ws.closed:
+            msg = await ws.receive()
+            idle.touch()
+            if msg.type is WSMsgType.TEXT:
+                runner.receive_text(msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                state.counters.binary_frames += 1
+                runner.send_error(
+                    "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
+                    code="invalid_message_type",
+                )
+            elif msg.type is WSMsgType.ERROR:
+                if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+                    state.counters.oversized_messages += 1
+                    logger.info(
+                        "closed a socket of %s: message over %d bytes",
+                        runner.id,
+                        state.limits.max_message_bytes,
+                    )
+                break
+            else:  # CLOSE, CLOSING, CLOSED
+                break
+    finally:
+        idle.cancel()
+        detach()
+        if owner:
+            runner.close()
+        await sink.drain_and_stop(grace=0.2)
+        if not ws.closed:
+            await ws.close()
+
+
+async def _close_after_drain(ws: web.WebSocketResponse, sink: WebSocketSink) -> None:
+    """The session ended (expiry, hangup): let its last events out, then close the socket."""
+    await sink.drain_and_stop()
+    if not ws.closed:
+        await ws.close(code=WSCloseCode.OK, message=b"session ended")
+
+
+class _IdleWatch:
+    """Closes a socket after ``timeout`` seconds with no client frame and no server event."""
+
+    def __init__(self, ws: web.WebSocketResponse, runner: SessionRunner, timeout: float | None) -> None:
+        self.ws = ws
+        self.runner = runner
+        self.timeout = timeout
+        self.loop = asyncio.get_running_loop()
+        self.last_frame = self.loop.time()
+        self._handle: asyncio.TimerHandle | None = None
+        if timeout is not None:
+            self._handle = self.loop.call_later(timeout, self._check)
+
+    def touch(self) -> None:
+        self.last_frame = self.loop.time()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _check(self) -> None:
+        assert self.timeout is not None
+        last = max(self.last_frame, self.runner.last_activity)
+        remaining = last + self.timeout - self.loop.time()
+        if remaining > 0:
+            self._handle = self.loop.call_later(remaining, self._check)
+            return
+        self._handle = None
+        logger.info("closing idle socket of %s after %.0f s", self.runner.id, self.timeout)
+        self.loop.create_task(self.ws.close(code=WSCloseCode.GOING_AWAY, message=b"idle timeout"))
