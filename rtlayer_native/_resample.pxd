@@ -1,0 +1,43 @@
+# Declarations of the streaming polyphase resampler, cimported by the fused transcoder.
+from libc.stdint cimport int16_t, int64_t, uint8_t
+
+cdef enum Codec:
+    CODEC_PCM16 = 0
+    CODEC_ULAW = 1
+    CODEC_ALAW = 2
+
+
+cdef class Resampler:
+    cdef readonly int in_rate
+    cdef readonly int out_rate
+    cdef readonly int channels
+    cdef readonly str quality
+    cdef readonly double latency_ms
+    # Polyphase geometry: up by L, filter (N taps, K per phase), down by M.
+    cdef int L, M, K, N
+    cdef int step_base, step_phase
+    cdef bint identity
+    cdef object coef_owner          # the bytes object holding coef (shared, cached per design)
+    cdef const float* coef          # L phases of K taps, each phase reversed (oldest tap first)
+    # History: one float plane per channel, `cap` samples each; hist[0] is input sample hist_abs.
+    cdef float* hist
+    cdef Py_ssize_t cap
+    cdef Py_ssize_t hist_len
+    cdef int64_t hist_abs
+    cdef int64_t base_abs           # newest input sample the next output needs
+    cdef int phase                  # polyphase branch of the next output
+    cdef int64_t total_in
+    cdef int64_t total_out
+    cdef int in_codec
+    cdef int out_codec
+    cdef const int16_t* dec_table
+    cdef const uint8_t* enc_table
+
+    cdef int set_codecs(self, int in_codec, int out_codec) except -1
+    cdef bytes process_buffer(self, object data)
+    cdef bytes flush_buffer(self)
+    cdef void reset_state(self) noexcept
+    cdef int _reserve(self, Py_ssize_t extra) except -1
+    cdef void _append(self, const uint8_t* src, Py_ssize_t frames) noexcept nogil
+    cdef void _run(self, uint8_t* dst, Py_ssize_t count) noexcept nogil
+    cdef bytes _passthrough(self, const uint8_t* src, Py_ssize_t frames)
