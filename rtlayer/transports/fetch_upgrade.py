@@ -1,0 +1,125 @@
+"""``FetchUpgradeTransport``: the Realtime WebSocket opened by an HTTP client's upgrade request.
+
+Some runtimes can only open a WebSocket through their HTTP client (Cloudflare Workers' ``fetch()``), and
+many networks only let traffic out through an HTTP proxy with its own credentials and TLS roots. This
+transport performs the upgrade as an ordinary HTTP request (``Connection: Upgrade``, ``Upgrade:
+websocket``, ``Sec-WebSocket-Protocol: realtime``, the bearer key) through a pluggable *fetch*
+(``HttpxFetch`` over httpx by default: proxies, proxy environment variables and TLS come from there),
+checks the 101 answer (``Sec-WebSocket-Accept``, the subprotocol), and speaks WebSocket on the upgraded
+stream with websockets' sans-I/O protocol (``UpgradedConnection``). Everything else, the session state,
+events, reconnection and keepalive, is ``BaseRealtimeTransport``'s: only ``_open`` differs from
+``WebSocketTransport``.
+
+A refusal raises ``HandshakeError("Failed to upgrade websocket: <status> <body>")`` with the server's
+body (its JSON error included), like the JS SDK's ``CloudflareRealtimeTransportLayer``; a proxy that
+refuses the tunnel raises ``ProxyError`` with its status; a certificate the client does not trust raises
+``ConnectError`` naming the verification failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import ssl
+from collections.abc import Mapping, Sequence
+
+import httpx
+from websockets.utils import accept_key
+
+from ..exceptions import HandshakeError, ProxyError
+from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse
+from ._upgraded import DEFAULT_MAX_SIZE, UpgradedConnection
+
+__all__ = ["Fetch", "HttpxFetch", "UpgradeResponse", "UpgradedConnection", "upgrade_websocket"]
+
+
+def _upgrade_headers(headers: Mapping[str, str], key: str, subprotocols: Sequence[str]) -> dict[str, str]:
+    request = {k: v for k, v in headers.items() if k.lower() not in _HANDSHAKE_HEADERS}
+    request["Connection"] = "Upgrade"
+    request["Upgrade"] = "websocket"
+    request["Sec-WebSocket-Key"] = key
+    request["Sec-WebSocket-Version"] = "13"
+    if subprotocols:
+        request["Sec-WebSocket-Protocol"] = ", ".join(subprotocols)
+    return request
+
+
+_HANDSHAKE_HEADERS = frozenset(
+    {"connection", "upgrade", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"}
+)
+
+
+def _body_text(body: bytes) -> str:
+    return body.decode("utf-8", errors="replace").strip()
+
+
+async def _refuse(response: UpgradeResponse, reason: str) -> HandshakeError:
+    if response.stream is not None:
+        with contextlib.suppress(Exception):
+            await response.stream.aclose()
+    return HandshakeError(f"Failed to upgrade websocket: {reason}", status=response.status, body="")
+
+
+async def upgrade_websocket(
+    url: str,
+    headers: Mapping[str, str],
+    *,
+    fetch: Fetch,
+    subprotocols: Sequence[str] = (),
+    max_size: int | None = DEFAULT_MAX_SIZE,
+    max_queue: int = 256,
+) -> UpgradedConnection:
+    """Open a WebSocket to ``url`` through ``fetch`` and return it as a ``WireConnection``.
+
+    ``headers`` are the request's own headers (``Authorization`` and so on); the upgrade headers are
+    added here. Raises ``HandshakeError`` for any answer but a valid 101, ``ProxyError`` for a proxy's
+    407, and whatever the fetch raises for network failures (``ConnectError`` and subclasses).
+    """
+    key = base64.b64encode(os.urandom(16)).decode()
+    response = await fetch(url, _upgrade_headers(headers, key, subprotocols))
+    if response.status != 101 or response.stream is None:
+        if response.stream is not None:
+            with contextlib.suppress(Exception):
+                await response.stream.aclose()
+        body = _body_text(response.body)
+        if response.status == 407:
+            # A forwarding proxy (plain http:// target) answers 407 itself instead of refusing CONNECT.
+            raise ProxyError(
+                f"The proxy refused the request: 407 {response.reason or 'Proxy Authentication Required'}"
+                " (wrong or missing proxy credentials)",
+                status=407,
+            )
+        hint = ""
+        if response.status == 426:
+            hint = " (if this went through a forward proxy for a ws:// URL: proxies drop Upgrade, use wss://)"
+        raise HandshakeError(
+            f"Failed to upgrade websocket: {response.status} {body}".rstrip() + hint,
+            status=response.status,
+            body=body,
+        )
+    answer = response.headers
+    if answer.get("upgrade", "").lower() != "websocket":
+        raise await _refuse(response, f"101 without 'Upgrade: websocket' ({answer.get('upgrade')!r})")
+    if "upgrade" not in [t.strip().lower() for t in answer.get("connection", "").split(",")]:
+        raise await _refuse(response, "101 without 'Connection: Upgrade'")
+    if answer.get("sec-websocket-accept") != accept_key(key):
+        raise await _refuse(response, "101 with a wrong Sec-WebSocket-Accept (not a WebSocket server?)")
+    subprotocol = answer.get("sec-websocket-protocol")
+    if subprotocol is not None and subprotocol not in subprotocols:
+        raise await _refuse(response, f"101 selecting subprotocol {subprotocol!r}, which was not offered")
+    return UpgradedConnection(
+        response.stream, url, subprotocol=subprotocol, max_size=max_size, max_queue=max_queue
+    )
+
+
+def default_fetch(
+    *,
+    client: httpx.AsyncClient | None = None,
+    proxy: str | httpx.Proxy | None = None,
+    verify: ssl.SSLContext | str | bool = True,
+    trust_env: bool = True,
+    timeout: float | None = 10.0,
+) -> HttpxFetch:
+    """The httpx fetch with these settings (see ``HttpxFetch``)."""
+    return HttpxFetch(client, proxy=proxy, verify=verify, trust_env=trust_env, timeout=timeout)

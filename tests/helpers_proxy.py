@@ -1,0 +1,130 @@
+"""A real HTTP proxy for tests: Debian's ``tinyproxy`` on a free loopback port, with its own config.
+
+The proxy only accepts clients from 127.0.0.1, only tunnels (CONNECT) to the ports the test names, can
+require Basic authentication, and logs every request to a file the test reads afterwards (a CONNECT
+shows up as ``Request (file descriptor N): CONNECT 127.0.0.1:PORT HTTP/1.1``). Start and stop are
+bounded in time; the process is ended by its own pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["TinyProxy", "free_port", "run_tinyproxy", "tinyproxy_available"]
+
+TINYPROXY = shutil.which("tinyproxy")
+
+
+def tinyproxy_available() -> bool:
+    """Whether the ``tinyproxy`` binary is installed (Debian package ``tinyproxy``)."""
+    return TINYPROXY is not None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(slots=True)
+class TinyProxy:
+    """A running tinyproxy: where it listens, its log, and URLs with or without credentials."""
+
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    auth: tuple[str, str] | None
+
+    @property
+    def url(self) -> str:
+        """The proxy URL, with the configured credentials in its userinfo when there are any."""
+        if self.auth is None:
+            return f"http://127.0.0.1:{self.port}"
+        return self.url_with(*self.auth)
+
+    def url_with(self, user: str, password: str) -> str:
+        """The proxy URL carrying the given (possibly wrong) credentials."""
+        return f"http://{user}:{password}@127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        """Everything the proxy logged so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def connect_lines(self) -> list[str]:
+        """The logged CONNECT requests, one line each."""
+        return [line for line in self.log().splitlines() if "CONNECT " in line and "Request" in line]
+
+
+def _config(
+    port: int, log_path: Path, pid_path: Path, connect_ports: Sequence[int], auth: tuple[str, str] | None
+) -> str:
+    lines = [
+        f"Port {port}",
+        "Listen 127.0.0.1",
+        "Timeout 30",
+        f'LogFile "{log_path}"',
+        "LogLevel Connect",
+        f'PidFile "{pid_path}"',
+        "MaxClients 50",
+        "Allow 127.0.0.1",
+        "DisableViaHeader Yes",
+    ]
+    # Without any ConnectPort line tinyproxy allows CONNECT to every port; listing them keeps it to the test's.
+    lines += [f"ConnectPort {p}" for p in connect_ports]
+    if auth is not None:
+        lines.append(f"BasicAuth {auth[0]} {auth[1]}")
+    return "\n".join(lines) + "\n"
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"tinyproxy exited at start with code {process.returncode}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"tinyproxy did not listen on 127.0.0.1:{port} within {timeout} s")
+
+
+@contextlib.contextmanager
+def run_tinyproxy(
+    directory: Path,
+    *,
+    connect_ports: Sequence[int],
+    auth: tuple[str, str] | None = None,
+    start_timeout: float = 5.0,
+) -> Iterator[TinyProxy]:
+    """Run tinyproxy in the foreground for the duration of the block, then stop it (bounded)."""
+    if TINYPROXY is None:
+        raise RuntimeError("tinyproxy is not installed (apt-get install tinyproxy)")
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = directory / "tinyproxy.log"
+    conf_path = directory / "tinyproxy.conf"
+    conf_path.write_text(_config(port, log_path, directory / "tinyproxy.pid", connect_ports, auth))
+    process = subprocess.Popen(
+        [TINYPROXY, "-d", "-c", str(conf_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port, process, start_timeout)
+        yield TinyProxy(port=port, log_path=log_path, process=process, auth=auth)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
