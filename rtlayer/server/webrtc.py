@@ -1,0 +1,163 @@
+"""The WebRTC front: ``POST /v1/realtime/calls`` answered by an aiortc peer, and the talk page at ``/``.
+
+One call = one aiortc ``RTCPeerConnection`` + one ``SessionRunner`` in media mode (PCM16 48 kHz):
+
+- the caller's audio track (Opus, decoded by aiortc to 48 kHz stereo) is downmixed by
+  ``rtlayer_native`` and fed to the session (``receive_media_audio``), so turn detection and
+  responses behave exactly as on the WebSocket;
+- the answer's audio leaves on our track, one 20 ms frame per tick, pulled from the session's paced
+  media buffer (``pull_media_audio``); the session emits ``output_audio_buffer.started/stopped``;
+- events travel as JSON text on the caller's ``oai-events`` data channel (queued until it opens);
+- the call is registered in ``state.calls`` under its ``rtc_...`` id, so a sideband WebSocket
+  (``?call_id=``) attaches and ``POST /v1/realtime/calls/{id}/hangup`` ends it.
+
+The peer gathers 127.0.0.1 as its ICE candidate when the server is bound to loopback (the default),
+so loopback-only callers connect with no flag (``rtlayer._ice``). A caller that never completes ICE
+is hung up after ``CONNECT_DEADLINE_S``. Errors are the service's JSON ``{"error": {"message"}}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from rtlayer._ice import host_policy, policy_for
+from rtlayer.audio import PCM16_48K
+from rtlayer.protocol.ids import new_id
+from rtlayer.server._webrtc_call import WebRTCCall
+from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
+from rtlayer.server.state import ServerState, SessionLimitReached
+from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
+
+__all__ = ["CALLS_KEY", "WebRTCFront", "setup"]
+
+logger = logging.getLogger("rtlayer.server.webrtc")
+
+STATIC_DIR = Path(__file__).with_name("static")
+CONNECT_DEADLINE_S = 20.0
+"""A call whose ICE has not connected by then is hung up (a caller that vanished after the POST)."""
+
+
+class WebRTCFront:
+    """The live WebRTC calls of one server, and every peer connection it opened (for leak checks)."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.calls: dict[str, WebRTCCall] = {}
+        self.peers: set[RTCPeerConnection] = set()
+        self.calls_created = 0
+        self.calls_refused = 0
+
+    async def create_call(
+        self, offer_sdp: str, config: dict[str, Any] | None, model: str | None
+    ) -> WebRTCCall:
+        """Answer ``offer_sdp``; raises ``CallRequestError`` with a message for the caller."""
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.peers.add(pc)
+        try:
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            except Exception as exc:
+                raise CallRequestError(f"invalid SDP offer: {exc}", code="invalid_offer") from None
+            try:
+                runner = self.state.create_runner(model=model, config=config, media=PCM16_48K)
+            except SessionLimitReached as exc:
+                raise CallRequestError(str(exc), status=429, code="session_limit_reached") from None
+            except ValueError as exc:  # an invalid session config
+                raise CallRequestError(f"invalid session: {exc}", code="invalid_value") from None
+            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_events)
+            try:
+                call.attach_media()
+                with host_policy(policy_for(self.state.host, True)):
+                    await pc.setLocalDescription(await pc.createAnswer())
+            except BaseException:
+                runner.close()
+                raise
+        except BaseException:
+            await self._close_peer(pc)
+            raise
+        self.calls[call.id] = call
+        self.state.calls.add(call)
+        call.on_ended(self._forget)
+        call.start(CONNECT_DEADLINE_S)
+        self.calls_created += 1
+        return call
+
+    def _forget(self, call: WebRTCCall) -> None:
+        self.calls.pop(call.id, None)
+        if self.state.calls.get(call.id) is call:
+            self.state.calls.remove(call.id)
+        self.peers.discard(call.pc)
+
+    async def _close_peer(self, pc: RTCPeerConnection) -> None:
+        with contextlib.suppress(Exception):
+            await pc.close()
+        self.peers.discard(pc)
+
+    async def close(self) -> None:
+        """Hang up every call (the server is stopping)."""
+        for call in list(self.calls.values()):
+            await call.hangup()
+
+
+CALLS_KEY = web.AppKey("rtlayer.webrtc", WebRTCFront)
+
+
+async def create_call(request: web.Request) -> web.Response:
+    """``POST /v1/realtime/calls``: the SDP offer in, ``201`` + ``Location`` + the SDP answer out."""
+    state = request.app[STATE_KEY]
+    front = request.app[CALLS_KEY]
+    key, _ = bearer_key(request)
+    if not state.check_key(key, allow_ephemeral=True):
+        front.calls_refused += 1
+        if key:
+            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
+    config: dict[str, Any] = {}
+    if key and key.startswith("ek_"):
+        secret = state.client_secret(key)
+        if secret is not None:
+            config.update(secret.session)
+    try:
+        parsed = parse_call_request(request.headers.get("Content-Type", ""), await request.read())
+        if parsed.session:
+            config.update(parsed.session)
+        model = request.query.get("model") or _str_or_none(config.get("model"))
+        call = await front.create_call(parsed.sdp, config or None, model)
+    except CallRequestError as exc:
+        front.calls_refused += 1
+        return json_error(exc.status, str(exc), code=exc.code)
+    assert call.pc.localDescription is not None
+    return web.Response(
+        status=201,
+        text=call.pc.localDescription.sdp,
+        content_type="application/sdp",
+        headers={"Location": f"/v1/realtime/calls/{call.id}"},
+    )
+
+
+async def talk_page(request: web.Request) -> web.FileResponse:
+    """``GET /``: the talk page (plain JavaScript, no build step)."""
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    await app[CALLS_KEY].close()
+
+
+def setup(app: web.Application, state: ServerState) -> None:
+    """Install ``POST /v1/realtime/calls``, ``GET /`` and ``/static/`` on the server's app."""
+    app[CALLS_KEY] = WebRTCFront(state)
+    app.router.add_post("/v1/realtime/calls", create_call)
+    app.router.add_get("/", talk_page)
+    app.router.add_static("/static/", STATIC_DIR, show_index=False)
+    app.on_shutdown.append(_on_shutdown)
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
