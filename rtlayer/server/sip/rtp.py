@@ -1,0 +1,255 @@
+"""RTP for one G.711 call (RFC 3550, RFC 4733), sans-I/O.
+
+- :func:`parse_rtp` / :class:`RtpPacket`: the fixed header, CSRCs, extension and padding.
+- :class:`RtpSender`: sequence numbers, timestamps and the marker bit of what we send. Silence is not
+  sent (the timestamp still advances), and the first packet of each talk spurt carries the marker.
+- :class:`RtpReceiver`: a small reorder buffer keyed by extended sequence number. Duplicates and
+  packets that arrive after their slot was played are dropped and counted; a gap that does not fill
+  within ``depth`` packets is declared lost and filled with G.711 silence so the session's clock and
+  voice detection keep counting time. RFC 4733 ``telephone-event`` packets become DTMF digits, one per
+  event (an event is identified by its timestamp; its repeated end packets are ignored).
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections import deque
+from dataclasses import dataclass
+
+__all__ = [
+    "DTMF_EVENTS",
+    "RtpError",
+    "RtpPacket",
+    "RtpReceiver",
+    "RtpSender",
+    "encode_dtmf",
+    "parse_rtp",
+]
+
+_HEADER = struct.Struct("!BBHII")
+DTMF_EVENTS = "0123456789*#ABCD"
+# G.711 encodings of a zero sample: what a lost packet is filled with.
+SILENCE = {"pcmu": 0xFF, "pcma": 0xD5}
+
+
+class RtpError(ValueError):
+    """Not an RTP packet we can use."""
+
+
+@dataclass(frozen=True, slots=True)
+class RtpPacket:
+    payload_type: int
+    sequence: int
+    timestamp: int
+    ssrc: int
+    payload: bytes
+    marker: bool = False
+
+    def to_bytes(self) -> bytes:
+        head = _HEADER.pack(
+            0x80,
+            (0x80 if self.marker else 0) | (self.payload_type & 0x7F),
+            self.sequence & 0xFFFF,
+            self.timestamp & 0xFFFFFFFF,
+            self.ssrc & 0xFFFFFFFF,
+        )
+        return head + self.payload
+
+
+def parse_rtp(data: bytes) -> RtpPacket:
+    """One RTP packet; raises :class:`RtpError` for anything that is not version-2 RTP."""
+    if len(data) < 12:
+        raise RtpError("shorter than an RTP header")
+    b0, b1, seq, ts, ssrc = _HEADER.unpack_from(data)
+    if b0 >> 6 != 2:
+        raise RtpError("not RTP version 2")
+    pt = b1 & 0x7F
+    if 72 <= pt <= 76:
+        raise RtpError("an RTCP packet")  # RFC 5761 demultiplexing
+    offset = 12 + 4 * (b0 & 0x0F)
+    if b0 & 0x10:  # header extension: 4 bytes of profile+length, then length words
+        if len(data) < offset + 4:
+            raise RtpError("truncated header extension")
+        (words,) = struct.unpack_from("!H", data, offset + 2)
+        offset += 4 + 4 * words
+    end = len(data)
+    if b0 & 0x20:
+        pad = data[-1]
+        if pad == 0 or pad > end - offset:
+            raise RtpError("bad padding")
+        end -= pad
+    if offset > end:
+        raise RtpError("truncated packet")
+    return RtpPacket(pt, seq, ts, ssrc, bytes(data[offset:end]), bool(b1 & 0x80))
+
+
+class RtpSender:
+    """Stamps outgoing G.711 frames; one per call direction."""
+
+    def __init__(
+        self, payload_type: int, *, ssrc: int | None = None, rng: random.Random | None = None
+    ) -> None:
+        r = rng or random.Random()
+        self.payload_type = payload_type
+        self.ssrc = r.getrandbits(32) if ssrc is None else ssrc
+        # RFC 3550 5.1: random initial sequence number and timestamp.
+        self.sequence = r.getrandbits(16)
+        self.timestamp = r.getrandbits(32)
+        self._talking = False
+        self.packets_sent = 0
+
+    def packet(self, payload: bytes) -> bytes:
+        """The next packet carrying ``payload`` (8 kHz G.711: one sample per byte)."""
+        pkt = RtpPacket(
+            self.payload_type, self.sequence, self.timestamp, self.ssrc, payload, not self._talking
+        )
+        self._talking = True
+        self.sequence = (self.sequence + 1) & 0xFFFF
+        self.timestamp = (self.timestamp + len(payload)) & 0xFFFFFFFF
+        self.packets_sent += 1
+        return pkt.to_bytes()
+
+    def skip(self, samples: int) -> None:
+        """A frame time with nothing to send: the clock runs on, the next packet starts a talk spurt."""
+        self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
+        self._talking = False
+
+
+def encode_dtmf(
+    digit: str, *, sequence: int, timestamp: int, ssrc: int, duration: int, end: bool, pt: int = 101
+) -> bytes:
+    """One RFC 4733 telephone-event packet (used by tests and by anyone generating DTMF)."""
+    event = DTMF_EVENTS.index(digit.upper())
+    payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, duration & 0xFFFF)
+    return RtpPacket(pt, sequence, timestamp, ssrc, payload, marker=duration <= 160 and not end).to_bytes()
+
+
+class RtpReceiver:
+    """Reorders, de-duplicates and gap-fills one incoming stream; drained with :meth:`pop_audio`."""
+
+    def __init__(
+        self, codec: str, payload_type: int, telephone_event: int | None = None, *, depth: int = 3
+    ) -> None:
+        self.codec = codec
+        self.payload_type = payload_type
+        self.telephone_event = telephone_event
+        self.depth = depth
+        self._buffer: dict[int, bytes] = {}
+        self._next: int | None = None  # extended sequence number of the next packet to play
+        self._highest = -1
+        self._cycles = 0
+        self._last_dtmf_ts: int | None = None
+        self._audio: list[bytes] = []
+        self._recent_lost: deque[int] = deque(maxlen=64)
+        self._first = 0
+        self._digits: list[str] = []
+        self._ssrc: int | None = None
+        # counters
+        self.received = 0
+        self.duplicates = 0
+        self.late = 0
+        self.lost = 0
+        self.reordered = 0
+        self.invalid = 0
+        self.other_payload = 0
+
+    def _extend(self, seq: int) -> int:
+        # RFC 3550 appendix A.1: extend the 16-bit sequence number across wraparound.
+        if self._highest < 0:
+            return seq
+        high16 = self._highest & 0xFFFF
+        ext = self._cycles + seq
+        if seq < high16 and high16 - seq > 0x8000:
+            ext += 0x10000
+        elif seq > high16 and seq - high16 > 0x8000:
+            ext -= 0x10000
+        return ext
+
+    def receive(self, data: bytes) -> None:
+        """Feed one datagram; garbage is counted in ``invalid`` and dropped."""
+        try:
+            pkt = parse_rtp(data)
+        except RtpError:
+            self.invalid += 1
+            return
+        if pkt.payload_type == self.telephone_event and self.telephone_event is not None:
+            self._dtmf(pkt)
+            return
+        if pkt.payload_type != self.payload_type or not pkt.payload:
+            self.other_payload += 1
+            return
+        if self._ssrc is not None and pkt.ssrc != self._ssrc:
+            # a new source (a transfer, a re-INVITE): restart the sequence space
+            self._flush_all()
+            self._next = None
+            self._recent_lost.clear()
+            self._highest = -1
+            self._cycles = 0
+        self._ssrc = pkt.ssrc
+        self.received += 1
+        ext = self._extend(pkt.sequence)
+        out_of_order = ext < self._highest
+        if ext > self._highest:
+            self._highest = ext
+            self._cycles = ext & ~0xFFFF
+        if self._next is None:
+            self._next = self._first = ext
+        if ext < self._next:
+            # already played (a duplicate) or its slot was given up as lost (late)
+            if ext in self._recent_lost or ext < self._first:
+                self.late += 1
+            else:
+                self.duplicates += 1
+            return
+        if ext in self._buffer:
+            self.duplicates += 1
+            return
+        self.reordered += out_of_order
+        self._buffer[ext] = pkt.payload
+        self._drain()
+
+    def _drain(self) -> None:
+        assert self._next is not None
+        while self._buffer:
+            if self._next in self._buffer:
+                self._audio.append(self._buffer.pop(self._next))
+                self._next += 1
+            elif self._highest - self._next >= self.depth:
+                # the gap did not fill in time: one packet lost, filled with silence of the usual size
+                size = len(next(iter(self._buffer.values())))
+                self._audio.append(bytes([SILENCE[self.codec]]) * size)
+                self.lost += 1
+                self._recent_lost.append(self._next)
+                self._next += 1
+            else:
+                break
+
+    def _flush_all(self) -> None:
+        for key in sorted(self._buffer):
+            self._audio.append(self._buffer[key])
+        self._buffer.clear()
+
+    def _dtmf(self, pkt: RtpPacket) -> None:
+        if len(pkt.payload) < 4:
+            self.invalid += 1
+            return
+        event = pkt.payload[0]
+        if event >= len(DTMF_EVENTS):
+            self.other_payload += 1  # flash and tones other than digits
+            return
+        if pkt.timestamp == self._last_dtmf_ts:
+            return  # a continuation or a repeated end packet of the same event
+        self._last_dtmf_ts = pkt.timestamp
+        self._digits.append(DTMF_EVENTS[event])
+
+    def pop_audio(self) -> bytes:
+        """G.711 bytes ready in order since the last call."""
+        out = b"".join(self._audio)
+        self._audio.clear()
+        return out
+
+    def pop_digits(self) -> list[str]:
+        out = self._digits
+        self._digits = []
+        return out

@@ -1,0 +1,177 @@
+"""The UAS dialog state machine, sans-I/O: time is an argument, the wire is bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rtlayer.server.sip.dialog import T1, T2, CallState, UasDialog
+from rtlayer.server.sip.message import SipRequest, SipResponse, header_param, parse_message
+
+FIXTURES = Path(__file__).parent / "sip_fixtures"
+PEER = ("127.0.0.1", 40002)  # where the INVITE really came from (differs from its Via: rport)
+
+
+def _invite() -> SipRequest:
+    msg = parse_message((FIXTURES / "invite_pcma_30ms.sip").read_bytes())
+    assert isinstance(msg, SipRequest)
+    return msg
+
+
+def _dialog(ring_timeout: float = 60.0) -> UasDialog:
+    return UasDialog(
+        _invite(), PEER, local_contact="sip:rtlayer@127.0.0.1:5070", now=0.0, ring_timeout=ring_timeout
+    )
+
+
+def _sent(d: UasDialog) -> list[SipRequest | SipResponse]:
+    out = []
+    for data, addr in d.datagrams_to_send():
+        assert addr == PEER  # always back to the packet's source
+        out.append(parse_message(data))
+    return out
+
+
+def _in_dialog(d: UasDialog, method: str, cseq: int) -> SipRequest:
+    """A request from the caller inside the dialog (with our To tag)."""
+    inv = d.invite
+    return SipRequest(
+        method=method,
+        uri="sip:rtlayer@127.0.0.1:5070",
+        headers=[
+            ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-x;rport"),
+            ("From", inv.get("From") or ""),
+            ("To", f"{inv.get('To')};tag={d.local_tag}"),
+            ("Call-ID", inv.call_id),
+            ("CSeq", f"{cseq} {method}"),
+        ],
+    )
+
+
+def _status(msgs: list[SipRequest | SipResponse]) -> list[int | str]:
+    return [m.status if isinstance(m, SipResponse) else m.method for m in msgs]
+
+
+def test_accept_resend_until_ack_then_remote_bye() -> None:
+    d = _dialog()
+    assert _status(_sent(d)) == [100]
+    assert d.accept(b"v=0\r\n", now=1.0)
+    (ok,) = _sent(d)
+    assert isinstance(ok, SipResponse) and ok.status == 200 and ok.body == b"v=0\r\n"
+    assert header_param(ok.get("To") or "", "tag") == d.local_tag
+    assert "rport=40002" in ok.get_all("Via")[0] and len(ok.get_all("Via")) == 2
+    # Timer G: resent at T1, then 2*T1, capped at T2
+    times = []
+    now = 1.0
+    for _ in range(5):
+        timer = d.get_timer()
+        assert timer is not None
+        now = timer
+        d.handle_timer(now)
+        assert _status(_sent(d)) == [200]
+        times.append(round(now - 1.0, 3))
+    assert times == [T1, 3 * T1, 7 * T1, 7 * T1 + T2, 7 * T1 + 2 * T2]
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, now)
+    assert d.state is CallState.CONFIRMED and d.get_timer() is None
+    assert [e.kind for e in d.events()] == ["answered", "confirmed"]
+    d.receive_request(_in_dialog(d, "BYE", 2), PEER, now + 1)
+    assert _status(_sent(d)) == [200]
+    assert d.state is CallState.ENDED and d.events()[0].reason == "remote_hangup"
+
+
+def test_invite_retransmission_gets_the_same_answer() -> None:
+    d = _dialog()
+    d.receive_request(_invite(), PEER, 0.1)
+    assert _status(_sent(d)) == [100, 100]
+    d.accept(b"sdp", 0.2)
+    first = d.datagrams_to_send()[0][0]
+    d.receive_request(_invite(), PEER, 0.3)
+    assert d.datagrams_to_send()[0][0] == first
+
+
+def test_reject_603_waits_for_ack() -> None:
+    d = _dialog()
+    _sent(d)
+    assert d.reject(603, 0.5)
+    assert _status(_sent(d)) == [603]
+    assert [(e.kind, e.status) for e in d.events()] == [("ended", 603)]
+    d.handle_timer(1.0)
+    assert _status(_sent(d)) == [603]
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 1.1)
+    assert d.state is CallState.ENDED and d.get_timer() is None
+    assert not d.accept(b"late", 2.0)  # a decision after the end is refused, not sent
+
+
+def test_app_hangup_sends_bye_and_ends_on_its_answer() -> None:
+    d = _dialog()
+    d.accept(b"sdp", 0.0)
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 0.1)
+    _sent(d)
+    d.events()
+    assert d.hangup(1.0)
+    (bye,) = _sent(d)
+    assert isinstance(bye, SipRequest) and bye.method == "BYE"
+    assert bye.uri == "sip:sipp@127.0.0.1:5061"  # the caller's Contact
+    assert header_param(bye.get("From") or "", "tag") == d.local_tag
+    assert header_param(bye.get("To") or "", "tag") == "1SIPpTag001"
+    d.handle_timer(1.0 + T1)  # Timer E resends the BYE
+    assert _status(_sent(d)) == ["BYE"]
+    ok = SipResponse(headers=list(bye.headers), status=200, reason="OK")
+    d.receive_response(ok, 1.6)
+    assert d.state is CallState.ENDED
+    assert [(e.kind, e.reason) for e in d.events()] == [("ended", "local_hangup")]
+
+
+def test_cancel_while_ringing() -> None:
+    d = _dialog()
+    _sent(d)
+    cancel = _invite()
+    cancel.method = "CANCEL"
+    cancel.set("CSeq", "1 CANCEL")
+    cancel.body = b""
+    d.receive_request(cancel, PEER, 0.5)
+    out = _sent(d)
+    assert _status(out) == [200, 487]
+    assert out[0].cseq == (1, "CANCEL") and out[1].cseq == (1, "INVITE")
+    assert d.events()[0].reason == "cancelled"
+
+
+def test_never_accepted_times_out_with_408() -> None:
+    d = _dialog(ring_timeout=5.0)
+    _sent(d)
+    assert d.get_timer() == 5.0
+    d.handle_timer(5.0)
+    assert _status(_sent(d)) == [408]
+    assert d.events()[0].reason == "timeout"
+    d.handle_timer(5.0 + 64 * T1)  # no ACK ever: gives up without more sends
+    assert _sent(d) == [] and d.state is CallState.ENDED and d.get_timer() is None
+
+
+def test_refer_before_answer_redirects_and_after_answer_sends_refer() -> None:
+    d = _dialog()
+    _sent(d)
+    d.refer("tel:+14155550123", 0.1)
+    (redirect,) = _sent(d)
+    assert isinstance(redirect, SipResponse) and redirect.status == 302
+    assert redirect.get("Contact") == "<tel:+14155550123>"
+
+    d = _dialog()
+    d.accept(b"sdp", 0.0)
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 0.1)
+    _sent(d)
+    d.refer("sip:agent@127.0.0.1", 1.0)
+    (refer,) = _sent(d)
+    assert isinstance(refer, SipRequest) and refer.method == "REFER"
+    assert refer.get("Refer-To") == "<sip:agent@127.0.0.1>"
+    notify = _in_dialog(d, "NOTIFY", 2)
+    notify.body = b"SIP/2.0 200 OK\r\n"
+    d.receive_request(notify, PEER, 1.5)
+    assert _status(_sent(d)) == [200, "BYE"]
+
+
+def test_options_and_unknown_methods_in_dialog() -> None:
+    d = _dialog()
+    _sent(d)
+    d.receive_request(_in_dialog(d, "OPTIONS", 2), PEER, 0.1)
+    d.receive_request(_in_dialog(d, "SUBSCRIBE", 3), PEER, 0.1)
+    d.receive_request(_in_dialog(d, "BYE", 4), PEER, 0.1)  # BYE before an answer: no such dialog yet
+    assert _status(_sent(d)) == [200, 405, 481]
