@@ -26,6 +26,7 @@ __all__ = [
     "AudioConverter",
     "AudioFormat",
     "Codec",
+    "PlaybackTracker",
 ]
 
 Codec = Literal["pcm16", "pcmu", "pcma"]
@@ -165,3 +166,70 @@ class AudioConverter:
     def reset(self) -> None:
         if self._transcoder is not None:
             self._transcoder.reset()
+
+
+class PlaybackTracker:
+    """What the user has actually heard, fed by the app's player, so that an interruption truncates right.
+
+    The app calls :meth:`on_play_bytes` (bytes in the format of the ``audio`` events it received) or
+    :meth:`on_play_ms` as its speaker consumes audio; the transport reads :meth:`played_ms` when the user
+    barges in and sends ``conversation.item.truncate`` with that, so the model's memory matches what was heard.
+    Method names follow ``agents.realtime.RealtimePlaybackTracker``. Without a tracker, transports use their own
+    playout clock (audio assumed played in real time from its arrival).
+    """
+
+    __slots__ = ("_format", "_played", "current_content_index", "current_item_id")
+
+    #: how many items it remembers (an interruption only ever concerns the latest ones)
+    MAX_ITEMS = 16
+
+    def __init__(self, format: AudioFormat = PCM16_24K) -> None:
+        self._format = format
+        self._played: dict[tuple[str, int], float] = {}
+        self.current_item_id: str | None = None
+        self.current_content_index: int | None = None
+
+    @property
+    def audio_format(self) -> AudioFormat:
+        return self._format
+
+    def set_audio_format(self, format: AudioFormat) -> None:
+        """The format of the bytes given to :meth:`on_play_bytes` (the transport sets the app's output format)."""
+        self._format = format
+
+    def on_play_bytes(
+        self, item_id: str, item_content_index: int, data: bytes | bytearray | memoryview | int
+    ) -> None:
+        """The player finished playing ``data`` (or that many bytes) of ``item_id``."""
+        nbytes = data if isinstance(data, int) else len(data)
+        self.on_play_ms(item_id, item_content_index, self._format.duration_ms(nbytes))
+
+    def on_play_ms(self, item_id: str, item_content_index: int, ms: float) -> None:
+        """The player finished playing ``ms`` more milliseconds of ``item_id``."""
+        if ms < 0:
+            raise ValueError(f"played milliseconds must not be negative, got {ms}")
+        key = (item_id, item_content_index)
+        if key not in self._played and len(self._played) >= self.MAX_ITEMS:
+            del self._played[next(iter(self._played))]
+        self._played[key] = self._played.get(key, 0.0) + ms
+        self.current_item_id = item_id
+        self.current_content_index = item_content_index
+
+    def played_ms(self, item_id: str, item_content_index: int = 0) -> float:
+        """Milliseconds of ``item_id`` played so far (0.0 for an item the player has not started)."""
+        return self._played.get((item_id, item_content_index), 0.0)
+
+    def on_interrupted(self) -> None:
+        """Called by the transport when playback is interrupted: the current item is over."""
+        self.current_item_id = None
+        self.current_content_index = None
+
+    def get_state(self) -> dict[str, Any]:
+        """``{"current_item_id", "current_item_content_index", "elapsed_ms"}`` like the Agents SDK's tracker."""
+        if self.current_item_id is None or self.current_content_index is None:
+            return {"current_item_id": None, "current_item_content_index": None, "elapsed_ms": None}
+        return {
+            "current_item_id": self.current_item_id,
+            "current_item_content_index": self.current_content_index,
+            "elapsed_ms": self.played_ms(self.current_item_id, self.current_content_index),
+        }

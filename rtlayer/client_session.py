@@ -1,0 +1,637 @@
+"""The client side of one Realtime session, sans-I/O: what every transport tracks about the conversation.
+
+``ClientSession`` is fed the server's events (``receive_event``) and the app's calls (``send_message``,
+``interrupt``, ...) with the current time ``now`` (monotonic seconds), and produces client events to send
+(``send`` callback or ``events_to_send()``) and transport events to emit (``emit`` callback or ``emitted()``).
+It owns:
+
+- the active response and ``response.create`` sequencing (``_response_sequencer``);
+- the current audio item, the audio received per item, output conversion and framing to the app's format;
+- interruption: stop (``audio_interrupted``), cancel unless the server's ``interrupt_response`` already does,
+  and ``conversation.item.truncate`` at what the user heard, from the app's ``PlaybackTracker`` or else a
+  playout clock (audio assumed played in real time from its arrival). It stays right after
+  ``output_audio.done`` while buffered audio still plays (the JS SDK forgets the item at that point);
+- mute (input replaced by silence, so the server's turn detection keeps its timeline).
+"""
+
+from __future__ import annotations
+
+import binascii
+import copy
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import rtlayer_native
+
+from ._response_sequencer import ResponseCreateSequencer
+from .audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
+from .protocol.session_config import normalize_session
+from .transport import (
+    AudioDoneEvent,
+    AudioEvent,
+    AudioInterruptedEvent,
+    ErrorEvent,
+    FunctionCallEvent,
+    ItemDeletedEvent,
+    ItemUpdateEvent,
+    OutputTextDeltaEvent,
+    TranscriptDeltaEvent,
+    TurnDoneEvent,
+    TurnStartedEvent,
+    Usage,
+)
+
+__all__ = ["ClientSession", "PlayoutClock"]
+
+logger = logging.getLogger("rtlayer.client_session")
+
+Emit = Callable[[str, Any], None]
+Send = Callable[[dict[str, Any]], None]
+
+_LEGACY_FORMATS: dict[str, dict[str, Any]] = {
+    "pcm16": {"type": "audio/pcm", "rate": 24000},
+    "g711_ulaw": {"type": "audio/pcmu"},
+    "g711_alaw": {"type": "audio/pcma"},
+    "audio/pcmu": {"type": "audio/pcmu"},
+    "audio/pcma": {"type": "audio/pcma"},
+}
+_SILENCE_BYTE = {"pcm16": b"\x00", "pcmu": b"\xff", "pcma": b"\xd5"}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else an empty one (server events are read defensively)."""
+    return value if isinstance(value, dict) else {}
+
+
+class PlayoutClock:
+    """When the app gives no tracker: audio is assumed to play in real time, in order, from its arrival.
+
+    ``push`` schedules each chunk after the previous one (or now, after a gap); what has been heard at
+    ``now`` is what was received minus what is still queued.
+    """
+
+    __slots__ = ("queued_until", "received_ms")
+
+    def __init__(self) -> None:
+        self.queued_until: float | None = None
+        self.received_ms = 0.0
+
+    def push(self, ms: float, now: float) -> None:
+        start = now if self.queued_until is None or self.queued_until < now else self.queued_until
+        self.queued_until = start + ms / 1000.0
+        self.received_ms += ms
+
+    def played_ms(self, now: float) -> float:
+        if self.queued_until is None:
+            return 0.0
+        return max(0.0, self.received_ms - max(0.0, (self.queued_until - now) * 1000.0))
+
+    def playing(self, now: float) -> bool:
+        return self.queued_until is not None and self.queued_until > now
+
+
+class _AudioItem:
+    __slots__ = ("clock", "content_index", "done", "item_id", "received_bytes", "response_id")
+
+    def __init__(self, item_id: str, content_index: int, response_id: str) -> None:
+        self.item_id = item_id
+        self.content_index = content_index
+        self.response_id = response_id
+        self.received_bytes = 0
+        self.done = False
+        self.clock = PlayoutClock()
+
+
+class ClientSession:
+    """One session's client state; a transport holds one per connection (see the module docstring)."""
+
+    #: interrupted items whose late deltas are dropped (bounded)
+    _MAX_INTERRUPTED = 32
+
+    def __init__(
+        self,
+        *,
+        input_format: AudioFormat | None = None,
+        output_format: AudioFormat | None = None,
+        output_frame_ms: int | None = None,
+        tracker: PlaybackTracker | None = None,
+        emit: Emit | None = None,
+        send: Send | None = None,
+        retrieve_items: bool = False,
+    ) -> None:
+        self.input_format = input_format
+        self.output_format = output_format
+        self.output_frame_ms = output_frame_ms
+        self.tracker = tracker
+        self.retrieve_items = retrieve_items
+        self._emitted: list[tuple[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+        self._emit: Emit = (
+            emit if emit is not None else lambda name, payload: self._emitted.append((name, payload))
+        )
+        self._send: Send = send if send is not None else self._outbox.append
+        self.sequencer = ResponseCreateSequencer()
+        self.config: dict[str, Any] = {}
+        self.session_input_format = PCM16_24K
+        self.session_output_format = PCM16_24K
+        self.interrupt_response = True
+        self.active_response_id: str | None = None
+        self.muted = False
+        self.muted_bytes = 0
+        self._audio: _AudioItem | None = None
+        self._interrupted: dict[str, None] = {}
+        self._received: dict[tuple[str, int], int] = {}
+        self._in_conv: AudioConverter | None = None
+        self._out_conv: AudioConverter | None = None
+        self._framer: rtlayer_native.Framer | None = None
+        self._tracing_wanted: Any = "auto"
+        self._configure_audio()
+
+    # -- draining (when no callbacks were given) ------------------------------------------------------------
+
+    def events_to_send(self) -> list[dict[str, Any]]:
+        out = self._outbox[:]
+        self._outbox.clear()
+        return out
+
+    def emitted(self) -> list[tuple[str, Any]]:
+        out = self._emitted[:]
+        self._emitted.clear()
+        return out
+
+    # -- app side --------------------------------------------------------------------------------------------
+
+    def send_event(self, event: Mapping[str, Any]) -> None:
+        """Any raw client event; ``response.create`` goes through the sequencer."""
+        kind = event.get("type")
+        if kind == "response.create":
+            self._send_all(self.sequencer.request(dict(event), manual=True))
+            return
+        if kind == "response.cancel":
+            self.sequencer.begin_cancel()
+        self._send(dict(event))
+
+    def request_response(self, response: Mapping[str, Any] | None = None) -> None:
+        """Ask for a response; without a body it is automatic and may be coalesced with others waiting."""
+        event: dict[str, Any] = {"type": "response.create"}
+        if response is not None:
+            event["response"] = dict(response)
+        self._send_all(self.sequencer.request(event, manual=response is not None))
+
+    def session_update(self, config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
+        """The ``session.update`` event for a partial config in GA or legacy (flat, camelCase) shape."""
+        session = normalize_session(dict(config))
+        session["type"] = "realtime"
+        audio = session.get("audio")
+        for direction in ("input", "output"):
+            # Legacy names ("pcm16", "g711_ulaw") become GA format objects, as the JS SDK maps them.
+            part = audio.get(direction) if isinstance(audio, dict) else None
+            if (
+                isinstance(part, dict)
+                and isinstance(part.get("format"), str)
+                and part["format"] in _LEGACY_FORMATS
+            ):
+                part["format"] = dict(_LEGACY_FORMATS[part["format"]])
+        if model is not None and "model" not in session:
+            session["model"] = model
+        if "tracing" in session:
+            self._tracing_wanted = None  # the app chose; do not add "auto" on session.created
+        return {"type": "session.update", "session": session}
+
+    def update_session_config(self, config: Mapping[str, Any], model: str | None = None) -> None:
+        self._send(self.session_update(config, model))
+
+    def send_message(
+        self,
+        message: str | Mapping[str, Any],
+        other_event_data: Mapping[str, Any] | None = None,
+        *,
+        trigger_response: bool = True,
+    ) -> None:
+        """A user message (text, or a message item with content parts); then a response unless told not to."""
+        if isinstance(message, str):
+            content: list[Any] = [{"type": "input_text", "text": message}]
+        else:
+            content = []
+            for part in message.get("content", []):
+                if isinstance(part, Mapping) and part.get("type") == "input_image" and "image" in part:
+                    content.append({"type": "input_image", "image_url": part["image"]})
+                else:
+                    content.append(part)
+        event = {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": content},
+        }
+        event.update(other_event_data or {})
+        self._send(event)
+        if trigger_response:
+            self.request_response()
+
+    def add_image(self, image: str, *, trigger_response: bool = True) -> None:
+        """An image (a data URL or https URL) as a user message."""
+        self.send_message(
+            {"content": [{"type": "input_image", "image": image}]}, trigger_response=trigger_response
+        )
+
+    def send_function_call_output(
+        self, call: FunctionCallEvent, output: str, start_response: bool = True
+    ) -> None:
+        self._send(
+            {
+                "type": "conversation.item.create",
+                "item": {"type": "function_call_output", "call_id": call.call_id, "output": output},
+            }
+        )
+        item = {
+            "id": call.item_id,
+            "type": "function_call",
+            "status": "completed",
+            "name": call.name,
+            "call_id": call.call_id,
+            "arguments": call.arguments,
+            "output": output,
+        }
+        self._emit("item_update", ItemUpdateEvent(call.item_id, "function_call", "completed", item))
+        if start_response:
+            self.request_response()
+
+    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
+        """Makes the server's conversation match ``new_history`` (items with ``id``): deletes what went or
+        changed, then creates what came or changed (messages only; function calls cannot be re-created)."""
+        old = {i["id"]: i for i in old_history if isinstance(i, dict) and "id" in i}
+        new = {i["id"]: i for i in new_history if isinstance(i, dict) and "id" in i}
+        changed = [k for k in new if k in old and new[k] != old[k]]
+        for item_id in [k for k in old if k not in new] + changed:
+            self._send({"type": "conversation.item.delete", "item_id": item_id})
+        for item_id in [k for k in new if k not in old] + changed:
+            item = new[item_id]
+            if item.get("type") != "message":
+                logger.warning("reset_history: %s items cannot be re-created; skipped", item.get("type"))
+                continue
+            entry: dict[str, Any] = {k: item[k] for k in ("id", "type", "role", "content") if k in item}
+            if item.get("role") != "system" and "status" in item:
+                entry["status"] = item["status"]
+            self._send({"type": "conversation.item.create", "item": entry})
+
+    def mute(self, muted: bool) -> None:
+        self.muted = bool(muted)
+
+    def encode_audio(self, data: bytes | bytearray | memoryview) -> str:
+        """The ``input_audio_buffer.append`` text for app audio (converted to the session's input format).
+
+        Built by concatenation: base64 needs no JSON escaping, and this is the hot send path.
+        """
+        if self.muted:
+            fmt = self.input_format or self.session_input_format
+            self.muted_bytes += len(data)
+            data = _SILENCE_BYTE[fmt.codec] * len(data)
+        if self._in_conv is not None:
+            data = self._in_conv.convert(data)
+        elif len(data) % 2 and self.session_input_format.codec == "pcm16":
+            from .exceptions import InvalidAudioError
+
+            raise InvalidAudioError(f"PCM16 data must have an even number of bytes, got {len(data)}")
+        return (
+            '{"type":"input_audio_buffer.append","audio":"'
+            + binascii.b2a_base64(data, newline=False).decode("ascii")
+            + '"}'
+        )
+
+    def interrupt(self, now: float, cancel_ongoing_response: bool = True) -> bool:
+        """The user barged in: returns whether audio was playing (and so was stopped and truncated)."""
+        item = self._audio
+        if item is not None and self._is_playing(item, now):
+            received_ms = self.session_output_format.duration_ms(item.received_bytes)
+            audio_end_ms = int(min(self._heard_ms(item, now), received_ms))
+            if cancel_ongoing_response:
+                self._cancel()
+            self._stop_item(item)
+            self._emit(
+                "audio_interrupted",
+                AudioInterruptedEvent(item.item_id, item.content_index, audio_end_ms, item.response_id),
+            )
+            self._send(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item.item_id,
+                    "content_index": item.content_index,
+                    "audio_end_ms": audio_end_ms,
+                }
+            )
+            return True
+        if cancel_ongoing_response:
+            self._cancel()
+        return False
+
+    def heard_ms(self, item_id: str, now: float, content_index: int = 0) -> float:
+        """How much of an item the user has heard (tracker or playout clock), capped at what was received."""
+        item = self._audio
+        if item is None or item.item_id != item_id or item.content_index != content_index:
+            return 0.0
+        return min(self._heard_ms(item, now), self.session_output_format.duration_ms(item.received_bytes))
+
+    def audio_received_ms(self, item_id: str, content_index: int = 0) -> float:
+        return self.session_output_format.duration_ms(self._received.get((item_id, content_index), 0))
+
+    @property
+    def current_audio_item_id(self) -> str | None:
+        return None if self._audio is None else self._audio.item_id
+
+    def connection_lost(self) -> None:
+        """The connection ended: nothing in flight can be answered any more."""
+        self.sequencer.reset()
+        self.active_response_id = None
+        if self._audio is not None:
+            self._stop_item(self._audio)
+
+    # -- server side -----------------------------------------------------------------------------------------
+
+    def receive_event(self, event: dict[str, Any], now: float) -> None:
+        """One server event: emits ``*``, its own name, and the derived convenience events."""
+        kind = event.get("type")
+        self._emit("*", event)
+        if not isinstance(kind, str):
+            self._emit("error", ErrorEvent("server event without a type", "invalid_event", raw=event))
+            return
+        if kind == "error":
+            err = _obj(event.get("error"))
+            self._send_all(self.sequencer.error(err))
+            self._emit(
+                "error",
+                ErrorEvent(
+                    str(err.get("message", "")),
+                    err.get("code"),
+                    str(err.get("type", "error")),
+                    err.get("param"),
+                    err.get("event_id"),
+                    raw=event,
+                ),
+            )
+            return
+        self._emit(kind, event)
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(self, event, now)
+
+    def receive_audio_delta(
+        self, response_id: str, item_id: str, content_index: int, b64: str | bytes, now: float
+    ) -> None:
+        """The audio of one ``response.output_audio.delta`` (also the transports' fast path, which slices
+        the base64 out of the frame without parsing the whole JSON when nobody listens to raw events)."""
+        if item_id in self._interrupted:
+            return  # late audio of an item the user interrupted: never play it
+        raw = binascii.a2b_base64(b64)
+        item = self._audio
+        if item is None or item.item_id != item_id or item.content_index != content_index:
+            item = self._start_item(item_id, content_index, response_id)
+        n = len(raw)
+        item.received_bytes += n
+        key = (item_id, content_index)
+        self._received[key] = self._received.get(key, 0) + n
+        if self.tracker is None:
+            item.clock.push(n / self.session_output_format.bytes_per_ms, now)
+        if self._out_conv is not None:
+            raw = self._out_conv.convert(raw)
+        if self._framer is None:
+            self._emit("audio", AudioEvent(raw, response_id, item_id, content_index))
+        else:
+            for frame in self._framer.push(raw):
+                self._emit("audio", AudioEvent(frame, response_id, item_id, content_index))
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _send_all(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._send(event)
+
+    def _cancel(self) -> None:
+        if self.active_response_id is not None and self.sequencer.begin_cancel():
+            self._send({"type": "response.cancel"})
+
+    def _heard_ms(self, item: _AudioItem, now: float) -> float:
+        if self.tracker is not None:
+            return self.tracker.played_ms(item.item_id, item.content_index)
+        return item.clock.played_ms(now)
+
+    def _is_playing(self, item: _AudioItem, now: float) -> bool:
+        if not item.done:
+            return True
+        if self.tracker is not None:
+            return self._heard_ms(item, now) + 0.5 < self.session_output_format.duration_ms(
+                item.received_bytes
+            )
+        return item.clock.playing(now)
+
+    def _start_item(self, item_id: str, content_index: int, response_id: str) -> _AudioItem:
+        if self._audio is not None and not self._audio.done:
+            self._flush_output(self._audio)
+        item = _AudioItem(item_id, content_index, response_id)
+        self._audio = item
+        if len(self._received) > 64:
+            del self._received[next(iter(self._received))]
+        return item
+
+    def _stop_item(self, item: _AudioItem) -> None:
+        self._interrupted[item.item_id] = None
+        if len(self._interrupted) > self._MAX_INTERRUPTED:
+            del self._interrupted[next(iter(self._interrupted))]
+        if self._out_conv is not None:
+            self._out_conv.reset()
+        if self._framer is not None:
+            self._framer.reset()
+        if self.tracker is not None:
+            self.tracker.on_interrupted()
+        self._audio = None
+
+    def _flush_output(self, item: _AudioItem) -> None:
+        tail = self._out_conv.flush() if self._out_conv is not None else b""
+        frames = self._framer.push(tail) if self._framer is not None else ([tail] if tail else [])
+        if self._framer is not None:
+            last = self._framer.flush()
+            if last:
+                frames.append(last)
+        for frame in frames:
+            self._emit("audio", AudioEvent(frame, item.response_id, item.item_id, item.content_index))
+
+    def _configure_audio(self) -> None:
+        """(Re)builds converters after the session's formats are known or changed."""
+        out_fmt = self.output_format or self.session_output_format
+        self._out_conv = (
+            None
+            if out_fmt == self.session_output_format
+            else AudioConverter(self.session_output_format, out_fmt)
+        )
+        in_fmt = self.input_format or self.session_input_format
+        self._in_conv = (
+            None if in_fmt == self.session_input_format else AudioConverter(in_fmt, self.session_input_format)
+        )
+        self._framer = None
+        if self.output_frame_ms:
+            nbytes = out_fmt.bytes_for_ms(self.output_frame_ms)
+            self._framer = rtlayer_native.Framer(nbytes, pad_last=True)
+        if self.tracker is not None:
+            self.tracker.set_audio_format(out_fmt)
+
+    def _on_session(self, event: dict[str, Any], now: float) -> None:
+        session = event.get("session")
+        if not isinstance(session, dict):
+            return
+        self.config = copy.deepcopy(session)
+        audio = _obj(session.get("audio"))
+        inp = _obj(audio.get("input"))
+        out = _obj(audio.get("output"))
+        td = inp.get("turn_detection")
+        self.interrupt_response = bool(td.get("interrupt_response", True)) if isinstance(td, dict) else False
+        try:
+            fin = (
+                AudioFormat.from_session(inp.get("format")) if "format" in inp else self.session_input_format
+            )
+            fout = (
+                AudioFormat.from_session(out.get("format")) if "format" in out else self.session_output_format
+            )
+        except ValueError as exc:
+            self._emit(
+                "error", ErrorEvent(f"unusable audio format in {event.get('type')}: {exc}", "invalid_format")
+            )
+            return
+        if (fin, fout) != (self.session_input_format, self.session_output_format):
+            self.session_input_format, self.session_output_format = fin, fout
+            self._configure_audio()
+        if event.get("type") == "session.created" and self._tracing_wanted is not None:
+            # Like the official SDKs: ask for tracing once the session exists (unless the app configured it).
+            self._send(
+                {"type": "session.update", "session": {"type": "realtime", "tracing": self._tracing_wanted}}
+            )
+
+    def _on_response_created(self, event: dict[str, Any], now: float) -> None:
+        response = _obj(event.get("response"))
+        self.active_response_id = str(response.get("id", ""))
+        self._send_all(self.sequencer.response_created())
+        self._emit("turn_started", TurnStartedEvent(self.active_response_id, response))
+
+    def _on_response_done(self, event: dict[str, Any], now: float) -> None:
+        response = _obj(event.get("response"))
+        self.active_response_id = None
+        raw_usage = _obj(response.get("usage"))
+        inp, out = int(raw_usage.get("input_tokens") or 0), int(raw_usage.get("output_tokens") or 0)
+        usage = Usage(
+            inp,
+            out,
+            inp + out,
+            raw_usage.get("input_token_details") or {},
+            raw_usage.get("output_token_details") or {},
+        )
+        self._emit("usage_update", usage)
+        self._emit(
+            "turn_done",
+            TurnDoneEvent(str(response.get("id", "")), str(response.get("status", "")), response, usage),
+        )
+        self._send_all(self.sequencer.response_done())
+
+    def _on_audio_delta(self, event: dict[str, Any], now: float) -> None:
+        delta = event.get("delta")
+        if isinstance(delta, str):
+            self.receive_audio_delta(
+                str(event.get("response_id", "")),
+                str(event.get("item_id", "")),
+                int(event.get("content_index") or 0),
+                delta,
+                now,
+            )
+
+    def _on_audio_done(self, event: dict[str, Any], now: float) -> None:
+        item = self._audio
+        item_id = str(event.get("item_id", ""))
+        if item is not None and item.item_id == item_id and not item.done:
+            item.done = True
+            self._flush_output(item)
+        self._emit(
+            "audio_done",
+            AudioDoneEvent(str(event.get("response_id", "")), item_id, int(event.get("content_index") or 0)),
+        )
+
+    def _on_speech_started(self, event: dict[str, Any], now: float) -> None:
+        item = self._audio
+        if item is not None and self._is_playing(item, now):
+            self.interrupt(now, cancel_ongoing_response=not self.interrupt_response)
+
+    def _on_transcript_delta(self, event: dict[str, Any], now: float) -> None:
+        self._emit(
+            "audio_transcript_delta",
+            TranscriptDeltaEvent(
+                str(event.get("delta", "")), str(event.get("item_id", "")), str(event.get("response_id", ""))
+            ),
+        )
+
+    def _on_text_delta(self, event: dict[str, Any], now: float) -> None:
+        self._emit(
+            "output_text_delta",
+            OutputTextDeltaEvent(
+                str(event.get("delta", "")), str(event.get("item_id", "")), str(event.get("response_id", ""))
+            ),
+        )
+
+    def _on_item(self, event: dict[str, Any], now: float) -> None:
+        item = event.get("item")
+        if not isinstance(item, dict):
+            return
+        status = item.get("status")
+        if status is None:
+            status = "in_progress" if event.get("type") == "conversation.item.added" else "completed"
+        self._emit(
+            "item_update",
+            ItemUpdateEvent(
+                str(item.get("id", "")),
+                str(item.get("type", "")),
+                status,
+                item,
+                item.get("role"),
+                event.get("previous_item_id"),
+            ),
+        )
+
+    def _on_output_item_done(self, event: dict[str, Any], now: float) -> None:
+        item = event.get("item")
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "function_call"
+            and item.get("status") == "completed"
+        ):
+            self._emit(
+                "function_call",
+                FunctionCallEvent(
+                    str(item.get("name") or ""),
+                    str(item.get("call_id") or ""),
+                    str(item.get("arguments") or ""),
+                    str(item.get("id", "")),
+                    str(event.get("response_id", "")),
+                ),
+            )
+
+    def _on_item_deleted(self, event: dict[str, Any], now: float) -> None:
+        self._emit("item_deleted", ItemDeletedEvent(str(event.get("item_id", ""))))
+
+    def _on_retrievable(self, event: dict[str, Any], now: float) -> None:
+        if self.retrieve_items and isinstance(event.get("item_id"), str):
+            self._send({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
+
+
+_HANDLERS: dict[str, Callable[[ClientSession, dict[str, Any], float], None]] = {
+    "session.created": ClientSession._on_session,
+    "session.updated": ClientSession._on_session,
+    "response.created": ClientSession._on_response_created,
+    "response.done": ClientSession._on_response_done,
+    "response.output_audio.delta": ClientSession._on_audio_delta,
+    "response.output_audio.done": ClientSession._on_audio_done,
+    "input_audio_buffer.speech_started": ClientSession._on_speech_started,
+    "response.output_audio_transcript.delta": ClientSession._on_transcript_delta,
+    "response.output_text.delta": ClientSession._on_text_delta,
+    "conversation.item.added": ClientSession._on_item,
+    "conversation.item.done": ClientSession._on_item,
+    "conversation.item.retrieved": ClientSession._on_item,
+    "response.output_item.done": ClientSession._on_output_item_done,
+    "conversation.item.deleted": ClientSession._on_item_deleted,
+    "conversation.item.input_audio_transcription.completed": ClientSession._on_retrievable,
+    "conversation.item.truncated": ClientSession._on_retrievable,
+}

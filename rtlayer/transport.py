@@ -1,0 +1,460 @@
+"""The contract every rtlayer transport satisfies, its event emitter and its typed events.
+
+A transport (WebSocket, WebRTC, SIP, fetch-upgrade, ...) carries the Realtime protocol over one medium and
+tells the app what happens through named events, like the OpenAI Agents JS SDK's ``RealtimeTransportLayer``:
+
+- ``*``: every raw server event (a dict, untouched, unknown types included);
+- each server event type under its own name (``response.done`` -> the raw dict);
+- convenience events derived from them, as the small frozen dataclasses below: ``audio``, ``audio_done``,
+  ``audio_interrupted``, ``audio_transcript_delta``, ``output_text_delta``, ``turn_started``, ``turn_done``,
+  ``function_call``, ``item_update``, ``item_deleted``, ``usage_update``, ``error``, ``connection_change``.
+
+Raw events stay dicts on purpose: validating each one into a model is what makes the anchors slow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "TRANSPORT_EVENT_NAMES",
+    "AudioDoneEvent",
+    "AudioEvent",
+    "AudioInterruptedEvent",
+    "ConnectionChangeEvent",
+    "ErrorEvent",
+    "EventEmitter",
+    "EventStream",
+    "FunctionCallEvent",
+    "ItemDeletedEvent",
+    "ItemUpdateEvent",
+    "Listener",
+    "OutputTextDeltaEvent",
+    "RealtimeTransportLayer",
+    "TranscriptDeltaEvent",
+    "TransportStatus",
+    "TurnDoneEvent",
+    "TurnStartedEvent",
+    "Usage",
+    "WireConnection",
+]
+
+logger = logging.getLogger("rtlayer.transport")
+
+
+class TransportStatus(StrEnum):
+    """Where a transport's connection stands. ``reconnecting`` is rtlayer's own: the anchors never reconnect."""
+
+    DISCONNECTED = "disconnected"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTING = "disconnecting"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Typed events (convenience views derived from raw server events; the raw dict always goes to ``*`` too)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionChangeEvent:
+    """``connection_change``: the transport's status changed."""
+
+    status: TransportStatus
+    #: reconnection attempt number (1, 2, ...) while ``reconnecting``; 0 otherwise
+    attempt: int = 0
+    #: why, when there is something to say (the close code and reason of a dropped connection, ...)
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """``error``: a server ``error`` event, or a local failure (bad frame, listener crash, lost connection)."""
+
+    message: str
+    #: the server's ``error.code`` (``conversation_already_has_active_response``...), or a local code
+    code: str | None = None
+    #: the server's ``error.type`` (``invalid_request_error``...), or ``"transport_error"`` for local ones
+    type: str = "transport_error"
+    #: the config field at fault, when the server names one
+    param: str | None = None
+    #: the client event that caused it, when the server echoes its ``event_id``
+    event_id: str | None = None
+    #: the raw server event, when it came from the server
+    raw: dict[str, Any] | None = None
+    #: the exception, when a local failure raised one
+    exception: BaseException | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioEvent:
+    """``audio``: decoded output audio, in the format (and frame size) the app asked for."""
+
+    data: bytes
+    response_id: str
+    item_id: str
+    content_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AudioDoneEvent:
+    """``audio_done``: the server sent all the audio of this item (it may still be playing)."""
+
+    response_id: str
+    item_id: str
+    content_index: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInterruptedEvent:
+    """``audio_interrupted``: stop playback now and drop queued audio."""
+
+    item_id: str | None
+    content_index: int = 0
+    #: what the item was truncated to (ms the user heard), or None when nothing was truncated
+    audio_end_ms: int | None = None
+    response_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptDeltaEvent:
+    """``audio_transcript_delta``: a piece of the transcript of the spoken answer."""
+
+    delta: str
+    item_id: str
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputTextDeltaEvent:
+    """``output_text_delta``: a piece of a text answer."""
+
+    delta: str
+    item_id: str
+    response_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts of one response (``usage_update``)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    input_token_details: Mapping[str, Any] = field(default_factory=dict)
+    output_token_details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnStartedEvent:
+    """``turn_started``: the server created a response."""
+
+    response_id: str
+    #: the raw ``response`` object of ``response.created``
+    response: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDoneEvent:
+    """``turn_done``: a response ended (``status`` completed, cancelled, failed or incomplete)."""
+
+    response_id: str
+    status: str
+    #: the raw ``response`` object of ``response.done`` (``output`` holds the items)
+    response: dict[str, Any]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCallEvent:
+    """``function_call``: the model wants a tool run; answer with ``send_function_call_output``."""
+
+    name: str
+    call_id: str
+    arguments: str
+    item_id: str
+    response_id: str
+    previous_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemUpdateEvent:
+    """``item_update``: a conversation item was added, changed, completed or retrieved."""
+
+    item_id: str
+    type: str
+    status: str | None
+    #: the raw item, as the server sent it
+    item: dict[str, Any]
+    role: str | None = None
+    previous_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemDeletedEvent:
+    """``item_deleted``: an item left the conversation."""
+
+    item_id: str
+
+
+#: The convenience event names every transport emits (besides ``*`` and each server event type).
+TRANSPORT_EVENT_NAMES = (
+    "connection_change",
+    "error",
+    "audio",
+    "audio_done",
+    "audio_interrupted",
+    "audio_transcript_delta",
+    "output_text_delta",
+    "turn_started",
+    "turn_done",
+    "function_call",
+    "item_update",
+    "item_deleted",
+    "usage_update",
+)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The emitter
+
+Listener = Callable[[Any], Any]
+
+
+class EventStream:
+    """An async iterator over some of an emitter's events; ends when the emitter closes.
+
+    Bounded: when the consumer falls more than ``maxsize`` events behind, the oldest are dropped and
+    counted in ``dropped`` (a slow consumer must not grow memory without limit).
+    """
+
+    _END = object()
+
+    def __init__(self, emitter: EventEmitter, names: tuple[str, ...], maxsize: int) -> None:
+        self._emitter = emitter
+        self._names = names
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize)
+        self.dropped = 0
+        self._closed = False
+        for name in names:
+            emitter.on(name, self._put)
+
+    def _put(self, payload: Any) -> None:
+        if self._closed:
+            return
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(payload)
+
+    def _end(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for name in self._names:
+            self._emitter.off(name, self._put)
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+        self._queue.put_nowait(self._END)
+
+    def aclose_now(self) -> None:
+        """Stops the stream (the consumer's ``async for`` ends after what is queued)."""
+        self._end()
+        self._emitter._streams.discard(self)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self._queue.get()
+        if item is self._END:
+            raise StopAsyncIteration
+        return item
+
+
+class EventEmitter:
+    """``on``/``off``/``once``/``emit`` by event name, ``*`` included, plus ``events()`` as an async iterator.
+
+    A listener that raises is logged and reported as an ``error`` event; it never breaks the transport's
+    receive loop. A listener may be a coroutine function: its coroutine runs as a task the emitter tracks
+    (and cancels at ``close_listeners()``).
+    """
+
+    def __init__(self) -> None:
+        self._listeners: dict[str, list[Listener]] = {}
+        self._streams: set[EventStream] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def on(self, name: str, listener: Listener) -> Listener:
+        """Calls ``listener(payload)`` for each ``name`` event; returns the listener (usable as a decorator)."""
+        self._listeners.setdefault(name, []).append(listener)
+        return listener
+
+    def off(self, name: str, listener: Listener) -> None:
+        """Removes one registration of ``listener`` (no error when it was not registered)."""
+        listeners = self._listeners.get(name)
+        if listeners and listener in listeners:
+            listeners.remove(listener)
+            if not listeners:
+                del self._listeners[name]
+
+    def once(self, name: str, listener: Listener) -> Listener:
+        """Like ``on``, for the next ``name`` event only."""
+
+        def wrapper(payload: Any) -> Any:
+            self.off(name, wrapper)
+            return listener(payload)
+
+        self.on(name, wrapper)
+        return wrapper
+
+    def has_listeners(self, name: str) -> bool:
+        return name in self._listeners
+
+    def emit(self, name: str, payload: Any = None) -> None:
+        listeners = self._listeners.get(name)
+        if not listeners:
+            return
+        for listener in tuple(listeners):
+            try:
+                result = listener(payload)
+            except Exception as exc:
+                self._listener_failed(name, exc)
+                continue
+            if result is not None and inspect.isawaitable(result):
+                self._track(result, name)
+
+    def _track(self, awaitable: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(awaitable)
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                assert exc is not None
+                self._listener_failed(name, exc)
+
+        task.add_done_callback(done)
+
+    def _listener_failed(self, name: str, exc: BaseException) -> None:
+        logger.error("listener for %r raised %s: %s", name, type(exc).__name__, exc)
+        if name != "error":
+            self.emit(
+                "error",
+                ErrorEvent(
+                    f"listener for {name!r} raised {type(exc).__name__}: {exc}",
+                    "listener_error",
+                    exception=exc,
+                ),
+            )
+
+    def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> EventStream:
+        """An async iterator over the payloads of the ``names`` events (default: every raw server event).
+
+        It ends when the transport closes; ``async for event in transport.events(): ...``.
+        """
+        stream = EventStream(self, tuple(names), maxsize)
+        self._streams.add(stream)
+        return stream
+
+    async def _drain_listener_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def close_listeners(self) -> None:
+        """Ends every ``events()`` iterator (listeners registered with ``on`` stay)."""
+        for stream in list(self._streams):
+            stream._end()
+        self._streams.clear()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The contracts
+
+
+@runtime_checkable
+class WireConnection(Protocol):
+    """One message-oriented connection, shaped like ``websockets.asyncio.client.ClientConnection``.
+
+    ``recv()`` raises ``websockets.ConnectionClosed`` at the end. ``BaseRealtimeTransport._open`` returns one;
+    the fetch-upgrade transport implements it over an httpx-upgraded stream.
+    """
+
+    close_code: int | None
+
+    async def send(self, message: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+    async def ping(self) -> Awaitable[float]: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+@runtime_checkable
+class RealtimeTransportLayer(Protocol):
+    """What every transport offers (snake_case names of the JS SDK's ``RealtimeTransportLayer``)."""
+
+    @property
+    def status(self) -> TransportStatus: ...
+
+    @property
+    def muted(self) -> bool | None: ...
+
+    def on(self, name: str, listener: Listener) -> Listener: ...
+
+    def off(self, name: str, listener: Listener) -> None: ...
+
+    def once(self, name: str, listener: Listener) -> Listener: ...
+
+    def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> AsyncIterator[Any]: ...
+
+    async def connect(
+        self,
+        url: str | None = None,
+        api_key: str | Callable[[], str | Awaitable[str]] | None = None,
+        model: str | None = None,
+        call_id: str | None = None,
+        initial_session_config: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def send_event(self, event: Mapping[str, Any]) -> None: ...
+
+    def send_message(
+        self,
+        message: str | Mapping[str, Any],
+        other_event_data: Mapping[str, Any] | None = None,
+        *,
+        trigger_response: bool = True,
+    ) -> None: ...
+
+    def add_image(self, image: str, *, trigger_response: bool = True) -> None: ...
+
+    async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None: ...
+
+    def update_session_config(self, config: Mapping[str, Any]) -> None: ...
+
+    def send_function_call_output(
+        self, call: FunctionCallEvent, output: str, start_response: bool = True
+    ) -> None: ...
+
+    def request_response(self, response: Mapping[str, Any] | None = None) -> None: ...
+
+    def interrupt(self, cancel_ongoing_response: bool = True) -> None: ...
+
+    def mute(self, muted: bool) -> None: ...
+
+    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None: ...
+
+    async def close(self) -> None: ...
