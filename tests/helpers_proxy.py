@@ -9,6 +9,7 @@ bounded in time; the process is ended by its own pid.
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import socket
 import subprocess
@@ -48,8 +49,13 @@ class TinyProxy:
     def url(self) -> str:
         """The proxy URL, with the configured credentials in its userinfo when there are any."""
         if self.auth is None:
-            return f"http://127.0.0.1:{self.port}"
+            return self.bare_url
         return self.url_with(*self.auth)
+
+    @property
+    def bare_url(self) -> str:
+        """The proxy URL without credentials."""
+        return f"http://127.0.0.1:{self.port}"
 
     def url_with(self, user: str, password: str) -> str:
         """The proxy URL carrying the given (possibly wrong) credentials."""
@@ -61,7 +67,15 @@ class TinyProxy:
 
     def connect_lines(self) -> list[str]:
         """The logged CONNECT requests, one line each."""
-        return [line for line in self.log().splitlines() if "CONNECT " in line and "Request" in line]
+        # Lines look like "CONNECT   <date> [pid]: Request (file descriptor 5): CONNECT host:port HTTP/1.1";
+        # the first CONNECT is the log level, so look at what follows "Request (...): ".
+        return [line for line in self.log().splitlines() if re.search(r"Request \([^)]*\): CONNECT ", line)]
+
+    def forwarded_lines(self) -> list[str]:
+        """The logged forwarded (non-CONNECT) requests, one line each."""
+        return [
+            line for line in self.log().splitlines() if re.search(r"Request \([^)]*\): (?!CONNECT )", line)
+        ]
 
 
 def _config(
