@@ -1,0 +1,503 @@
+"""``BaseRealtimeTransport``: the asyncio machinery every socket-like transport shares.
+
+A concrete transport only says how to open one connection (``_open`` returns a ``WireConnection``); this
+class does the rest around a sans-I/O ``ClientSession``: the emitter and ``events()``, the status and
+``connection_change``, the connect timeout, keepalive pings, reconnection with backoff after an abnormal
+close (session config re-sent, each step announced), an idempotent ``close()`` that leaves no task behind,
+audio conversion to and from the app's formats, and the receive fast path for audio deltas.
+
+With no URL and no key, ``connect()`` starts the embedded server in-process and stops it at ``close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..audio import AudioFormat, PlaybackTracker
+from ..client_session import ClientSession
+from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout, LocalProtocolError
+from ..protocol.codec import dumps, loads
+from ..transport import (
+    ConnectionChangeEvent,
+    ErrorEvent,
+    EventEmitter,
+    FunctionCallEvent,
+    TransportStatus,
+    WireConnection,
+)
+from ._connect import ApiKey, SecretRedactor, auth_for, env_api_key, realtime_url, resolve_api_key
+from ._fastpath import slice_audio_delta
+
+__all__ = ["BaseRealtimeTransport", "WireConnection"]
+
+logger = logging.getLogger("rtlayer.transports")
+
+_DELTA = "response.output_audio.delta"
+_DELTA_TYPE = '"type":"response.output_audio.delta"'
+# Close codes after which reconnecting cannot help (the peer refused us or our data), besides a normal close.
+_FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
+_MAX_QUEUED_WHILE_RECONNECTING = 256
+
+
+class BaseRealtimeTransport(EventEmitter):
+    """The shared shell; subclasses implement ``_open`` (and may override ``_default_url``)."""
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        api_key: ApiKey | None = None,
+        model: str = "gpt-realtime",
+        headers: Mapping[str, str] | None = None,
+        use_subprotocol_auth: bool = False,
+        input_format: AudioFormat | None = None,
+        output_format: AudioFormat | None = None,
+        output_frame_ms: int | None = None,
+        playback_tracker: PlaybackTracker | None = None,
+        connect_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float = 20.0,
+        reconnect: bool = True,
+        max_reconnect_attempts: int = 5,
+        reconnect_backoff: tuple[float, float] = (0.25, 5.0),
+        retrieve_items: bool = False,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.model = model
+        self.headers = dict(headers) if headers is not None else None
+        self.use_subprotocol_auth = use_subprotocol_auth
+        self.connect_timeout = connect_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.reconnect = reconnect
+        self.max_reconnect_attempts = max_reconnect_attempts
+        self.reconnect_backoff = reconnect_backoff
+        self._api_key = api_key
+        self._redactor = SecretRedactor()
+        self._wire_logger = logging.getLogger(f"rtlayer.wire.{type(self).__name__}")
+        self._wire_logger.addFilter(self._redactor)
+        self.session = ClientSession(
+            input_format=input_format,
+            output_format=output_format,
+            output_frame_ms=output_frame_ms,
+            tracker=playback_tracker,
+            emit=self.emit,
+            send=self._send_dict,
+            retrieve_items=retrieve_items,
+        )
+        self._status = TransportStatus.DISCONNECTED
+        self._conn: WireConnection | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._out: deque[str] = deque()
+        self._out_ready = asyncio.Event()
+        self._session_seen = asyncio.Event()
+        self._target: tuple[str, dict[str, str], list[str] | None] | None = None
+        self._desired_config: dict[str, Any] = {}
+        self._call_id: str | None = None
+        self._embedded: Any = None
+        self._closing = False
+        #: counters: what was dropped and why (bounded buffers count what they drop)
+        self.dropped_audio_bytes = 0
+        self.dropped_events = 0
+        self.reconnects = 0
+
+    # -- the contract ----------------------------------------------------------------------------------------
+
+    @property
+    def status(self) -> TransportStatus:
+        return self._status
+
+    @property
+    def muted(self) -> bool | None:
+        return self.session.muted
+
+    async def connect(
+        self,
+        url: str | None = None,
+        api_key: ApiKey | None = None,
+        model: str | None = None,
+        call_id: str | None = None,
+        initial_session_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Opens the connection, sends the initial ``session.update`` and waits for the session to exist."""
+        if self._status is not TransportStatus.DISCONNECTED:
+            raise LocalProtocolError(f"connect() while {self._status.value}: close() first")
+        self._closing = False
+        self.model = model or self.model
+        self._call_id = call_id
+        self._set_status(TransportStatus.CONNECTING)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        try:
+            key = await resolve_api_key(api_key if api_key is not None else self._api_key)
+            url = url or self.url
+            if url is None and call_id is None and key is None:
+                url = await self._start_embedded_server()
+            elif key is None:
+                key = env_api_key()
+            if key:
+                self._redactor.secrets.add(key)
+            target_url = realtime_url(url, self.model, call_id)
+            headers, subprotocols = auth_for(target_url, key, self.headers, self.use_subprotocol_auth)
+            self._target = (target_url, headers, subprotocols)
+            self._desired_config = {}
+            update = self.session.session_update(
+                initial_session_config or {}, None if call_id else self.model
+            )
+            self._remember_config(update["session"])
+            self._session_seen.clear()
+            conn = await self._open_within(deadline)
+            self._attach(conn)
+            self._set_status(TransportStatus.CONNECTED)
+            self._send_dict(update)
+            if call_id is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        await self._session_seen.wait()
+                except TimeoutError:
+                    raise ConnectTimeout(
+                        f"connected, but no session.created within {self.connect_timeout} s"
+                    ) from None
+        except BaseException:
+            await self._shutdown(emit=True)
+            raise
+
+    def send_event(self, event: Mapping[str, Any]) -> None:
+        """Any raw client event (``response.create`` is sequenced; see ``ClientSession``)."""
+        self._require_open()
+        if event.get("type") == "session.update" and isinstance(event.get("session"), Mapping):
+            self._remember_config(dict(event["session"]))
+        self.session.send_event(event)
+
+    def request_response(self, response: Mapping[str, Any] | None = None) -> None:
+        self._require_open()
+        self.session.request_response(response)
+
+    def send_message(
+        self,
+        message: str | Mapping[str, Any],
+        other_event_data: Mapping[str, Any] | None = None,
+        *,
+        trigger_response: bool = True,
+    ) -> None:
+        self._require_open()
+        self.session.send_message(message, other_event_data, trigger_response=trigger_response)
+
+    def add_image(self, image: str, *, trigger_response: bool = True) -> None:
+        self._require_open()
+        self.session.add_image(image, trigger_response=trigger_response)
+
+    async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
+        """App audio (in ``input_format``) -> the session's input format -> ``input_audio_buffer.append``."""
+        self._require_open()
+        text = self.session.encode_audio(data)
+        conn = self._conn
+        if self._status is not TransportStatus.CONNECTED or conn is None:
+            self.dropped_audio_bytes += len(data)  # reconnecting: stale audio would confuse turn detection
+        elif self._out:
+            self._queue_text(text)
+        else:
+            try:
+                await conn.send(text)
+            except ConnectionClosed:
+                self.dropped_audio_bytes += len(data)
+        if commit:
+            self.send_event({"type": "input_audio_buffer.commit"})
+
+    def update_session_config(self, config: Mapping[str, Any]) -> None:
+        self._require_open()
+        update = self.session.session_update(config)
+        self._remember_config(update["session"])
+        self._send_dict(update)
+
+    def send_function_call_output(
+        self, call: FunctionCallEvent, output: str, start_response: bool = True
+    ) -> None:
+        self._require_open()
+        self.session.send_function_call_output(call, output, start_response)
+
+    def interrupt(self, cancel_ongoing_response: bool = True) -> None:
+        """Stop playback (``audio_interrupted``), cancel the response, truncate at what the user heard."""
+        self._require_open()
+        self.session.interrupt(asyncio.get_running_loop().time(), cancel_ongoing_response)
+
+    def mute(self, muted: bool) -> None:
+        """While muted, ``send_audio`` sends silence of the same length (turn detection keeps its timeline)."""
+        self.session.mute(muted)
+
+    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
+        self._require_open()
+        self.session.reset_history(old_history, new_history)
+
+    async def close(self) -> None:
+        """Closes everything this transport opened; safe to call twice or before ``connect``."""
+        if self._status is TransportStatus.DISCONNECTED and self._conn is None and not self._tasks:
+            self.close_listeners()
+            return
+        await self._shutdown(emit=True)
+
+    async def __aenter__(self) -> BaseRealtimeTransport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- for subclasses --------------------------------------------------------------------------------------
+
+    async def _open(
+        self,
+        url: str,
+        headers: dict[str, str],
+        subprotocols: list[str] | None,
+        timeout: float,  # noqa: ASYNC109 (the contract)
+    ) -> WireConnection:
+        """Opens one connection (raising ``ConnectError`` subclasses); ``timeout`` bounds the handshake."""
+        raise NotImplementedError
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _set_status(self, status: TransportStatus, attempt: int = 0, reason: str | None = None) -> None:
+        self._status = status
+        self.emit("connection_change", ConnectionChangeEvent(status, attempt, reason))
+
+    def _require_open(self) -> None:
+        if self._status in (TransportStatus.DISCONNECTED, TransportStatus.DISCONNECTING):
+            raise ConnectionClosedError(f"the transport is {self._status.value}: call connect() first")
+
+    def _remember_config(self, session: dict[str, Any]) -> None:
+        """What the app asked for, merged, so that a reconnection restores it."""
+        _deep_merge(self._desired_config, copy.deepcopy(session))
+
+    async def _start_embedded_server(self) -> str:
+        # Imported here: only the no-URL default needs the server; transports do not depend on it otherwise.
+        from ..server.realtime_server import RealtimeServer
+
+        server = RealtimeServer()
+        await server.start()
+        self._embedded = server
+        return str(server.ws_url)
+
+    async def _open_within(self, deadline: float) -> WireConnection:
+        assert self._target is not None
+        url, headers, subprotocols = self._target
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            raise ConnectTimeout(f"no connection within {self.connect_timeout} s")
+        try:
+            async with asyncio.timeout(remaining):
+                return await self._open(url, headers, subprotocols, remaining)
+        except TimeoutError as exc:
+            if isinstance(exc, ConnectError):
+                raise
+            raise ConnectTimeout(f"no answer from {_safe_url(url)} within {self.connect_timeout} s") from None
+
+    def _attach(self, conn: WireConnection) -> None:
+        self._conn = conn
+        self._spawn(self._reader(conn))
+        self._spawn(self._writer(conn))
+        if self.ping_interval:
+            self._spawn(self._keepalive(conn))
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _send_dict(self, event: dict[str, Any]) -> None:
+        self._queue_text(dumps(event))
+
+    def _queue_text(self, text: str) -> None:
+        if self._status is TransportStatus.RECONNECTING and len(self._out) >= _MAX_QUEUED_WHILE_RECONNECTING:
+            self._out.popleft()
+            self.dropped_events += 1
+        self._out.append(text)
+        self._out_ready.set()
+
+    async def _writer(self, conn: WireConnection) -> None:
+        while self._conn is conn:
+            await self._out_ready.wait()
+            self._out_ready.clear()
+            while self._out and self._conn is conn:
+                text = self._out[0]
+                try:
+                    await conn.send(text)
+                except ConnectionClosed:
+                    return  # kept in the queue: sent after a reconnection
+                if self._out and self._out[0] is text:
+                    self._out.popleft()
+
+    async def _reader(self, conn: WireConnection) -> None:
+        session = self.session
+        loop = asyncio.get_running_loop()
+        exc: BaseException | None = None
+        try:
+            while True:
+                message = await conn.recv()
+                now = loop.time()
+                if isinstance(message, bytes):
+                    try:
+                        message = message.decode()
+                    except UnicodeDecodeError:
+                        self._bad_frame("a binary frame that is not UTF-8 text")
+                        continue
+                if (
+                    message.find(_DELTA_TYPE, 0, 120) >= 0
+                    and not self.has_listeners("*")
+                    and not self.has_listeners(_DELTA)
+                ):
+                    # Fast path: nobody wants the raw dict, so slice the base64 out without a JSON parse.
+                    sliced = slice_audio_delta(message)
+                    if sliced is not None:
+                        session.receive_audio_delta(*sliced, now)
+                        continue
+                try:
+                    event = loads(message)
+                except ValueError as err:
+                    self._bad_frame(f"a frame that is not JSON ({err})")
+                    continue
+                if not isinstance(event, dict):
+                    self._bad_frame(f"a JSON {type(event).__name__} where an event object was expected")
+                    continue
+                session.receive_event(event, now)
+                if not self._session_seen.is_set() and event.get("type") in (
+                    "session.created",
+                    "session.updated",
+                ):
+                    self._session_seen.set()
+        except ConnectionClosed as closed:
+            exc = closed
+        except (
+            Exception
+        ) as err:  # a bug or a transport failure: report it, then treat it as a lost connection
+            logger.exception("receive loop failed")
+            self.emit("error", ErrorEvent(f"receive loop failed: {err}", "receive_failed", exception=err))
+            exc = err
+        if self._conn is conn and not self._closing:
+            self._spawn(self._connection_lost(conn, exc))
+
+    def _bad_frame(self, what: str) -> None:
+        self.emit(
+            "error", ErrorEvent(f"the server sent {what}; ignored", "malformed_frame", "transport_error")
+        )
+
+    async def _keepalive(self, conn: WireConnection) -> None:
+        assert self.ping_interval
+        while self._conn is conn:
+            await asyncio.sleep(self.ping_interval)
+            try:
+                pong = await conn.ping()
+                async with asyncio.timeout(self.ping_timeout):
+                    await pong
+            except ConnectionClosed:
+                return
+            except TimeoutError:
+                self.emit(
+                    "error",
+                    ErrorEvent(
+                        f"no pong within {self.ping_timeout} s: connection presumed dead", "keepalive_timeout"
+                    ),
+                )
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1.0):
+                        await conn.close(1011, "keepalive timeout")
+                with contextlib.suppress(Exception):
+                    abort = getattr(getattr(conn, "transport", None), "abort", None)
+                    if abort is not None:
+                        abort()
+                return
+
+    async def _connection_lost(self, conn: WireConnection, exc: BaseException | None) -> None:
+        code = conn.close_code
+        reason = f"connection closed (code {code})" if code is not None else f"connection lost ({exc!r})"
+        self.session.connection_lost()
+        self._conn = None
+        self._out_ready.set()  # lets the old writer see it is detached
+        if self.reconnect and code not in _FINAL_CLOSE_CODES and self._target is not None:
+            if await self._reconnect(reason):
+                return
+        await self._shutdown(emit=True, reason=reason)
+
+    async def _reconnect(self, reason: str) -> bool:
+        loop = asyncio.get_running_loop()
+        base, cap = self.reconnect_backoff
+        for attempt in range(1, self.max_reconnect_attempts + 1):
+            if self._closing:
+                return False
+            self._set_status(TransportStatus.RECONNECTING, attempt, reason)
+            await asyncio.sleep(min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+            if self._closing:
+                return False
+            self._session_seen.clear()
+            try:
+                conn = await self._open_within(loop.time() + self.connect_timeout)
+            except (ConnectError, OSError) as err:
+                reason = f"reconnection attempt {attempt} failed: {err}"
+                continue
+            if self._closing:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                return False
+            # The new server session starts from defaults: restore what the app configured, first in line.
+            self._out.appendleft(
+                dumps({"type": "session.update", "session": {"type": "realtime", **self._desired_config}})
+            )
+            self._attach(conn)
+            self.reconnects += 1
+            self._set_status(TransportStatus.CONNECTED, attempt, "reconnected")
+            self._out_ready.set()
+            return True
+        self.emit("error", ErrorEvent(f"gave up reconnecting: {reason}", "reconnect_failed"))
+        return False
+
+    async def _shutdown(self, *, emit: bool, reason: str | None = None) -> None:
+        if self._closing and self._status is TransportStatus.DISCONNECTED:
+            return
+        self._closing = True
+        if self._status is not TransportStatus.DISCONNECTED and emit:
+            self._set_status(TransportStatus.DISCONNECTING, reason=reason)
+        conn, self._conn = self._conn, None
+        self._out_ready.set()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2.0):
+                    await conn.close(1000, "")
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self._drain_listener_tasks()
+        self.session.connection_lost()
+        self._out.clear()
+        if self._embedded is not None:
+            server, self._embedded = self._embedded, None
+            with contextlib.suppress(Exception):
+                await server.close()
+        if self._status is not TransportStatus.DISCONNECTED:
+            self._set_status(TransportStatus.DISCONNECTED, reason=reason)
+        self.close_listeners()
+
+
+def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _deep_merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its query (never print what an app may have put there)."""
+    return url.split("?", 1)[0]

@@ -1,0 +1,83 @@
+"""``WebSocketTransport``: the Realtime protocol over a WebSocket, on the ``websockets`` asyncio client.
+
+```python
+async with WebSocketTransport() as transport:            # no URL, no key: the embedded server
+    transport.on("audio", lambda e: play(e.data))
+    await transport.connect()
+    transport.send_message("Hello")
+```
+
+Everything but opening the socket lives in ``BaseRealtimeTransport``: this module maps the handshake's
+failures onto rtlayer's exceptions (``HandshakeError`` with the server's own message, ``ConnectTimeout``,
+``ConnectError``) and turns off the library's own pings (the base class keeps the connection alive the same
+way on every transport).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from ..exceptions import ConnectError, HandshakeError
+from ..transport import WireConnection
+from ._base import BaseRealtimeTransport
+
+__all__ = ["WebSocketTransport"]
+
+#: the protocol's limit for one event is 15 MiB; leave room for the JSON around the base64
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+
+class WebSocketTransport(BaseRealtimeTransport):
+    """The WebSocket transport; see ``BaseRealtimeTransport`` for the options and the contract."""
+
+    async def _open(
+        self,
+        url: str,
+        headers: dict[str, str],
+        subprotocols: list[str] | None,
+        timeout: float,  # noqa: ASYNC109 (the contract)
+    ) -> WireConnection:
+        try:
+            conn = await ws_connect(
+                url,
+                additional_headers=headers,
+                subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None,
+                open_timeout=timeout,
+                ping_interval=None,
+                close_timeout=2.0,
+                max_size=MAX_MESSAGE_BYTES,
+                logger=self._wire_logger,
+            )
+        except InvalidStatus as exc:
+            response = exc.response
+            body = bytes(response.body or b"").decode("utf-8", "replace")
+            raise HandshakeError(
+                f"the server refused the WebSocket: HTTP {response.status_code}: {_server_message(body)}",
+                status=response.status_code,
+                body=body,
+            ) from None
+        except InvalidHandshake as exc:
+            raise ConnectError(f"WebSocket handshake failed: {self._redactor.redact(str(exc))}") from None
+        except OSError as exc:
+            raise ConnectError(f"cannot connect: {exc}") from None
+        return cast(WireConnection, conn)
+
+
+def _server_message(body: str) -> str:
+    """The ``error.message`` of a JSON error body, else the body itself (shortened)."""
+    try:
+        data: Any = json.loads(body)
+    except ValueError:
+        return body[:500] or "(empty body)"
+    if isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]:
+        return str(data["error"]["message"])
+    return body[:500]
+
+
+_ = websockets  # the dependency this transport is built on
