@@ -1,0 +1,192 @@
+"""Conversation items: constructors in the service's shape, validation of client items, audio arithmetic.
+
+Items are plain dicts (``{"id", "object": "realtime.item", "type", "status", ...}``). The server builds its own
+with the constructors here; items a client sends in ``conversation.item.create`` go through
+``normalize_client_item``, which fills ``id``/``object``/``status``, maps beta content names onto GA ones and
+raises ``InvalidValue`` naming the bad field.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from rtlayer.protocol.ids import new_id
+from rtlayer.protocol.session_config import InvalidValue
+
+__all__ = [
+    "assistant_message",
+    "audio_duration_ms",
+    "function_call_item",
+    "item_text",
+    "normalize_client_item",
+    "user_audio_message",
+    "user_text_message",
+]
+
+_USER_CONTENT = {"input_text", "input_audio", "input_image"}
+_ASSISTANT_CONTENT = {"output_text", "output_audio"}
+_BETA_CONTENT = {"text": "output_text", "audio": "output_audio"}
+
+
+def audio_duration_ms(nbytes: int, codec: str = "pcm16", rate: int = 24000) -> float:
+    """Duration of ``nbytes`` of audio: PCM16 is 2 bytes a sample, G.711 (8 kHz) 1 byte a sample."""
+    bytes_per_sample = 2 if codec == "pcm16" else 1
+    rate = 8000 if codec in ("pcmu", "pcma") else rate
+    return nbytes / bytes_per_sample / rate * 1000.0
+
+
+def user_audio_message(item_id: str, transcript: str | None = None) -> dict[str, Any]:
+    """The user message an input-audio commit creates (audio itself is not echoed back in events)."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "user",
+        "content": [{"type": "input_audio", "transcript": transcript}],
+    }
+
+
+def user_text_message(text: str, item_id: str | None = None) -> dict[str, Any]:
+    """A user text message, as a client would create it (used by responders' tests and ``response.input``)."""
+    return {
+        "id": item_id or new_id("item"),
+        "object": "realtime.item",
+        "type": "message",
+        "status": "completed",
+        "role": "user",
+        "content": [{"type": "input_text", "text": text}],
+    }
+
+
+def assistant_message(item_id: str, status: str = "in_progress") -> dict[str, Any]:
+    """An assistant message with no content yet; parts are appended as the response streams."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [],
+    }
+
+
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str = "", status: str = "in_progress"
+) -> dict[str, Any]:
+    """A function call item; it is announced with ``arguments: ""`` and completed after the argument deltas."""
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "status": status,
+        "name": name,
+        "call_id": call_id,
+        "arguments": arguments,
+    }
+
+
+def _require_str(obj: dict[str, Any], key: str, param: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        raise InvalidValue(f"{param}.{key}", f"Missing required parameter: '{param}.{key}'.")
+    if not isinstance(value, str):
+        raise InvalidValue(
+            f"{param}.{key}",
+            f"Invalid type for '{param}.{key}': expected a string, but got {type(value).__name__}.",
+        )
+    return value
+
+
+def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, Any]]:
+    if not isinstance(content, list):
+        raise InvalidValue(f"{param}.content", f"Invalid type for '{param}.content': expected an array.")
+    allowed = (
+        _ASSISTANT_CONTENT if role == "assistant" else ({"input_text"} if role == "system" else _USER_CONTENT)
+    )
+    out: list[dict[str, Any]] = []
+    for i, part in enumerate(content):
+        p = f"{param}.content[{i}]"
+        if not isinstance(part, dict):
+            raise InvalidValue(p, f"Invalid type for '{p}': expected an object.")
+        part = copy.deepcopy(part)
+        kind = part.get("type")
+        if role == "assistant" and kind in _BETA_CONTENT:
+            kind = part["type"] = _BETA_CONTENT[kind]
+        if kind not in allowed:
+            raise InvalidValue(
+                f"{p}.type",
+                f"Invalid value: '{kind}'. Supported values for role '{role}' are: "
+                + ", ".join(f"'{a}'" for a in sorted(allowed))
+                + ".",
+            )
+        if kind in ("input_text", "output_text"):
+            _require_str(part, "text", p)
+        elif kind == "input_audio":
+            if part.get("audio") is not None and not isinstance(part["audio"], str):
+                raise InvalidValue(f"{p}.audio", f"Invalid type for '{p}.audio': expected a base64 string.")
+            part.setdefault("transcript", None)
+        elif kind == "output_audio":
+            part.setdefault("transcript", None)
+        out.append(part)
+    return out
+
+
+def normalize_client_item(raw: Any, param: str = "item") -> dict[str, Any]:
+    """Validate an item from ``conversation.item.create`` and complete it in the service's shape."""
+    if not isinstance(raw, dict):
+        raise InvalidValue(param, f"Invalid type for '{param}': expected an object.")
+    item: dict[str, Any] = copy.deepcopy(raw)
+    kind = item.get("type", "message")
+    item_id = item.get("id")
+    if item_id is not None and (not isinstance(item_id, str) or not item_id or len(item_id) > 64):
+        raise InvalidValue(f"{param}.id", f"Invalid '{param}.id': expected a string of 1 to 64 characters.")
+    item["id"] = item_id or new_id("item")
+    item["object"] = "realtime.item"
+    item["type"] = kind
+    if kind == "message":
+        role = item.get("role")
+        if role not in ("user", "assistant", "system"):
+            raise InvalidValue(
+                f"{param}.role",
+                f"Invalid value: '{role}'. Supported values are: 'user', 'assistant' and 'system'.",
+            )
+        item["content"] = _normalize_content(role, item.get("content"), param)
+        item["status"] = "completed"
+    elif kind == "function_call":
+        _require_str(item, "name", param)
+        _require_str(item, "call_id", param)
+        item.setdefault("arguments", "")
+        if not isinstance(item["arguments"], str):
+            raise InvalidValue(
+                f"{param}.arguments", f"Invalid type for '{param}.arguments': expected a string."
+            )
+        item["status"] = "completed"
+    elif kind == "function_call_output":
+        _require_str(item, "call_id", param)
+        _require_str(item, "output", param)
+        item["status"] = "completed"
+    elif kind in ("mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
+        pass
+    else:
+        raise InvalidValue(
+            f"{param}.type",
+            f"Invalid value: '{kind}'. Supported values are: 'message', "
+            "'function_call', 'function_call_output' and the MCP item types.",
+        )
+    return item
+
+
+def item_text(item: dict[str, Any]) -> str:
+    """The readable text of an item: message text and transcripts, or a function call's output."""
+    if item.get("type") == "function_call_output":
+        return str(item.get("output", ""))
+    if item.get("type") == "function_call":
+        return f"{item.get('name')}({item.get('arguments', '')})"
+    texts = []
+    for part in item.get("content") or []:
+        text = part.get("text") if part.get("text") is not None else part.get("transcript")
+        if isinstance(text, str) and text:
+            texts.append(text)
+    return " ".join(texts)

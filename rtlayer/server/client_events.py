@@ -1,0 +1,103 @@
+"""Checking client events before the session acts on them: types, required fields, field types.
+
+``check_client_event`` returns ``None`` for a well-formed event or a ``ClientEventError`` with the code,
+message and ``param`` the service uses (``missing_required_parameter``, ``invalid_type``, ``invalid_value``),
+so the session answers with one ``error`` event and carries on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rtlayer.protocol.events import CLIENT_EVENT_TYPES
+
+__all__ = ["ClientEventError", "check_client_event"]
+
+_STR, _INT, _DICT = "string", "integer", "object"
+# type -> ((field, kind, required), ...)
+_FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
+    "session.update": (("session", _DICT, True),),
+    "input_audio_buffer.append": (("audio", _STR, True),),
+    "input_audio_buffer.commit": (),
+    "input_audio_buffer.clear": (),
+    "output_audio_buffer.clear": (("response_id", _STR, False),),
+    "conversation.item.create": (("item", _DICT, True), ("previous_item_id", _STR, False)),
+    "conversation.item.retrieve": (("item_id", _STR, True),),
+    "conversation.item.delete": (("item_id", _STR, True),),
+    "conversation.item.truncate": (
+        ("item_id", _STR, True),
+        ("content_index", _INT, True),
+        ("audio_end_ms", _INT, True),
+    ),
+    "response.create": (("response", _DICT, False),),
+    "response.cancel": (("response_id", _STR, False),),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientEventError:
+    """Why a client event was refused, in the service's terms."""
+
+    code: str
+    message: str
+    param: str | None = None
+
+
+def _kind_ok(value: Any, kind: str) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _INT:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, dict)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), "null"
+    )
+
+
+def check_client_event(event: Any) -> ClientEventError | None:
+    """``None`` if ``event`` is a well-formed client event, else what is wrong with it."""
+    if not isinstance(event, dict):
+        return ClientEventError("invalid_json", "Expected a JSON object as the event.")
+    event_id = event.get("event_id")
+    if event_id is not None and not isinstance(event_id, str):
+        return ClientEventError(
+            "invalid_type",
+            f"Invalid type for 'event_id': expected a string, but got {_type_name(event_id)} instead.",
+            "event_id",
+        )
+    kind = event.get("type")
+    if kind is None:
+        return ClientEventError("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+    if not isinstance(kind, str):
+        return ClientEventError(
+            "invalid_type",
+            f"Invalid type for 'type': expected a string, but got {_type_name(kind)} instead.",
+            "type",
+        )
+    if kind not in CLIENT_EVENT_TYPES:
+        supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_EVENT_TYPES))
+        return ClientEventError(
+            "invalid_value", f"Invalid value: '{kind}'. Supported values are: {supported}.", "type"
+        )
+    for name, field_kind, required in _FIELDS[kind]:
+        value = event.get(name)
+        if value is None:
+            if required:
+                return ClientEventError(
+                    "missing_required_parameter", f"Missing required parameter: '{name}'.", name
+                )
+            continue
+        if not _kind_ok(value, field_kind):
+            return ClientEventError(
+                "invalid_type",
+                f"Invalid type for '{name}': expected {'an' if field_kind[0] in 'aeiou' else 'a'} {field_kind}, "
+                f"but got {_type_name(value)} instead.",
+                name,
+            )
+    return None

@@ -1,0 +1,110 @@
+"""The paced output buffer of a media session (WebRTC, SIP), sans-I/O.
+
+On a WebSocket the server sends output audio as ``response.output_audio.delta`` events and the client owns
+playback. On WebRTC and SIP the server owns playback: answers are queued here, in the media format, and the
+front pulls one frame every packet time (``pull``). Because the buffer knows what went out, an interruption can
+truncate the assistant item at what the caller actually heard. Bounded: beyond ``capacity_ms`` the newest
+audio is refused and counted (``dropped_bytes``), never the audio already promised to the caller.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from rtlayer.audio import AudioFormat
+
+__all__ = ["MediaOutput", "Played", "Segment"]
+
+
+@dataclass(slots=True)
+class Segment:
+    """Queued audio of one assistant item."""
+
+    response_id: str
+    item_id: str
+    data: bytes
+    offset: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.offset
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """``nbytes`` of ``item_id`` (of ``response_id``) went out in one pulled frame."""
+
+    response_id: str
+    item_id: str
+    nbytes: int
+
+
+class MediaOutput:
+    """FIFO of output audio segments in the media format; pulled a frame at a time."""
+
+    def __init__(self, fmt: AudioFormat, capacity_ms: float = 10 * 60 * 1000.0) -> None:
+        self.fmt = fmt
+        self.capacity_bytes = fmt.bytes_for_ms(capacity_ms)
+        self._queue: deque[Segment] = deque()
+        self._queued = 0
+        self.dropped_bytes = 0
+        self.current_response: str | None = (
+            None  # the response whose audio is playing (between started/stopped)
+        )
+
+    def __len__(self) -> int:
+        return self._queued
+
+    @property
+    def queued_ms(self) -> float:
+        return self.fmt.duration_ms(self._queued)
+
+    def write(self, response_id: str, item_id: str, data: bytes) -> int:
+        """Queue audio; returns the bytes accepted."""
+        room = self.capacity_bytes - self._queued
+        if room <= 0:
+            self.dropped_bytes += len(data)
+            return 0
+        if len(data) > room:
+            self.dropped_bytes += len(data) - room
+            data = data[:room]
+        tail = self._queue[-1] if self._queue else None
+        if tail is not None and tail.item_id == item_id and tail.offset == 0 and len(tail.data) < 65536:
+            tail.data += data
+        else:
+            self._queue.append(Segment(response_id, item_id, bytes(data)))
+        self._queued += len(data)
+        return len(data)
+
+    def pull(self, nbytes: int) -> tuple[bytes | None, list[Played]]:
+        """Up to ``nbytes`` of queued audio, zero-padded to ``nbytes`` (None when nothing is queued)."""
+        if not self._queue or nbytes <= 0:
+            return None, []
+        out = bytearray()
+        played: list[Played] = []
+        while self._queue and len(out) < nbytes:
+            seg = self._queue[0]
+            take = min(nbytes - len(out), seg.remaining)
+            out += seg.data[seg.offset : seg.offset + take]
+            seg.offset += take
+            self._queued -= take
+            played.append(Played(seg.response_id, seg.item_id, take))
+            if seg.remaining == 0:
+                self._queue.popleft()
+        if len(out) < nbytes:
+            silence = (
+                b"\xff" if self.fmt.codec == "pcmu" else (b"\xd5" if self.fmt.codec == "pcma" else b"\x00")
+            )
+            out += silence * (nbytes - len(out))
+        return bytes(out), played
+
+    def clear(self) -> list[Segment]:
+        """Drop everything queued; returns what was dropped."""
+        dropped = list(self._queue)
+        self._queue.clear()
+        self._queued = 0
+        return dropped
+
+    def has_response(self, response_id: str) -> bool:
+        return any(seg.response_id == response_id for seg in self._queue)
