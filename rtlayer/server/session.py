@@ -102,6 +102,7 @@ class ServerSession:
         self.media_output = MediaOutput(media) if media is not None else None
         self._vad: TurnDetector | None = None
         self._configure_vad()
+        self._arm_idle(now)
         self._emit({"type": "session.created", "session": self.session_object()})
 
     # -- views ----------------------------------------------------------------------------------
