@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
+from helpers_transport import Recorder
 
 from rtlayer.audio import PCM16_16K, PCM16_48K, PlaybackTracker
 from rtlayer.server.realtime_server import RealtimeServer
@@ -26,39 +26,6 @@ pytestmark = pytest.mark.timeout(30)
 LONG_TEXT = (
     "Please repeat this rather long sentence slowly so that there is plenty of audio to interrupt. " * 3
 )
-
-
-class Recorder:
-    """Everything a transport emitted, by name, plus a way to wait for the next one of a kind."""
-
-    def __init__(self, transport: WebSocketTransport, names: tuple[str, ...]) -> None:
-        self.events: dict[str, list[Any]] = {n: [] for n in names}
-        self._waiters: dict[str, list[asyncio.Future[Any]]] = {}
-        for name in names:
-            transport.on(name, self._listener(name))
-
-    def _listener(self, name: str) -> Callable[[Any], None]:
-        def record(payload: Any) -> None:
-            self.events[name].append(payload)
-            for fut in self._waiters.pop(name, []):
-                if not fut.done():
-                    fut.set_result(payload)
-
-        return record
-
-    async def first(self, name: str, timeout: float = 10.0) -> Any:
-        """The first ``name`` event, already received or still to come."""
-        if self.events[name]:
-            return self.events[name][0]
-        return await self.next(name, timeout)
-
-    async def next(self, name: str, timeout: float = 10.0) -> Any:
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(name, []).append(fut)
-        return await asyncio.wait_for(fut, timeout)
-
-    def types(self) -> list[str]:
-        return [e["type"] for e in self.events.get("*", [])]
 
 
 @pytest.fixture
