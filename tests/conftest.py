@@ -80,6 +80,15 @@ async def stream_pcm(
     return count
 
 
+async def eventually(predicate: Callable[[], object], *, within: float = 5.0, step: float = 0.01) -> None:
+    """Wait until ``predicate()`` is true, polling every ``step`` s; fail after ``within`` seconds."""
+    for _ in range(max(1, int(within / step))):
+        if predicate():
+            return
+        await asyncio.sleep(step)
+    assert predicate(), f"still false after {within} s"
+
+
 def append_event(pcm: bytes) -> dict[str, Any]:
     """An ``input_audio_buffer.append`` client event carrying ``pcm``."""
     return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()}

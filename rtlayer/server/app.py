@@ -158,6 +158,9 @@ def create_app(state: ServerState) -> web.Application:
     webrtc = _optional_module("rtlayer.server.webrtc")
     if webrtc is not None:
         webrtc.setup(app, state)
+    sip = _optional_module("rtlayer.server.sip")
+    if sip is not None:
+        sip.setup(app, state)
     return app
 
 

@@ -70,6 +70,7 @@ class SessionRunner:
         self.last_activity = self.loop.time()
         self.events_sent = 0
         self._jobs: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # transcriptions in flight
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
@@ -90,8 +91,11 @@ class SessionRunner:
         initial = dict(config or {})
         if model and "model" not in initial:
             initial["model"] = model
+        extra: dict[str, Any] = {}
+        if state.limits.session_expiry_s is not None:
+            extra["max_duration_s"] = state.limits.session_expiry_s
         session = ServerSession(
-            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media
+            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media, **extra
         )
         runner = cls(session, state.responder, state, audio_pacing=audio_pacing)
         return runner
@@ -135,9 +139,10 @@ class SessionRunner:
         if self._closed:
             return
         self._closed = True
-        for task in self._jobs.values():
+        for task in [*self._jobs.values(), *self._tasks]:
             task.cancel()
         self._jobs.clear()
+        self._tasks.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -224,6 +229,9 @@ class SessionRunner:
             response_id = str(job.response_id)
             task = self.loop.create_task(self._run_job(job), name=f"rtlayer-response-{response_id}")
             self._jobs[response_id] = task
+        for transcription in session.transcription_jobs():
+            self._tasks.add(task := self.loop.create_task(self._transcribe(transcription)))
+            task.add_done_callback(self._tasks.discard)
         events = session.events_to_send()
         for event in events:
             self._emit(event)
@@ -283,7 +291,7 @@ class SessionRunner:
         error: str | None = None
         try:
             async for part in self.responder.respond(job.request):
-                if self._closed:
+                if self._closed or job.cancelled:
                     return
                 if (
                     isinstance(part, AudioPart)
@@ -314,6 +322,24 @@ class SessionRunner:
             return
         session.response_finished(response_id, _wall_now(), error=error)
         self._jobs.pop(response_id, None)
+        self._pump()
+
+    async def _transcribe(self, job: Any) -> None:
+        """Run the responder's ``transcribe`` on committed user audio and hand the result back."""
+        transcribe = getattr(self.responder, "transcribe", None)
+        transcript: str | None = None
+        error: str | None = None
+        if transcribe is None:
+            error = "This server's responder cannot transcribe audio."
+        else:
+            try:
+                transcript = await transcribe(job.pcm16_24k)
+            except Exception as exc:  # a responder bug fails this transcription only
+                logger.exception("transcription failed")
+                error = f"transcription failed: {type(exc).__name__}: {exc}"
+        if self._closed:
+            return
+        self.session.transcription_result(job.item_id, transcript, _wall_now(), error=error)
         self._pump()
 
     async def _pace(self, paced: bool, start: float, audio_s: float) -> None:

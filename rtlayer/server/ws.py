@@ -15,12 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from rtlayer.server.runner import SessionRunner
 from rtlayer.server.state import ServerState, SessionLimitReached
+
+if TYPE_CHECKING:
+    from rtlayer.server.runner import SessionRunner
 
 __all__ = ["STATE_KEY", "WebSocketSink", "bearer_key", "json_error", "realtime_websocket"]
 
@@ -30,6 +32,7 @@ STATE_KEY: web.AppKey[ServerState] = web.AppKey("rtlayer_state", ServerState)
 """Where the application keeps its ``ServerState`` (``request.app[STATE_KEY]``)."""
 
 _KEY_PROTOCOL_PREFIX = "openai-insecure-api-key."
+_BACKGROUND: set[asyncio.Task[None]] = set()  # closing tasks, referenced until they finish
 
 
 def json_error(
@@ -188,7 +191,10 @@ async def _serve(
     detach = runner.add_sink(sink)
 
     def on_session_end(_runner: SessionRunner) -> None:
-        loop.create_task(_close_after_drain(ws, sink))
+        if not ws.closed:
+            task = loop.create_task(_close_after_drain(ws, sink))
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
 
     runner.on_close(on_session_end)
     idle = _IdleWatch(ws, runner, state.limits.idle_timeout_s)
@@ -207,7 +213,7 @@ async def _serve(
                     code="invalid_message_type",
                 )
             elif msg.type is WSMsgType.ERROR:
-                if ws.close_code == WSCloseCode.MESSAGE_TOO_BIG:
+                if getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:
                     state.counters.oversized_messages += 1
                     logger.info(
                         "closed a socket of %s: message over %d bytes",
