@@ -31,7 +31,8 @@ QUALITY_LIMITS = {  # quality: (max delay ms, min round-trip SINAD dB, min stopb
 
 
 class Stream(Protocol):
-    latency_ms: float
+    @property
+    def latency_ms(self) -> float: ...
 
     def process(self, pcm16: bytes) -> bytes: ...
     def flush(self) -> bytes: ...
