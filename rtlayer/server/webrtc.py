@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
 from rtlayer.server.state import ServerState, SessionLimitReached
 from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
 
-__all__ = ["CALLS_KEY", "WebRTCFront", "setup"]
+__all__ = ["CALLS_KEY", "WebRTCFront", "front_of", "setup"]
 
 logger = logging.getLogger("rtlayer.server.webrtc")
 
@@ -106,6 +107,12 @@ class WebRTCFront:
 
 
 CALLS_KEY = web.AppKey("rtlayer.webrtc", WebRTCFront)
+_FRONTS: weakref.WeakKeyDictionary[ServerState, WebRTCFront] = weakref.WeakKeyDictionary()
+
+
+def front_of(state: ServerState) -> WebRTCFront | None:
+    """The WebRTC front serving ``state`` (its calls and open peer connections), if installed."""
+    return _FRONTS.get(state)
 
 
 async def create_call(request: web.Request) -> web.Response:
@@ -152,7 +159,9 @@ async def _on_shutdown(app: web.Application) -> None:
 
 def setup(app: web.Application, state: ServerState) -> None:
     """Install ``POST /v1/realtime/calls``, ``GET /`` and ``/static/`` on the server's app."""
-    app[CALLS_KEY] = WebRTCFront(state)
+    front = WebRTCFront(state)
+    app[CALLS_KEY] = front
+    _FRONTS[state] = front
     app.router.add_post("/v1/realtime/calls", create_call)
     app.router.add_get("/", talk_page)
     app.router.add_static("/static/", STATIC_DIR, show_index=False)

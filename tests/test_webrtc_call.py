@@ -1,0 +1,158 @@
+"""aiortc client <-> embedded server over loopback: real peers, real ICE/DTLS/SCTP/RTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+import websockets
+from helpers_webrtc import Recorder, ToneResponder, open_peer_connections
+
+import rtlayer_native
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.webrtc import front_of
+from rtlayer.transport import AudioInterruptedEvent, TransportStatus
+from rtlayer.transports.webrtc import WebRTCTransport
+
+pytestmark = pytest.mark.timeout(30)
+
+# One user turn for the whole WAV: its longest inner pause is 140 ms.
+LONG_TURNS = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}
+
+
+async def test_spoken_turn_gets_an_answer_the_app_receives(server, load_wav, server_events):
+    pcm, rate = load_wav("hello_24k")
+    transport = WebRTCTransport()
+    rec = Recorder().attach(transport)
+    await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
+    assert transport.status is TransportStatus.CONNECTED
+    assert transport.call_id is not None and transport.call_id.startswith("rtc_")
+    call = front_of(server.state).calls[transport.call_id]
+
+    await transport.send_audio(pcm)
+    await transport.send_audio(bytes(rate * 2))  # 1 s of silence ends the turn
+    await rec.wait_for(lambda: rec.count("output_audio_buffer.stopped") >= 1, within=15)
+    await rec.wait_for(lambda: not transport.gate.playing, within=2)
+
+    # The server heard the WAV: its loud part, at its level (Opus round trip, 48 kHz mono).
+    assert rec.count("input_audio_buffer.speech_started") == 1
+    loud_ms = sum(20 for i in range(0, len(pcm), 960) if rtlayer_native.rms_dbfs(pcm[i : i + 960]) > -50)
+    assert abs(call.input.loud_ms - loud_ms) <= 200, (call.input.loud_ms, loud_ms)
+    wav_rms = rtlayer_native.rms(pcm)
+    heard_rms = (call.input.energy / max(1, call.input.loud_frames * 960)) ** 0.5
+    assert 0.5 * wav_rms < heard_rms < 2 * wav_rms
+
+    # The answer's audio reached the app, tagged with the response and its item, and it is not silence.
+    done = next(e for e in rec.events if e["type"] == "response.done")["response"]
+    item_id = done["output"][0]["id"]
+    answer = [a for a in rec.audio if a.response_id == done["id"]]
+    assert answer and all(a.item_id == item_id for a in answer)
+    sent_ms = call.track.audio_frames_sent * 20
+    assert abs(rec.audio_ms(done["id"]) - sent_ms) <= 60, (rec.audio_ms(done["id"]), sent_ms)
+    assert rtlayer_native.rms_dbfs(b"".join(a.data for a in answer)) > -40
+    assert all(len(a.data) == 960 for a in answer)  # 20 ms of PCM16 24 kHz each
+
+    await transport.close()
+    assert transport.status is TransportStatus.DISCONNECTED
+    await rec.wait_for(lambda: not server.state.calls, within=5)
+    assert not front_of(server.state).peers
+    assert "output_audio_buffer.started" in server_events.types()
+
+
+async def test_interrupt_stops_the_answer_where_the_app_was():
+    responder = ToneResponder(3000)
+    async with RealtimeServer(responder=responder) as server:
+        transport = WebRTCTransport()
+        rec = Recorder().attach(transport, "audio_interrupted")
+        await transport.connect(url=server.url)
+        transport.send_message("play me a tone")
+        await rec.wait_for(lambda: rec.audio_ms() >= 400)
+        transport.interrupt()
+        received_at_interrupt = rec.audio_ms()
+        await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
+        await rec.wait_for(lambda: rec.count("response.done") == 1)
+
+        interrupted = rec.named["audio_interrupted"]
+        assert len(interrupted) == 1 and isinstance(interrupted[0], AudioInterruptedEvent)
+        assert interrupted[0].audio_end_ms == pytest.approx(received_at_interrupt, abs=1)
+        assert rec.audio_ms() == received_at_interrupt  # nothing after the interruption
+        # The answer was generated faster than real time (response.done may already be "completed"):
+        # what stops is the playback. The server's track sends no more of it, and the server
+        # truncated the item at what it had played, which is about what the app got.
+        truncated = [e for e in rec.events if e["type"] == "conversation.item.truncated"]
+        assert truncated and abs(truncated[0]["audio_end_ms"] - received_at_interrupt) <= 200
+        call = front_of(server.state).calls[transport.call_id or ""]
+        sent = call.track.audio_frames_sent
+        await asyncio.sleep(0.2)
+        assert call.track.audio_frames_sent == sent
+        await transport.close()
+    assert not open_peer_connections()
+
+
+async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
+    pcm, _ = load_wav("hello_24k")
+    transport = WebRTCTransport()
+    rec = Recorder().attach(transport)
+    await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
+    call = front_of(server.state).calls[transport.call_id or ""]
+    transport.mute(True)
+    assert transport.muted is True
+    await transport.send_audio(pcm)
+    frames_before = call.input.frames
+    await rec.wait_for(lambda: call.input.frames >= frames_before + 40)  # 800 ms of track time
+    assert call.input.loud_frames == 0
+    assert rec.count("input_audio_buffer.speech_started") == 0
+
+    transport.mute(False)
+    await transport.send_audio(pcm)
+    await rec.wait_for(lambda: rec.count("input_audio_buffer.speech_started") == 1)
+    assert call.input.loud_frames > 0
+    await transport.close()
+
+
+async def test_sideband_socket_and_hangup_by_call_id(server):
+    transport = WebRTCTransport()
+    rec = Recorder().attach(transport)
+    changes: list[TransportStatus] = []
+    transport.on("connection_change", lambda e: changes.append(e.status))
+    await transport.connect(url=server.url)
+    call_id = transport.call_id
+
+    async with websockets.connect(f"{server.ws_url}?call_id={call_id}", open_timeout=5) as sideband:
+        transport.send_message("hello from the data channel")
+        seen: list[str] = []
+        while "response.done" not in seen:
+            seen.append(json.loads(await sideband.recv())["type"])
+        assert "conversation.item.added" in seen and "response.created" in seen
+        # The sideband can drive the call too: its event reaches the same session.
+        await sideband.send(json.dumps({"type": "response.create"}))
+        await rec.wait_for(lambda: rec.count("response.done") == 2)
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        response = await http.post(f"/v1/realtime/calls/{call_id}/hangup")
+    assert response.status_code == 200
+    await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
+    assert changes[-1] is TransportStatus.DISCONNECTED
+    assert call_id not in server.state.calls and not front_of(server.state).peers
+    await transport.close()
+    assert not open_peer_connections()
+
+
+async def test_multipart_offer_with_an_ephemeral_key():
+    async with RealtimeServer(api_key="sk-real") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            minted = await http.post(
+                "/v1/realtime/client_secrets",
+                headers={"Authorization": "Bearer sk-real"},
+                json={"session": {"type": "realtime", "instructions": "from the key"}},
+            )
+        key = minted.json()["value"]
+        transport = WebRTCTransport(signalling="multipart", api_key=key)
+        rec = Recorder().attach(transport)
+        await transport.connect(url=server.url + "/v1", initial_session_config={"voice": "cedar"})
+        created = next(e for e in rec.events if e["type"] == "session.created")["session"]
+        assert created["instructions"] == "from the key"
+        assert created["audio"]["output"]["voice"] == "cedar"
+        await transport.close()
