@@ -1,0 +1,126 @@
+"""``rtlayer serve`` as a user runs it, TLS, and sideband sockets attached to a registered call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import websockets
+from conftest import EmittedEvents
+from helpers_tls import make_pki
+
+from rtlayer.server import RealtimeServer, ServerState, SessionRunner
+
+pytestmark = pytest.mark.timeout(40)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def test_rtlayer_serve_logs_one_line_per_event_and_stops_cleanly_on_sigterm() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtlayer.cli", "serve", "--port", "0", "--api-key", "sk-secret-cli",
+        "--audio-pacing", "0",
+        cwd=ROOT, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            while not lines or "listening on" not in lines[-1]:
+                lines.append((await proc.stderr.readline()).decode())
+                assert lines[-1], "".join(lines)
+        url = re.search(r"listening on (http://\S+)", lines[-1]).group(1)  # type: ignore[union-attr]
+        async with websockets.connect(
+            url.replace("http", "ws") + "/v1/realtime?model=gpt-realtime",
+            additional_headers={"Authorization": "Bearer sk-secret-cli"},
+        ) as ws:
+            await ws.send(json.dumps({"type": "conversation.item.create", "item": {
+                "type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}}))  # fmt: skip
+            await ws.send(json.dumps({"type": "response.create"}))
+            async with asyncio.timeout(10):
+                while json.loads(await ws.recv())["type"] != "response.done":
+                    pass
+        proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            rest = (await proc.stderr.read()).decode()
+            code = await proc.wait()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    log = "".join(lines) + rest
+    assert code == 0, log
+    assert re.search(r"sess_\w+  session\.created gpt-realtime audio/pcm turns=server_vad", log), log
+    assert re.search(r"sess_\w+  response\.done completed \d+\.\d\d s audio", log), log
+    assert "shutting down" in log
+    assert "sk-secret-cli" not in log  # keys are never logged
+
+
+def test_rtlayer_serve_refuses_a_public_address_without_a_key() -> None:
+    from rtlayer.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+
+
+async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path)
+    async with RealtimeServer(certfile=str(pki.server_cert), keyfile=str(pki.server_key)) as server:
+        assert server.url.startswith("https://127.0.0.1:") and server.ws_url.startswith("wss://")
+        async with httpx.AsyncClient(verify=pki.client_context()) as http:
+            assert (await http.get(server.url + "/healthz")).json()["status"] == "ok"
+        async with websockets.connect(
+            server.ws_url + "?model=m",
+            ssl=pki.client_context(),
+            additional_headers={"Authorization": "Bearer x"},
+        ) as ws:
+            assert json.loads(await ws.recv())["type"] == "session.created"
+        with pytest.raises(OSError):  # an unknown CA is refused by a verifying client
+            await websockets.connect(
+                server.ws_url + "?model=m", additional_headers={"Authorization": "Bearer x"}
+            )
+
+
+class HeadlessCall:
+    """A call with no media (the shape the WebRTC and SIP fronts register): an id, a runner, hangup."""
+
+    def __init__(self, state: ServerState, call_id: str) -> None:
+        self.id = call_id
+        self.state = state
+        self.runner: SessionRunner | None = state.create_runner(model="gpt-realtime")
+        self.runner.start()
+        state.calls.add(self)
+
+    async def hangup(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+            self.runner = None
+        self.state.calls.remove(self.id)
+
+
+async def test_sideband_socket_attaches_to_a_call_and_hangup_ends_it(
+    server: RealtimeServer, server_events: EmittedEvents
+) -> None:
+    call = HeadlessCall(server.state, "rtc_headless1")
+    headers = {"Authorization": "Bearer x"}
+    async with websockets.connect(server.ws_url + "?call_id=rtc_headless1", additional_headers=headers) as ws:
+        await ws.send(
+            json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "Hi"}})
+        )
+        updated = json.loads(await ws.recv())
+        assert updated["type"] == "session.updated" and updated["session"]["instructions"] == "Hi"
+        async with httpx.AsyncClient(base_url=server.url, headers=headers) as http:
+            assert (await http.post("/v1/realtime/calls/rtc_headless1/hangup")).status_code == 200
+            assert (await http.post("/v1/realtime/calls/rtc_headless1/hangup")).status_code == 404
+        async with asyncio.timeout(5):
+            with pytest.raises(websockets.ConnectionClosedOK):
+                while True:
+                    await ws.recv()
+    assert call.runner is None and "rtc_headless1" not in server.state.calls
+    assert not server.state.runners
