@@ -1,0 +1,146 @@
+"""Bad input on both sides of a WebRTC call: clear errors, nothing hangs, no peer connection left open."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+import websockets
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from helpers_webrtc import Recorder, open_peer_connections
+
+from rtlayer._ice import host_policy
+from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError, UnsupportedOperation
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.webrtc import front_of
+from rtlayer.transport import TransportStatus
+from rtlayer.transports.webrtc import WebRTCTransport
+
+pytestmark = pytest.mark.timeout(20)
+
+BROKEN_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio nine UDP/TLS/RTP/SAVPF x\r\n"
+
+
+async def test_broken_offers_get_the_servers_message_and_leave_no_peer(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        cases = [
+            ({"Content-Type": "application/sdp"}, b"hello", 400, "must start with 'v=0'"),
+            ({"Content-Type": "application/sdp"}, b"", 400, "the SDP offer is empty"),
+            ({"Content-Type": "application/sdp"}, BROKEN_SDP.encode(), 400, "invalid SDP offer"),
+            ({"Content-Type": "text/plain"}, b"v=0", 415, "unsupported Content-Type"),
+        ]
+        for headers, body, status, message in cases:
+            response = await http.post("/v1/realtime/calls", headers=headers, content=body)
+            assert response.status_code == status
+            assert message in response.json()["error"]["message"]
+        no_sdp = await http.post("/v1/realtime/calls", files={"session": (None, "{}", "application/json")})
+        assert no_sdp.status_code == 400 and "'sdp' part" in no_sdp.json()["error"]["message"]
+        bad_session = await http.post(
+            "/v1/realtime/calls",
+            files={
+                "sdp": (None, "v=0\r\nm=audio 9 x 0\r\n", "application/sdp"),
+                "session": (None, "{", None),
+            },
+        )
+        assert "not valid JSON" in bad_session.json()["error"]["message"]
+    front = front_of(server.state)
+    assert front is not None and not front.peers and not front.calls
+    assert not open_peer_connections()
+
+
+async def test_wrong_key_fails_connect_with_the_servers_message():
+    async with RealtimeServer(api_key="sk-right") as server:
+        transport = WebRTCTransport(api_key="sk-wrong")
+        with pytest.raises(HandshakeError) as caught:
+            await transport.connect(url=server.url)
+        assert caught.value.status == 401
+        assert "Incorrect API key provided." in str(caught.value)
+        assert "sk-wrong" not in str(caught.value)  # keys never appear in messages
+        expired = WebRTCTransport(api_key="ek_not_issued")
+        with pytest.raises(HandshakeError, match="Incorrect API key"):
+            await expired.connect(url=server.url)
+        assert transport.status is TransportStatus.DISCONNECTED and transport.peer is None
+    assert not open_peer_connections()
+
+
+async def test_unknown_call_id(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        response = await http.post("/v1/realtime/calls/rtc_nope/hangup")
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "Call 'rtc_nope' not found."
+    with pytest.raises(websockets.InvalidStatus) as caught:
+        async with websockets.connect(f"{server.ws_url}?call_id=rtc_nope", open_timeout=5):
+            pass
+    assert caught.value.response.status_code == 404
+    with pytest.raises(UnsupportedOperation, match="sideband"):
+        await WebRTCTransport().connect(url=server.url, call_id="rtc_nope")
+
+
+async def test_bad_data_channel_messages_get_error_events_and_the_call_goes_on(server):
+    transport = WebRTCTransport()
+    rec = Recorder().attach(transport)
+    await transport.connect(url=server.url)
+    assert transport.peer is not None
+    assert transport.peer.send("this is not JSON {")
+    transport.peer.channel.send(b"\x00\x01binary")
+    await rec.wait_for(lambda: rec.count("error") == 2)
+    messages = [e["error"]["message"] for e in rec.events if e["type"] == "error"]
+    assert any("binary data channel messages are not supported" in m for m in messages)
+    transport.send_message("still there?")
+    await rec.wait_for(lambda: rec.count("response.done") == 1)
+    assert transport.status is TransportStatus.CONNECTED
+    await transport.close()
+    await rec.wait_for(lambda: not server.state.calls, within=5)  # the server saw the peer leave
+    assert not open_peer_connections()
+
+
+@contextlib.asynccontextmanager
+async def deaf_signalling_server(answer: str = "real") -> AsyncIterator[str]:
+    """Answers offers like a server would, then closes its peer: ICE checks go unanswered."""
+    peers: list[RTCPeerConnection] = []
+
+    async def calls(request: web.Request) -> web.Response:
+        if answer == "garbage":
+            return web.Response(status=201, text="v=0\r\nnonsense\r\n", headers={"Location": "/x/rtc_1"})
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peers.append(pc)
+        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        with host_policy("loopback_only"):
+            await pc.setLocalDescription(await pc.createAnswer())
+        assert pc.localDescription is not None
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return web.Response(status=201, text=sdp, headers={"Location": "/v1/realtime/calls/rtc_deaf"})
+
+    app = web.Application()
+    app.router.add_post("/v1/realtime/calls", calls)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+        for pc in peers:
+            await pc.close()
+
+
+async def test_ice_that_never_connects_becomes_a_connect_timeout():
+    async with deaf_signalling_server() as url:
+        transport = WebRTCTransport(connect_timeout=1.5)
+        started = time.monotonic()
+        with pytest.raises(ConnectTimeout) as caught:
+            await transport.connect(url=url)
+        assert time.monotonic() - started < 3
+        assert "not established within 1.5 s" in str(caught.value) and "ICE" in str(caught.value)
+        assert transport.status is TransportStatus.DISCONNECTED and transport.peer is None
+    async with deaf_signalling_server("garbage") as url:
+        with pytest.raises(ConnectError, match="SDP answer could not be used"):
+            await WebRTCTransport(connect_timeout=3).connect(url=url)
+    assert not open_peer_connections()
