@@ -150,7 +150,7 @@ async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePar
     next_word = 0
     for c, chunk in enumerate(chunks):
         # Words are spread evenly over the audio so transcript and audio advance together.
-        until = len(words) if c == len(chunks) - 1 else (c + 1) * len(words) // len(chunks)
+        until = -(-(c + 1) * len(words) // len(chunks))  # ceil: text leads its audio, as on the service
         if until > next_word:
             yield TextPart(
                 " ".join(words[next_word:until]) if next_word == 0 else " " + " ".join(words[next_word:until])

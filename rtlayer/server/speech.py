@@ -120,7 +120,7 @@ def synthetic_speech(text: str, speed: float = 1.0) -> bytes:
     About -20 dBFS RMS while "speaking", like espeak-ng's output; clearly not speech to a listener.
     """
     words = re.findall(r"\w+", text) or ["_"]
-    block = 480 if speed <= 0 else max(96, round(480 / speed)) & ~1  # bytes of one 20 ms block at speed 1
+    block = 960 if speed <= 0 else max(96, round(960 / speed)) & ~1  # bytes of one 20 ms block at speed 1
     gap = bytes(block * 3)
     out = bytearray()
     pitches = list(_PITCHES.values())

@@ -1,0 +1,83 @@
+"""Wire helpers: event names, ids, items, the JSON codec."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rtlayer.protocol import codec
+from rtlayer.protocol.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, ServerEventType
+from rtlayer.protocol.ids import new_event_id, new_id
+from rtlayer.protocol.items import audio_duration_ms, item_text, normalize_client_item
+from rtlayer.protocol.session_config import InvalidValue
+
+SHARED = Path("/work/shared/protocol")
+
+
+@pytest.mark.skipif(not (SHARED / "event-types.json").exists(), reason="shared protocol notes not present")
+def test_event_names_are_exactly_the_protocols() -> None:
+    names = json.loads((SHARED / "event-types.json").read_text())
+    assert set(names["client_event_types"]) == CLIENT_EVENT_TYPES
+    assert set(names["server_event_types"]) == SERVER_EVENT_TYPES
+    assert ServerEventType.RESPONSE_DONE == "response.done"
+
+
+def test_ids_have_the_services_shape_and_do_not_repeat() -> None:
+    assert re.fullmatch(r"event_[A-Za-z0-9]{21}", new_event_id())
+    assert re.fullmatch(r"item_[A-Za-z0-9]{21}", new_id("item"))
+    assert len({new_id("resp") for _ in range(1000)}) == 1000
+    with pytest.raises(ValueError, match="unknown id prefix"):
+        new_id("itme")
+
+
+def test_client_items_are_completed_in_the_services_shape() -> None:
+    item = normalize_client_item(
+        {"type": "message", "role": "assistant", "content": [{"type": "text", "text": "hi"}]}
+    )
+    assert (
+        item["id"].startswith("item_") and item["object"] == "realtime.item" and item["status"] == "completed"
+    )
+    assert item["content"] == [{"type": "output_text", "text": "hi"}]  # the beta name mapped to GA
+    call = normalize_client_item({"type": "function_call", "name": "f", "call_id": "call_1"})
+    assert call["arguments"] == "" and item_text(call) == "f()"
+    with pytest.raises(InvalidValue) as info:
+        normalize_client_item({"type": "message", "role": "system", "content": [{"type": "input_audio"}]})
+    assert info.value.param == "item.content[0].type"
+    with pytest.raises(InvalidValue) as info:
+        normalize_client_item(
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}
+        )
+    assert info.value.param == "item.content[0].text"
+
+
+@pytest.mark.parametrize(
+    ("nbytes", "codec_", "rate", "ms"),
+    [
+        (48000, "pcm16", 24000, 1000.0),
+        (4800, "pcm16", 24000, 100.0),
+        (8000, "pcmu", 8000, 1000.0),
+        (160, "pcma", 8000, 20.0),
+        (32000, "pcm16", 16000, 1000.0),
+    ],
+)
+def test_audio_duration(nbytes: int, codec_: str, rate: int, ms: float) -> None:
+    assert audio_duration_ms(nbytes, codec_, rate) == ms
+
+
+def test_codec_round_trips_and_matches_stdlib_json() -> None:
+    event = {
+        "type": "response.output_audio_transcript.delta",
+        "event_id": new_event_id(),
+        "delta": 'héllo \u2603 "q"',
+        "output_index": 0,
+        "nested": {"list": [1, 2.5, None, True]},
+    }
+    text = codec.dumps(event)
+    assert isinstance(text, str) and codec.loads(text) == event == json.loads(text)
+    assert codec.loads(text.encode()) == event
+    for bad in ('{"type": ', "NaN", "{'a': 1}", ""):
+        with pytest.raises(ValueError):
+            codec.loads(bad)
