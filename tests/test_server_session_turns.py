@@ -310,3 +310,57 @@ def test_session_expires_with_an_error_and_closes() -> None:
     assert d.session.closed and d.session.get_timer() is None
     d.send({"type": "response.create"})
     assert d.drain() == []  # a closed session answers nothing
+
+
+def test_official_client_session_updates_before_and_after_session_created() -> None:
+    d = Driver()
+    # openai / openai-agents send session.update at once, without waiting for session.created ...
+    d.session.receive_event(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "instructions": "Be brief.",
+                "output_modalities": ["text"],
+                "audio": {"input": {"format": {"type": "audio/pcmu"}}},
+            },
+        },
+        d.now,
+    )
+    # ... and {"tracing": "auto"} when it arrives.
+    d.session.receive_event(
+        {"type": "session.update", "session": {"type": "realtime", "tracing": "auto"}}, d.now
+    )
+    created, first, second = d.drain()
+    assert [created["type"], first["type"], second["type"]] == [
+        "session.created",
+        "session.updated",
+        "session.updated",
+    ]
+    assert second["session"]["instructions"] == "Be brief." and second["session"]["tracing"] == "auto"
+    assert second["session"]["id"] == created["session"]["id"]
+    # The new input format applies to the very next append.
+    events = d.append(
+        AudioConverter(AudioFormat(), PCMU).convert(wav("joke_24k")) + silence(600, PCMU), fmt=PCMU
+    )
+    assert "input_audio_buffer.committed" in [e["type"] for e in events]
+
+
+def test_legacy_beta_session_update_is_understood() -> None:
+    d = Driver()
+    d.drain()
+    (updated,) = d.send(
+        {
+            "type": "session.update",
+            "session": {
+                "modalities": ["text", "audio"],
+                "voice": "verse",
+                "input_audio_format": "g711_alaw",
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 600},
+            },
+        }
+    )
+    audio = updated["session"]["audio"]
+    assert audio["input"]["format"] == {"type": "audio/pcma"} and audio["output"]["voice"] == "verse"
+    assert audio["input"]["turn_detection"]["silence_duration_ms"] == 600
+    assert updated["session"]["output_modalities"] == ["audio"]

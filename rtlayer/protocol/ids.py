@@ -15,8 +15,17 @@ _ALPHABET = string.ascii_letters + string.digits
 ID_PREFIXES = frozenset({"event", "item", "resp", "sess", "conv", "call", "rtc", "ek", "evt"})
 
 
+# Random bytes -> base62 in C: bytes below 248 (= 4 * 62) map to a character, the rest are dropped, so every
+# character is equally likely (no modulo bias) and no Python loop runs per character.
+_TABLE = bytes((_ALPHABET[b % 62] if b < 248 else "0").encode()[0] for b in range(256))
+_REJECT = bytes(range(248, 256))
+
+
 def _base62(n: int) -> str:
-    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+    while True:
+        chars = secrets.token_bytes(n + 4).translate(_TABLE, _REJECT)
+        if len(chars) >= n:  # fails with probability < 1e-4 for n = 21; then draw again
+            return chars[:n].decode()
 
 
 def new_event_id() -> str:
