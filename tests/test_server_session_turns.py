@@ -298,6 +298,7 @@ def test_idle_timeout_triggers_a_response_from_the_timer() -> None:
         "conversation.item.done",
     ]
     assert types[4] == "response.created"
+    assert d.session.input_buffer_ms == 0  # what the timeout committed left the buffer
 
 
 def test_session_expires_with_an_error_and_closes() -> None:

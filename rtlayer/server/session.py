@@ -293,7 +293,12 @@ class ServerSession:
                 "audio_end_ms": int(self._audio_ms),
             }
         )
-        self._commit(item_id, bytes(self._buf), now)
+        pcm = bytes(self._buf)
+        self._buf.clear()
+        if self._vad is not None:
+            self._vad.reset()
+        self._speech_item = None
+        self._commit(item_id, pcm, now, new_buffer_start_ms=self._audio_ms)
         td = self.turn_detection or {}
         if td.get("create_response", True) and self._active is None:
             self._create_response({}, None, now)
