@@ -1,0 +1,408 @@
+"""The SIP front's asyncio shell: one UDP socket for SIP, one per call for RTP, one pacer for all calls.
+
+What it does with each datagram on the SIP port:
+
+- unparseable: dropped and counted (``counters.sip_malformed``); other calls never notice;
+- a new INVITE: the offer is negotiated (no PCMU/PCMA: 488), a :class:`UasDialog` answers 100
+  Trying, the call is registered in ``state.calls`` as ``rtc_...``, and a signed
+  ``realtime.call.incoming`` webhook goes to ``state.webhook_url``; the app then decides over REST
+  (:meth:`accept_call`, :meth:`reject_call`, :meth:`refer_call`, the registry's hangup);
+- a request or response of a known Call-ID: handed to that call's dialog;
+- OPTIONS outside a dialog: 200 with what we allow; anything else unknown: 481/405.
+
+Every reply goes to the packet's source address. Dialog timers (200 OK retransmission, ring timeout,
+BYE retransmission) run on ``loop.call_at``. Output RTP is paced by one task for every call, which
+records how late each packet left against its ideal time (``pacing_jitter_ms``) for the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from rtlayer.audio import PCMA, PCMU
+from rtlayer.protocol.ids import new_id
+from rtlayer.protocol.webhooks import webhook_headers
+from rtlayer.server.sip.call import SipCall
+from rtlayer.server.sip.dialog import ALLOW, REASONS, CallState, UasDialog
+from rtlayer.server.sip.message import SipParseError, SipRequest, SipResponse, build_response, parse_message
+from rtlayer.server.sip.sdp import SdpError, build_answer, negotiate, parse_offer
+
+if TYPE_CHECKING:
+    from rtlayer.server.runner import SessionRunner
+    from rtlayer.server.state import ServerState
+
+__all__ = ["CallError", "SipCounters", "SipFront"]
+
+logger = logging.getLogger("rtlayer.server.sip")
+
+Addr = tuple[str, int]
+LINGER_S = 5.0  # RFC 3261 Timer J/K scale: keep an ended dialog this long to absorb retransmissions
+
+
+class CallError(Exception):
+    """A REST decision that cannot be applied; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+
+
+@dataclass(slots=True)
+class SipCounters:
+    sip_received: int = 0
+    sip_malformed: int = 0
+    calls_offered: int = 0
+    calls_accepted: int = 0
+    calls_rejected: int = 0
+    calls_timed_out: int = 0
+    calls_refused_sdp: int = 0
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0
+    rtp_invalid: int = 0
+
+
+class _SipProtocol(asyncio.DatagramProtocol):
+    def __init__(self, front: SipFront) -> None:
+        self.front = front
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.front.datagram_received(data, (addr[0], addr[1]))
+
+
+class SipFront:
+    """The SIP user agent of one embedded server."""
+
+    def __init__(
+        self,
+        state: ServerState,
+        host: str,
+        *,
+        ring_timeout: float = 60.0,
+        webhook_timeout: float = 5.0,
+        max_jitter_samples: int = 100_000,
+    ) -> None:
+        self.state = state
+        self.host = host
+        self.port = 0
+        self.ring_timeout = ring_timeout
+        self.webhook_timeout = webhook_timeout
+        self.counters = SipCounters()
+        self.calls: dict[str, SipCall] = {}  # by SIP Call-ID, including ended ones that linger
+        self.pacing_jitter_ms: deque[float] = deque(maxlen=max_jitter_samples)
+        self._transport: asyncio.DatagramTransport | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._pacer: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._heap: list[tuple[float, int, SipCall]] = []
+        self._seq = itertools.count()
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _SipProtocol(self), local_addr=(self.host, port)
+        )
+        self._transport = transport
+        self.port = int(transport.get_extra_info("sockname")[1])
+        self._pacer = loop.create_task(self._pace(), name="rtlayer-sip-pacer")
+
+    async def close(self) -> None:
+        """Hang up every call (BYE goes out), stop timers and sockets. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for call in list(self.calls.values()):
+            if not call.ended:
+                self.hangup_call(call)
+            self._finish(call)
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        if self._pacer is not None:
+            self._pacer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pacer
+        if self._http is not None:
+            await self._http.close()
+        if self._transport is not None:
+            self._transport.close()
+
+    @property
+    def local_contact(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"sip:rtlayer@{host}:{self.port}"
+
+    def rtp_stats(self) -> dict[str, int]:
+        """RTP counters summed over every call this front still knows."""
+        total: dict[str, int] = {}
+        for call in self.calls.values():
+            for key, value in call.stats().items():
+                if isinstance(value, int):
+                    total[key] = total.get(key, 0) + value
+        total["rtp_invalid"] = total.get("rtp_invalid", 0) + self.counters.rtp_invalid
+        return total
+
+    # -- datagrams in -----------------------------------------------------------------------------
+
+    def _send(self, data: bytes, addr: Addr) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.sendto(data, addr)
+
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
+        self.counters.sip_received += 1
+        if not data.strip():
+            return  # RFC 5626 keepalive (CRLF)
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            self.counters.sip_malformed += 1
+            logger.debug("dropped a malformed SIP message from %s: %s", addr, exc)
+            return
+        now = time.monotonic()
+        call = self.calls.get(msg.call_id)
+        if isinstance(msg, SipResponse):
+            if call is not None:
+                call.dialog.receive_response(msg, now)
+                self._service(call)
+            return
+        if call is not None:
+            call.dialog.receive_request(msg, addr, now)
+            self._service(call)
+        elif msg.method == "INVITE" and not self._closed:
+            self._new_call(msg, addr, now)
+        elif msg.method == "OPTIONS":
+            headers = [
+                ("Allow", ALLOW),
+                ("Accept", "application/sdp"),
+                ("Contact", f"<{self.local_contact}>"),
+            ]
+            self._reply(msg, addr, 200, headers)
+        elif msg.method != "ACK":
+            self._reply(msg, addr, 481 if msg.method in ("BYE", "CANCEL") else 405, [("Allow", ALLOW)])
+
+    def _reply(
+        self, req: SipRequest, addr: Addr, status: int, headers: list[tuple[str, str]] | None = None
+    ) -> None:
+        resp = build_response(
+            req, status, REASONS.get(status, "Unknown"), source=addr, to_tag="rtlayer", headers=headers
+        )
+        self._send(resp.to_bytes(), addr)
+
+    def _new_call(self, invite: SipRequest, addr: Addr, now: float) -> None:
+        try:
+            offer = parse_offer(invite.body)
+            answer = negotiate(offer)
+        except SdpError as exc:
+            self.counters.calls_refused_sdp += 1
+            self._reply(invite, addr, 488, [("Warning", f'304 rtlayer "{exc}"')])
+            return
+        if len(self.calls) >= 2 * self.state.limits.max_sessions:
+            self._reply(invite, addr, 503, [("Retry-After", "5")])
+            return
+        dialog = UasDialog(
+            invite, addr, local_contact=self.local_contact, now=now, ring_timeout=self.ring_timeout
+        )
+        call = SipCall(new_id("rtc"), dialog, answer, front=self, direction=offer.direction)
+        self.calls[dialog.call_id] = call
+        self.state.calls.add(call)
+        self.counters.calls_offered += 1
+        self._service(call)
+        if self.state.webhook_url:
+            call.webhook_task = asyncio.get_running_loop().create_task(self._post_webhook(call))
+        else:
+            logger.warning("SIP call %s: no webhook_url configured; nobody can accept it", call.id)
+
+    # -- the dialog's outputs and timer -----------------------------------------------------------
+
+    def _service(self, call: SipCall) -> None:
+        """Send what the dialog queued, act on its events, re-arm its timer."""
+        dialog = call.dialog
+        for data, addr in dialog.datagrams_to_send():
+            self._send(data, addr)
+        for event in dialog.events():
+            if event.kind == "ended":
+                if event.reason == "timeout":
+                    self.counters.calls_timed_out += 1
+                logger.info("SIP call %s ended: %s", call.id, event.reason)
+                self._end_media(call)
+        handle = self._timers.pop(dialog.call_id, None)
+        if handle is not None:
+            handle.cancel()
+        when = dialog.get_timer()
+        loop = asyncio.get_running_loop()
+        if when is not None:
+            self._timers[dialog.call_id] = loop.call_at(
+                loop.time() + max(0.0, when - time.monotonic()), self._on_timer, call
+            )
+        elif dialog.state is CallState.ENDED:
+            self._timers[dialog.call_id] = loop.call_later(LINGER_S, self._finish, call)
+
+    def _on_timer(self, call: SipCall) -> None:
+        self._timers.pop(call.dialog.call_id, None)
+        call.dialog.handle_timer(time.monotonic())
+        self._service(call)
+
+    def _end_media(self, call: SipCall) -> None:
+        """The call is over for the app: unregister it, close its session (and so its sockets)."""
+        self.state.calls.remove(call.id)
+        if call.webhook_task is not None and not call.webhook_task.done():
+            call.webhook_task.cancel()
+        call.close_media()
+
+    def _finish(self, call: SipCall) -> None:
+        self._end_media(call)
+        self.calls.pop(call.dialog.call_id, None)
+        handle = self._timers.pop(call.dialog.call_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    # -- webhook ----------------------------------------------------------------------------------
+
+    async def _post_webhook(self, call: SipCall) -> None:
+        invite = call.dialog.invite
+        event = {
+            "id": new_id("evt"),
+            "object": "event",
+            "type": "realtime.call.incoming",
+            "created_at": int(time.time()),
+            "data": {
+                "call_id": call.id,
+                "sip_headers": [{"name": k, "value": v} for k, v in invite.headers if k.lower() != "via"],
+            },
+        }
+        body = json.dumps(event, separators=(",", ":"))
+        headers = {"Content-Type": "application/json", "User-Agent": "rtlayer-sip"}
+        if self.state.webhook_secret:
+            headers.update(webhook_headers(new_id("evt"), body, self.state.webhook_secret))
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.webhook_timeout))
+        url = self.state.webhook_url
+        assert url is not None
+        try:
+            async with self._http.post(url, data=body.encode(), headers=headers) as resp:
+                await resp.read()
+                ok = 200 <= resp.status < 300
+                detail = f"HTTP {resp.status}"
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            self.counters.webhooks_sent += 1
+            return
+        self.counters.webhooks_failed += 1
+        logger.warning("SIP call %s: webhook to %s failed (%s); declining the call", call.id, url, detail)
+        if call.dialog.reject(480, time.monotonic()):
+            self._service(call)
+
+    # -- the app's decisions (REST) ---------------------------------------------------------------
+
+    def _ringing(self, call_id: str) -> SipCall:
+        call = next((c for c in self.calls.values() if c.id == call_id), None)
+        if call is None or call.ended:
+            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+        if call.dialog.state is not CallState.RINGING:
+            raise CallError(409, f"Call '{call_id}' was already answered or ended.", "call_already_handled")
+        return call
+
+    async def accept_call(self, call_id: str, config: dict[str, Any]) -> SessionRunner:
+        """Answer the call with a session configured by ``config`` (audio forced to what SIP negotiated)."""
+        from rtlayer.server.state import SessionLimitReached
+
+        call = self._ringing(call_id)
+        fmt = {"type": f"audio/{call.answer.codec}"}
+        config = dict(config)
+        audio = dict(config.get("audio") or {})
+        for side in ("input", "output"):
+            part = dict(audio.get(side) or {})
+            part["format"] = fmt  # the caller's codec is fixed by the SDP answer, not by the app
+            audio[side] = part
+        config["audio"] = audio
+        try:
+            runner = self.state.create_runner(
+                model=config.get("model"), config=config, media=PCMU if call.answer.codec == "pcmu" else PCMA
+            )
+        except SessionLimitReached as exc:
+            if call.dialog.reject(503, time.monotonic()):
+                self._service(call)
+            raise CallError(429, str(exc), "rate_limit_exceeded") from None
+        port = await call.open_rtp(self.host)
+        if call.ended or call.dialog.state is not CallState.RINGING:  # cancelled while we bound the port
+            runner.close()
+            call.close_media()
+            raise CallError(
+                409, f"Call '{call_id}' ended before it could be accepted.", "call_already_handled"
+            )
+        sdp = build_answer(call.answer, self.host, port, int(time.time()), call.direction)
+        runner.on_close(lambda _r: self.hangup_call(call))
+        now = asyncio.get_running_loop().time()
+        call.attach_runner(runner, now)
+        call.dialog.accept(sdp, time.monotonic())
+        self.counters.calls_accepted += 1
+        self._service(call)
+        heapq.heappush(self._heap, (now, next(self._seq), call))
+        self._wake.set()
+        return runner
+
+    def reject_call(self, call_id: str, status: int) -> None:
+        call = self._ringing(call_id)
+        call.dialog.reject(status, time.monotonic())
+        self.counters.calls_rejected += 1
+        self._service(call)
+
+    def refer_call(self, call_id: str, target_uri: str) -> None:
+        call = next((c for c in self.calls.values() if c.id == call_id and not c.ended), None)
+        if call is None:
+            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+        if not call.dialog.refer(target_uri, time.monotonic()):
+            raise CallError(409, f"Call '{call_id}' cannot be transferred now.", "call_not_active")
+        self._service(call)
+
+    def hangup_call(self, call: SipCall) -> None:
+        if call.dialog.state is not CallState.ENDED and call.dialog.hangup(time.monotonic()):
+            self._service(call)
+        self._end_media(call)
+
+    # -- output pacing ----------------------------------------------------------------------------
+
+    async def _pace(self) -> None:
+        """Send every live call's next frame at its packet time; one task and one heap for all calls.
+
+        Calls keep their own phase (the moment they were accepted), so their packets spread over the
+        packet time instead of leaving in one burst per tick.
+        """
+        loop = asyncio.get_running_loop()
+        jitter = self.pacing_jitter_ms
+        heap = self._heap
+        while True:
+            if not heap:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            now = loop.time()
+            while heap and heap[0][0] <= now:
+                due, seq, call = heapq.heappop(heap)
+                if call.ended or call.runner is None:
+                    continue
+                if now - due > 5 * call.ptime_s:
+                    due = now  # the loop stalled: resynchronize rather than burst
+                if call.send_frame():
+                    jitter.append((now - due) * 1000.0)
+                call.next_due = due + call.ptime_s
+                heapq.heappush(heap, (call.next_due, seq, call))
+            if heap:
+                await asyncio.sleep(max(0.0, heap[0][0] - loop.time()))

@@ -1,0 +1,173 @@
+"""Helpers for the SIP tests: a phone app (webhook receiver + Calls API), an RTP sink, and sipp.
+
+- :class:`PhoneApp` is what an app on the Realtime service looks like: an aiohttp server receiving
+  ``realtime.call.incoming`` (verified with ``rtlayer``'s receiver, the raw deliveries kept for a
+  second check with ``openai``), and a :class:`CallsClient` to decide.
+- :class:`RtpSink` is the media port the caller advertises in its SDP: it records every RTP packet
+  the server sends (sipp itself cannot report what it received).
+- :func:`run_sipp` runs one sipp scenario from ``tests/sip_scenarios`` with the options that keep it
+  on loopback and bounded (``-m 1 -i 127.0.0.1 -mi 127.0.0.1 -nostdin -timeout 20s -timeout_error``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import struct
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+import rtlayer_native
+from rtlayer.transports.calls import CallsClient
+from rtlayer.transports.sip_webhooks import IncomingCall, add_webhook_route
+
+SCENARIOS = Path(__file__).parent / "sip_scenarios"
+DATA = Path(__file__).parent / "data"
+SIPP = shutil.which("sipp")
+SECRET = "whsec_cnRsYXllci1zaXAtdGVzdHMtc2VjcmV0LWtleQ=="
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def g711_speech(codec: str, silence_s: float = 1.5) -> bytes:
+    """tests/data/hello_24k.wav through rtlayer_native to 8 kHz G.711, then silence (so the turn ends)."""
+    with wave.open(str(DATA / "hello_24k.wav"), "rb") as wav:
+        pcm = wav.readframes(wav.getnframes())
+    tx = rtlayer_native.Transcoder("pcm16", 24000, codec, 8000)
+    body = tx.process(pcm) + tx.flush()
+    quiet = b"\xff" if codec == "pcmu" else b"\xd5"
+    return body + quiet * int(8000 * silence_s)
+
+
+@dataclass
+class RtpSink:
+    """A UDP port that records RTP packets: (arrival time, payload type, seq, ts, marker, payload)."""
+
+    port: int = 0
+    packets: list[tuple[float, int, int, int, bool, bytes]] = field(default_factory=list)
+    transport: asyncio.DatagramTransport | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        sink = self
+
+        class _Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                if len(data) >= 12:
+                    _b0, b1, seq, ts = struct.unpack_from("!BBHI", data)
+                    sink.packets.append((loop.time(), b1 & 0x7F, seq, ts, bool(b1 & 0x80), data[12:]))
+
+        self.transport, _ = await loop.create_datagram_endpoint(_Proto, local_addr=("127.0.0.1", 0))
+        self.port = int(self.transport.get_extra_info("sockname")[1])
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def payload(self) -> bytes:
+        return b"".join(p[5] for p in self.packets)
+
+
+@dataclass
+class PhoneApp:
+    """The app side: webhook receiver on 127.0.0.1 and a Calls API client."""
+
+    server_url: str
+    secret: str = SECRET
+    calls: asyncio.Queue[IncomingCall] = field(default_factory=asyncio.Queue)
+    deliveries: list[tuple[bytes, dict[str, str]]] = field(default_factory=list)
+    url: str = ""
+    client: CallsClient | None = None
+    _runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        @web.middleware
+        async def keep_raw(request: web.Request, handler: Any) -> web.StreamResponse:
+            self.deliveries.append((await request.read(), dict(request.headers)))
+            return await handler(request)  # type: ignore[no-any-return]
+
+        app = web.Application(middlewares=[keep_raw])
+        add_webhook_route(app, "/webhook", secret=self.secret, on_call=self.calls.put_nowait)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/webhook"
+        self.client = CallsClient(base_url=self.server_url + "/v1", api_key="test-key", timeout=5.0)
+
+    async def next_call(self, within: float = 10.0) -> IncomingCall:
+        return await asyncio.wait_for(self.calls.get(), within)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@dataclass
+class SippRun:
+    process: asyncio.subprocess.Process
+    workdir: Path
+
+    async def wait(self, within: float = 30.0) -> tuple[int, str]:
+        """sipp's exit code (0: the scenario passed) and its error log."""
+        try:
+            await asyncio.wait_for(self.process.wait(), within)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        errors = "".join(p.read_text(errors="replace") for p in self.workdir.glob("*_errors.log"))
+        out = await self.process.stdout.read() if self.process.stdout else b""
+        return int(self.process.returncode or 0), errors + out.decode(errors="replace")[-3000:]
+
+
+async def run_sipp(
+    scenario: str,
+    sip_port: int,
+    workdir: Path,
+    *,
+    keys: dict[str, str] | None = None,
+    extra: list[str] | None = None,
+) -> SippRun:
+    """Start sipp on ``scenario`` against 127.0.0.1:``sip_port``, working in ``workdir``."""
+    assert SIPP is not None
+    args = [
+        SIPP,
+        "-sf",
+        str(SCENARIOS / f"{scenario}.xml"),
+        "-m",
+        "1",
+        "-i",
+        "127.0.0.1",
+        "-mi",
+        "127.0.0.1",
+        "-p",
+        str(free_udp_port()),
+        "-mp",
+        str(free_udp_port()),
+        "-nostdin",
+        "-timeout",
+        "20s",
+        "-timeout_error",
+        "-trace_err",
+        "-s",
+        "rtlayer",
+    ]
+    for key, value in (keys or {}).items():
+        args += ["-key", key, value]
+    args += [*(extra or []), f"127.0.0.1:{sip_port}"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, cwd=str(workdir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    return SippRun(proc, workdir)

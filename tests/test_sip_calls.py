@@ -1,0 +1,121 @@
+"""Phone calls from sipp (a real SIP peer) into the embedded server, controlled by an app.
+
+The app is what a Realtime service customer runs: it receives the signed ``realtime.call.incoming``
+webhook, accepts or rejects with ``CallsClient``, and attaches ``SIPTransport`` to the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from sip_helpers import SIPP, PhoneApp, RtpSink, g711_speech, run_sipp
+
+import rtlayer_native
+from rtlayer.exceptions import UnsupportedOperation
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.transports.sip import SIPTransport, build_initial_config
+
+pytestmark = [
+    pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed"),
+    pytest.mark.timeout(60),
+]
+
+
+@dataclass
+class Phone:
+    server: RealtimeServer
+    app: PhoneApp
+    sink: RtpSink
+    workdir: Path
+
+    @property
+    def sip_port(self) -> int:
+        return int(self.server.sip.port)
+
+
+@pytest.fixture
+async def phone(tmp_path: Path) -> AsyncIterator[Phone]:
+    app = PhoneApp(server_url="")
+    await app.start()
+    server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret)
+    await server.start()
+    app.server_url = server.url
+    assert app.client is not None
+    app.client.base_url = server.url + "/v1"
+    sink = RtpSink()
+    await sink.start()
+    (tmp_path / "speech.pcmu").write_bytes(g711_speech("pcmu"))
+    try:
+        yield Phone(server, app, sink, tmp_path)
+    finally:
+        sink.close()
+        await server.close()
+        await app.close()
+
+
+async def _until(predicate: Any, within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
+    sipp = await run_sipp(
+        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    assert call.call_id.startswith("rtc_")
+    assert "sipp" in (call.header("From") or "")
+
+    # the delivery verifies with the official client too
+    body, headers = phone.app.deliveries[0]
+    event = openai.OpenAI(api_key="x", webhook_secret=phone.app.secret).webhooks.unwrap(body, headers)
+    assert event.type == "realtime.call.incoming" and event.data.call_id == call.call_id
+
+    client = phone.app.client
+    assert client is not None
+    await client.accept(call.call_id, build_initial_config(instructions="Answer the phone."))
+    transport = SIPTransport()
+    events: list[dict[str, Any]] = []
+    transport.on("*", events.append)
+    await transport.connect(url=phone.server.ws_url, api_key="test-key", call_id=call.call_id)
+    with pytest.raises(UnsupportedOperation, match="RTP"):
+        await transport.send_audio(b"\x00\x00")
+
+    def seen(kind: str) -> bool:
+        return any(e.get("type") == kind for e in events)
+
+    await _until(lambda: seen("input_audio_buffer.speech_started"), 10, "speech_started")
+    await _until(lambda: seen("response.output_audio_transcript.done"), 15, "the response's transcript")
+    await _until(lambda: seen("response.done"), 15, "response.done")
+    # the answer's audio went out as RTP to the port the caller's SDP named
+    await _until(lambda: len(phone.sink.packets) >= 100, 10, "100 RTP packets of the answer")
+    types = {p[1] for p in phone.sink.packets}
+    assert types == {0}
+    assert all(len(p[5]) == 160 for p in phone.sink.packets)
+    seqs = [p[2] for p in phone.sink.packets]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    assert phone.sink.packets[0][4]  # marker on the first packet of the talk spurt
+    level = rtlayer_native.rms_dbfs(rtlayer_native.ulaw_decode(phone.sink.payload()))
+    assert level > -40.0, level
+    transcript = next(e for e in events if e.get("type") == "response.output_audio_transcript.done")
+    assert transcript["transcript"]
+
+    await client.hangup(call.call_id)
+    code, log = await sipp.wait()
+    assert code == 0, log
+    # the call's end closes its control socket
+    await _until(lambda: phone.server.state.connections == 0, 5, "the server to close the control socket")
+    await _until(lambda: transport.status.value != "connected", 5, "the transport to see the close")
+    assert call.call_id not in phone.server.state.calls
+    await transport.close()
