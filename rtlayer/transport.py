@@ -290,7 +290,7 @@ class EventEmitter:
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
         self._streams: set[EventStream] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._listener_tasks: set[asyncio.Task[Any]] = set()
 
     def on(self, name: str, listener: Listener) -> Listener:
         """Calls ``listener(payload)`` for each ``name`` event; returns the listener (usable as a decorator)."""
@@ -333,10 +333,10 @@ class EventEmitter:
 
     def _track(self, awaitable: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(awaitable)
-        self._tasks.add(task)
+        self._listener_tasks.add(task)
 
         def done(t: asyncio.Task[Any]) -> None:
-            self._tasks.discard(t)
+            self._listener_tasks.discard(t)
             if not t.cancelled() and t.exception() is not None:
                 exc = t.exception()
                 assert exc is not None
@@ -366,7 +366,7 @@ class EventEmitter:
         return stream
 
     async def _drain_listener_tasks(self) -> None:
-        tasks = list(self._tasks)
+        tasks = list(self._listener_tasks)
         for task in tasks:
             task.cancel()
         if tasks:

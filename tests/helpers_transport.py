@@ -33,6 +33,14 @@ class Recorder:
             return self.events[name][0]
         return await self.next(name, within)
 
+    async def nth(self, name: str, n: int, within: float = 10.0) -> Any:
+        """The ``n``-th (from 0) ``name`` event, already received or still to come."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while len(self.events[name]) <= n:
+            await self.next(name, max(0.01, deadline - loop.time()))
+        return self.events[name][n]
+
     async def next(self, name: str, within: float = 10.0) -> Any:
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(name, []).append(fut)
