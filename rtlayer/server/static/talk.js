@@ -6,7 +6,8 @@
 // 3. POST /v1/realtime/calls (Content-Type: application/sdp, Authorization: Bearer ek_...) -> the
 //    SDP answer; the call id is the last segment of the Location header.
 // Events arrive as JSON on the data channel; the answer's audio plays on the remote track.
-// window.talk exposes the state (for tests and the console); ?autostart=1 starts on load.
+// window.talk exposes the state (for tests and the console); ?autostart=1 starts on load;
+// ?session={...} configures the session the ephemeral key opens.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -65,11 +66,19 @@ async function errorMessage(response) {
   }
 }
 
+function sessionConfig() {
+  // ?session={...} (URL-encoded JSON) is merged into the session the ephemeral key opens.
+  const session = { type: "realtime", model: "gpt-realtime" };
+  const extra = new URLSearchParams(location.search).get("session");
+  if (extra) Object.assign(session, JSON.parse(extra));
+  return session;
+}
+
 async function ephemeralKey() {
   const response = await fetch("/v1/realtime/client_secrets", {
     method: "POST",
     headers: { "Content-Type": "application/json", ...authHeaders() },
-    body: JSON.stringify({ session: { type: "realtime", model: "gpt-realtime" } }),
+    body: JSON.stringify({ session: sessionConfig() }),
   });
   if (!response.ok) throw new Error(`client secret: ${await errorMessage(response)}`);
   return (await response.json()).value;
