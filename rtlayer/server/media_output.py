@@ -10,11 +10,15 @@ audio is refused and counted (``dropped_bytes``), never the audio already promis
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass
+from typing import Any
 
 from rtlayer.audio import AudioFormat
+from rtlayer.server.conversation import Conversation
+from rtlayer.server.item_events import truncate
 
-__all__ = ["MediaOutput", "Played", "Segment"]
+__all__ = ["MediaOutput", "Played", "Segment", "clear_playback", "pull_playback"]
 
 
 @dataclass(slots=True)
@@ -108,3 +112,49 @@ class MediaOutput:
 
     def has_response(self, response_id: str) -> bool:
         return any(seg.response_id == response_id for seg in self._queue)
+
+
+def pull_playback(
+    out: MediaOutput, nbytes: int, conversation: Conversation, running: Container[str]
+) -> tuple[bytes | None, list[dict[str, Any]]]:
+    """One frame for the media track, and the ``output_audio_buffer.started`` / ``.stopped`` events it causes.
+
+    Counts what each assistant item has played (``AudioRecord.played_bytes``); playback of a response stops
+    when its audio is drained and it is no longer ``running``.
+    """
+    events: list[dict[str, Any]] = []
+    frame, played = out.pull(nbytes)
+    for p in played:
+        if out.current_response != p.response_id:
+            if out.current_response is not None:
+                events.append({"type": "output_audio_buffer.stopped", "response_id": out.current_response})
+            out.current_response = p.response_id
+            events.append({"type": "output_audio_buffer.started", "response_id": p.response_id})
+        record = conversation.audio.get(p.item_id)
+        if record is not None:
+            record.played_bytes += p.nbytes
+    if frame is None and out.current_response is not None and out.current_response not in running:
+        events.append({"type": "output_audio_buffer.stopped", "response_id": out.current_response})
+        out.current_response = None
+    return frame, events
+
+
+def clear_playback(
+    out: MediaOutput, conversation: Conversation, last_response_id: str | None
+) -> list[dict[str, Any]]:
+    """Drop queued audio; each item it belonged to is truncated at what was played (the caller heard no more).
+
+    Returns the ``conversation.item.truncated`` events, then ``output_audio_buffer.cleared``.
+    """
+    dropped = out.clear()
+    response_id = out.current_response or (dropped[0].response_id if dropped else last_response_id)
+    events = []
+    for item_id in dict.fromkeys(seg.item_id for seg in dropped):
+        item = conversation.get(item_id)
+        record = conversation.audio.get(item_id)
+        if item is not None and record is not None:
+            events.append(truncate(conversation, item, int(record.fmt.duration_ms(record.played_bytes))))
+    out.current_response = None
+    if response_id is not None:
+        events.append({"type": "output_audio_buffer.cleared", "response_id": response_id})
+    return events

@@ -32,7 +32,7 @@ from rtlayer.protocol.items import assistant_message, function_call_item
 from rtlayer.server.conversation import AudioRecord, Conversation
 from rtlayer.server.responders import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
 
-__all__ = ["ResponseJob", "ResponseState", "estimate_text_tokens", "usage_dict"]
+__all__ = ["ResponseJob", "ResponseState", "estimate_text_tokens", "rate_limits", "usage_dict"]
 
 Emit = Callable[[dict[str, Any]], None]
 AudioSink = Callable[["ResponseState", str, bytes], None]  # (response, item_id, audio in the output format)
@@ -45,6 +45,24 @@ ARGUMENT_DELTA_CHARS = 24  # function arguments stream in pieces of about this s
 def estimate_text_tokens(text: str) -> int:
     """About 4 characters a token, as tokenizers average on English."""
     return (len(text) + 3) // 4
+
+
+def rate_limits(requests_made: int, tokens: int) -> list[dict[str, Any]]:
+    """The ``rate_limits.updated`` payload: a plausible budget (5000 requests, 40000 tokens a minute), spent as used."""
+    return [
+        {
+            "name": "requests",
+            "limit": 5000,
+            "remaining": max(0, 5000 - requests_made),
+            "reset_seconds": 0.012,
+        },
+        {
+            "name": "tokens",
+            "limit": 40000,
+            "remaining": max(0, 40000 - tokens),
+            "reset_seconds": round(min(tokens, 40000) / 40000 * 60, 3),
+        },
+    ]
 
 
 def usage_dict(input_text: int, input_audio: int, output_text: int, output_audio: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtlayer.audio import AudioFormat
-from rtlayer.protocol.items import normalize_client_item
+from rtlayer.protocol.items import item_text, normalize_client_item
 from rtlayer.protocol.session_config import (
     VOICES,
     InvalidValue,
@@ -24,6 +24,9 @@ from rtlayer.protocol.session_config import (
     normalize_format,
 )
 from rtlayer.server.conversation import Conversation
+from rtlayer.server.item_events import copy_item
+from rtlayer.server.responders import ResponseRequest
+from rtlayer.server.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 
@@ -62,6 +65,45 @@ class ResponseOptions:
     voice: Any
     max_output_tokens: int | str
     metadata: dict[str, Any] | None
+
+    def input_tokens(self, conversation: Conversation) -> tuple[int, int]:
+        """Estimated (text, audio) input tokens: the context's text and kept user audio, plus instructions."""
+        text = sum(estimate_text_tokens(item_text(i)) for i in self.items) + estimate_text_tokens(
+            self.instructions
+        )
+        ids = {i.get("id") for i in self.items}
+        audio = sum(
+            int(r.duration_ms / AUDIO_IN_MS_PER_TOKEN)
+            for k, r in conversation.audio.items()
+            if k in ids and r.pcm16_24k is not None
+        )
+        return text, audio
+
+    def request(self, response_id: str, conversation: Conversation, speed: float) -> ResponseRequest:
+        """What the responder gets: the context's items (copies) and the last user audio among them."""
+        records = conversation.audio
+        user_audio = next(
+            (
+                records[i["id"]].pcm16_24k
+                for i in reversed(self.items)
+                if i.get("id") in records and records[i["id"]].pcm16_24k is not None
+            ),
+            None,
+        )
+        return ResponseRequest(
+            response_id=response_id,
+            items=[copy_item(i) for i in self.items],
+            instructions=self.instructions,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            output_modalities=self.output_modalities,
+            output_format=self.output_format.to_session(),
+            voice=self.voice if isinstance(self.voice, str) else "marin",
+            speed=speed,
+            user_audio=user_audio,
+            metadata=self.metadata,
+            max_output_tokens=self.max_output_tokens,
+        )
 
 
 def _input_items(value: Any, conversation: Conversation) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,24 +24,23 @@ from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
 from rtlayer.exceptions import InvalidAudioError
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id, new_id
-from rtlayer.protocol.items import item_text, normalize_client_item, user_audio_message
+from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+from rtlayer.server import item_events
 from rtlayer.server.client_events import check_client_event
 from rtlayer.server.conversation import Conversation
-from rtlayer.server.media_output import MediaOutput
-from rtlayer.server.responders import ResponderInfo, ResponsePart, ResponseRequest, responder_info
-from rtlayer.server.response import AUDIO_IN_MS_PER_TOKEN, ResponseJob, ResponseState, estimate_text_tokens
+from rtlayer.server.input_audio import InputAudio, TurnStarted
+from rtlayer.server.item_events import RequestError, copy_item
+from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.responders import ResponderInfo, ResponsePart, responder_info
+from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.response_options import resolve_response_options
-from rtlayer.server.turn_detection import SpeechStarted, TurnDetector
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
 DEFAULT_MAX_DURATION_S = 3600.0
 MIN_COMMIT_MS = 100.0
-MAX_INPUT_BUFFER_MS = 5 * 60 * 1000.0  # manual turns: older audio is dropped and counted beyond this
-VAD_IDLE_KEEP_MS = 5000.0  # VAD turns: audio kept before speech (prefix padding, a manual commit)
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-_BYTES_PER_MS = 48  # PCM16 24 kHz mono
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +90,12 @@ class ServerSession:
         self._requests_made = 0
         self._idle_deadline: float | None = None
         # input audio: one buffer of PCM16 24 kHz, positioned on the session's audio clock
-        self._buf = bytearray()
-        self._buf_start_ms = 0.0
-        self._audio_ms = 0.0
-        self._speech_item: str | None = None
-        self.input_dropped_bytes = 0
+        self.input_audio = InputAudio(self.turn_detection)
+        self._media_dropped_bytes = 0
         self.dtmf_ignored = 0
         self._input_converter = AudioConverter(self.input_format, PCM16_24K)
         self._media_converter = AudioConverter(media, PCM16_24K) if media is not None else None
         self.media_output = MediaOutput(media) if media is not None else None
-        self._vad: TurnDetector | None = None
-        self._configure_vad()
         self._arm_idle(now)
         self._emit({"type": "session.created", "session": self.session_object()})
 
@@ -122,7 +116,12 @@ class ServerSession:
 
     @property
     def input_buffer_ms(self) -> float:
-        return len(self._buf) / _BYTES_PER_MS
+        return self.input_audio.buffer_ms
+
+    @property
+    def input_dropped_bytes(self) -> int:
+        """Input audio dropped: undecodable media frames, and a buffer past its bound."""
+        return self.input_audio.dropped_bytes + self._media_dropped_bytes
 
     @property
     def active_response_id(self) -> str | None:
@@ -212,7 +211,7 @@ class ServerSession:
         try:
             pcm = self._media_converter.convert(data)
         except (InvalidAudioError, ValueError):
-            self.input_dropped_bytes += len(data)
+            self._media_dropped_bytes += len(data)
             return
         self._ingest(pcm, now)
 
@@ -284,106 +283,57 @@ class ServerSession:
         self._idle_deadline = now + delay_s + timeout / 1000.0 if timeout else None
 
     def _idle_timeout(self, now: float) -> None:
-        item_id = self._speech_item or new_id("item")
+        start, end = int(self.input_audio.start_ms), int(self.input_audio.audio_ms)
+        item_id, pcm = self.input_audio.take()
         self._emit(
             {
                 "type": "input_audio_buffer.timeout_triggered",
                 "item_id": item_id,
-                "audio_start_ms": int(self._buf_start_ms),
-                "audio_end_ms": int(self._audio_ms),
+                "audio_start_ms": start,
+                "audio_end_ms": end,
             }
         )
-        pcm = bytes(self._buf)
-        self._buf.clear()
-        if self._vad is not None:
-            self._vad.reset()
-        self._speech_item = None
-        self._commit(item_id, pcm, now, new_buffer_start_ms=self._audio_ms)
+        self._commit(item_id, pcm, now)
         td = self.turn_detection or {}
         if td.get("create_response", True) and self._active is None:
             self._create_response({}, None, now)
 
     # -- the input buffer and VAD -----------------------------------------------------------------
 
-    def _configure_vad(self) -> None:
-        td = self.turn_detection
-        self._vad = TurnDetector(td, start_ms=self._audio_ms) if td is not None else None
-        self._speech_item = None
-
     def _ingest(self, pcm: bytes, now: float) -> None:
-        self._buf += pcm
-        self._audio_ms += len(pcm) / _BYTES_PER_MS
-        vad = self._vad
-        if vad is None:
-            self._bound_buffer(MAX_INPUT_BUFFER_MS, count_drop=True)
-            return
-        for ev in vad.feed(pcm):
-            if isinstance(ev, SpeechStarted):
-                start_ms = max(
-                    ev.audio_start_ms, math.ceil(self._buf_start_ms)
-                )  # padding never reaches into the last turn
-                self._trim_to(start_ms)
-                self._speech_item = new_id("item")
+        for turn in self.input_audio.feed(pcm):
+            if isinstance(turn, TurnStarted):
                 self._idle_deadline = None
                 self._emit(
                     {
                         "type": "input_audio_buffer.speech_started",
-                        "audio_start_ms": start_ms,
-                        "item_id": self._speech_item,
+                        "audio_start_ms": turn.audio_start_ms,
+                        "item_id": turn.item_id,
                     }
                 )
                 if (self.turn_detection or {}).get("interrupt_response", True):
                     self._barge_in(now)
             else:
-                item_id = self._speech_item or new_id("item")
-                self._speech_item = None
                 self._emit(
                     {
                         "type": "input_audio_buffer.speech_stopped",
-                        "audio_end_ms": ev.audio_end_ms,
-                        "item_id": item_id,
+                        "audio_end_ms": turn.audio_end_ms,
+                        "item_id": turn.item_id,
                     }
                 )
-                cut = int((ev.audio_end_ms - self._buf_start_ms) * _BYTES_PER_MS) & ~1
-                cut = max(0, min(cut, len(self._buf)))
-                turn, rest = bytes(self._buf[:cut]), self._buf[cut:]
-                self._buf = bytearray(rest)
-                self._commit(item_id, turn, now, new_buffer_start_ms=ev.audio_end_ms)
+                self._commit(turn.item_id, turn.pcm16_24k, now)
                 td = self.turn_detection or {}
                 if td.get("create_response", True) and self._active is None:
                     self._create_response({}, None, now)
-        if not vad.speaking:
-            self._bound_buffer(VAD_IDLE_KEEP_MS, count_drop=False)
-        else:
-            self._bound_buffer(MAX_INPUT_BUFFER_MS, count_drop=True)
 
-    def _trim_to(self, start_ms: float) -> None:
-        drop = int((start_ms - self._buf_start_ms) * _BYTES_PER_MS) & ~1
-        if drop > 0:
-            del self._buf[: min(drop, len(self._buf))]
-            self._buf_start_ms = start_ms
-
-    def _bound_buffer(self, max_ms: float, count_drop: bool) -> None:
-        excess = len(self._buf) - int(max_ms) * _BYTES_PER_MS
-        if excess > 0:
-            del self._buf[:excess]
-            self._buf_start_ms += excess / _BYTES_PER_MS
-            if count_drop:
-                self.input_dropped_bytes += excess
-
-    def _commit(self, item_id: str, pcm: bytes, now: float, new_buffer_start_ms: float | None = None) -> None:
+    def _commit(self, item_id: str, pcm: bytes, now: float) -> None:
         """Turn ``pcm`` into a user audio item: committed, item added and done (and maybe a transcription)."""
-        self._buf_start_ms = (
-            self._audio_ms - len(self._buf) / _BYTES_PER_MS
-            if new_buffer_start_ms is None
-            else new_buffer_start_ms
-        )
         item = user_audio_message(item_id)
         prev = self.conversation.add(item)
         self.conversation.keep_user_audio(item_id, pcm)
         self._emit({"type": "input_audio_buffer.committed", "previous_item_id": prev, "item_id": item_id})
-        self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": _copy(item)})
-        self._emit({"type": "conversation.item.done", "previous_item_id": prev, "item": _copy(item)})
+        self._emit({"type": "conversation.item.added", "previous_item_id": prev, "item": copy_item(item)})
+        self._emit({"type": "conversation.item.done", "previous_item_id": prev, "item": copy_item(item)})
         if self.config["audio"]["input"]["transcription"] is not None and self.responder.can_transcribe:
             self._transcriptions.append(TranscriptionJob(item_id, 0, pcm))
 
@@ -454,7 +404,7 @@ class ServerSession:
         if new["audio"]["input"]["format"] != old["audio"]["input"]["format"]:
             self._input_converter = AudioConverter(self.input_format, PCM16_24K)
         if new["audio"]["input"]["turn_detection"] != old["audio"]["input"]["turn_detection"]:
-            self._configure_vad()
+            self.input_audio.configure(self.turn_detection)
             if self._active is None:
                 self._arm_idle(now)
         self._emit({"type": "session.updated", "session": self.session_object()})
@@ -485,21 +435,12 @@ class ServerSession:
                 event_id,
             )
             return
-        item_id = self._speech_item or new_id("item")
-        pcm = bytes(self._buf)
-        self._buf.clear()
-        if self._vad is not None:
-            self._vad.reset()
-        self._speech_item = None
+        item_id, pcm = self.input_audio.take()
         self._idle_deadline = None
-        self._commit(item_id, pcm, now, new_buffer_start_ms=self._audio_ms)
+        self._commit(item_id, pcm, now)
 
     def _on_input_audio_buffer_clear(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        self._buf.clear()
-        self._buf_start_ms = self._audio_ms
-        if self._vad is not None:
-            self._vad.reset()
-        self._speech_item = None
+        self.input_audio.clear()
         self._emit({"type": "input_audio_buffer.cleared"})
 
     def _on_output_audio_buffer_clear(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
@@ -514,136 +455,36 @@ class ServerSession:
             return
         self.clear_media_audio(now)
 
-    def _on_conversation_item_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        prev = event.get("previous_item_id")
-        if prev is not None and prev != "root" and prev not in self.conversation:
-            self._error(
-                "invalid_value",
-                f"Previous item with id '{prev}' does not exist.",
-                "previous_item_id",
-                event_id,
-            )
-            return
+    def _answer(
+        self, event_id: str | None, build: Callable[[], list[dict[str, Any]] | dict[str, Any]]
+    ) -> None:
+        """Emit what ``build`` answers, or the ``error`` its ``RequestError`` describes."""
         try:
-            item = normalize_client_item(event["item"])
-        except InvalidValue as exc:
-            self._error("invalid_value", exc.message, exc.param, event_id)
+            answer = build()
+        except RequestError as exc:
+            self._error(exc.code, exc.message, exc.param, event_id)
             return
-        if item["id"] in self.conversation:
-            self._error("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id", event_id)
-            return
-        pcm = self._take_item_audio(item, event_id)
-        if pcm is None:
-            return
-        previous = self.conversation.add(item, None if prev == "root" else prev, append=prev is None)
-        if pcm:
-            self.conversation.keep_user_audio(item["id"], pcm)
-        self._emit({"type": "conversation.item.added", "previous_item_id": previous, "item": _copy(item)})
-        self._emit({"type": "conversation.item.done", "previous_item_id": previous, "item": _copy(item)})
+        for event in answer if isinstance(answer, list) else [answer]:
+            self._emit(event)
 
-    def _take_item_audio(self, item: dict[str, Any], event_id: str | None) -> bytes | None:
-        """Decode the base64 ``audio`` of input_audio parts (kept aside, not echoed); None after an error."""
-        pcm = b""
-        for i, part in enumerate(item.get("content") or []):
-            audio = part.pop("audio", None) if part.get("type") == "input_audio" else None
-            if audio is None:
-                continue
-            try:
-                data = base64.b64decode(audio, validate=True)
-                pcm += AudioConverter(self.input_format, PCM16_24K).convert(data)
-            except (binascii.Error, ValueError) as exc:
-                self._error(
-                    "invalid_value",
-                    f"Invalid 'item.content[{i}].audio': {exc}.",
-                    f"item.content[{i}].audio",
-                    event_id,
-                )
-                return None
-        return pcm
+    def _on_conversation_item_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
+        self._answer(event_id, lambda: item_events.create_item(self.conversation, event, self.input_format))
 
     def _on_conversation_item_retrieve(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        item = self.conversation.get(event["item_id"])
-        if item is None:
-            self._error(
-                "item_retrieve_invalid_item_id",
-                f"Error retrieving item: the item with id '{event['item_id']}' does not exist.",
-                "item_id",
-                event_id,
-            )
-            return
-        out = _copy(item)
-        record = self.conversation.audio.get(item["id"])
-        if (
-            record is not None
-            and record.pcm16_24k is not None
-            and self.input_format == PCM16_24K
-            and out.get("content")
-        ):
-            out["content"][0]["audio"] = base64.b64encode(record.pcm16_24k).decode()
-        self._emit({"type": "conversation.item.retrieved", "item": out})
+        self._answer(
+            event_id,
+            lambda: item_events.retrieve_item(self.conversation, event["item_id"], self.input_format),
+        )
 
     def _on_conversation_item_delete(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        if not self.conversation.delete(event["item_id"]):
-            self._error(
-                "item_delete_invalid_item_id",
-                f"Error deleting item: the item with id '{event['item_id']}' does not exist.",
-                "item_id",
-                event_id,
-            )
-            return
-        self._emit({"type": "conversation.item.deleted", "item_id": event["item_id"]})
+        self._answer(event_id, lambda: item_events.delete_item(self.conversation, event["item_id"]))
 
     def _on_conversation_item_truncate(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        item_id, index, end_ms = event["item_id"], event["content_index"], event["audio_end_ms"]
-        item = self.conversation.get(item_id)
-        record = self.conversation.audio.get(item_id)
-        if item is None or item.get("role") != "assistant" or record is None:
-            self._error(
-                "item_truncate_invalid_item_id",
-                f"Error truncating item: the item with id '{item_id}' "
-                "does not exist or is not an assistant message with audio.",
-                "item_id",
-                event_id,
-            )
-            return
-        if index != 0:
-            self._error(
-                "invalid_value",
-                f"Invalid 'content_index': {index}. The item has one content part (0).",
-                "content_index",
-                event_id,
-            )
-            return
-        duration = record.duration_ms
-        if end_ms < 0 or end_ms > math.ceil(duration):
-            self._error(
-                "invalid_value",
-                f"Audio content of {duration:.0f}ms is shorter than the requested "
-                f"truncation point of {end_ms}ms.",
-                "audio_end_ms",
-                event_id,
-            )
-            return
-        self._truncate(item, end_ms)
-
-    def _truncate(self, item: dict[str, Any], end_ms: int) -> None:
-        """Cut an assistant item's audio (and, in proportion, its transcript) at ``end_ms``; tell the client."""
-        record = self.conversation.audio[item["id"]]
-        duration = record.duration_ms
-        record.nbytes = min(record.nbytes, record.fmt.bytes_for_ms(end_ms))
-        record.truncated_ms = end_ms
-        content = item.get("content") or []
-        if content and isinstance(content[0].get("transcript"), str) and duration > 0:
-            words = content[0]["transcript"].split(" ")
-            keep = math.floor(len(words) * min(1.0, end_ms / duration))
-            content[0]["transcript"] = " ".join(words[:keep])
-        self._emit(
-            {
-                "type": "conversation.item.truncated",
-                "item_id": item["id"],
-                "content_index": 0,
-                "audio_end_ms": int(end_ms),
-            }
+        self._answer(
+            event_id,
+            lambda: item_events.truncate_item(
+                self.conversation, event["item_id"], event["content_index"], event["audio_end_ms"]
+            ),
         )
 
     def _on_response_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
@@ -682,14 +523,7 @@ class ServerSession:
             return
         self._idle_deadline = None
         response_id = new_id("resp")
-        text_in = sum(estimate_text_tokens(item_text(i)) for i in opts.items) + estimate_text_tokens(
-            opts.instructions
-        )
-        audio_in = sum(
-            int(r.duration_ms / AUDIO_IN_MS_PER_TOKEN)
-            for k, r in self.conversation.audio.items()
-            if r.pcm16_24k is not None and any(i.get("id") == k for i in opts.items)
-        )
+        text_in, audio_in = opts.input_tokens(self.conversation)
         state = ResponseState(
             id=response_id,
             emit=self._emit,
@@ -704,54 +538,16 @@ class ServerSession:
             audio_sink=self._to_media if self.media_output is not None else None,
             wire_format=self.media,
         )
-        user_audio = next(
-            (
-                self.conversation.audio[i["id"]].pcm16_24k
-                for i in reversed(opts.items)
-                if i.get("id") in self.conversation.audio
-                and self.conversation.audio[i["id"]].pcm16_24k is not None
-            ),
-            None,
-        )
-        request = ResponseRequest(
-            response_id=response_id,
-            items=[_copy(i) for i in opts.items],
-            instructions=opts.instructions,
-            tools=opts.tools,
-            tool_choice=opts.tool_choice,
-            output_modalities=opts.output_modalities,
-            output_format=opts.output_format.to_session(),
-            voice=opts.voice if isinstance(opts.voice, str) else "marin",
-            speed=float(self.config["audio"]["output"].get("speed", 1.0)),
-            user_audio=user_audio,
-            metadata=opts.metadata,
-            max_output_tokens=opts.max_output_tokens,
-        )
-        job = ResponseJob(response_id, request)
+        speed = float(self.config["audio"]["output"].get("speed", 1.0))
+        job = ResponseJob(response_id, opts.request(response_id, self.conversation, speed))
         state.job = job
         self._responses[response_id] = state
         if opts.in_conversation:
             self._active = state
         self._last_response_id = response_id
         self._requests_made += 1
-        state.start(self._rate_limits(text_in + audio_in))
+        state.start(rate_limits(self._requests_made, text_in + audio_in))
         self._jobs.append(job)
-
-    def _rate_limits(self, tokens: int) -> list[dict[str, Any]]:
-        return [
-            {
-                "name": "requests",
-                "limit": 5000,
-                "remaining": max(0, 5000 - self._requests_made),
-                "reset_seconds": 0.012,
-            },
-            {
-                "name": "tokens",
-                "limit": 40000,
-                "remaining": max(0, 40000 - tokens),
-                "reset_seconds": round(tokens / 40000 * 60, 3),
-            },
-        ]
 
     def response_part(self, response_id: str, part: ResponsePart, now: float) -> None:
         """One part of a running response, from the responder (ignored if the response already ended)."""
@@ -809,43 +605,16 @@ class ServerSession:
 
     def pull_media_audio(self, nbytes: int, now: float) -> bytes | None:
         """One frame of output audio in the media format (zero-padded), or None when nothing is queued."""
-        out = self.media_output
-        if out is None or self.closed:
+        if self.media_output is None or self.closed:
             return None
-        frame, played = out.pull(nbytes)
-        for p in played:
-            if out.current_response != p.response_id:
-                if out.current_response is not None:
-                    self._emit({"type": "output_audio_buffer.stopped", "response_id": out.current_response})
-                out.current_response = p.response_id
-                self._emit({"type": "output_audio_buffer.started", "response_id": p.response_id})
-            record = self.conversation.audio.get(p.item_id)
-            if record is not None:
-                record.played_bytes += p.nbytes
-        if frame is None and out.current_response is not None and out.current_response not in self._responses:
-            self._emit({"type": "output_audio_buffer.stopped", "response_id": out.current_response})
-            out.current_response = None
+        frame, events = pull_playback(self.media_output, nbytes, self.conversation, self._responses)
+        for event in events:
+            self._emit(event)
         return frame
 
     def clear_media_audio(self, now: float) -> None:
         """Drop queued output audio; the items it belonged to are truncated at what was played."""
-        out = self.media_output
-        if out is None or self.closed:
+        if self.media_output is None or self.closed:
             return
-        dropped = out.clear()
-        response_id = out.current_response or (dropped[0].response_id if dropped else self._last_response_id)
-        for item_id in dict.fromkeys(seg.item_id for seg in dropped):
-            item = self.conversation.get(item_id)
-            record = self.conversation.audio.get(item_id)
-            if item is not None and record is not None:
-                self._truncate(item, int(record.fmt.duration_ms(record.played_bytes)))
-        out.current_response = None
-        if response_id is not None:
-            self._emit({"type": "output_audio_buffer.cleared", "response_id": response_id})
-
-
-def _copy(item: dict[str, Any]) -> dict[str, Any]:
-    out = dict(item)
-    if isinstance(out.get("content"), list):
-        out["content"] = [dict(c) for c in out["content"]]
-    return out
+        for event in clear_playback(self.media_output, self.conversation, self._last_response_id):
+            self._emit(event)

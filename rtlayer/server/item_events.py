@@ -1,0 +1,165 @@
+"""The conversation item events of the client: create, retrieve, delete, truncate. Sans-I/O functions.
+
+Each takes the session's ``Conversation`` and the client event and returns the server events that answer it,
+or raises ``RequestError`` with the service's code and ``param`` (the session turns it into an ``error``
+event that echoes the client's ``event_id``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
+from rtlayer.protocol.items import normalize_client_item
+from rtlayer.protocol.session_config import InvalidValue
+from rtlayer.server.conversation import Conversation
+
+__all__ = [
+    "RequestError",
+    "copy_item",
+    "create_item",
+    "delete_item",
+    "retrieve_item",
+    "truncate",
+    "truncate_item",
+]
+
+
+class RequestError(Exception):
+    """A client request the session refuses: ``code``, ``message`` and the ``param`` at fault."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+def copy_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an item deep enough that later changes to the stored one do not leak into sent events."""
+    out = dict(item)
+    if isinstance(out.get("content"), list):
+        out["content"] = [dict(c) for c in out["content"]]
+    return out
+
+
+def _take_audio(item: dict[str, Any], input_format: AudioFormat) -> bytes:
+    """Decode (and remove) the base64 ``audio`` of input_audio parts: kept aside as PCM16 24 kHz, never echoed."""
+    pcm = b""
+    for i, part in enumerate(item.get("content") or []):
+        audio = part.pop("audio", None) if part.get("type") == "input_audio" else None
+        if audio is None:
+            continue
+        try:
+            pcm += AudioConverter(input_format, PCM16_24K).convert(base64.b64decode(audio, validate=True))
+        except (binascii.Error, ValueError) as exc:
+            raise RequestError(
+                "invalid_value", f"Invalid 'item.content[{i}].audio': {exc}.", f"item.content[{i}].audio"
+            ) from None
+    return pcm
+
+
+def create_item(conv: Conversation, event: dict[str, Any], input_format: AudioFormat) -> list[dict[str, Any]]:
+    """``conversation.item.create``: insert after ``previous_item_id`` (``"root"``: first; none: last)."""
+    prev = event.get("previous_item_id")
+    if prev is not None and prev != "root" and prev not in conv:
+        raise RequestError(
+            "invalid_value", f"Previous item with id '{prev}' does not exist.", "previous_item_id"
+        )
+    try:
+        item = normalize_client_item(event["item"])
+    except InvalidValue as exc:
+        raise RequestError("invalid_value", exc.message, exc.param) from None
+    if item["id"] in conv:
+        raise RequestError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
+    pcm = _take_audio(item, input_format)
+    previous = conv.add(item, None if prev == "root" else prev, append=prev is None)
+    if pcm:
+        conv.keep_user_audio(item["id"], pcm)
+    return [
+        {"type": "conversation.item.added", "previous_item_id": previous, "item": copy_item(item)},
+        {"type": "conversation.item.done", "previous_item_id": previous, "item": copy_item(item)},
+    ]
+
+
+def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -> dict[str, Any]:
+    """``conversation.item.retrieve``: the item, with its kept user audio (base64) when it is PCM16 24 kHz."""
+    item = conv.get(item_id)
+    if item is None:
+        raise RequestError(
+            "item_retrieve_invalid_item_id",
+            f"Error retrieving item: the item with id '{item_id}' does not exist.",
+            "item_id",
+        )
+    out = copy_item(item)
+    record = conv.audio.get(item_id)
+    if (
+        record is not None
+        and record.pcm16_24k is not None
+        and input_format == PCM16_24K
+        and out.get("content")
+    ):
+        out["content"][0]["audio"] = base64.b64encode(record.pcm16_24k).decode()
+    return {"type": "conversation.item.retrieved", "item": out}
+
+
+def delete_item(conv: Conversation, item_id: str) -> dict[str, Any]:
+    """``conversation.item.delete``."""
+    if not conv.delete(item_id):
+        raise RequestError(
+            "item_delete_invalid_item_id",
+            f"Error deleting item: the item with id '{item_id}' does not exist.",
+            "item_id",
+        )
+    return {"type": "conversation.item.deleted", "item_id": item_id}
+
+
+def truncate_item(conv: Conversation, item_id: str, content_index: int, audio_end_ms: int) -> dict[str, Any]:
+    """``conversation.item.truncate``, checked against the audio's real length (bytes in its format)."""
+    item = conv.get(item_id)
+    record = conv.audio.get(item_id)
+    if item is None or item.get("role") != "assistant" or record is None:
+        raise RequestError(
+            "item_truncate_invalid_item_id",
+            f"Error truncating item: the item with id '{item_id}' "
+            "does not exist or is not an assistant message with audio.",
+            "item_id",
+        )
+    if content_index != 0:
+        raise RequestError(
+            "invalid_value",
+            f"Invalid 'content_index': {content_index}. The item has one content part (0).",
+            "content_index",
+        )
+    duration = record.duration_ms
+    if audio_end_ms < 0 or audio_end_ms > math.ceil(duration):
+        raise RequestError(
+            "invalid_value",
+            f"Audio content of {duration:.0f}ms is shorter than the requested "
+            f"truncation point of {audio_end_ms}ms.",
+            "audio_end_ms",
+        )
+    return truncate(conv, item, audio_end_ms)
+
+
+def truncate(conv: Conversation, item: dict[str, Any], end_ms: int) -> dict[str, Any]:
+    """Cut an assistant item's audio (and, in proportion, its transcript: the model's memory should hold only
+    what was heard) at ``end_ms``; returns ``conversation.item.truncated``."""
+    record = conv.audio[item["id"]]
+    duration = record.duration_ms
+    record.nbytes = min(record.nbytes, record.fmt.bytes_for_ms(end_ms))
+    record.truncated_ms = end_ms
+    content = item.get("content") or []
+    if content and isinstance(content[0].get("transcript"), str) and duration > 0:
+        words = content[0]["transcript"].split(" ")
+        keep = math.floor(len(words) * min(1.0, end_ms / duration))
+        content[0]["transcript"] = " ".join(words[:keep])
+    return {
+        "type": "conversation.item.truncated",
+        "item_id": item["id"],
+        "content_index": 0,
+        "audio_end_ms": int(end_ms),
+    }
