@@ -171,3 +171,25 @@ async def run_sipp(
         *args, cwd=str(workdir), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
     return SippRun(proc, workdir)
+
+
+PCAP_DIR = Path("/usr/share/sip-tester")
+
+
+def link_pcaps(workdir: Path, audio_packets: int = 86) -> int:
+    """``workdir/pcap/``: the first ``audio_packets`` packets of sipp's g711a.pcap (PCMA, 30 ms each),
+    and links to its RFC 2833 DTMF pcaps. Returns how many audio packets the cut holds."""
+    out = workdir / "pcap"
+    out.mkdir(exist_ok=True)
+    data = (PCAP_DIR / "g711a.pcap").read_bytes()
+    offset, kept = 24, 0  # pcap global header, then (16-byte record header + packet) each
+    while offset < len(data) and kept < audio_packets:
+        (incl,) = struct.unpack_from("<I", data, offset + 8)
+        offset += 16 + incl
+        kept += 1
+    (out / "g711a.pcap").write_bytes(data[:offset])
+    for dtmf in PCAP_DIR.glob("dtmf_2833_*.pcap"):
+        link = out / dtmf.name
+        if not link.exists():
+            link.symlink_to(dtmf)
+    return kept

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,11 +16,12 @@ from typing import Any
 
 import openai
 import pytest
-from sip_helpers import SIPP, PhoneApp, RtpSink, g711_speech, run_sipp
+from sip_helpers import SIPP, PhoneApp, RtpSink, g711_speech, link_pcaps, run_sipp
 
 import rtlayer_native
 from rtlayer.exceptions import UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.transports.calls import CallsAPIError
 from rtlayer.transports.sip import SIPTransport, build_initial_config
 
 pytestmark = [
@@ -119,3 +121,101 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     await _until(lambda: transport.status.value != "connected", 5, "the transport to see the close")
     assert call.call_id not in phone.server.state.calls
     await transport.close()
+
+
+async def _connect(phone: Phone, call_id: str) -> tuple[SIPTransport, list[dict[str, Any]]]:
+    transport = SIPTransport()
+    events: list[dict[str, Any]] = []
+    transport.on("*", events.append)
+    await transport.connect(url=phone.server.ws_url, api_key="test-key", call_id=call_id)
+    return transport, events
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sipp's play_pcap_audio needs root (raw socket)")
+async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
+    sent_packets = link_pcaps(phone.workdir)
+    sipp = await run_sipp(
+        "uac_pcma_dtmf_caller_bye", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    # accepted with the official client this time; no turn detection, so the app leads
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    await oai.realtime.calls.accept(
+        call.call_id,
+        type="realtime",
+        instructions="Greet the caller.",
+        audio={"input": {"turn_detection": None}},
+    )
+    transport, events = await _connect(phone, call.call_id)
+    transport.send_event({"type": "response.create"})
+
+    def digits() -> list[str]:
+        return [e["event"] for e in events if e.get("type") == "input_audio_buffer.dtmf_event_received"]
+
+    await _until(lambda: digits() == ["1", "5"], 10, "DTMF 1 then 5")
+    code, log = await sipp.wait()
+    assert code == 0, log  # sipp sent BYE and got its 200
+    await _until(lambda: phone.server.state.connections == 0, 5, "the control socket to close")
+    assert call.call_id not in phone.server.state.calls
+
+    front = phone.server.sip
+    stats = front.rtp_stats()
+    # the pcap's audio arrived (a packet or two may be cut by the caller's BYE)
+    assert sent_packets - 3 <= stats["rtp_received"] <= sent_packets, stats
+    assert stats["rtp_invalid"] == 0 and stats["rtp_duplicates"] == 0
+    # our answer went out as PCMA in 30 ms packets, 240 samples apart
+    packets = phone.sink.packets
+    assert len(packets) >= 20
+    assert {p[1] for p in packets} == {8} and {len(p[5]) for p in packets} == {240}
+    steps = {(b[3] - a[3]) & 0xFFFFFFFF for a, b in itertools.pairwise(packets) if not b[4]}
+    assert steps == {240}
+    gaps = sorted(b[0] - a[0] for a, b in itertools.pairwise(packets))
+    assert 0.025 < gaps[len(gaps) // 2] < 0.035  # paced at the packet time, not in bursts
+    level = rtlayer_native.rms_dbfs(rtlayer_native.alaw_decode(phone.sink.payload()))
+    assert level > -40.0, level
+    await transport.close()
+    await oai.close()
+
+
+async def test_app_rejects_with_603(phone: Phone) -> None:
+    sipp = await run_sipp(
+        "uac_expect_603", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    await oai.realtime.calls.reject(call.call_id)  # status_code defaults to 603 on the server
+    code, log = await sipp.wait()
+    assert code == 0, log
+    assert call.call_id not in phone.server.state.calls
+    # a decision on a call that is gone is a clear 404, with the server's message
+    with pytest.raises(openai.NotFoundError, match="not found"):
+        await oai.realtime.calls.accept(call.call_id, type="realtime")
+    await oai.close()
+
+
+async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:
+    sipp = await run_sipp(
+        "uac_expect_302", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    await oai.realtime.calls.refer(call.call_id, target_uri="tel:+14155550123")
+    code, log = await sipp.wait()
+    assert code == 0, log
+    await oai.close()
+
+
+async def test_call_never_accepted_times_out_with_408(phone: Phone) -> None:
+    phone.server.sip.ring_timeout = 1.0
+    sipp = await run_sipp(
+        "uac_expect_408", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()  # the app hears about it and does nothing
+    code, log = await sipp.wait()
+    assert code == 0, log
+    assert phone.server.sip.counters.calls_timed_out == 1
+    assert call.call_id not in phone.server.state.calls
+    with pytest.raises(CallsAPIError, match="not found") as info:
+        assert phone.app.client is not None
+        await phone.app.client.accept(call.call_id, build_initial_config())
+    assert info.value.status == 404
