@@ -1,13 +1,209 @@
-"""``rtlayer talk``."""
+"""``rtlayer talk INPUT.wav -o REPLY.wav``: speak a WAV file to a Realtime server, write its spoken answer.
+
+The WAV (PCM16, mono or stereo, any supported rate) is streamed at real-time pace (``--pace``) in 20 ms
+chunks, followed by silence so that the server's turn detection closes the turn; the live log says what
+happens (speech detected, response started, transcript, audio received, done). With no ``--url`` the embedded
+server runs in-process. The answer is the audio of the responses that completed, at ``--rate`` Hz.
+Exit status: 0 when an answer was written, 1 when none came, 2 for a bad input file or connection failure.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
+import wave
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import rtlayer_native
+
+from ..audio import AudioFormat
+from ..exceptions import RtlayerError
+from ..transport import AudioEvent, TurnDoneEvent, TurnStartedEvent
+
+CHUNK_MS = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None)
+    parser.add_argument("input", help="the WAV file to speak (PCM16, mono or stereo)")
+    parser.add_argument("-o", "--output", required=True, help="where to write the answer (WAV)")
+    parser.add_argument("--url", default=None, help="ws(s)://.../v1/realtime (default: the embedded server)")
+    parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
+    parser.add_argument("--model", default="gpt-realtime")
+    parser.add_argument("--transport", default="websocket", choices=("websocket", "webrtc", "fetch-upgrade"))
+    parser.add_argument(
+        "--rate", type=int, default=24000, help="sample rate of the answer WAV (default 24000)"
+    )
+    parser.add_argument(
+        "--pace", type=float, default=1.0, help="x real time to stream the input (0: no pacing)"
+    )
+    parser.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    parser.add_argument("--instructions", default=None)
+    parser.add_argument(
+        "--silence-ms", type=int, default=500, help="silence that ends a turn (server VAD; default 500)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no live log")
+
+
+def read_wav(path: str) -> tuple[bytes, int]:
+    """(mono PCM16, rate) of a WAV file; ``ValueError`` with a clear message otherwise."""
+    try:
+        with wave.open(path, "rb") as wav:
+            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
+            data = wav.readframes(wav.getnframes())
+    except (wave.Error, EOFError) as exc:
+        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from None
+    if width != 2:
+        raise ValueError(f"{path}: {8 * width}-bit samples; rtlayer talk reads 16-bit PCM")
+    if channels == 2:
+        data = rtlayer_native.stereo_to_mono(data)
+    elif channels != 1:
+        raise ValueError(f"{path}: {channels} channels; expected mono or stereo")
+    AudioFormat("pcm16", rate)  # raises InvalidAudioError (a ValueError) for an unsupported rate
+    return data, rate
+
+
+def write_wav(path: str, pcm: bytes, rate: int) -> None:
+    with wave.open(path, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+
+
+@dataclass
+class _Turns:
+    """What the live log and the answer file need to know about the session."""
+
+    out: TextIO
+    quiet: bool
+    start: float
+    now: Any
+    audio: dict[str, list[bytes]] = field(default_factory=dict)
+    completed: list[str] = field(default_factory=list)
+    active: set[str] = field(default_factory=set)
+    finished: int = 0
+    last_done: float = 0.0
+
+    def log(self, text: str) -> None:
+        if not self.quiet:
+            print(f"[{self.now() - self.start:6.2f} s] {text}", file=self.out, flush=True)
+
+    def on_raw(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "input_audio_buffer.speech_started":
+            self.log(f"speech detected at {event.get('audio_start_ms', 0) / 1000:.2f} s of input")
+        elif kind == "input_audio_buffer.speech_stopped":
+            self.log(f"speech ended at {event.get('audio_end_ms', 0) / 1000:.2f} s of input")
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self.log(f"you said: {event.get('transcript', '')}")
+        elif kind == "response.output_audio_transcript.done":
+            self.log(f"transcript: {event.get('transcript', '')}")
+        elif kind == "response.output_text.done":
+            self.log(f"text: {event.get('text', '')}")
+        elif kind == "error":
+            error = event.get("error") or {}
+            self.log(f"server error: {error.get('message', '')} ({error.get('code')})")
+
+    def on_started(self, event: TurnStartedEvent) -> None:
+        self.active.add(event.response_id)
+        self.log(f"response started ({event.response_id})")
+
+    def on_audio(self, event: AudioEvent) -> None:
+        if event.response_id not in self.audio:
+            self.log("answer audio arriving")
+        self.audio.setdefault(event.response_id, []).append(event.data)
+
+    def on_done(self, event: TurnDoneEvent, rate: int) -> None:
+        self.active.discard(event.response_id)
+        self.finished += 1
+        self.last_done = self.now()
+        nbytes = sum(len(b) for b in self.audio.get(event.response_id, []))
+        if event.status == "completed":
+            self.completed.append(event.response_id)
+        self.log(f"audio received: {nbytes / 2 / rate:.2f} s")
+        self.log(f"done: {event.status}")
+
+    def answer(self) -> bytes:
+        ids = self.completed or list(self.audio)
+        return b"".join(b"".join(self.audio.get(i, [])) for i in ids)
+
+
+def _make_transport(args: argparse.Namespace, in_rate: int) -> Any:
+    from .. import transports
+
+    name = {
+        "websocket": "WebSocketTransport",
+        "webrtc": "WebRTCTransport",
+        "fetch-upgrade": "FetchUpgradeTransport",
+    }
+    cls = getattr(transports, name[args.transport])
+    return cls(input_format=AudioFormat("pcm16", in_rate), output_format=AudioFormat("pcm16", args.rate))
+
+
+async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    pcm, in_rate = read_wav(args.input)
+    loop = asyncio.get_running_loop()
+    turns = _Turns(out, args.quiet, loop.time(), loop.time)
+    transport = _make_transport(args, in_rate)
+    transport.on("*", turns.on_raw)
+    transport.on("turn_started", turns.on_started)
+    transport.on("audio", turns.on_audio)
+    transport.on("turn_done", lambda e: turns.on_done(e, args.rate))
+    config: dict[str, Any] = {
+        "turn_detection": {"type": "server_vad", "silence_duration_ms": args.silence_ms}
+    }
+    if args.instructions:
+        config["instructions"] = args.instructions
+    try:
+        async with asyncio.timeout(args.timeout):
+            await transport.connect(
+                url=args.url, api_key=args.api_key, model=args.model, initial_session_config=config
+            )
+            where = args.url.split("?")[0] if args.url else "the embedded server"
+            turns.log(f"connected to {where}")
+            turns.log(f"streaming {args.input} ({len(pcm) / 2 / in_rate:.2f} s at {in_rate} Hz)")
+            chunk = in_rate * 2 * CHUNK_MS // 1000
+            sent_s = 0.0
+            started = loop.time()
+
+            async def send(data: bytes) -> None:
+                nonlocal sent_s
+                await transport.send_audio(data)
+                sent_s += len(data) / 2 / in_rate
+                if args.pace > 0:
+                    await asyncio.sleep(max(0.0, started + sent_s / args.pace - loop.time()))
+
+            for offset in range(0, len(pcm), chunk):
+                await send(pcm[offset : offset + chunk])
+            turns.log("input sent; waiting for the answer")
+            silence = b"\x00\x00" * (chunk // 2)
+            # Keep the line open with silence (as a microphone would) until every response is done.
+            while turns.finished == 0 or turns.active or loop.time() - turns.last_done < 0.5:
+                await send(silence)
+                if args.pace <= 0:
+                    await asyncio.sleep(CHUNK_MS / 1000)
+    except TimeoutError:
+        turns.log(f"no complete answer within {args.timeout:g} s")
+    except (RtlayerError, OSError) as exc:
+        print(f"rtlayer talk: {exc}", file=sys.stderr)
+        await transport.close()
+        return 2
+    finally:
+        await transport.close()
+    answer = turns.answer()
+    if not answer:
+        print("rtlayer talk: no answer audio was received", file=sys.stderr)
+        return 1
+    write_wav(args.output, answer, args.rate)
+    turns.log(f"wrote {args.output} ({len(answer) / 2 / args.rate:.2f} s)")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    raise NotImplementedError("rtlayer talk lands with the WebSocket transport")
+    try:
+        return asyncio.run(talk(args))
+    except ValueError as exc:
+        print(f"rtlayer talk: {exc}", file=sys.stderr)
+        return 2
