@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from session_helpers import silence, wav
@@ -119,7 +120,7 @@ RULES = {
     ],
 )
 async def test_scripted_rules_match_deterministically(
-    items: list[dict], expected: object, tmp_path: Path
+    items: list[dict[str, Any]], expected: object, tmp_path: Path
 ) -> None:
     path = tmp_path / "rules.json"
     path.write_text(json.dumps(RULES))
@@ -143,6 +144,6 @@ async def test_scripted_rules_match_deterministically(
         ({"rules": "nope"}, "must be an object with a 'rules' list"),
     ],
 )
-def test_bad_rule_files_are_refused_clearly(rules: dict, message: str) -> None:
+def test_bad_rule_files_are_refused_clearly(rules: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ScriptedResponder(rules)

@@ -6,6 +6,8 @@ interruption computed by the client (what was heard) is a truncation the server 
 
 from __future__ import annotations
 
+from typing import Any
+
 from session_helpers import Driver, of_type
 
 from rtlayer.client_session import ClientSession
@@ -15,9 +17,9 @@ class Pair:
     def __init__(self) -> None:
         self.client = ClientSession()
         self.server = Driver()
-        self.to_client: list[dict] = []
+        self.to_client: list[dict[str, Any]] = []
 
-    def flush(self) -> list[dict]:
+    def flush(self) -> list[dict[str, Any]]:
         """Deliver client -> server, then server -> client; returns what the server sent."""
         for event in self.client.events_to_send():
             self.server.session.receive_event(event, self.server.now)

@@ -6,12 +6,14 @@ the answer at what the caller heard.
 
 from __future__ import annotations
 
+from typing import Any
+
 from session_helpers import Driver, of_type, silence, wav
 
 from rtlayer.audio import PCM16_24K, PCM16_48K, PCMU, AudioConverter, AudioFormat
 
 
-def feed(d: Driver, audio: bytes, fmt: AudioFormat, frame_ms: int = 20) -> list[dict]:
+def feed(d: Driver, audio: bytes, fmt: AudioFormat, frame_ms: int = 20) -> list[dict[str, Any]]:
     size = fmt.bytes_for_ms(frame_ms)
     for offset in range(0, len(audio), size):
         d.session.receive_media_audio(audio[offset : offset + size], d.now)
@@ -19,9 +21,9 @@ def feed(d: Driver, audio: bytes, fmt: AudioFormat, frame_ms: int = 20) -> list[
     return d.drain()
 
 
-def pull_all(d: Driver, frame_bytes: int, limit: int = 1000) -> tuple[bytes, list[dict]]:
+def pull_all(d: Driver, frame_bytes: int, limit: int = 1000) -> tuple[bytes, list[dict[str, Any]]]:
     out = bytearray()
-    events: list[dict] = []
+    events: list[dict[str, Any]] = []
     for _ in range(limit):
         frame = d.session.pull_media_audio(frame_bytes, d.now)
         d.now += 0.02

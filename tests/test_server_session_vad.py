@@ -33,7 +33,8 @@ def test_the_quiet_tail_of_a_word_does_not_end_the_turn() -> None:
     events = detector.feed(speech + softer + softer + tail + silence(400))
     assert [type(e) for e in events] == [SpeechStarted, SpeechStopped]
     # The turn runs through the softer part and ends 200 ms into what is well under the gate.
-    assert events[1].audio_end_ms >= 600
+    stopped = events[1]
+    assert isinstance(stopped, SpeechStopped) and stopped.audio_end_ms >= 600
 
 
 def test_manual_buffer_is_bounded_and_counts_what_it_drops() -> None:
