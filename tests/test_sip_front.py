@@ -1,0 +1,218 @@
+"""The SIP front against a small scripted caller on UDP: bad input, CANCEL, OPTIONS, codec refusal.
+
+sipp plays the well-behaved caller in ``test_sip_calls.py``; here a few lines of Python play the
+badly behaved one, which sipp cannot: garbage datagrams, RTP noise, duplicates, a caller that leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sip_helpers import PhoneApp, free_udp_port
+
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.sip.message import SipRequest, SipResponse, parse_message
+from rtlayer.server.sip.rtp import RtpSender, encode_dtmf
+from rtlayer.server.sip.sdp import parse_offer
+from rtlayer.transports.sip import build_initial_config
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class Caller:
+    """A minimal UAC on 127.0.0.1: sends requests, collects what comes back."""
+
+    def __init__(self, server_port: int) -> None:
+        self.server = ("127.0.0.1", server_port)
+        self.inbox: asyncio.Queue[SipRequest | SipResponse] = asyncio.Queue()
+        self.call_id = secrets.token_hex(8) + "@127.0.0.1"
+        self.tag = secrets.token_hex(4)
+        self.cseq = 1
+        self.to_tag = ""
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox = self.inbox
+
+        class _Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                inbox.put_nowait(parse_message(data))
+
+        self.transport, _ = await loop.create_datagram_endpoint(_Proto, local_addr=("127.0.0.1", 0))
+        self.port = int(self.transport.get_extra_info("sockname")[1])
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, self.server)
+
+    def request(self, method: str, body: bytes = b"", cseq: int | None = None) -> SipRequest:
+        to = "<sip:agent@127.0.0.1>" + (f";tag={self.to_tag}" if self.to_tag else "")
+        headers = [
+            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(4)};rport"),
+            ("From", f"<sip:caller@127.0.0.1:{self.port}>;tag={self.tag}"),
+            ("To", to),
+            ("Call-ID", self.call_id),
+            ("CSeq", f"{cseq or self.cseq} {method}"),
+            ("Contact", f"<sip:caller@127.0.0.1:{self.port}>"),
+            ("Max-Forwards", "70"),
+        ]
+        if body:
+            headers.append(("Content-Type", "application/sdp"))
+        return SipRequest(headers=headers, body=body, method=method, uri="sip:agent@127.0.0.1")
+
+    def invite(self, media_port: int, pts: str = "0 101") -> SipRequest:
+        sdp = (
+            f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {media_port} RTP/AVP {pts}\r\na=rtpmap:101 telephone-event/8000\r\n"
+        ).encode()
+        req = self.request("INVITE", sdp)
+        self.send_raw(req.to_bytes())
+        return req
+
+    async def expect(self, want: int | str, within: float = 5.0) -> SipRequest | SipResponse:
+        """The next message that is response ``want`` or request ``want``; provisional ones skipped."""
+        async with asyncio.timeout(within):
+            while True:
+                msg = await self.inbox.get()
+                if isinstance(msg, SipResponse) and msg.status == want:
+                    if msg.cseq[1] == "INVITE":
+                        tag = (msg.get("To") or "").partition(";tag=")[2]
+                        self.to_tag = tag or self.to_tag
+                    return msg
+                if isinstance(msg, SipRequest) and msg.method == want:
+                    return msg
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[tuple[RealtimeServer, PhoneApp]]:
+    app = PhoneApp(server_url="")
+    await app.start()
+    server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret)
+    await server.start()
+    assert app.client is not None
+    app.client.base_url = server.url + "/v1"
+    try:
+        yield server, app
+    finally:
+        await server.close()
+        await app.close()
+
+
+async def test_garbage_is_counted_and_other_calls_carry_on(rig: tuple[RealtimeServer, PhoneApp]) -> None:
+    server, app = rig
+    front = server.sip
+    a = Caller(front.port)
+    await a.start()
+    a.invite(free_udp_port())
+    assert (await a.expect(100)).get_all("Via")[0].endswith(f"rport={a.port};received=127.0.0.1")
+    call = await app.next_call()
+    assert app.client is not None
+    await app.client.accept(call.call_id, build_initial_config(turn_detection={"type": "server_vad"}))
+    ok = await a.expect(200)
+    a.send_raw(a.request("ACK", cseq=1).to_bytes())
+    rtp_port = parse_offer(ok.body).port
+
+    # SIP garbage on the signalling port
+    for junk in (b"\x00\x01\x02", b"INVITE nonsense\r\n\r\n", b"SIP/2.0 999999 What\r\n\r\n", b"x" * 2000):
+        a.send_raw(junk)
+    # RTP garbage, then real PCMU frames shuffled, with duplicates, then a DTMF digit
+    loop = asyncio.get_running_loop()
+    rtp, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    for junk in (b"\x80", b"\x00" * 5, b"\x40" + b"\x01" * 30, bytes([0x80, 200]) + b"\x00" * 30):
+        rtp.sendto(junk, ("127.0.0.1", rtp_port))
+    sender = RtpSender(0, ssrc=77)
+    packets = [sender.packet(b"\xff" * 160) for _ in range(30)]
+    order = list(range(30))
+    random.Random(3).shuffle(order[5:9])
+    for i in order + [4, 10]:  # two duplicates
+        rtp.sendto(packets[i], ("127.0.0.1", rtp_port))
+    rtp.sendto(
+        encode_dtmf("7", sequence=999, timestamp=5, ssrc=77, duration=160, end=True), ("127.0.0.1", rtp_port)
+    )
+    rtp.close()
+
+    # a second call while all that goes on: rejected with the app's status
+    b = Caller(front.port)
+    await b.start()
+    b.invite(free_udp_port())
+    second = await app.next_call()
+    await app.client.reject(second.call_id, status_code=486)
+    await b.expect(486)
+
+    # OPTIONS outside any dialog: what we take
+    b.call_id = "options-" + b.call_id
+    b.send_raw(b.request("OPTIONS").to_bytes())
+    options = await b.expect(200)
+    assert "INVITE" in (options.get("Allow") or "")
+
+    # the first call is still up and hangs up cleanly
+    async with asyncio.timeout(5):
+        while front.rtp_stats().get("rtp_received", 0) < 30:
+            await asyncio.sleep(0.02)
+    stats = front.rtp_stats()
+    assert stats["rtp_invalid"] == 4 and stats["rtp_duplicates"] == 2
+    sip_call = next(c for c in front.calls.values() if c.id == call.call_id)
+    assert sip_call.dtmf_digits == ["7"]
+    assert front.counters.sip_malformed == 4
+    a.cseq = 2
+    a.send_raw(a.request("BYE").to_bytes())
+    await a.expect(200)
+    assert call.call_id not in server.state.calls
+    a.close()
+    b.close()
+
+
+async def test_cancel_while_ringing_and_resent_invite(rig: tuple[RealtimeServer, PhoneApp]) -> None:
+    server, app = rig
+    c = Caller(server.sip.port)
+    await c.start()
+    invite = c.invite(free_udp_port())
+    await c.expect(100)
+    call = await app.next_call()
+    c.send_raw(invite.to_bytes())  # a retransmission: answered again, no second call
+    await c.expect(100)
+    assert server.sip.counters.calls_offered == 1
+    cancel = c.request("CANCEL")
+    cancel.set("Via", invite.get("Via") or "")
+    c.send_raw(cancel.to_bytes())
+    await c.expect(200)
+    await c.expect(487)
+    assert call.call_id not in server.state.calls
+    assert app.client is not None
+    with pytest.raises(Exception, match="not found"):
+        await app.client.accept(call.call_id, {"type": "realtime"})
+    c.close()
+
+
+async def test_no_common_codec_is_488_without_webhook(rig: tuple[RealtimeServer, PhoneApp]) -> None:
+    server, app = rig
+    c = Caller(server.sip.port)
+    await c.start()
+    c.invite(free_udp_port(), pts="18 9")
+    resp = await c.expect(488)
+    assert "PCMU or PCMA" in (resp.get("Warning") or "")
+    assert server.sip.counters.calls_refused_sdp == 1 and not app.deliveries
+    c.close()
+
+
+async def test_unreachable_webhook_declines_with_480() -> None:
+    async with RealtimeServer(
+        sip_port=0, webhook_url=f"http://127.0.0.1:{free_udp_port()}/nobody", webhook_secret="s"
+    ) as server:
+        c = Caller(server.sip.port)
+        await c.start()
+        c.invite(free_udp_port())
+        await c.expect(480)
+        assert server.sip.counters.webhooks_failed == 1
+        c.close()
