@@ -97,7 +97,7 @@ async def test_calls_client_timeout_and_refused() -> None:
     listener = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     async with CallsClient(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", timeout=0.3) as calls:
-        with pytest.raises(ConnectTimeout, match="no answer within 0.3 s"):
+        with pytest.raises(ConnectTimeout, match=r"no answer within 0\.3 s"):
             await calls.hangup("rtc_1")
     listener.close()
     await listener.wait_closed()
