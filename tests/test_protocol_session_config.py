@@ -122,3 +122,26 @@ def test_invalid_values_name_the_field(partial: dict[str, Any], param: str) -> N
     with pytest.raises(InvalidValue) as info:
         merge_session(default_session(), partial)
     assert info.value.param == param and info.value.message
+
+
+def test_null_means_not_set_except_where_null_is_a_value() -> None:
+    current = merge_session(default_session(), {"instructions": "Keep me.", "tracing": "auto"})
+    merged = merge_session(
+        current,
+        {
+            "instructions": None,
+            "tools": None,
+            "tracing": None,
+            "audio": {
+                "input": {
+                    "turn_detection": {"type": "server_vad", "threshold": None, "idle_timeout_ms": None},
+                    "transcription": None,
+                },
+                "output": {"voice": None, "speed": None},
+            },
+        },
+    )
+    assert merged["instructions"] == "Keep me." and merged["tools"] == []
+    assert merged["tracing"] is None  # null turns tracing off
+    assert merged["audio"]["input"]["turn_detection"]["threshold"] == 0.5
+    assert merged["audio"]["output"]["voice"] == "marin"

@@ -64,6 +64,8 @@ _FLAT_KEYS: dict[str, tuple[str, ...]] = {
 }
 # Beta keys the GA session no longer has; accepted and ignored so old clients keep working.
 _DROPPED_KEYS = frozenset({"temperature", "object", "id", "expires_at", "client_secret"})
+# Fields where null is a value (off / none); elsewhere null means "not set".
+_NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -215,6 +217,8 @@ def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
     defaults = SERVER_VAD_DEFAULTS if kind == "server_vad" else SEMANTIC_VAD_DEFAULTS
     base = dict(current) if isinstance(current, dict) and current.get("type") == kind else dict(defaults)
     for key, v in value.items():
+        if v is None and key != "idle_timeout_ms":
+            continue  # null means "not set" (SDKs serialise unset fields so): keep the current value
         if key not in defaults:
             raise InvalidValue(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
         if key == "threshold":
@@ -266,6 +270,8 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
         _expect(isinstance(fields, dict), p, f"Invalid type for '{p}': expected an object.")
         node = audio.setdefault(side, {})
         for key, v in fields.items():
+            if v is None and key in ("format", "voice", "speed"):
+                continue  # not set: keep the current value
             q = f"{p}.{key}"
             if key == "format":
                 node["format"] = normalize_format(v, q)
@@ -369,6 +375,8 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
     update = normalize_session(partial)
     new = copy.deepcopy(current)
     for key, value in update.items():
+        if value is None and key not in _NULLABLE:
+            continue  # not set: keep the current value
         p = f"session.{key}"
         if key == "type":
             _expect(
