@@ -32,7 +32,8 @@ from rtlayer.server.conversation import Conversation
 from rtlayer.server.input_audio import InputAudio, TurnStarted
 from rtlayer.server.item_events import RequestError, copy_item
 from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
-from rtlayer.server.responders import ResponderInfo, ResponsePart, responder_info
+from rtlayer.server.responders import ResponderInfo, ResponsePart
+from rtlayer.server.responders import responder_info as info_of
 from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.response_options import resolve_response_options
 
@@ -57,19 +58,21 @@ class ServerSession:
 
     def __init__(
         self,
-        responder_info_: ResponderInfo | object | None = None,
+        responder_info: ResponderInfo | object | None = None,
         now: float = 0.0,
         config: dict[str, Any] | None = None,
         media: AudioFormat | None = None,
         *,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
     ) -> None:
-        info = (
-            responder_info_
-            if isinstance(responder_info_, ResponderInfo)
-            else (responder_info(responder_info_) if responder_info_ is not None else ResponderInfo())
-        )
-        self.responder = info
+        """``responder_info``: a ``ResponderInfo`` or the responder itself (the session never calls it).
+
+        Raises ``InvalidValue`` when ``config`` (an initial session config, e.g. an ephemeral key's) is invalid.
+        """
+        if isinstance(responder_info, ResponderInfo):
+            self.responder = responder_info
+        else:
+            self.responder = info_of(responder_info) if responder_info is not None else ResponderInfo()
         self.id = new_id("sess")
         self.media = media
         self.created_at = now
