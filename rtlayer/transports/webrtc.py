@@ -75,18 +75,29 @@ _MAX_PENDING_EVENTS = 1000
 
 
 class WebRTCTransport(EventEmitter):
-    """A Realtime session over WebRTC (see the module docstring)."""
+    """A Realtime session over WebRTC (see the module docstring).
+
+    Options beyond the WebSocket transport's: ``audio_track`` (the app's own aiortc audio track
+    instead of ``send_audio``), ``allow_loopback`` (ICE candidates on 127.0.0.1; None: only when
+    the server is on this machine), ``ice_servers`` (STUN/TURN; none by default),
+    ``signalling`` (``"sdp"`` like the Agents JS SDK, ``"multipart"`` like openai-python),
+    ``disconnected_grace`` (seconds a ``disconnected`` connection may take to come back before
+    the transport reports an error and closes), ``max_input_ms`` (microphone audio queued ahead of
+    real time; the oldest is dropped past it and counted in ``peer.input_queue.dropped_frames``).
+    ``audio`` events carry 20 ms frames in ``output_format``.
+    """
 
     def __init__(
         self,
         *,
         url: str | None = None,
         api_key: ApiKey = None,
-        model: str | None = None,
+        model: str = "gpt-realtime",
+        headers: Mapping[str, str] | None = None,
         input_format: AudioFormat = PCM16_24K,
         output_format: AudioFormat = PCM16_24K,
         audio_track: MediaStreamTrack | None = None,
-        tracker: PlaybackTracker | None = None,
+        playback_tracker: PlaybackTracker | None = None,
         allow_loopback: bool | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         signalling: SignallingForm = "sdp",
@@ -98,10 +109,11 @@ class WebRTCTransport(EventEmitter):
         self.url = url
         self.api_key = api_key
         self.model = model
+        self.headers = dict(headers or {})
         self.input_format = input_format
         self.output_format = output_format
         self.audio_track = audio_track
-        self.tracker = tracker
+        self.tracker = playback_tracker
         self.allow_loopback = allow_loopback
         self.ice_servers = ice_servers
         self.signalling: SignallingForm = signalling
@@ -191,7 +203,9 @@ class WebRTCTransport(EventEmitter):
         config: dict[str, Any] | None = None
         if initial_session_config:
             config = session.session_update(initial_session_config, None)["session"]
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers = dict(self.headers)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
         try:
             async with asyncio.timeout(self.connect_timeout):
                 self.call_id = await peer.open(
