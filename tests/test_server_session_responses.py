@@ -229,3 +229,12 @@ async def test_speed_changes_the_echo_length() -> None:
     d.send({"type": "response.create"})
     out = audio_bytes(await d.run())
     assert abs(len(out) / 48 - 1000 / 1.5) < 10  # played 1.5x as fast: 667 ms
+
+
+async def test_a_custom_voice_id_is_reported_by_id() -> None:
+    d = Driver(config={"audio": {"output": {"voice": {"id": "voice_custom_1"}}}})
+    assert d.drain()[0]["session"]["audio"]["output"]["voice"] == {"id": "voice_custom_1"}
+    d.send(user_text("hi"))
+    created = d.send({"type": "response.create"})[0]
+    assert created["response"]["audio"]["output"]["voice"] == "voice_custom_1"
+    assert of_type(await d.run(), "response.done")[0]["response"]["status"] == "completed"

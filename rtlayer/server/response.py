@@ -131,6 +131,17 @@ class ResponseState:
         return "audio" in self.output_modalities
 
     @property
+    def _voice_name(self) -> str | None:
+        # A custom voice is {"id": ...} in the session; a response reports voices by name or id only.
+        return (
+            self.voice
+            if isinstance(self.voice, str)
+            else str(self.voice.get("id"))
+            if isinstance(self.voice, dict)
+            else None
+        )
+
+    @property
     def done(self) -> bool:
         return self.status != "in_progress"
 
@@ -149,7 +160,7 @@ class ResponseState:
             "conversation_id": self.conversation_id,
             "output_modalities": list(self.output_modalities),
             "max_output_tokens": self.max_output_tokens,
-            "audio": {"output": {"format": self.output_format.to_session(), "voice": self.voice}},
+            "audio": {"output": {"format": self.output_format.to_session(), "voice": self._voice_name}},
             "usage": usage_dict(
                 text_in, audio_in, self.text_tokens, int(self.audio_ms / AUDIO_OUT_MS_PER_TOKEN)
             )
