@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import httpx
+import openai
 import pytest
 import websockets
-from helpers_webrtc import Recorder, ToneResponder, open_peer_connections
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+from helpers_webrtc import Recorder, ToneResponder, open_peer_connections, tone
 
 import rtlayer_native
+from rtlayer._ice import host_policy
+from rtlayer._rtc_audio import PacedAudioTrack, PcmFrameQueue
+from rtlayer.exceptions import UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.webrtc import front_of
 from rtlayer.transport import AudioInterruptedEvent, TransportStatus
@@ -156,3 +163,53 @@ async def test_multipart_offer_with_an_ephemeral_key():
         assert created["instructions"] == "from the key"
         assert created["audio"]["output"]["voice"] == "cedar"
         await transport.close()
+
+
+class ToneTrack(MediaStreamTrack):
+    """The app's own microphone track: a 440 Hz tone, 20 ms frames at 48 kHz, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue = PcmFrameQueue(24000)
+        self.queue.push(tone(10_000))
+        self.inner = PacedAudioTrack(self.queue.pull)
+
+    async def recv(self) -> Any:
+        return await self.inner.recv()
+
+
+async def test_the_apps_own_track_is_the_microphone(server):
+    track = ToneTrack()
+    transport = WebRTCTransport(audio_track=track)
+    rec = Recorder().attach(transport)
+    await transport.connect(url=server.url)
+    assert transport.muted is None  # the app owns its track
+    with pytest.raises(UnsupportedOperation):
+        await transport.send_audio(b"\x00\x00")
+    call = front_of(server.state).calls[transport.call_id or ""]
+    await rec.wait_for(lambda: call.input.loud_frames >= 10)
+    await rec.wait_for(lambda: rec.count("input_audio_buffer.speech_started") == 1)
+    await transport.close()
+    track.stop()
+
+
+async def test_the_official_python_client_places_a_call(server):
+    """openai-python's ``client.realtime.calls.create`` (multipart) answered by the server's peer."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTrack(PacedAudioTrack(lambda _n: None))
+    channel = pc.createDataChannel("oai-events")
+    first: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    channel.on("message", lambda m: first.done() or first.set_result(m))
+    with host_policy("loopback_only"):
+        await pc.setLocalDescription(await pc.createOffer())
+    client = openai.AsyncOpenAI(api_key="sk-any", base_url=server.url + "/v1")
+    answer = await client.realtime.calls.create(
+        sdp=pc.localDescription.sdp, session={"type": "realtime", "instructions": "be brief"}
+    )
+    await pc.setRemoteDescription(RTCSessionDescription(answer.text, "answer"))
+    created = json.loads(await asyncio.wait_for(first, 5))
+    assert created["type"] == "session.created" and created["session"]["instructions"] == "be brief"
+    await pc.close()
+    await client.close()

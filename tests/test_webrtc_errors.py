@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ from helpers_webrtc import Recorder, open_peer_connections
 
 from rtlayer._ice import host_policy
 from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError, UnsupportedOperation
+from rtlayer.server import webrtc as webrtc_front
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.webrtc import front_of
 from rtlayer.transport import TransportStatus
@@ -144,3 +146,26 @@ async def test_ice_that_never_connects_becomes_a_connect_timeout():
         with pytest.raises(ConnectError, match="SDP answer could not be used"):
             await WebRTCTransport(connect_timeout=3).connect(url=url)
     assert not open_peer_connections()
+
+
+async def test_a_caller_that_never_connects_is_hung_up(server, monkeypatch):
+    monkeypatch.setattr(webrtc_front, "CONNECT_DEADLINE_S", 0.5)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.createDataChannel("oai-events")
+    with host_policy("loopback_only"):
+        await pc.setLocalDescription(await pc.createOffer())
+    assert pc.localDescription is not None
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        response = await http.post(
+            "/v1/realtime/calls", headers={"Content-Type": "application/sdp"}, content=pc.localDescription.sdp
+        )
+    assert response.status_code == 201  # ... and the caller never applies the answer
+    call_id = response.headers["Location"].rsplit("/", 1)[-1]
+    assert call_id in server.state.calls
+    for _ in range(100):  # at most 2 s
+        if call_id not in server.state.calls:
+            break
+        await asyncio.sleep(0.02)
+    assert call_id not in server.state.calls and not front_of(server.state).peers
+    assert not server.state.runners  # its session is closed too
+    await pc.close()

@@ -103,11 +103,13 @@ class WebRTCCall:
     def attach_media(self) -> None:
         """Wire tracks, data channel and state changes; call after the remote offer is set."""
         pc = self.pc
-        pc.addTrack(self.track)
-        for transceiver in pc.getTransceivers():
-            receiver_track = transceiver.receiver.track
-            if transceiver.kind == "audio" and receiver_track is not None:
-                self._spawn(self._receive_audio(receiver_track))
+        audio = [t for t in pc.getTransceivers() if t.kind == "audio"]
+        if audio:
+            # Answer the offered audio section with our track (aiortc reuses its transceiver); an
+            # offer without audio is a text-only call: adding a track would add an unoffered section.
+            pc.addTrack(self.track)
+        for transceiver in audio:
+            self._spawn(self._receive_audio(transceiver.receiver.track))
         pc.on("datachannel", self._on_datachannel)
         pc.on("connectionstatechange", self._on_connection_state)
         self._runner.add_sink(self._sink)

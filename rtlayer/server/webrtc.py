@@ -139,6 +139,12 @@ async def create_call(request: web.Request) -> web.Response:
     except CallRequestError as exc:
         front.calls_refused += 1
         return json_error(exc.status, str(exc), code=exc.code)
+    except Exception as exc:  # an offer aiortc cannot answer: say so, never a bare 500
+        logger.exception("could not answer a WebRTC offer")
+        front.calls_refused += 1
+        return json_error(
+            500, f"could not answer the SDP offer: {exc}", type_="server_error", code="offer_failed"
+        )
     assert call.pc.localDescription is not None
     return web.Response(
         status=201,
