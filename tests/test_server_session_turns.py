@@ -365,3 +365,16 @@ def test_legacy_beta_session_update_is_understood() -> None:
     assert audio["input"]["format"] == {"type": "audio/pcma"} and audio["output"]["voice"] == "verse"
     assert audio["input"]["turn_detection"]["silence_duration_ms"] == 600
     assert updated["session"]["output_modalities"] == ["audio"]
+
+
+def test_a_failed_transcription_is_reported_as_failed() -> None:
+    d = Driver(config={"audio": {"input": {"transcription": {"model": "whisper-1"}, "turn_detection": None}}})
+    d.drain()
+    d.append(wav("joke_24k"))
+    item_id = d.send({"type": "input_audio_buffer.commit"})[0]["item_id"]
+    (job,) = d.session.transcription_jobs()
+    assert job.item_id == item_id and len(job.pcm16_24k) == len(wav("joke_24k"))
+    d.session.transcription_result(item_id, None, d.now, error="no speech recognizer here")
+    (failed,) = d.drain()
+    assert failed["type"] == "conversation.item.input_audio_transcription.failed"
+    assert failed["error"]["message"] == "no speech recognizer here"
