@@ -8,6 +8,7 @@ bounded in time; the process is ended by its own pid.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import shutil
@@ -18,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["TinyProxy", "free_port", "run_tinyproxy", "tinyproxy_available"]
+__all__ = ["CuttableRelay", "TinyProxy", "free_port", "run_tinyproxy", "tinyproxy_available"]
 
 TINYPROXY = shutil.which("tinyproxy")
 
@@ -142,3 +143,58 @@ def run_tinyproxy(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+class CuttableRelay:
+    """A TCP relay on 127.0.0.1 in front of ``target_port`` that a test can cut or freeze.
+
+    ``cut()`` aborts every relayed connection (what a crash or a network cut looks like to the client);
+    ``frozen = True`` keeps connections open but stops relaying (a dead peer, for keepalive tests).
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = 0
+        self.frozen = False
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> CuttableRelay:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self._writers += [writer, up_writer]
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.ensure_future(self._pipe(src, dst))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await src.read(65536):
+                if not self.frozen:
+                    dst.write(data)
+                    await dst.drain()
+        with contextlib.suppress(Exception):
+            dst.close()
+
+    def cut(self) -> None:
+        """Abort every relayed connection, without any close frame."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()

@@ -117,13 +117,15 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
 
 def map_httpx_error(exc: httpx.HTTPError, url: str, proxy: str | None) -> ConnectError:
     """Turn an httpx failure into rtlayer's exception, keeping the reason."""
+    url = url.split("?", 1)[0]  # never print what an app may have put in the query
     via = f" through proxy {redact_url(proxy)}" if proxy else ""
     if isinstance(exc, httpx.ProxyError):
         who = f"The proxy {redact_url(proxy)}" if proxy else "The proxy"
         # httpcore: "407 Proxy Authentication Required" when CONNECT is refused.
         match = _STATUS.match(str(exc))
         status = int(match.group(1)) if match else None
-        hint = " (wrong or missing proxy credentials)" if status == 407 else ""
+        # 407 is the standard answer; tinyproxy answers a wrong password on CONNECT with 401.
+        hint = " (wrong or missing proxy credentials)" if status in (401, 407) else ""
         return ProxyError(
             f"{who} refused to open a tunnel to {url}: {exc}{hint}",
             status=status,

@@ -85,6 +85,7 @@ class UpgradedConnection:
         self._fragment_is_text = False
         self._pings: dict[bytes, tuple[float, asyncio.Future[float]]] = {}
         self._closed = False
+        self._finished = False  # the reader is done: no more messages will come
         self.close_code: int | None = None
         """The close code the server sent (1006 if none); ``None`` while the connection is open."""
         self.latency = 0.0
@@ -105,7 +106,7 @@ class UpgradedConnection:
         closed and every message received before has been returned.
         """
         while not self._messages:
-            if self._reader.done():
+            if self._finished:
                 raise self._closed_exc()
             if self._recv_waiter is not None:
                 raise RuntimeError("recv() is already being awaited by another task")
@@ -157,6 +158,11 @@ class UpgradedConnection:
         try:
             async with asyncio.timeout(self._close_timeout):
                 await asyncio.shield(self._reader)
+        except asyncio.CancelledError:
+            # The caller gave up waiting (a keepalive timeout, a shutdown): abort, so that the reader
+            # ends and recv() reports the connection closed instead of waiting on a dead stream.
+            self.abort()
+            raise
         except TimeoutError:
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -164,6 +170,10 @@ class UpgradedConnection:
         except Exception:  # the reader's own failure was already turned into a closed state
             pass
         await self._teardown()
+
+    def abort(self) -> None:
+        """Drop the connection without a closing handshake (the reader closes the stream on its way out)."""
+        self._reader.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (by either side)."""
@@ -248,6 +258,7 @@ class UpgradedConnection:
             if protocol.state is not CLOSED:
                 protocol.receive_eof()
             self.close_code = protocol.close_code
+            self._finished = True
             self._fail_pings()
             self._wake_receiver()
             await self._teardown()

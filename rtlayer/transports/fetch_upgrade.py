@@ -23,15 +23,25 @@ import contextlib
 import os
 import ssl
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import httpx
 from websockets.utils import accept_key
 
 from ..exceptions import HandshakeError, ProxyError
+from ..transport import WireConnection
+from ._base import BaseRealtimeTransport
 from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse
 from ._upgraded import DEFAULT_MAX_SIZE, UpgradedConnection
 
-__all__ = ["Fetch", "HttpxFetch", "UpgradeResponse", "UpgradedConnection", "upgrade_websocket"]
+__all__ = [
+    "Fetch",
+    "FetchUpgradeTransport",
+    "HttpxFetch",
+    "UpgradeResponse",
+    "UpgradedConnection",
+    "upgrade_websocket",
+]
 
 
 def _upgrade_headers(headers: Mapping[str, str], key: str, subprotocols: Sequence[str]) -> dict[str, str]:
@@ -113,13 +123,50 @@ async def upgrade_websocket(
     )
 
 
-def default_fetch(
-    *,
-    client: httpx.AsyncClient | None = None,
-    proxy: str | httpx.Proxy | None = None,
-    verify: ssl.SSLContext | str | bool = True,
-    trust_env: bool = True,
-    timeout: float | None = 10.0,
-) -> HttpxFetch:
-    """The httpx fetch with these settings (see ``HttpxFetch``)."""
-    return HttpxFetch(client, proxy=proxy, verify=verify, trust_env=trust_env, timeout=timeout)
+class FetchUpgradeTransport(BaseRealtimeTransport):
+    """The Realtime transport over an HTTP client's WebSocket upgrade.
+
+    ```python
+    transport = FetchUpgradeTransport(proxy="http://user:pass@proxy.corp:3128", verify=corp_ssl_context)
+    await transport.connect(url="wss://api.openai.com/v1/realtime", api_key=key)
+    ```
+
+    Choose how the upgrade request is made with one of: ``fetch`` (any ``async (url, headers) ->
+    UpgradeResponse``), ``client`` (an app's own ``httpx.AsyncClient``, never closed here), or the
+    options of the default httpx fetch: ``proxy``, ``verify`` (an ``ssl.SSLContext``, a CA bundle path
+    or a bool), ``trust_env`` (``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY``). ``max_size`` bounds one
+    incoming message. Every other option, and the whole event contract, is ``BaseRealtimeTransport``'s.
+    """
+
+    def __init__(
+        self,
+        *,
+        fetch: Fetch | None = None,
+        client: httpx.AsyncClient | None = None,
+        proxy: str | httpx.Proxy | None = None,
+        verify: ssl.SSLContext | str | bool = True,
+        trust_env: bool = True,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if fetch is not None and (client is not None or proxy is not None or verify is not True):
+            raise ValueError("give either fetch= or the httpx options (client, proxy, verify), not both")
+        self.fetch: Fetch = (
+            fetch
+            if fetch is not None
+            else HttpxFetch(client, proxy=proxy, verify=verify, trust_env=trust_env)
+        )
+        self.max_size = max_size
+
+    async def _open(
+        self,
+        url: str,
+        headers: dict[str, str],
+        subprotocols: list[str] | None,
+        timeout: float,  # noqa: ASYNC109 (the contract; the base class also bounds the call)
+    ) -> WireConnection:
+        # Like the JS SDK's Cloudflare transport, offer "realtime" when the auth needs no subprotocol.
+        return await upgrade_websocket(
+            url, headers, fetch=self.fetch, subprotocols=subprotocols or ["realtime"], max_size=self.max_size
+        )
