@@ -178,13 +178,14 @@ class PlaybackTracker:
     playout clock (audio assumed played in real time from its arrival).
     """
 
-    __slots__ = ("_format", "_played", "current_content_index", "current_item_id")
+    __slots__ = ("_format", "_ms_per_byte", "_played", "current_content_index", "current_item_id")
 
     #: how many items it remembers (an interruption only ever concerns the latest ones)
     MAX_ITEMS = 16
 
     def __init__(self, format: AudioFormat = PCM16_24K) -> None:
         self._format = format
+        self._ms_per_byte = format.duration_ms(1)
         self._played: dict[tuple[str, int], float] = {}
         self.current_item_id: str | None = None
         self.current_content_index: int | None = None
@@ -196,13 +197,14 @@ class PlaybackTracker:
     def set_audio_format(self, format: AudioFormat) -> None:
         """The format of the bytes given to :meth:`on_play_bytes` (the transport sets the app's output format)."""
         self._format = format
+        self._ms_per_byte = format.duration_ms(1)
 
     def on_play_bytes(
         self, item_id: str, item_content_index: int, data: bytes | bytearray | memoryview | int
     ) -> None:
         """The player finished playing ``data`` (or that many bytes) of ``item_id``."""
         nbytes = data if isinstance(data, int) else len(data)
-        self.on_play_ms(item_id, item_content_index, self._format.duration_ms(nbytes))
+        self.on_play_ms(item_id, item_content_index, nbytes * self._ms_per_byte)
 
     def on_play_ms(self, item_id: str, item_content_index: int, ms: float) -> None:
         """The player finished playing ``ms`` more milliseconds of ``item_id``."""

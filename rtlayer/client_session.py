@@ -141,7 +141,7 @@ class ClientSession:
         self.muted_bytes = 0
         self._audio: _AudioItem | None = None
         self._interrupted: dict[str, None] = {}
-        self._received: dict[tuple[str, int], int] = {}
+        self._received: dict[tuple[str, int], _AudioItem] = {}
         self._in_conv: AudioConverter | None = None
         self._out_conv: AudioConverter | None = None
         self._framer: rtlayer_native.Framer | None = None
@@ -332,7 +332,8 @@ class ClientSession:
         return min(self._heard_ms(item, now), self.session_output_format.duration_ms(item.received_bytes))
 
     def audio_received_ms(self, item_id: str, content_index: int = 0) -> float:
-        return self.session_output_format.duration_ms(self._received.get((item_id, content_index), 0))
+        item = self._received.get((item_id, content_index))
+        return 0.0 if item is None else self.session_output_format.duration_ms(item.received_bytes)
 
     @property
     def current_audio_item_id(self) -> str | None:
@@ -377,20 +378,17 @@ class ClientSession:
     def receive_audio_delta(
         self, response_id: str, item_id: str, content_index: int, b64: str | bytes, now: float
     ) -> None:
-        """The audio of one ``response.output_audio.delta`` (also the transports' fast path, which slices
-        the base64 out of the frame without parsing the whole JSON when nobody listens to raw events)."""
+        """The audio of one ``response.output_audio.delta``; transports call it directly (skipping
+        ``receive_event``'s dispatch) when nobody listens to the raw event. This is the hot receive path."""
         if item_id in self._interrupted:
             return  # late audio of an item the user interrupted: never play it
         raw = binascii.a2b_base64(b64)
         item = self._audio
         if item is None or item.item_id != item_id or item.content_index != content_index:
             item = self._start_item(item_id, content_index, response_id)
-        n = len(raw)
-        item.received_bytes += n
-        key = (item_id, content_index)
-        self._received[key] = self._received.get(key, 0) + n
+        item.received_bytes += len(raw)
         if self.tracker is None:
-            item.clock.push(n / self.session_output_format.bytes_per_ms, now)
+            item.clock.push(len(raw) / self.session_output_format.bytes_per_ms, now)
         if self._out_conv is not None:
             raw = self._out_conv.convert(raw)
         if self._framer is None:
@@ -426,8 +424,10 @@ class ClientSession:
     def _start_item(self, item_id: str, content_index: int, response_id: str) -> _AudioItem:
         if self._audio is not None and not self._audio.done:
             self._flush_output(self._audio)
-        item = _AudioItem(item_id, content_index, response_id)
+        key = (item_id, content_index)
+        item = self._received.get(key) or _AudioItem(item_id, content_index, response_id)
         self._audio = item
+        self._received[key] = item
         if len(self._received) > 64:
             del self._received[next(iter(self._received))]
         return item

@@ -322,6 +322,16 @@ class EventEmitter:
         listeners = self._listeners.get(name)
         if not listeners:
             return
+        if len(listeners) == 1:  # the common case, without copying the list
+            listener = listeners[0]
+            try:
+                result = listener(payload)
+            except Exception as exc:
+                self._listener_failed(name, exc)
+                return
+            if result is not None and inspect.isawaitable(result):
+                self._track(result, name)
+            return
         for listener in tuple(listeners):
             try:
                 result = listener(payload)

@@ -17,7 +17,7 @@ import copy
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
@@ -35,14 +35,12 @@ from ..transport import (
     WireConnection,
 )
 from ._connect import ApiKey, SecretRedactor, auth_for, env_api_key, realtime_url, resolve_api_key
-from ._fastpath import slice_audio_delta
 
 __all__ = ["BaseRealtimeTransport", "WireConnection"]
 
 logger = logging.getLogger("rtlayer.transports")
 
 _DELTA = "response.output_audio.delta"
-_DELTA_TYPE = '"type":"response.output_audio.delta"'
 # Close codes after which reconnecting cannot help (the peer refused us or our data), besides a normal close.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 _MAX_QUEUED_WHILE_RECONNECTING = 256
@@ -339,35 +337,36 @@ class BaseRealtimeTransport(EventEmitter):
 
     async def _reader(self, conn: WireConnection) -> None:
         session = self.session
+        listeners = self._listeners  # read live: the app may add listeners at any time
+        recv = self._receiver(conn)
         loop = asyncio.get_running_loop()
         exc: BaseException | None = None
         try:
             while True:
-                message = await conn.recv()
+                message = await recv()
                 now = loop.time()
-                if isinstance(message, bytes):
-                    try:
-                        message = message.decode()
-                    except UnicodeDecodeError:
-                        self._bad_frame("a binary frame that is not UTF-8 text")
-                        continue
-                if (
-                    message.find(_DELTA_TYPE, 0, 120) >= 0
-                    and not self.has_listeners("*")
-                    and not self.has_listeners(_DELTA)
-                ):
-                    # Fast path: nobody wants the raw dict, so slice the base64 out without a JSON parse.
-                    sliced = slice_audio_delta(message)
-                    if sliced is not None:
-                        session.receive_audio_delta(*sliced, now)
-                        continue
                 try:
-                    event = loads(message)
+                    event = loads(message)  # str or bytes: the JSON parser checks UTF-8 itself
                 except ValueError as err:
                     self._bad_frame(f"a frame that is not JSON ({err})")
                     continue
                 if not isinstance(event, dict):
                     self._bad_frame(f"a JSON {type(event).__name__} where an event object was expected")
+                    continue
+                if (
+                    event.get("type") == _DELTA
+                    and _DELTA not in listeners
+                    and "*" not in listeners
+                    and isinstance(event.get("delta"), str)
+                ):
+                    # Hot path: nobody wants the raw dict, so skip the generic dispatch.
+                    session.receive_audio_delta(
+                        event.get("response_id") or "",
+                        event.get("item_id") or "",
+                        event.get("content_index") or 0,
+                        event["delta"],
+                        now,
+                    )
                     continue
                 session.receive_event(event, now)
                 if not self._session_seen.is_set() and event.get("type") in (
@@ -385,6 +384,10 @@ class BaseRealtimeTransport(EventEmitter):
             exc = err
         if self._conn is conn and not self._closing:
             self._spawn(self._connection_lost(conn, exc))
+
+    def _receiver(self, conn: WireConnection) -> Callable[[], Awaitable[str | bytes]]:
+        """How to read one message; a subclass may skip work (e.g. UTF-8 decoding the JSON parser redoes)."""
+        return conn.recv
 
     def _bad_frame(self, what: str) -> None:
         self.emit(

@@ -15,10 +15,13 @@ way on every transport).
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
 from websockets.typing import Subprotocol
@@ -67,6 +70,12 @@ class WebSocketTransport(BaseRealtimeTransport):
         except OSError as exc:
             raise ConnectError(f"cannot connect: {exc}") from None
         return cast(WireConnection, conn)
+
+    def _receiver(self, conn: WireConnection) -> Callable[[], Awaitable[str | bytes]]:
+        if isinstance(conn, ClientConnection):
+            # Text frames as bytes: orjson validates UTF-8 while parsing, so websockets need not decode first.
+            return functools.partial(conn.recv, decode=False)
+        return conn.recv
 
 
 def _server_message(body: str) -> str:

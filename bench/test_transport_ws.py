@@ -1,0 +1,315 @@
+"""WebSocket transport: client CPU per received audio delta and per sent 20 ms frame, against the anchors.
+
+Receive: a local ``websockets`` server (its own process, so its CPU is not counted) sends ``session.created``
+then N ``response.output_audio.delta`` events (20 ms of 24 kHz PCM each, pre-encoded, compact JSON with
+``type`` first as the service sends them). Each client counts CPU time (``time.process_time``) from connect
+to the N-th decoded delta:
+
+- ``bare``: ``websockets`` recv + ``json.loads`` + ``base64.b64decode``, the floor any client pays;
+- ``openai``: ``AsyncOpenAI().realtime.connect()`` and ``await conn.recv()`` (a pydantic model per event);
+- ``agents``: ``OpenAIRealtimeWebSocketModel`` with a listener counting ``RealtimeModelAudioEvent``;
+- ``rtlayer``: ``WebSocketTransport`` delivering decoded audio as ``audio`` events, the app feeding a
+  ``PlaybackTracker`` (``rtlayer+raw``: the same with a ``*`` listener, which forces the full JSON parse).
+
+Send: a local server that only drains; per 20 ms frame, ``bare`` (``ws.send(json.dumps(...))`` with
+``b64encode``), ``openai`` (``conn.input_audio_buffer.append``), ``agents`` (``send_event(RealtimeModelSendAudio)``)
+and ``rtlayer`` ``send_audio`` with the app's PCM at 24 kHz (no conversion) and 16 kHz (resampled natively).
+
+``python -m pytest bench/test_transport_ws.py -s`` runs a smoke size (2,000 events); ``python
+bench/test_transport_ws.py`` (or ``RTLAYER_BENCH_FULL=1``) runs 20,000 and prints the table for
+``bench/README.md``. Ratios are to ``bare`` in the same run; the minimum of ``ROUNDS`` rounds is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
+ROUNDS = 3
+FRAME_BYTES = 960  # 20 ms of 24 kHz PCM16
+PCM = bytes((i * 37) & 0xFF for i in range(FRAME_BYTES))
+SESSION_CREATED = json.dumps(
+    json.load(open(ROOT.parent / "shared" / "protocol" / "sample-events.json"))["server"]["connect"][0]
+    if (ROOT.parent / "shared" / "protocol" / "sample-events.json").exists()
+    else {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime", "id": "sess_0"}},
+    separators=(",", ":"),
+)
+
+
+def delta_frame(i: int) -> str:
+    return json.dumps(
+        {
+            "type": "response.output_audio.delta",
+            "event_id": f"event_{i:021d}",
+            "response_id": "resp_CApQyRFaW3rDiwDCD8OLM",
+            "item_id": "item_CApQyRFaW3rDiwDCD8OLN",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": base64.b64encode(PCM).decode(),
+        },
+        separators=(",", ":"),
+    )
+
+
+# -- the peer process ----------------------------------------------------------------------------------
+
+
+def _peer_main(conn: Connection, mode: str, count: int) -> None:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    frames = [delta_frame(i) for i in range(count)]
+
+    async def blast(ws: ServerConnection) -> None:
+        await ws.send(SESSION_CREATED)
+        for frame in frames:
+            await ws.send(frame)
+        async for _ in ws:  # keep the connection until the client leaves
+            pass
+
+    async def drain(ws: ServerConnection) -> None:
+        await ws.send(SESSION_CREATED)
+        async for _ in ws:
+            pass
+
+    async def main() -> None:
+        async with serve(
+            blast if mode == "blast" else drain, "127.0.0.1", 0, compression=None, max_size=None
+        ) as server:
+            port = next(iter(server.sockets)).getsockname()[1]
+            conn.send(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+
+    asyncio.run(main())
+
+
+class Peer:
+    def __init__(self, mode: str, count: int) -> None:
+        ctx = mp.get_context("spawn")
+        self.parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_peer_main, args=(child, mode, count), daemon=True)
+
+    def __enter__(self) -> str:
+        self.proc.start()
+        if not self.parent.poll(30):
+            raise RuntimeError("bench peer did not start")
+        url: str = self.parent.recv()
+        return url
+
+    def __exit__(self, *exc: object) -> None:
+        self.parent.send("stop")
+        self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+
+
+# -- receive clients -----------------------------------------------------------------------------------
+
+
+async def recv_bare(url: str, n: int) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, compression=None, max_size=None) as ws:
+        got = 0
+        while got < n:
+            event = json.loads(await ws.recv())
+            if event["type"] == "response.output_audio.delta":
+                base64.b64decode(event["delta"])
+                got += 1
+
+
+async def recv_openai(url: str, n: int) -> None:
+    from openai import AsyncOpenAI
+
+    base = url.split("/realtime")[0]
+    client = AsyncOpenAI(api_key="x", websocket_base_url=base)
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        got = 0
+        while got < n:
+            event = await conn.recv()
+            if event.type == "response.output_audio.delta":
+                base64.b64decode(event.delta)
+                got += 1
+
+
+async def recv_agents(url: str, n: int) -> None:
+    from agents.realtime.model import RealtimeModelListener
+    from agents.realtime.model_events import RealtimeModelAudioEvent, RealtimeModelEvent
+    from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+
+    done = asyncio.Event()
+
+    class Counter(RealtimeModelListener):
+        got = 0
+
+        async def on_event(self, event: RealtimeModelEvent) -> None:
+            if isinstance(event, RealtimeModelAudioEvent):
+                self.got += 1
+                if self.got >= n:
+                    done.set()
+
+    model = OpenAIRealtimeWebSocketModel()
+    model.add_listener(Counter())
+    await model.connect({"url": url, "api_key": "x", "initial_model_settings": {}})
+    await done.wait()
+    await model.close()
+
+
+async def _recv_rtlayer(url: str, n: int, raw: bool) -> None:
+    from rtlayer.audio import PlaybackTracker
+    from rtlayer.transport import AudioEvent
+    from rtlayer.transports import WebSocketTransport
+
+    tracker = PlaybackTracker()
+    transport = WebSocketTransport(url=url, playback_tracker=tracker, reconnect=False, ping_interval=None)
+    done = asyncio.Event()
+    got = 0
+
+    def on_audio(event: AudioEvent) -> None:
+        nonlocal got
+        tracker.on_play_bytes(event.item_id, event.content_index, event.data)  # what a player would report
+        got += 1
+        if got >= n:
+            done.set()
+
+    transport.on("audio", on_audio)
+    if raw:
+        transport.on("*", lambda event: None)
+    await transport.connect()
+    await done.wait()
+    await transport.close()
+
+
+async def recv_rtlayer(url: str, n: int) -> None:
+    await _recv_rtlayer(url, n, raw=False)
+
+
+async def recv_rtlayer_raw(url: str, n: int) -> None:
+    await _recv_rtlayer(url, n, raw=True)
+
+
+# -- send clients --------------------------------------------------------------------------------------
+
+
+async def send_bare(url: str, n: int) -> None:
+    from websockets.asyncio.client import connect
+
+    async with connect(url, compression=None) as ws:
+        for _ in range(n):
+            await ws.send(
+                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(PCM).decode()})
+            )
+
+
+async def send_openai(url: str, n: int) -> None:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(api_key="x", websocket_base_url=url.split("/realtime")[0])
+    async with client.realtime.connect(model="gpt-realtime") as conn:
+        for _ in range(n):
+            await conn.input_audio_buffer.append(audio=base64.b64encode(PCM).decode())
+
+
+async def send_agents(url: str, n: int) -> None:
+    from agents.realtime.model_inputs import RealtimeModelSendAudio
+    from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+
+    model = OpenAIRealtimeWebSocketModel()
+    await model.connect({"url": url, "api_key": "x", "initial_model_settings": {}})
+    for _ in range(n):
+        await model.send_event(RealtimeModelSendAudio(audio=PCM, commit=False))
+    await model.close()
+
+
+def _send_rtlayer(rate: int) -> Callable[[str, int], Awaitable[None]]:
+    async def send(url: str, n: int) -> None:
+        from rtlayer.audio import AudioFormat
+        from rtlayer.transports import WebSocketTransport
+
+        pcm = PCM[: rate * 2 * 20 // 1000] if rate <= 24000 else PCM * (rate // 24000)
+        transport = WebSocketTransport(
+            url=url, input_format=AudioFormat("pcm16", rate), reconnect=False, ping_interval=None
+        )
+        await transport.connect()
+        for _ in range(n):
+            await transport.send_audio(pcm)
+        await transport.close()
+
+    return send
+
+
+# -- measurement ---------------------------------------------------------------------------------------
+
+
+def cpu_per_event_us(mode: str, client: Callable[[str, int], Awaitable[None]], n: int) -> float:
+    best = float("inf")
+    for _ in range(ROUNDS):
+        with Peer(mode, n if mode == "blast" else 0) as url:
+            start = time.process_time()
+            asyncio.run(asyncio.wait_for(client(url, n), 120))
+            best = min(best, (time.process_time() - start) / n * 1e6)
+    return best
+
+
+RECEIVE = {
+    "bare": recv_bare,
+    "openai": recv_openai,
+    "agents": recv_agents,
+    "rtlayer": recv_rtlayer,
+    "rtlayer+raw": recv_rtlayer_raw,
+}
+SEND = {
+    "bare": send_bare,
+    "openai": send_openai,
+    "agents": send_agents,
+    "rtlayer 24k": _send_rtlayer(24000),
+    "rtlayer 16k->24k": _send_rtlayer(16000),
+}
+
+
+def measure(table: dict[str, Callable[[str, int], Awaitable[None]]], mode: str, n: int) -> dict[str, float]:
+    return {name: cpu_per_event_us(mode, client, n) for name, client in table.items()}
+
+
+def report(title: str, figures: dict[str, float]) -> str:
+    bare = figures["bare"]
+    lines = [f"{title}", "| client | CPU per event (us) | vs bare |", "|---|---|---|"]
+    lines += [f"| {name} | {us:.1f} | {us / bare:.2f}x |" for name, us in figures.items()]
+    return "\n".join(lines)
+
+
+def test_receive_path(benchmark: Any) -> None:
+    n = 20_000 if FULL else 2_000
+    figures = benchmark.pedantic(measure, args=(RECEIVE, "blast", n), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+    print("\n" + report(f"receive, {n} audio deltas", figures))
+    assert all(v > 0 for v in figures.values())
+
+
+def test_send_path(benchmark: Any) -> None:
+    n = 20_000 if FULL else 2_000
+    figures = benchmark.pedantic(measure, args=(SEND, "drain", n), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+    print("\n" + report(f"send, {n} frames of 20 ms", figures))
+    assert all(v > 0 for v in figures.values())
+
+
+if __name__ == "__main__":
+    count = 20_000
+    print(report(f"receive, {count} audio deltas", measure(RECEIVE, "blast", count)))
+    print(report(f"send, {count} frames of 20 ms", measure(SEND, "drain", count)))
+    _ = pytest
