@@ -53,7 +53,8 @@ def frame_pcm16(frame: AudioFrame) -> memoryview:
     """The interleaved PCM16 samples of a packed s16 frame (a view; decoder buffers are padded)."""
     if frame.format.name != "s16":
         raise ValueError(f"expected packed s16 audio frames, got {frame.format.name}")
-    nbytes = frame.samples * len(frame.layout.channels) * 2
+    # layout.nb_channels, not len(layout.channels): the latter builds channel objects (~1 us a frame).
+    nbytes = frame.samples * frame.layout.nb_channels * 2
     return memoryview(frame.planes[0])[:nbytes]
 
 
@@ -88,7 +89,7 @@ class FrameDownmixer:
 
     def process(self, frame: AudioFrame) -> bytes:
         pcm: bytes | memoryview = frame_pcm16(frame)
-        channels = len(frame.layout.channels)
+        channels = frame.layout.nb_channels
         if channels == 2:
             pcm = rtlayer_native.stereo_to_mono(pcm)
         elif channels != 1:

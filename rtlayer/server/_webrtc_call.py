@@ -170,7 +170,7 @@ class WebRTCCall:
                 self.frames_ignored += 1  # aiortc decodes Opus at 48 kHz; only G.711 would differ
                 continue
             pcm = frame_pcm16(frame)
-            mono = rtlayer_native.stereo_to_mono(pcm) if len(frame.layout.channels) == 2 else bytes(pcm)
+            mono = rtlayer_native.stereo_to_mono(pcm) if frame.layout.nb_channels == 2 else bytes(pcm)
             self.input.add(mono)
             runner.receive_media_audio(mono)
 
