@@ -7,7 +7,8 @@
 2. ``test_two_way_call_cpu``: one call with audio both ways (the app streams speech on its track,
    the server plays a long answer); CPU seconds per second of call of the client (this process)
    and of the server (its own process, ``/proc/PID/stat``), and the same for a bare aiortc pair
-   (one peer per process, silence both ways: Opus, SRTP and pacing only) as the anchor.
+   (one peer per process, the same audio both ways, received frames drained: Opus, SRTP and pacing
+   only) as the anchor.
 3. ``test_frame_path_vs_pyav``: one received frame (48 kHz stereo s16, as aiortc decodes Opus) to
    the app's PCM16 24 kHz mono: rtlayer_native downmix + resample vs PyAV's ``AudioResampler`` per
    frame (pipecat SmallWebRTC's approach), both streaming over the same frames.
@@ -19,6 +20,7 @@
 from __future__ import annotations
 
 import asyncio
+import fractions
 import math
 import multiprocessing as mp
 import os
@@ -213,13 +215,43 @@ async def _client_call(url: str, seconds: float, server_pid: int) -> dict[str, f
     }
 
 
+class _LoopTrack(MediaStreamTrack):
+    """A bare app's track: precomputed 20 ms 48 kHz mono frames, looped, paced like aiortc's own."""
+
+    kind = "audio"
+
+    def __init__(self, pcm48k: bytes) -> None:
+        super().__init__()
+        self.frames = []
+        for offset in range(0, len(pcm48k) - 1919, 1920):
+            frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+            frame.planes[0].update(pcm48k[offset : offset + 1920])
+            frame.sample_rate = 48000
+            frame.time_base = fractions.Fraction(1, 48000)
+            self.frames.append(frame)
+        self.count = 0
+        self.start = 0.0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.count == 0:
+            self.start = time.monotonic()
+        else:
+            await asyncio.sleep(max(0.0, self.start + self.count * 0.02 - time.monotonic()))
+        frame = self.frames[self.count % len(self.frames)]
+        frame.pts = self.count * 960
+        self.count += 1
+        return frame
+
+
 def _bare_peer_main(conn: Connection, cpu: int | None, role: str) -> None:
-    """One side of a bare aiortc call (silence both ways), signalled over the pipe."""
+    """One side of a bare aiortc call, signalled over the pipe: the same audio as the measured call
+    (speech from the offerer, the 440 Hz tone from the answerer), received frames only drained."""
     _pin(cpu)
+    source = _speech_24k() if role == "offer" else _tone(2000)
 
     async def main() -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        pc.addTrack(AudioStreamTrack())
+        pc.addTrack(_LoopTrack(rtlayer_native.Resampler(24000, 48000).process(source)))
         readers: list[asyncio.Task[None]] = []
 
         def on_track(track: MediaStreamTrack) -> None:
