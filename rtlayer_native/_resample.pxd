@@ -14,8 +14,8 @@ cdef class Resampler:
     cdef readonly str quality
     cdef readonly double latency_ms
     # Polyphase geometry: up by L, filter (N taps, K per phase), down by M.
-    cdef int L, M, K, N
-    cdef int step_base, step_phase
+    cdef int L, M, K, N, K0
+    cdef bint conv                  # convolution form (small L and M) or dot-product form
     cdef bint identity
     cdef object coef_owner          # the bytes object holding coef (shared, cached per design)
     cdef const float* coef          # L phases of K taps, each phase reversed (oldest tap first)
@@ -27,6 +27,11 @@ cdef class Resampler:
     cdef int64_t base_abs           # newest input sample the next output needs
     cdef int phase                  # polyphase branch of the next output
     cdef int64_t total_in
+    # Work buffers: float outputs of one channel, and de-interleaved input streams (rt_conv, M > 1).
+    cdef float* ybuf
+    cdef Py_ssize_t ycap
+    cdef float* sbuf
+    cdef Py_ssize_t scap
     cdef int64_t total_out
     cdef int in_codec
     cdef int out_codec
@@ -37,7 +42,9 @@ cdef class Resampler:
     cdef bytes process_buffer(self, object data)
     cdef bytes flush_buffer(self)
     cdef void reset_state(self) noexcept
-    cdef int _reserve(self, Py_ssize_t extra) except -1
+    cdef int _reserve(self, Py_ssize_t extra, Py_ssize_t count) except -1
+    cdef int64_t _jstride(self, Py_ssize_t count) noexcept nogil
+    cdef void _filter(self, Py_ssize_t ch, Py_ssize_t count) noexcept nogil
     cdef void _append(self, const uint8_t* src, Py_ssize_t frames) noexcept nogil
     cdef void _run(self, uint8_t* dst, Py_ssize_t count) noexcept nogil
     cdef bytes _passthrough(self, const uint8_t* src, Py_ssize_t frames)
