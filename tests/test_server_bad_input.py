@@ -162,7 +162,8 @@ async def test_bad_event_gets_the_right_error_and_the_session_goes_on(
 
 async def test_malformed_json_and_binary_frames_are_answered_and_survived(client: RawClient) -> None:
     await client.send('{"type": "session.update", ')
-    assert (await client.error())["type"] == "invalid_request_error"
+    malformed = await client.error()
+    assert malformed["type"] == "invalid_request_error" and malformed["code"] == "invalid_json"
     await client.send(b"\x00\x01binary")
     binary = await client.error()
     assert binary["code"] == "invalid_message_type" and "JSON text" in binary["message"]
@@ -245,8 +246,9 @@ async def test_oversized_message_closes_only_that_socket(server: RealtimeServer)
         await other.text_turn()  # the other session never noticed
 
 
-async def test_session_and_connection_limits_refuse_politely() -> None:
-    async with RealtimeServer(limits=ServerLimits(max_sessions=1)) as server:
+@pytest.mark.parametrize("limits", [ServerLimits(max_sessions=1), ServerLimits(max_connections=1)])
+async def test_session_and_connection_limits_refuse_politely(limits: ServerLimits) -> None:
+    async with RealtimeServer(limits=limits) as server:
         headers = {"Authorization": "Bearer x"}
         async with websockets.connect(server.ws_url + "?model=m", additional_headers=headers) as first:
             await first.recv()
