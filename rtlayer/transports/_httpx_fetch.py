@@ -22,6 +22,8 @@ through proxies.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
@@ -101,6 +103,24 @@ class _HttpxUpgradedStream:
                     await self._client.aclose()
 
 
+@functools.lru_cache(maxsize=4)
+def _default_context(env: tuple[str | None, str | None] | None) -> ssl.SSLContext:
+    """httpx's default trust store, loaded once per process (and per SSL_CERT_FILE/SSL_CERT_DIR).
+
+    Loading the CA bundle costs ~20 ms of CPU: paying it on every connection and reconnection, as a
+    fresh ``httpx.AsyncClient()`` would, is waste. ``env`` is only the cache key.
+    """
+    return httpx.create_ssl_context(verify=True, trust_env=env is not None)
+
+
+@functools.lru_cache(maxsize=4)
+def _ca_context(path: str) -> ssl.SSLContext:
+    """A context trusting the CA bundle file or directory at ``path``."""
+    if os.path.isdir(path):
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
+
+
 _STATUS = re.compile(r"^\s*(\d{3})\b")
 
 
@@ -172,6 +192,19 @@ class HttpxFetch:
         self._timeout = timeout
         self._max_error_body = max_error_body
 
+    def _ssl_context(self) -> ssl.SSLContext:
+        verify = self._verify
+        if isinstance(verify, ssl.SSLContext):
+            return verify
+        if verify is True:
+            env = (
+                (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")) if self._trust_env else None
+            )
+            return _default_context(env)
+        if verify is False:
+            return httpx.create_ssl_context(verify=False)
+        return _ca_context(verify)
+
     def _proxy_for_messages(self) -> str | None:
         if isinstance(self._proxy, httpx.Proxy):
             return str(self._proxy.url)
@@ -184,7 +217,7 @@ class HttpxFetch:
         if client is None:
             owned = client = httpx.AsyncClient(
                 proxy=self._proxy,
-                verify=self._verify,
+                verify=self._ssl_context(),
                 trust_env=self._trust_env,
                 timeout=self._timeout,
                 http1=True,

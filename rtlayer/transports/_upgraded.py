@@ -68,7 +68,7 @@ class UpgradedConnection:
         max_size: int | None = DEFAULT_MAX_SIZE,
         max_queue: int = 256,
         close_timeout: float = 5.0,
-        read_size: int = 2**16,
+        read_size: int = 2**18,
     ) -> None:
         self._stream = stream
         self.url = url
