@@ -21,6 +21,7 @@ import rtlayer_native
 from ..audio import AudioFormat
 from ..exceptions import RtlayerError
 from ..transport import AudioEvent, TurnDoneEvent, TurnStartedEvent
+from ..transports import BaseRealtimeTransport
 
 CHUNK_MS = 20
 
@@ -85,6 +86,7 @@ class _Turns:
     active: set[str] = field(default_factory=set)
     finished: int = 0
     last_done: float = 0.0
+    last_audio: float = 0.0
 
     def log(self, text: str) -> None:
         if not self.quiet:
@@ -111,6 +113,7 @@ class _Turns:
         self.log(f"response started ({event.response_id})")
 
     def on_audio(self, event: AudioEvent) -> None:
+        self.last_audio = self.now()
         if event.response_id not in self.audio:
             self.log("answer audio arriving")
         self.audio.setdefault(event.response_id, []).append(event.data)
@@ -151,6 +154,15 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     transport.on("turn_started", turns.on_started)
     transport.on("audio", turns.on_audio)
     transport.on("turn_done", lambda e: turns.on_done(e, args.rate))
+    server: Any = None
+    url = args.url
+    if url is None and not isinstance(transport, BaseRealtimeTransport):
+        # Transports that do not start the embedded server themselves (WebRTC) get one from here.
+        from ..server.realtime_server import RealtimeServer
+
+        server = RealtimeServer()
+        await server.start()
+        url = server.ws_url
     config: dict[str, Any] = {
         "turn_detection": {"type": "server_vad", "silence_duration_ms": args.silence_ms}
     }
@@ -159,7 +171,7 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
         async with asyncio.timeout(args.timeout):
             await transport.connect(
-                url=args.url, api_key=args.api_key, model=args.model, initial_session_config=config
+                url=url, api_key=args.api_key, model=args.model, initial_session_config=config
             )
             where = args.url.split("?")[0] if args.url else "the embedded server"
             turns.log(f"connected to {where}")
@@ -179,8 +191,13 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 await send(pcm[offset : offset + chunk])
             turns.log("input sent; waiting for the answer")
             silence = b"\x00\x00" * (chunk // 2)
-            # Keep the line open with silence (as a microphone would) until every response is done.
-            while turns.finished == 0 or turns.active or loop.time() - turns.last_done < 0.5:
+            # Keep the line open with silence (as a microphone would) until every response is done and its
+            # audio has stopped arriving (over WebRTC it plays out in real time after response.done).
+            while (
+                turns.finished == 0
+                or turns.active
+                or loop.time() - max(turns.last_done, turns.last_audio) < 0.5
+            ):
                 await send(silence)
                 if args.pace <= 0:
                     await asyncio.sleep(CHUNK_MS / 1000)
@@ -188,10 +205,11 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         turns.log(f"no complete answer within {args.timeout:g} s")
     except (RtlayerError, OSError) as exc:
         print(f"rtlayer talk: {exc}", file=sys.stderr)
-        await transport.close()
         return 2
     finally:
         await transport.close()
+        if server is not None:
+            await server.close()
     answer = turns.answer()
     if not answer:
         print("rtlayer talk: no answer audio was received", file=sys.stderr)
