@@ -259,10 +259,8 @@ class EventStream:
         self._closed = True
         for name in self._names:
             self._emitter.off(name, self._put)
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.dropped += 1
-        self._queue.put_nowait(self._END)
+        if not self._queue.full():  # wakes a waiting consumer; a full queue needs no wake-up (nor a drop)
+            self._queue.put_nowait(self._END)
 
     def aclose_now(self) -> None:
         """Stops the stream (the consumer's ``async for`` ends after what is queued)."""
@@ -273,6 +271,8 @@ class EventStream:
         return self
 
     async def __anext__(self) -> Any:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
         item = await self._queue.get()
         if item is self._END:
             raise StopAsyncIteration
