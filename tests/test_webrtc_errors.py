@@ -169,3 +169,30 @@ async def test_a_caller_that_never_connects_is_hung_up(server, monkeypatch):
     assert call_id not in server.state.calls and not front_of(server.state).peers
     assert not server.state.runners  # its session is closed too
     await pc.close()
+
+
+async def test_connection_state_changes_grace_and_failure(server):
+    """aiortc has no "disconnected" state and reports "failed" only after 30 s of consent-check
+    failures, so this drives the transport's state callback with what the peer connection would say."""
+    transport = WebRTCTransport(disconnected_grace=0.2)
+    rec = Recorder().attach(transport, "error")
+    await transport.connect(url=server.url)
+    assert transport.peer is not None
+    on_state = transport.peer._on_state
+    on_state("disconnected")  # back within the grace period: nothing happens
+    on_state("connected")
+    await asyncio.sleep(0.3)
+    assert transport.status is TransportStatus.CONNECTED and not rec.named["error"]
+    on_state("disconnected")  # stays away: an error, then the transport closes
+    await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=2)
+    assert [e.code for e in rec.named["error"]] == ["disconnected"]
+
+    failing = WebRTCTransport()
+    rec = Recorder().attach(failing, "error")
+    await failing.connect(url=server.url)
+    assert failing.peer is not None
+    failing.peer._on_state("failed")
+    await rec.wait_for(lambda: failing.status is TransportStatus.DISCONNECTED, within=2)
+    assert [e.code for e in rec.named["error"]] == ["connection_failed"]
+    await rec.wait_for(lambda: not server.state.calls, within=5)
+    assert not open_peer_connections()

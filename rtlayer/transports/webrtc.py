@@ -267,6 +267,8 @@ class WebRTCTransport(EventEmitter):
             self.emit("audio", AudioEvent(gated.data, gated.response_id, gated.item_id, 0))
 
     def _on_peer_state(self, state: str) -> None:
+        # aiortc 1.x reports no "disconnected" (a lost path becomes "failed" once aioice's consent
+        # checks fail, about 30 s); the grace period is there for peers that do, like browsers.
         if state == "connected":
             if self._grace is not None:
                 self._grace.cancel()
