@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,8 @@ pytestmark = pytest.mark.timeout(40)
 needs_tinyproxy = pytest.mark.skipif(
     not tinyproxy_available(), reason="Debian package tinyproxy not installed"
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TEXT_ONLY = {"output_modalities": ["text"], "instructions": "Be brief."}
 
@@ -125,6 +130,32 @@ async def test_tls_with_a_self_signed_ca_is_refused_without_it_and_accepted_with
 
     types = await text_turn(FetchUpgradeTransport(url=tls_server.ws_url, verify=pki.client_context()))
     assert types[-1] == "response.done"
+
+
+async def test_rtlayer_serve_with_certfile_and_keyfile_serves_wss(pki: TestPKI) -> None:
+    """``rtlayer serve --certfile F --keyfile F`` as a user runs it, reached over wss with the test CA."""
+    root = ROOT
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtlayer.cli", "serve", "--port", "0", "--audio-pacing", "0",
+        "--certfile", str(pki.server_cert), "--keyfile", str(pki.server_key),
+        cwd=root, stderr=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        line = b""
+        async with asyncio.timeout(20):
+            while b"listening on" not in line:
+                line = await proc.stderr.readline()
+                assert line, "rtlayer serve exited before listening"
+        match = re.search(r"listening on (https://\S+)", line.decode())
+        assert match is not None, line
+        wss_url = match.group(1).replace("https://", "wss://") + "/v1/realtime"
+        types = await text_turn(FetchUpgradeTransport(url=wss_url, verify=pki.client_context()))
+        assert types[-1] == "response.done"
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(10):
+            await proc.wait()
 
 
 @needs_tinyproxy

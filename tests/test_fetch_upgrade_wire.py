@@ -318,3 +318,28 @@ async def test_plain_ws_through_a_forward_proxy_fails_clearly(tmp_path: Path) ->
             assert "use wss://" in str(refused.value)
             assert proxy.connect_lines() == []
             assert len(proxy.forwarded_lines()) == 1
+
+
+@needs_tinyproxy
+async def test_a_proxy_forbidding_the_port_gives_403_and_an_absent_proxy_a_connect_error(
+    pki: TestPKI, tmp_path: Path
+) -> None:
+    async with ws_server(pki=pki) as url:
+        other_port = port_of(url) + 1 if port_of(url) < 65535 else port_of(url) - 1
+        with run_tinyproxy(tmp_path, connect_ports=[other_port]) as proxy:
+            with pytest.raises(ProxyError) as forbidden:
+                await upgrade_websocket(
+                    url,
+                    {},
+                    fetch=HttpxFetch(proxy=proxy.url, verify=pki.client_context()),
+                    subprotocols=REALTIME,
+                )
+            assert forbidden.value.status == 403
+            assert "refused to open a tunnel" in str(forbidden.value)
+            gone = proxy.bare_url
+        # The proxy has stopped: nothing listens on its port any more.
+        with pytest.raises(ConnectError, match=f"through proxy {gone}") as unreachable:
+            await upgrade_websocket(
+                url, {}, fetch=HttpxFetch(proxy=gone, verify=pki.client_context()), subprotocols=REALTIME
+            )
+        assert not isinstance(unreachable.value, ProxyError)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections import deque
@@ -31,6 +32,8 @@ from websockets.protocol import CLOSED, OPEN
 from websockets.uri import parse_uri
 
 __all__ = ["ByteStream", "UpgradedConnection"]
+
+logger = logging.getLogger("rtlayer.transports.fetch_upgrade")
 
 DEFAULT_MAX_SIZE = 16 * 2**20
 """Largest incoming message accepted (bytes); bigger ones close the connection with 1009."""
@@ -90,7 +93,8 @@ class UpgradedConnection:
         """The close code the server sent (1006 if none); ``None`` while the connection is open."""
         self.latency = 0.0
         """Round-trip time of the last acknowledged ping, in seconds (0.0 before any)."""
-        self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name=f"ws-reader {url}")
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name="ws-reader")
+        self._reader.add_done_callback(_log_reader_failure)
 
     # -- WireConnection --------------------------------------------------------------------------
 
@@ -331,3 +335,9 @@ class UpgradedConnection:
 
     def __repr__(self) -> str:
         return f"<UpgradedConnection {self.url} {self._protocol.state.name}>"
+
+
+def _log_reader_failure(task: asyncio.Task[None]) -> None:
+    # Read errors end the connection normally (code 1006); anything else is a bug worth a log line.
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("WebSocket reader failed", exc_info=task.exception())
