@@ -164,7 +164,10 @@ class SessionRunner:
         if self._closed:
             return
         self.last_activity = self.loop.time()
-        self.session.receive_text(text, _wall_now())
+        try:
+            self.session.receive_text(text, _wall_now())
+        except Exception:
+            self._internal_error()
         self._pump()
 
     def receive_event(self, event: dict[str, Any]) -> None:
@@ -172,20 +175,29 @@ class SessionRunner:
         if self._closed:
             return
         self.last_activity = self.loop.time()
-        self.session.receive_event(event, _wall_now())
+        try:
+            self.session.receive_event(event, _wall_now())
+        except Exception:
+            self._internal_error()
         self._pump()
 
     def receive_media_audio(self, data: bytes) -> None:
         """Input audio from RTP (WebRTC, SIP), already in the session's media format."""
         if self._closed:
             return
-        self.session.receive_media_audio(data, _wall_now())
+        try:
+            self.session.receive_media_audio(data, _wall_now())
+        except Exception:
+            self._internal_error()
         self._pump()
 
     def receive_dtmf(self, digit: str) -> None:
         if self._closed:
             return
-        self.session.receive_dtmf(digit, _wall_now())
+        try:
+            self.session.receive_dtmf(digit, _wall_now())
+        except Exception:
+            self._internal_error()
         self._pump()
 
     def pull_media_audio(self, nbytes: int) -> bytes | None:
@@ -219,6 +231,16 @@ class SessionRunner:
             "event_id": None,
         }
         self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+
+    def _internal_error(self) -> None:
+        """A bug in the session core met this input: log it, tell the client, keep the session."""
+        logger.exception("session %s failed to handle client input", self.id)
+        self._pump()  # whatever the session queued before failing still goes out, in order
+        self.send_error(
+            "The server had an error while processing this event; the session goes on.",
+            code="server_error",
+            type_="server_error",
+        )
 
     # -- the pump ---------------------------------------------------------------------------------
 

@@ -1,0 +1,83 @@
+"""``SessionRunner`` behaviour seen from a client: audio chunking and pacing, responder failures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import websockets
+
+from rtlayer.server import RealtimeServer
+from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class ToneResponder:
+    """Answers every turn with one second of audio handed over in a single part."""
+
+    async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
+        yield TextPart("one second of sound")
+        yield AudioPart(b"\x00\x08" * 24000)
+
+
+class FlakyResponder:
+    """Fails in the middle of its first answer (a model that crashed), then answers normally."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
+        self.calls += 1
+        yield TextPart("partial")
+        if self.calls == 1:
+            raise RuntimeError("the model crashed")
+        yield TextPart(" and complete")
+
+
+async def answer(
+    server: RealtimeServer, modalities: list[str] | None = None
+) -> list[tuple[float, dict[str, Any]]]:
+    """One text turn on a fresh socket; every event with its arrival time, up to ``response.done``."""
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[float, dict[str, Any]]] = []
+    async with websockets.connect(
+        server.ws_url + "?model=m", additional_headers={"Authorization": "Bearer x"}
+    ) as ws:
+        item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]}
+        await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
+        response = {"output_modalities": modalities} if modalities else {}
+        await ws.send(json.dumps({"type": "response.create", "response": response}))
+        async with asyncio.timeout(10):
+            while not seen or seen[-1][1]["type"] != "response.done":
+                seen.append((loop.time(), json.loads(await ws.recv())))
+    return seen
+
+
+@pytest.mark.parametrize("pacing", [0.0, 2.0])
+async def test_answer_audio_is_cut_in_100_ms_deltas_and_paced(pacing: float) -> None:
+    async with RealtimeServer(responder=ToneResponder(), audio_pacing=pacing) as server:
+        seen = await answer(server)
+    deltas = [(t, e) for t, e in seen if e["type"] == "response.output_audio.delta"]
+    sizes = [len(base64.b64decode(e["delta"])) for _, e in deltas]
+    assert sum(sizes) == 48000  # one second, nothing lost or added
+    assert max(sizes) == 4800 and len(sizes) == 10  # 100 ms each
+    span = deltas[-1][0] - deltas[0][0]
+    if pacing:
+        # At 2x real time the 900 ms from the first to the last delta take ~450 ms (less receive jitter).
+        assert span >= 0.9 / pacing * 0.7, span
+
+
+async def test_a_responder_failure_fails_that_response_and_the_session_goes_on() -> None:
+    responder = FlakyResponder()
+    async with RealtimeServer(responder=responder) as server:
+        failed = (await answer(server, ["text"]))[-1][1]["response"]
+        ok = (await answer(server, ["text"]))[-1][1]["response"]
+    assert failed["status"] == "failed"
+    assert "the model crashed" in json.dumps(failed["status_details"])
+    assert ok["status"] == "completed"
+    assert ok["output"][0]["content"][0]["text"] == "partial and complete"
