@@ -24,9 +24,17 @@ from typing import Any
 
 import rtlayer_native
 
+from ._playout import AudioItem, PlayoutClock
 from ._response_sequencer import ResponseCreateSequencer
 from .audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
-from .protocol.session_config import normalize_session
+from .client_messages import (
+    function_call_item,
+    function_call_output_event,
+    mcp_approval_event,
+    reset_history_events,
+    session_update_event,
+    user_message_event,
+)
 from .transport import (
     AudioDoneEvent,
     AudioEvent,
@@ -49,58 +57,12 @@ logger = logging.getLogger("rtlayer.client_session")
 Emit = Callable[[str, Any], None]
 Send = Callable[[dict[str, Any]], None]
 
-_LEGACY_FORMATS: dict[str, dict[str, Any]] = {
-    "pcm16": {"type": "audio/pcm", "rate": 24000},
-    "g711_ulaw": {"type": "audio/pcmu"},
-    "g711_alaw": {"type": "audio/pcma"},
-    "audio/pcmu": {"type": "audio/pcmu"},
-    "audio/pcma": {"type": "audio/pcma"},
-}
 _SILENCE_BYTE = {"pcm16": b"\x00", "pcmu": b"\xff", "pcma": b"\xd5"}
 
 
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (server events are read defensively)."""
     return value if isinstance(value, dict) else {}
-
-
-class PlayoutClock:
-    """When the app gives no tracker: audio is assumed to play in real time, in order, from its arrival.
-
-    ``push`` schedules each chunk after the previous one (or now, after a gap); what has been heard at
-    ``now`` is what was received minus what is still queued.
-    """
-
-    __slots__ = ("queued_until", "received_ms")
-
-    def __init__(self) -> None:
-        self.queued_until: float | None = None
-        self.received_ms = 0.0
-
-    def push(self, ms: float, now: float) -> None:
-        start = now if self.queued_until is None or self.queued_until < now else self.queued_until
-        self.queued_until = start + ms / 1000.0
-        self.received_ms += ms
-
-    def played_ms(self, now: float) -> float:
-        if self.queued_until is None:
-            return 0.0
-        return max(0.0, self.received_ms - max(0.0, (self.queued_until - now) * 1000.0))
-
-    def playing(self, now: float) -> bool:
-        return self.queued_until is not None and self.queued_until > now
-
-
-class _AudioItem:
-    __slots__ = ("clock", "content_index", "done", "item_id", "received_bytes", "response_id")
-
-    def __init__(self, item_id: str, content_index: int, response_id: str) -> None:
-        self.item_id = item_id
-        self.content_index = content_index
-        self.response_id = response_id
-        self.received_bytes = 0
-        self.done = False
-        self.clock = PlayoutClock()
 
 
 class ClientSession:
@@ -139,9 +101,9 @@ class ClientSession:
         self.active_response_id: str | None = None
         self.muted = False
         self.muted_bytes = 0
-        self._audio: _AudioItem | None = None
+        self._audio: AudioItem | None = None
         self._interrupted: dict[str, None] = {}
-        self._received: dict[tuple[str, int], _AudioItem] = {}
+        self._received: dict[tuple[str, int], AudioItem] = {}
         self._in_conv: AudioConverter | None = None
         self._out_conv: AudioConverter | None = None
         self._framer: rtlayer_native.Framer | None = None
@@ -181,23 +143,10 @@ class ClientSession:
 
     def session_update(self, config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
         """The ``session.update`` event for a partial config in GA or legacy (flat, camelCase) shape."""
-        session = normalize_session(dict(config))
-        session["type"] = "realtime"
-        audio = session.get("audio")
-        for direction in ("input", "output"):
-            # Legacy names ("pcm16", "g711_ulaw") become GA format objects, as the JS SDK maps them.
-            part = audio.get(direction) if isinstance(audio, dict) else None
-            if (
-                isinstance(part, dict)
-                and isinstance(part.get("format"), str)
-                and part["format"] in _LEGACY_FORMATS
-            ):
-                part["format"] = dict(_LEGACY_FORMATS[part["format"]])
-        if model is not None and "model" not in session:
-            session["model"] = model
-        if "tracing" in session:
+        event = session_update_event(config, model)
+        if "tracing" in event["session"]:
             self._tracing_wanted = None  # the app chose; do not add "auto" on session.created
-        return {"type": "session.update", "session": session}
+        return event
 
     def update_session_config(self, config: Mapping[str, Any], model: str | None = None) -> None:
         self._send(self.session_update(config, model))
@@ -210,21 +159,7 @@ class ClientSession:
         trigger_response: bool = True,
     ) -> None:
         """A user message (text, or a message item with content parts); then a response unless told not to."""
-        if isinstance(message, str):
-            content: list[Any] = [{"type": "input_text", "text": message}]
-        else:
-            content = []
-            for part in message.get("content", []):
-                if isinstance(part, Mapping) and part.get("type") == "input_image" and "image" in part:
-                    content.append({"type": "input_image", "image_url": part["image"]})
-                else:
-                    content.append(part)
-        event = {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": content},
-        }
-        event.update(other_event_data or {})
-        self._send(event)
+        self._send(user_message_event(message, other_event_data))
         if trigger_response:
             self.request_response()
 
@@ -237,42 +172,19 @@ class ClientSession:
     def send_function_call_output(
         self, call: FunctionCallEvent, output: str, start_response: bool = True
     ) -> None:
-        self._send(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": call.call_id, "output": output},
-            }
-        )
-        item = {
-            "id": call.item_id,
-            "type": "function_call",
-            "status": "completed",
-            "name": call.name,
-            "call_id": call.call_id,
-            "arguments": call.arguments,
-            "output": output,
-        }
+        self._send(function_call_output_event(call, output))
+        item = function_call_item(call, output)
         self._emit("item_update", ItemUpdateEvent(call.item_id, "function_call", "completed", item))
         if start_response:
             self.request_response()
 
+    def send_mcp_response(self, approval_request_id: str, approved: bool, reason: str | None = None) -> None:
+        """Approve or refuse an MCP tool call the server asked about (``mcp_approval_request`` item)."""
+        self._send(mcp_approval_event(approval_request_id, approved, reason))
+
     def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        """Makes the server's conversation match ``new_history`` (items with ``id``): deletes what went or
-        changed, then creates what came or changed (messages only; function calls cannot be re-created)."""
-        old = {i["id"]: i for i in old_history if isinstance(i, dict) and "id" in i}
-        new = {i["id"]: i for i in new_history if isinstance(i, dict) and "id" in i}
-        changed = [k for k in new if k in old and new[k] != old[k]]
-        for item_id in [k for k in old if k not in new] + changed:
-            self._send({"type": "conversation.item.delete", "item_id": item_id})
-        for item_id in [k for k in new if k not in old] + changed:
-            item = new[item_id]
-            if item.get("type") != "message":
-                logger.warning("reset_history: %s items cannot be re-created; skipped", item.get("type"))
-                continue
-            entry: dict[str, Any] = {k: item[k] for k in ("id", "type", "role", "content") if k in item}
-            if item.get("role") != "system" and "status" in item:
-                entry["status"] = item["status"]
-            self._send({"type": "conversation.item.create", "item": entry})
+        """Makes the server's conversation match ``new_history`` (see ``client_messages.reset_history_events``)."""
+        self._send_all(reset_history_events(old_history, new_history))
 
     def mute(self, muted: bool) -> None:
         self.muted = bool(muted)
@@ -407,12 +319,12 @@ class ClientSession:
         if self.active_response_id is not None and self.sequencer.begin_cancel():
             self._send({"type": "response.cancel"})
 
-    def _heard_ms(self, item: _AudioItem, now: float) -> float:
+    def _heard_ms(self, item: AudioItem, now: float) -> float:
         if self.tracker is not None:
             return self.tracker.played_ms(item.item_id, item.content_index)
         return item.clock.played_ms(now)
 
-    def _is_playing(self, item: _AudioItem, now: float) -> bool:
+    def _is_playing(self, item: AudioItem, now: float) -> bool:
         if not item.done:
             return True
         if self.tracker is not None:
@@ -421,18 +333,18 @@ class ClientSession:
             )
         return item.clock.playing(now)
 
-    def _start_item(self, item_id: str, content_index: int, response_id: str) -> _AudioItem:
+    def _start_item(self, item_id: str, content_index: int, response_id: str) -> AudioItem:
         if self._audio is not None and not self._audio.done:
             self._flush_output(self._audio)
         key = (item_id, content_index)
-        item = self._received.get(key) or _AudioItem(item_id, content_index, response_id)
+        item = self._received.get(key) or AudioItem(item_id, content_index, response_id)
         self._audio = item
         self._received[key] = item
         if len(self._received) > 64:
             del self._received[next(iter(self._received))]
         return item
 
-    def _stop_item(self, item: _AudioItem) -> None:
+    def _stop_item(self, item: AudioItem) -> None:
         self._interrupted[item.item_id] = None
         if len(self._interrupted) > self._MAX_INTERRUPTED:
             del self._interrupted[next(iter(self._interrupted))]
@@ -444,7 +356,7 @@ class ClientSession:
             self.tracker.on_interrupted()
         self._audio = None
 
-    def _flush_output(self, item: _AudioItem) -> None:
+    def _flush_output(self, item: AudioItem) -> None:
         tail = self._out_conv.flush() if self._out_conv is not None else b""
         frames = self._framer.push(tail) if self._framer is not None else ([tail] if tail else [])
         if self._framer is not None:
