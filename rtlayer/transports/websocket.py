@@ -61,9 +61,10 @@ class WebSocketTransport(BaseRealtimeTransport):
             response = exc.response
             body = bytes(response.body or b"").decode("utf-8", "replace")
             raise HandshakeError(
-                f"the server refused the WebSocket: HTTP {response.status_code}: {_server_message(body)}",
+                "the server refused the WebSocket: HTTP "
+                f"{response.status_code}: {self._redactor.redact(_server_message(body))}",
                 status=response.status_code,
-                body=body,
+                body=self._redactor.redact(body),
             ) from None
         except InvalidHandshake as exc:
             raise ConnectError(f"WebSocket handshake failed: {self._redactor.redact(str(exc))}") from None
