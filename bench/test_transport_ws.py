@@ -169,6 +169,21 @@ async def recv_agents(url: str, n: int) -> None:
     await model.close()
 
 
+async def recv_agents_session(url: str, n: int) -> None:
+    from agents.realtime import RealtimeAgent, RealtimeRunner
+    from agents.realtime.events import RealtimeAudio
+
+    runner = RealtimeRunner(RealtimeAgent(name="bench", instructions="-"))
+    session = await runner.run(model_config={"url": url, "api_key": "x"})
+    got = 0
+    async with session:
+        async for event in session:
+            if isinstance(event, RealtimeAudio):
+                got += 1
+                if got >= n:
+                    break
+
+
 async def _recv_rtlayer(url: str, n: int, raw: bool) -> None:
     from rtlayer.audio import PlaybackTracker
     from rtlayer.transport import AudioEvent
@@ -269,6 +284,7 @@ RECEIVE = {
     "bare": recv_bare,
     "openai": recv_openai,
     "agents": recv_agents,
+    "agents session": recv_agents_session,
     "rtlayer": recv_rtlayer,
     "rtlayer+raw": recv_rtlayer_raw,
 }
@@ -281,7 +297,26 @@ SEND = {
 }
 
 
+def _warm_imports() -> None:
+    """Import every client's modules before timing (else the first round pays for the imports)."""
+    import agents.realtime
+    import agents.realtime.openai_realtime
+    import openai
+    import websockets.asyncio.client
+
+    import rtlayer.transports
+
+    _ = (
+        agents.realtime,
+        agents.realtime.openai_realtime,
+        openai,
+        websockets.asyncio.client,
+        rtlayer.transports,
+    )
+
+
 def measure(table: dict[str, Callable[[str, int], Awaitable[None]]], mode: str, n: int) -> dict[str, float]:
+    _warm_imports()
     return {name: cpu_per_event_us(mode, client, n) for name, client in table.items()}
 
 
