@@ -119,32 +119,33 @@ async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
     await transport.close()
 
 
-async def test_sideband_socket_and_hangup_by_call_id(server):
-    transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
-    changes: list[TransportStatus] = []
-    transport.on("connection_change", lambda e: changes.append(e.status))
-    await transport.connect(url=server.url)
-    call_id = transport.call_id
+async def test_sideband_socket_and_hangup_by_call_id():
+    async with RealtimeServer(responder=ToneResponder(300)) as server:
+        transport = WebRTCTransport()
+        rec = Recorder().attach(transport)
+        changes: list[TransportStatus] = []
+        transport.on("connection_change", lambda e: changes.append(e.status))
+        await transport.connect(url=server.url)
+        call_id = transport.call_id
 
-    async with websockets.connect(f"{server.ws_url}?call_id={call_id}", open_timeout=5) as sideband:
-        transport.send_message("hello from the data channel")
-        seen: list[str] = []
-        while "response.done" not in seen:
-            seen.append(json.loads(await sideband.recv())["type"])
-        assert "conversation.item.added" in seen and "response.created" in seen
-        # The sideband can drive the call too: its event reaches the same session.
-        await sideband.send(json.dumps({"type": "response.create"}))
-        await rec.wait_for(lambda: rec.count("response.done") == 2)
+        async with websockets.connect(f"{server.ws_url}?call_id={call_id}", open_timeout=5) as sideband:
+            transport.send_message("hello from the data channel")
+            seen: list[str] = []
+            while "response.done" not in seen:
+                seen.append(json.loads(await sideband.recv())["type"])
+            assert "conversation.item.added" in seen and "response.created" in seen
+            # The sideband can drive the call too: its event reaches the same session.
+            await sideband.send(json.dumps({"type": "response.create"}))
+            await rec.wait_for(lambda: rec.count("response.done") == 2)
 
-    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
-        response = await http.post(f"/v1/realtime/calls/{call_id}/hangup")
-    assert response.status_code == 200
-    await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
-    assert changes[-1] is TransportStatus.DISCONNECTED
-    assert call_id not in server.state.calls and not front_of(server.state).peers
-    await transport.close()
-    assert not open_peer_connections()
+        async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+            response = await http.post(f"/v1/realtime/calls/{call_id}/hangup")
+        assert response.status_code == 200
+        await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
+        assert changes[-1] is TransportStatus.DISCONNECTED
+        assert call_id not in server.state.calls and not front_of(server.state).peers
+        await transport.close()
+        assert not open_peer_connections()
 
 
 async def test_multipart_offer_with_an_ephemeral_key():

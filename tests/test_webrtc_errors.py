@@ -12,7 +12,7 @@ import pytest
 import websockets
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from helpers_webrtc import Recorder, open_peer_connections
+from helpers_webrtc import Recorder, ToneResponder, open_peer_connections
 
 from rtlayer._ice import host_policy
 from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError, UnsupportedOperation
@@ -82,22 +82,23 @@ async def test_unknown_call_id(server):
         await WebRTCTransport().connect(url=server.url, call_id="rtc_nope")
 
 
-async def test_bad_data_channel_messages_get_error_events_and_the_call_goes_on(server):
-    transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
-    await transport.connect(url=server.url)
-    assert transport.peer is not None
-    assert transport.peer.send("this is not JSON {")
-    transport.peer.channel.send(b"\x00\x01binary")
-    await rec.wait_for(lambda: rec.count("error") == 2)
-    messages = [e["error"]["message"] for e in rec.events if e["type"] == "error"]
-    assert any("binary data channel messages are not supported" in m for m in messages)
-    transport.send_message("still there?")
-    await rec.wait_for(lambda: rec.count("response.done") == 1)
-    assert transport.status is TransportStatus.CONNECTED
-    await transport.close()
-    await rec.wait_for(lambda: not server.state.calls, within=5)  # the server saw the peer leave
-    assert not open_peer_connections()
+async def test_bad_data_channel_messages_get_error_events_and_the_call_goes_on():
+    async with RealtimeServer(responder=ToneResponder(300)) as server:
+        transport = WebRTCTransport()
+        rec = Recorder().attach(transport)
+        await transport.connect(url=server.url)
+        assert transport.peer is not None
+        assert transport.peer.send("this is not JSON {")
+        transport.peer.channel.send(b"\x00\x01binary")
+        await rec.wait_for(lambda: rec.count("error") == 2)
+        messages = [e["error"]["message"] for e in rec.events if e["type"] == "error"]
+        assert any("binary data channel messages are not supported" in m for m in messages)
+        transport.send_message("still there?")
+        await rec.wait_for(lambda: rec.count("response.done") == 1)
+        assert transport.status is TransportStatus.CONNECTED
+        await transport.close()
+        await rec.wait_for(lambda: not server.state.calls, within=5)  # the server saw the peer leave
+        assert not open_peer_connections()
 
 
 @contextlib.asynccontextmanager
