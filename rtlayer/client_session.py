@@ -146,7 +146,22 @@ class ClientSession:
         event = session_update_event(config, model)
         if "tracing" in event["session"]:
             self._tracing_wanted = None  # the app chose; do not add "auto" on session.created
+        self._expect_formats(_obj(event["session"].get("audio")))
         return event
+
+    def _expect_formats(self, audio: dict[str, Any]) -> None:
+        """The server applies a ``session.update`` before the audio sent after it, so audio sent before its
+        ``session.updated`` comes back must already be in the new format: switch now (the next
+        ``session.updated`` corrects this if the server refused the change)."""
+        fin, fout = _obj(audio.get("input")).get("format"), _obj(audio.get("output")).get("format")
+        try:
+            new_in = AudioFormat.from_session(fin) if fin is not None else self.session_input_format
+            new_out = AudioFormat.from_session(fout) if fout is not None else self.session_output_format
+        except ValueError:
+            return  # the server will refuse it with an error; nothing to switch
+        if (new_in, new_out) != (self.session_input_format, self.session_output_format):
+            self.session_input_format, self.session_output_format = new_in, new_out
+            self._configure_audio()
 
     def update_session_config(self, config: Mapping[str, Any], model: str | None = None) -> None:
         self._send(self.session_update(config, model))

@@ -343,3 +343,12 @@ def test_reset_history_deletes_and_recreates() -> None:
         ("conversation.item.create", "c"),
         ("conversation.item.create", "b"),
     ]
+
+
+def test_audio_after_a_format_change_is_encoded_for_it_at_once() -> None:
+    """The server applies session.update before the audio that follows it, so the client switches formats
+    when it sends the update, not a round trip later when session.updated arrives."""
+    cs = ClientSession(input_format=PCM16_16K)
+    cs.update_session_config({"input_audio_format": "g711_ulaw"})
+    text = cs.encode_audio(b"\x00\x10" * 320)  # 20 ms at 16 kHz
+    assert len(base64.b64decode(text.split('"audio":"')[1].rstrip('"}'))) == 160  # 20 ms of 8 kHz mu-law

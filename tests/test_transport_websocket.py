@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from helpers_transport import Recorder
 
-from rtlayer.audio import PCM16_16K, PCM16_48K, PlaybackTracker
+from rtlayer.audio import PCM16_16K, PCM16_24K, PCM16_48K, AudioConverter, PlaybackTracker
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import ScriptedResponder
 from rtlayer.transport import (
@@ -58,8 +58,6 @@ async def test_audio_turn_in_the_apps_formats(
     """The app speaks 16 kHz and plays 48 kHz in 20 ms frames; the session stays 24 kHz on the wire."""
     pcm24, rate = load_wav("hello_24k")
     assert rate == 24000
-    from rtlayer.audio import PCM16_24K, AudioConverter
-
     pcm16k = AudioConverter(PCM16_24K, PCM16_16K).convert(pcm24)
     t = WebSocketTransport(
         url=server.ws_url, input_format=PCM16_16K, output_format=PCM16_48K, output_frame_ms=20
@@ -253,3 +251,45 @@ async def test_embedded_server_when_no_url() -> None:
     assert t._embedded is None
     assert not [task for task in asyncio.all_tasks() if "rtlayer" in repr(task.get_coro())]
     _ = base64  # (kept for symmetry with the other transport tests)
+
+
+async def test_g711_session_with_pcm_app_formats(
+    server: RealtimeServer, load_wav: Callable[[str], tuple[bytes, int]]
+) -> None:
+    """mu-law on the wire, PCM16 16 kHz in and 24 kHz out in the app: both conversions and the G.711
+    truncation arithmetic (8 bytes a millisecond) go through the real server."""
+    pcm24, _ = load_wav("hello_24k")
+    pcm16k = AudioConverter(PCM16_24K, PCM16_16K).convert(pcm24)
+    tracker = PlaybackTracker()
+    t = WebSocketTransport(
+        url=server.ws_url, input_format=PCM16_16K, output_format=PCM16_24K, playback_tracker=tracker
+    )
+    rec = Recorder(t, ("audio", "turn_done", "conversation.item.truncated", "session.updated"))
+    try:
+        await t.connect(
+            initial_session_config={
+                "input_audio_format": "g711_ulaw",  # legacy flat names, mapped to GA
+                "output_audio_format": "g711_ulaw",
+                "turn_detection": {"type": "server_vad", "silence_duration_ms": 600},
+            }
+        )
+        updated = await rec.first("session.updated")
+        assert updated["session"]["audio"]["output"]["format"] == {
+            "type": "audio/pcmu"
+        }
+        for offset in range(0, len(pcm16k), 640):
+            await t.send_audio(pcm16k[offset : offset + 640])
+        await t.send_audio(b"\x00\x00" * 16000)
+        done = await rec.first("turn_done")
+        assert done.status == "completed"
+        audio: list[AudioEvent] = rec.events["audio"]
+        item_id = audio[0].item_id
+        app_ms = sum(len(a.data) for a in audio) / 48  # PCM16 24 kHz in the app
+        wire_ms = t.session.audio_received_ms(item_id)  # mu-law bytes / 8
+        assert wire_ms > 1000 and abs(app_ms - wire_ms) < 5
+        tracker.on_play_bytes(item_id, 0, 48 * 777)  # the app played 777 ms of its 24 kHz PCM
+        t.interrupt()
+        truncated = await rec.first("conversation.item.truncated")
+        assert truncated["audio_end_ms"] == 777
+    finally:
+        await t.close()
