@@ -197,3 +197,16 @@ async def test_connection_state_changes_grace_and_failure(server):
     assert [e.code for e in rec.named["error"]] == ["connection_failed"]
     await rec.wait_for(lambda: not server.state.calls, within=5)
     assert not open_peer_connections()
+
+
+@pytest.mark.parametrize("signalling", ["multipart", "sdp"])
+async def test_an_invalid_initial_config_fails_connect_with_the_servers_message(server, signalling):
+    transport = WebRTCTransport(signalling=signalling)
+    with pytest.raises(ConnectError, match=r"Invalid 'session.audio.output.speed'"):
+        await transport.connect(url=server.url, initial_session_config={"audio": {"output": {"speed": 99}}})
+    assert transport.status is TransportStatus.DISCONNECTED and transport.peer is None
+    for _ in range(100):  # the server sees the peer leave (sdp form: the call was placed first)
+        if not server.state.calls:
+            break
+        await asyncio.sleep(0.02)
+    assert not server.state.calls and not open_peer_connections()
