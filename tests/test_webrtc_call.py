@@ -17,6 +17,7 @@ from helpers_webrtc import Recorder, ToneResponder, open_peer_connections, tone
 import rtlayer_native
 from rtlayer._ice import host_policy
 from rtlayer._rtc_audio import PacedAudioTrack, PcmFrameQueue
+from rtlayer.audio import PCM16_16K, PlaybackTracker
 from rtlayer.exceptions import UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.webrtc import front_of
@@ -214,3 +215,21 @@ async def test_the_official_python_client_places_a_call(server):
     assert created["type"] == "session.created" and created["session"]["instructions"] == "be brief"
     await pc.close()
     await client.close()
+
+
+async def test_audio_in_the_apps_format_and_interrupt_at_what_its_player_played():
+    async with RealtimeServer(responder=ToneResponder(3000)) as server:
+        tracker = PlaybackTracker()
+        transport = WebRTCTransport(output_format=PCM16_16K, playback_tracker=tracker)
+        rec = Recorder().attach(transport, "audio_interrupted")
+        await transport.connect(url=server.url)
+        transport.send_message("play")
+        await rec.wait_for(lambda: len(rec.audio) >= 15)
+        assert {len(a.data) for a in rec.audio} == {640}  # 20 ms of PCM16 16 kHz
+        # The app's player is behind what arrived: it has played 120 ms (6 frames).
+        for event in rec.audio[:6]:
+            tracker.on_play_bytes(event.item_id, 0, event.data)
+        transport.interrupt()
+        await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
+        assert rec.named["audio_interrupted"][0].audio_end_ms == 120
+        await transport.close()
