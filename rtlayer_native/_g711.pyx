@@ -1,3 +1,4 @@
+# cython: binding=False, always_allow_keywords=False
 """G.711 mu-law and A-law, bit-exact with CPython's ``audioop`` (3.11).
 
 The encoders follow audioop's segment search (mu-law on the 14-bit value ``sample >> 2``, A-law
