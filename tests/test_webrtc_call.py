@@ -17,8 +17,8 @@ from helpers_webrtc import Recorder, ToneResponder, open_peer_connections, tone
 import rtlayer_native
 from rtlayer._ice import host_policy
 from rtlayer._rtc_audio import PacedAudioTrack, PcmFrameQueue
-from rtlayer.audio import PCM16_16K, PlaybackTracker
-from rtlayer.exceptions import UnsupportedOperation
+from rtlayer.audio import PCM16_16K, PCMU, PlaybackTracker
+from rtlayer.exceptions import InvalidAudioError, UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.webrtc import front_of
 from rtlayer.transport import AudioInterruptedEvent, TransportStatus
@@ -105,6 +105,8 @@ async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
     rec = Recorder().attach(transport)
     await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
     call = front_of(server.state).calls[transport.call_id or ""]
+    with pytest.raises(InvalidAudioError, match="even number of bytes"):
+        await transport.send_audio(b"\x00\x00\x00")
     transport.mute(True)
     assert transport.muted is True
     await transport.send_audio(pcm)
@@ -233,3 +235,16 @@ async def test_audio_in_the_apps_format_and_interrupt_at_what_its_player_played(
         await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
         assert rec.named["audio_interrupted"][0].audio_end_ms == 120
         await transport.close()
+
+
+async def test_g711_microphone_audio_is_heard(server, load_wav):
+    pcm, rate = load_wav("hello_24k")
+    ulaw = rtlayer_native.ulaw_encode(rtlayer_native.Resampler(rate, 8000).process(pcm))
+    transport = WebRTCTransport(input_format=PCMU)
+    rec = Recorder().attach(transport)
+    await transport.connect(url=server.url)
+    await transport.send_audio(ulaw)
+    await rec.wait_for(lambda: rec.count("input_audio_buffer.speech_started") == 1)
+    call = front_of(server.state).calls[transport.call_id or ""]
+    await rec.wait_for(lambda: call.input.loud_frames > 20)
+    await transport.close()
