@@ -26,6 +26,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+if __name__ == "__main__":
+    # The ws benchmark keeps the minimum of 3 rounds only for full runs (its smoke run does 1 round, which
+    # would count this transport's first-use imports); a direct run of this file is a full run.
+    os.environ.setdefault("RTLAYER_BENCH_FULL", "1")
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -103,6 +103,14 @@ async def test_messages_ping_and_close_handshake() -> None:
             await conn.send("after close")
 
 
+async def test_text_as_undecoded_bytes_for_a_consumer_that_parses_them() -> None:
+    async with ws_server() as url:
+        conn = await upgrade_websocket(url, {}, fetch=HttpxFetch(), subprotocols=REALTIME, decode_text=False)
+        await conn.send('{"type": "ping", "text": "h\u00e9"}')
+        assert await conn.recv() == '{"type": "ping", "text": "h\u00e9"}'.encode()
+        await conn.close()
+
+
 async def test_server_close_code_and_fragmented_messages_reach_the_client() -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.send(["frag", "mented ", "text"])  # one message in three frames

@@ -59,7 +59,9 @@ class UpgradedConnection:
     """A client WebSocket (``WireConnection``) over an already-upgraded byte stream.
 
     ``url`` is only informative (kept for logs and ``repr``); ``subprotocol`` is what the server
-    selected in its 101 answer.
+    selected in its 101 answer. With ``decode_text=False`` text messages are returned as their UTF-8
+    bytes, undecoded and unchecked: for a consumer whose JSON parser validates UTF-8 itself (the
+    transports' receive loop), decoding first would be done twice.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class UpgradedConnection:
         max_queue: int = 256,
         close_timeout: float = 5.0,
         read_size: int = 2**18,
+        decode_text: bool = True,
     ) -> None:
         self._stream = stream
         self.url = url
@@ -80,6 +83,7 @@ class UpgradedConnection:
         self._max_queue = max(1, max_queue)
         self._close_timeout = close_timeout
         self._read_size = read_size
+        self._decode_text = decode_text
         self._write_lock = asyncio.Lock()
         self._messages: deque[str | bytes] = deque()
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -292,7 +296,7 @@ class UpgradedConnection:
             self._wake_receiver()
 
     def _deliver(self, data: bytes, is_text: bool) -> bool:
-        if not is_text:
+        if not is_text or not self._decode_text:
             self._messages.append(data)
             return True
         try:

@@ -79,6 +79,7 @@ async def upgrade_websocket(
     subprotocols: Sequence[str] = (),
     max_size: int | None = DEFAULT_MAX_SIZE,
     max_queue: int = 256,
+    decode_text: bool = True,
 ) -> UpgradedConnection:
     """Open a WebSocket to ``url`` through ``fetch`` and return it as a ``WireConnection``.
 
@@ -119,7 +120,12 @@ async def upgrade_websocket(
     if subprotocol is not None and subprotocol not in subprotocols:
         raise await _refuse(response, f"101 selecting subprotocol {subprotocol!r}, which was not offered")
     return UpgradedConnection(
-        response.stream, url, subprotocol=subprotocol, max_size=max_size, max_queue=max_queue
+        response.stream,
+        url,
+        subprotocol=subprotocol,
+        max_size=max_size,
+        max_queue=max_queue,
+        decode_text=decode_text,
     )
 
 
@@ -167,6 +173,12 @@ class FetchUpgradeTransport(BaseRealtimeTransport):
         timeout: float,  # noqa: ASYNC109 (the contract; the base class also bounds the call)
     ) -> WireConnection:
         # Like the JS SDK's Cloudflare transport, offer "realtime" when the auth needs no subprotocol.
+        # Text frames stay bytes: the receive loop's JSON parser (orjson) checks UTF-8 while parsing.
         return await upgrade_websocket(
-            url, headers, fetch=self.fetch, subprotocols=subprotocols or ["realtime"], max_size=self.max_size
+            url,
+            headers,
+            fetch=self.fetch,
+            subprotocols=subprotocols or ["realtime"],
+            max_size=self.max_size,
+            decode_text=False,
         )
