@@ -184,6 +184,7 @@ class WebRTCTransport(EventEmitter):
         self.session = session
         self.gate = OutputGate(FRAME_MS)
         self._confirmed = loop.create_future()
+        self._wanted_update = False
         self._pending.clear()
         self._in_conv = None
         if self.input_format.codec != "pcm16":
