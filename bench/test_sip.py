@@ -47,6 +47,7 @@ from sip_helpers import PhoneApp, free_udp_port, g711_speech  # noqa: E402
 FULL = bool(os.environ.get("RTLAYER_BENCH_FULL"))
 CALLS = int(os.environ.get("RTLAYER_BENCH_SIP_CALLS", "50" if FULL else "6"))
 RATE = 10
+REALTIME = bool(os.environ.get("RTLAYER_BENCH_SIP_RT"))
 HOLD_S = 20.0 if FULL else 8.0
 SCENARIO = ROOT / "tests" / "sip_scenarios" / "uac_pcmu_bench.xml"
 SIPP = shutil.which("sipp")
@@ -81,6 +82,11 @@ class _LongTone:
 def _server_process(conn: Connection, webhook_url: str, secret: str) -> None:
     """The embedded server with a SIP front; answers "start"/"stop" with measurements."""
     from rtlayer.server.realtime_server import RealtimeServer
+
+    if REALTIME:
+        # what media servers do in production (asterisk -p, freeswitch -rp): a real-time priority, so
+        # that other processes on the machine cannot delay a packet by a scheduler time slice
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
 
     async def main() -> None:
         server = RealtimeServer(
@@ -218,6 +224,7 @@ async def _run(workdir: Path) -> dict[str, Any]:
         "jitter_ms_mean": round(statistics.fmean(jitter), 3) if jitter else None,
         "rtp_in": stop["rtp"],
         "sip": stop["counters"],
+        "server_realtime_priority": REALTIME,
         "loadavg_1m_after": round(os.getloadavg()[0], 2),  # other processes on the machine add jitter
         "sipp_exit": sipp.returncode,
     }

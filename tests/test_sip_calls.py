@@ -93,6 +93,10 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     await transport.connect(url=phone.server.ws_url, api_key="test-key", call_id=call.call_id)
     with pytest.raises(UnsupportedOperation, match="RTP"):
         await transport.send_audio(b"\x00\x00")
+    # what the session said before the socket attached is replayed to it, in order
+    await _until(lambda: bool(events), 5, "the first event")
+    assert events[0]["type"] == "session.created"
+    assert events[0]["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
 
     def seen(kind: str) -> bool:
         return any(e.get("type") == kind for e in events)

@@ -311,9 +311,13 @@ class SipFront:
 
     # -- the app's decisions (REST) ---------------------------------------------------------------
 
+    def _live(self, call_id: str) -> SipCall | None:
+        call = self.state.calls.get(call_id)
+        return call if isinstance(call, SipCall) and call.front is self and not call.ended else None
+
     def _ringing(self, call_id: str) -> SipCall:
-        call = next((c for c in self.calls.values() if c.id == call_id), None)
-        if call is None or call.ended:
+        call = self._live(call_id)
+        if call is None:
             raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
         if call.dialog.state is not CallState.RINGING:
             raise CallError(409, f"Call '{call_id}' was already answered or ended.", "call_already_handled")
@@ -365,7 +369,7 @@ class SipFront:
         self._service(call)
 
     def refer_call(self, call_id: str, target_uri: str) -> None:
-        call = next((c for c in self.calls.values() if c.id == call_id and not c.ended), None)
+        call = self._live(call_id)
         if call is None:
             raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
         if not call.dialog.refer(target_uri, time.monotonic()):
