@@ -281,7 +281,7 @@ class WebRTCTransport(EventEmitter):
         elif state == "failed":
             self.emit("error", ErrorEvent("the WebRTC connection failed (ICE or DTLS)", "connection_failed"))
             self._spawn(self._close_from_peer("connection failed"))
-        elif state == "closed" and self._status == TransportStatus.CONNECTED:
+        elif state == "closed" and self._status in (TransportStatus.CONNECTING, TransportStatus.CONNECTED):
             self._spawn(self._close_from_peer("the call ended"))
 
     def _grace_expired(self) -> None:
@@ -443,7 +443,7 @@ class WebRTCTransport(EventEmitter):
             self.session.connection_lost()
         confirmed = self._confirmed
         if confirmed is not None and not confirmed.done():
-            confirmed.set_exception(ConnectionClosedError(reason))
+            confirmed.set_exception(ConnectError(f"the connection ended while connecting: {reason}"))
         with contextlib.suppress(BaseException):
             if confirmed is not None and confirmed.done():
                 confirmed.exception()  # retrieved: no "never retrieved" warning
