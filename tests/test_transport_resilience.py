@@ -18,7 +18,7 @@ from helpers_transport import Recorder
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.typing import Subprotocol
 
-from rtlayer.exceptions import ConnectTimeout, HandshakeError
+from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transport import TransportStatus
 from rtlayer.transports import WebSocketTransport
@@ -297,3 +297,45 @@ async def test_refused_key_raises_with_the_servers_message() -> None:
         assert secret not in str(info.value)
         assert "HTTP 401" in str(info.value)
         assert t.status is TransportStatus.DISCONNECTED
+
+
+def transport_tasks() -> list[asyncio.Task[Any]]:
+    """Tasks still running transport code (reader, writer, keepalive, reconnection)."""
+    return [
+        task
+        for task in asyncio.all_tasks()
+        if not task.done() and "BaseRealtimeTransport" in getattr(task.get_coro(), "__qualname__", "")
+    ]
+
+
+async def test_close_while_reconnecting_leaves_nothing_behind(server: RealtimeServer) -> None:
+    async with Relay(server.port) as relay:
+        t = WebSocketTransport(url=f"ws://127.0.0.1:{relay.port}/v1/realtime", reconnect_backoff=(0.5, 1.0))
+        rec = Recorder(t, ("connection_change",))
+        await t.connect()
+        assert len(transport_tasks()) == 3  # reader, writer, keepalive
+        assert relay.server is not None
+        relay.server.close()
+        relay.drop()
+        while t.status is not TransportStatus.RECONNECTING:
+            await rec.next("connection_change")
+        await t.close()  # in the middle of the backoff sleep
+        assert t.status is TransportStatus.DISCONNECTED
+        assert transport_tasks() == []
+        await t.close()
+        assert [c.status.value for c in rec.events["connection_change"]][-2:] == [
+            "disconnecting",
+            "disconnected",
+        ]
+
+
+async def test_failed_connect_leaves_nothing_behind() -> None:
+    async with misbehaving([]) as (_, url):
+        t = WebSocketTransport(url=url, connect_timeout=2)
+        await t.connect()
+        await t.close()
+    assert transport_tasks() == []
+    t = WebSocketTransport(url="ws://127.0.0.1:9/v1/realtime", connect_timeout=2)  # nothing listens on port 9
+    with pytest.raises(ConnectError):
+        await t.connect()
+    assert transport_tasks() == [] and t.status is TransportStatus.DISCONNECTED
