@@ -274,9 +274,7 @@ async def test_g711_session_with_pcm_app_formats(
             }
         )
         updated = await rec.first("session.updated")
-        assert updated["session"]["audio"]["output"]["format"] == {
-            "type": "audio/pcmu"
-        }
+        assert updated["session"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
         for offset in range(0, len(pcm16k), 640):
             await t.send_audio(pcm16k[offset : offset + 640])
         await t.send_audio(b"\x00\x00" * 16000)
