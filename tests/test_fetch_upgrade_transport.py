@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import sys
@@ -118,6 +119,22 @@ async def test_a_refused_key_carries_the_servers_body() -> None:
 
         types = await text_turn(FetchUpgradeTransport(url=keyed.ws_url, api_key="sk-right-key"))
         assert types[-1] == "response.done"
+
+
+async def test_keys_never_reach_a_log_or_an_error(
+    server: RealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "sk-test-SECRET-0123456789"
+    for subprotocol_auth in (False, True):  # bearer header, then the browsers' subprotocol form
+        types = await text_turn(
+            FetchUpgradeTransport(url=server.ws_url, api_key=secret, use_subprotocol_auth=subprotocol_auth)
+        )
+        assert types[-1] == "response.done"
+    client_log = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("rtlayer.server"))
+    assert "HTTP/1.1 101 Switching Protocols" in client_log  # httpx logged the upgrade at info level...
+    assert "> TEXT" in client_log  # ...and websockets every frame at debug level...
+    assert secret not in client_log  # ...without the key
 
 
 async def test_tls_with_a_self_signed_ca_is_refused_without_it_and_accepted_with_it(
