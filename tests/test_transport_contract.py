@@ -111,3 +111,19 @@ async def test_ephemeral_key_through_browser_subprotocols() -> None:
         created = await rec.first("session.created")
         assert created["session"]["instructions"] == "From the ephemeral key."
         await t.close()
+
+
+def test_urls_and_auth_forms() -> None:
+    from rtlayer.transports._connect import auth_for, realtime_url
+
+    assert realtime_url(None, "gpt-realtime", None) == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert realtime_url(None, "gpt-realtime", "rtc_1") == "wss://api.openai.com/v1/realtime?call_id=rtc_1"
+    azure = "wss://res.openai.azure.com/openai/v1/realtime?model=my-deployment"
+    assert realtime_url(azure, "gpt-realtime", None) == azure  # the deployment in the URL is kept
+    assert auth_for(azure, "k", None, False) == ({"api-key": "k"}, None)
+    assert auth_for("wss://api.openai.com/v1/realtime", "k", None, False) == (
+        {"Authorization": "Bearer k"},
+        None,
+    )
+    assert auth_for("ws://127.0.0.1:1/v1/realtime", None, None, False) == ({}, None)  # a local keyless server
+    assert auth_for("wss://x/v1/realtime", "k", {"X-Token": "t"}, False) == ({"X-Token": "t"}, None)
