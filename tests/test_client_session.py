@@ -352,3 +352,12 @@ def test_audio_after_a_format_change_is_encoded_for_it_at_once() -> None:
     cs.update_session_config({"input_audio_format": "g711_ulaw"})
     text = cs.encode_audio(b"\x00\x10" * 320)  # 20 ms at 16 kHz
     assert len(base64.b64decode(text.split('"audio":"')[1].rstrip('"}'))) == 160  # 20 ms of 8 kHz mu-law
+
+
+def test_odd_length_pcm_is_refused_clearly_and_the_session_goes_on() -> None:
+    from rtlayer.exceptions import InvalidAudioError
+
+    for cs in (ClientSession(), ClientSession(input_format=PCM16_16K)):
+        with pytest.raises(InvalidAudioError, match="even number of bytes"):
+            cs.encode_audio(b"\x00\x01\x02")
+        assert cs.encode_audio(b"\x00\x00" * 160).startswith('{"type":"input_audio_buffer.append"')
