@@ -132,6 +132,9 @@ class ClientSession:
             return
         if kind == "response.cancel":
             self.sequencer.begin_cancel()
+        elif kind == "session.update" and isinstance(event.get("session"), Mapping):
+            # Sent untouched, but a format change applies to the audio that follows it (see session_update).
+            self._expect_formats(_obj(session_update_event(event["session"])["session"].get("audio")))
         self._send(dict(event))
 
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:

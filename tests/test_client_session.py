@@ -361,3 +361,14 @@ def test_odd_length_pcm_is_refused_clearly_and_the_session_goes_on() -> None:
         with pytest.raises(InvalidAudioError, match="even number of bytes"):
             cs.encode_audio(b"\x00\x01\x02")
         assert cs.encode_audio(b"\x00\x00" * 160).startswith('{"type":"input_audio_buffer.append"')
+
+
+def test_a_raw_session_update_also_switches_formats_and_is_sent_untouched() -> None:
+    cs = ClientSession()
+    raw = {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"format": "g711_alaw"}}},
+    }
+    cs.send_event(raw)
+    assert cs.events_to_send() == [raw]
+    assert cs.session_input_format.codec == "pcma"
