@@ -351,3 +351,16 @@ async def test_a_proxy_forbidding_the_port_gives_403_and_an_absent_proxy_a_conne
                 url, {}, fetch=HttpxFetch(proxy=gone, verify=pki.client_context()), subprotocols=REALTIME
             )
         assert not isinstance(unreachable.value, ProxyError)
+
+
+@needs_tinyproxy
+async def test_a_forwarding_proxy_asking_for_credentials_is_a_407_proxy_error(tmp_path: Path) -> None:
+    """For a plain ws:// target the proxy answers the forwarded GET itself (HTTP/1.0 407), no CONNECT."""
+    async with ws_server() as url:
+        with run_tinyproxy(tmp_path, connect_ports=[port_of(url)], auth=("alice", "s3cret")) as proxy:
+            with pytest.raises(ProxyError) as refused:
+                await upgrade_websocket(
+                    url, {}, fetch=HttpxFetch(proxy=proxy.bare_url), subprotocols=REALTIME
+                )
+            assert refused.value.status == 407
+            assert "proxy credentials" in str(refused.value)

@@ -229,6 +229,13 @@ class HttpxFetch:
                 response = await client.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise map_httpx_error(exc, target, self._proxy_for_messages()) from exc
+            if response.http_version in ("HTTP/2", "HTTP/3"):
+                await response.aclose()
+                # HTTP/2 has no Upgrade (RFC 8441's extended CONNECT is not what Realtime servers speak).
+                raise ConnectError(
+                    f"The WebSocket upgrade needs HTTP/1.1, but the request to {target.split('?', 1)[0]} went "
+                    f"over {response.http_version}: give FetchUpgradeTransport an httpx.AsyncClient(http2=False)"
+                )
             response_headers = {k.lower(): v for k, v in response.headers.items()}
             reason = str(response.extensions.get("reason_phrase", b"").decode("latin-1"))
             if response.status_code == 101 and "network_stream" in response.extensions:
