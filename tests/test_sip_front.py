@@ -12,11 +12,12 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import openai
 import pytest
 from sip_helpers import PhoneApp, free_udp_port
 
 from rtlayer.server.realtime_server import RealtimeServer
-from rtlayer.server.sip.message import SipRequest, SipResponse, parse_message
+from rtlayer.server.sip.message import SipRequest, SipResponse, build_response, parse_message
 from rtlayer.server.sip.rtp import RtpSender, encode_dtmf
 from rtlayer.server.sip.sdp import parse_offer
 from rtlayer.transports.sip import build_initial_config
@@ -217,3 +218,42 @@ async def test_unreachable_webhook_declines_with_480() -> None:
         await c.expect(480)
         assert server.sip.counters.webhooks_failed == 1
         c.close()
+
+
+async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
+    rig: tuple[RealtimeServer, PhoneApp],
+) -> None:
+    server, app = rig
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=server.url + "/v1")
+    # answered call: /refer sends an in-dialog REFER; the caller's NOTIFY of success ends it with BYE
+    c = Caller(server.sip.port)
+    await c.start()
+    c.invite(free_udp_port())
+    call = await app.next_call()
+    await oai.realtime.calls.accept(call.call_id, type="realtime")
+    await c.expect(200)
+    c.send_raw(c.request("ACK", cseq=1).to_bytes())
+    await oai.realtime.calls.refer(call.call_id, target_uri="sip:desk@127.0.0.1")
+    refer = await c.expect("REFER")
+    assert refer.get("Refer-To") == "<sip:desk@127.0.0.1>"
+    c.send_raw(build_response(refer, 202, "Accepted").to_bytes())
+    notify = c.request("NOTIFY", cseq=2)
+    notify.body = b"SIP/2.0 200 OK\r\n"
+    notify.headers += [("Event", "refer"), ("Subscription-State", "terminated;reason=noresource")]
+    c.send_raw(notify.to_bytes())
+    await c.expect(200)
+    bye = await c.expect("BYE")
+    c.send_raw(build_response(bye, 200, "OK").to_bytes())
+    c.close()
+
+    # ringing call: /hangup declines it (480), the official client's hangup works on SIP calls
+    d = Caller(server.sip.port)
+    await d.start()
+    d.invite(free_udp_port())
+    ringing = await app.next_call()
+    await oai.realtime.calls.hangup(ringing.call_id)
+    await d.expect(480)
+    with pytest.raises(openai.NotFoundError):
+        await oai.realtime.calls.hangup(ringing.call_id)
+    d.close()
+    await oai.close()
