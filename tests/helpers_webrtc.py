@@ -25,10 +25,15 @@ def tone(ms: int, *, rate: int = 24000, freq: float = 440.0, amplitude: float = 
 
 
 class ToneResponder:
-    """Answers every response with ``ms`` of a 440 Hz tone at amplitude 0.3 (a known answer)."""
+    """Answers every response with ``ms`` of a 440 Hz tone at amplitude 0.3 (a known answer).
 
-    def __init__(self, ms: int = 3000) -> None:
+    ``realtime=True`` produces it at the pace of real time, like a model streaming its answer (the
+    response stays active while it plays); otherwise all at once.
+    """
+
+    def __init__(self, ms: int = 3000, *, realtime: bool = False) -> None:
         self.pcm = tone(ms)
+        self.realtime = realtime
         self.requests: list[ResponseRequest] = []
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
@@ -37,6 +42,8 @@ class ToneResponder:
         step = 4800  # 100 ms
         for offset in range(0, len(self.pcm), step):
             yield AudioPart(self.pcm[offset : offset + step])
+            if self.realtime:
+                await asyncio.sleep(0.1)
 
 
 @dataclass

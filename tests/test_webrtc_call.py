@@ -69,8 +69,9 @@ async def test_spoken_turn_gets_an_answer_the_app_receives(server, load_wav, ser
     assert "output_audio_buffer.started" in server_events.types()
 
 
-async def test_interrupt_stops_the_answer_where_the_app_was():
-    responder = ToneResponder(3000)
+@pytest.mark.parametrize("realtime", [False, True], ids=["answer-generated", "answer-streaming"])
+async def test_interrupt_stops_the_answer_where_the_app_was(realtime):
+    responder = ToneResponder(3000, realtime=realtime)
     async with RealtimeServer(responder=responder) as server:
         transport = WebRTCTransport()
         rec = Recorder().attach(transport, "audio_interrupted")
@@ -86,9 +87,11 @@ async def test_interrupt_stops_the_answer_where_the_app_was():
         assert len(interrupted) == 1 and isinstance(interrupted[0], AudioInterruptedEvent)
         assert interrupted[0].audio_end_ms == pytest.approx(received_at_interrupt, abs=1)
         assert rec.audio_ms() == received_at_interrupt  # nothing after the interruption
-        # The answer was generated faster than real time (response.done may already be "completed"):
-        # what stops is the playback. The server's track sends no more of it, and the server
-        # truncated the item at what it had played, which is about what the app got.
+        # A response still streaming is cancelled; one generated already (faster than real time) is
+        # "completed" and only its playback stops. Either way the server's track sends no more of it,
+        # and the server truncated the item at what it had played, which is about what the app got.
+        done = next(e for e in rec.events if e["type"] == "response.done")["response"]
+        assert done["status"] == ("cancelled" if realtime else "completed")
         truncated = [e for e in rec.events if e["type"] == "conversation.item.truncated"]
         assert truncated and abs(truncated[0]["audio_end_ms"] - received_at_interrupt) <= 200
         call = front_of(server.state).calls[transport.call_id or ""]
