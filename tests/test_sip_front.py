@@ -28,8 +28,9 @@ pytestmark = pytest.mark.timeout(30)
 class Caller:
     """A minimal UAC on 127.0.0.1: sends requests, collects what comes back."""
 
-    def __init__(self, server_port: int) -> None:
-        self.server = ("127.0.0.1", server_port)
+    def __init__(self, server_port: int, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.server = (host, server_port)
         self.inbox: asyncio.Queue[SipRequest | SipResponse] = asyncio.Queue()
         self.call_id = secrets.token_hex(8) + "@127.0.0.1"
         self.tag = secrets.token_hex(4)
@@ -46,8 +47,12 @@ class Caller:
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
                 inbox.put_nowait(parse_message(data))
 
-        self.transport, _ = await loop.create_datagram_endpoint(_Proto, local_addr=("127.0.0.1", 0))
+        self.transport, _ = await loop.create_datagram_endpoint(_Proto, local_addr=(self.host, 0))
         self.port = int(self.transport.get_extra_info("sockname")[1])
+
+    @property
+    def hostport(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def send_raw(self, data: bytes) -> None:
         assert self.transport is not None
@@ -56,12 +61,12 @@ class Caller:
     def request(self, method: str, body: bytes = b"", cseq: int | None = None) -> SipRequest:
         to = "<sip:agent@127.0.0.1>" + (f";tag={self.to_tag}" if self.to_tag else "")
         headers = [
-            ("Via", f"SIP/2.0/UDP 127.0.0.1:{self.port};branch=z9hG4bK{secrets.token_hex(4)};rport"),
-            ("From", f"<sip:caller@127.0.0.1:{self.port}>;tag={self.tag}"),
+            ("Via", f"SIP/2.0/UDP {self.hostport};branch=z9hG4bK{secrets.token_hex(4)};rport"),
+            ("From", f"<sip:caller@{self.hostport}>;tag={self.tag}"),
             ("To", to),
             ("Call-ID", self.call_id),
             ("CSeq", f"{cseq or self.cseq} {method}"),
-            ("Contact", f"<sip:caller@127.0.0.1:{self.port}>"),
+            ("Contact", f"<sip:caller@{self.hostport}>"),
             ("Max-Forwards", "70"),
         ]
         if body:
@@ -69,8 +74,9 @@ class Caller:
         return SipRequest(headers=headers, body=body, method=method, uri="sip:agent@127.0.0.1")
 
     def invite(self, media_port: int, pts: str = "0 101") -> SipRequest:
+        ip = "IP6" if ":" in self.host else "IP4"
         sdp = (
-            f"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"v=0\r\no=- 1 1 IN {ip} {self.host}\r\ns=-\r\nc=IN {ip} {self.host}\r\nt=0 0\r\n"
             f"m=audio {media_port} RTP/AVP {pts}\r\na=rtpmap:101 telephone-event/8000\r\n"
         ).encode()
         req = self.request("INVITE", sdp)
@@ -165,7 +171,7 @@ async def test_garbage_is_counted_and_other_calls_carry_on(rig: tuple[RealtimeSe
     stats = front.rtp_stats()
     assert stats["rtp_invalid"] == 4 and stats["rtp_duplicates"] == 2
     sip_call = next(c for c in front.calls.values() if c.id == call.call_id)
-    assert sip_call.dtmf_digits == ["7"]
+    assert list(sip_call.dtmf_digits) == ["7"]
     assert front.counters.sip_malformed == 4
     a.cseq = 2
     a.send_raw(a.request("BYE").to_bytes())
@@ -257,3 +263,27 @@ async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
         await oai.realtime.calls.hangup(ringing.call_id)
     d.close()
     await oai.close()
+
+
+async def test_a_call_over_ipv6_loopback(tmp_path: Path) -> None:
+    app = PhoneApp(server_url="")
+    await app.start()
+    async with RealtimeServer(
+        host="::1", sip_port=0, webhook_url=app.url, webhook_secret=app.secret
+    ) as server:
+        assert app.client is not None
+        app.client.base_url = server.url + "/v1"
+        c = Caller(server.sip.port, host="::1")
+        await c.start()
+        c.invite(free_udp_port())
+        call = await app.next_call()
+        await app.client.accept(call.call_id, build_initial_config())
+        ok = await c.expect(200)
+        assert parse_offer(ok.body).address == "::1"
+        assert (ok.get("Contact") or "").startswith("<sip:rtlayer@[::1]:")
+        c.send_raw(c.request("ACK", cseq=1).to_bytes())
+        c.cseq = 2
+        c.send_raw(c.request("BYE").to_bytes())
+        await c.expect(200)
+        c.close()
+    await app.close()

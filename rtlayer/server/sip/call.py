@@ -76,7 +76,7 @@ class SipCall:
         self.ended = False
         self.send_errors = 0
         self.webhook_task: asyncio.Task[None] | None = None
-        self.dtmf_digits: list[str] = []
+        self.dtmf_digits: collections.deque[str] = collections.deque(maxlen=256)  # the latest digits
         self._backlog: collections.deque[str] = collections.deque(maxlen=BACKLOG_EVENTS)
         self._replayed = False
 
