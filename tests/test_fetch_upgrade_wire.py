@@ -9,6 +9,7 @@ a test CA, and a real tinyproxy doing CONNECT, with and without Basic authentica
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -254,6 +255,58 @@ async def test_an_apps_own_httpx_client_and_its_own_fetch(pki: TestPKI) -> None:
             await conn.close()
         assert not client.is_closed
     assert seen == ["websocket", "websocket"]
+
+
+class StreamPair:
+    """asyncio streams as the ``ByteStream`` an upgrade hands over."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def read(self, max_bytes: int, /) -> bytes:
+        return await self.reader.read(max_bytes)
+
+    async def write(self, data: bytes, /) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def aclose(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(ConnectionError):
+            await self.writer.wait_closed()
+
+
+async def asyncio_fetch(url: str, headers: Mapping[str, str]) -> UpgradeResponse:
+    """A fetch with no httpx at all, the way a runtime with its own HTTP stack would provide one."""
+    target = httpx.URL(url.replace("ws", "http", 1))
+    reader, writer = await asyncio.open_connection(target.host, target.port)
+    lines = [f"GET {target.raw_path.decode()} HTTP/1.1", f"Host: {target.host}:{target.port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+    status = int(head[0].split()[1])
+    answer = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:] if h)}
+    if status == 101:
+        return UpgradeResponse(status, answer, stream=StreamPair(reader, writer))
+    body = await reader.read(65536)
+    writer.close()
+    return UpgradeResponse(status, answer, body=body)
+
+
+async def test_any_fetch_callable_with_its_own_byte_stream() -> None:
+    async with ws_server(process_request=refuse_bad_key) as url:
+        conn = await upgrade_websocket(
+            url, {"Authorization": "Bearer sk-right"}, fetch=asyncio_fetch, subprotocols=REALTIME
+        )
+        await conn.send("no httpx here")
+        assert await conn.recv() == "no httpx here"
+        await conn.close()
+        assert conn.close_code == 1000
+        with pytest.raises(HandshakeError) as refused:
+            await upgrade_websocket(
+                url, {"Authorization": "Bearer nope"}, fetch=asyncio_fetch, subprotocols=REALTIME
+            )
+        assert refused.value.status == 401 and "invalid_api_key" in refused.value.body
 
 
 @needs_tinyproxy

@@ -27,8 +27,7 @@ import os
 import re
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -55,7 +54,6 @@ class UpgradeResponse:
     stream: ByteStream | None = None
     body: bytes = b""
     reason: str = ""
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 Fetch = Callable[[str, Mapping[str, str]], Awaitable[UpgradeResponse]]
@@ -183,8 +181,8 @@ class HttpxFetch:
         timeout: float | None = 10.0,
         max_error_body: int = MAX_ERROR_BODY,
     ) -> None:
-        if client is not None and proxy is not None:
-            raise ValueError("pass proxy= to your own httpx.AsyncClient, not beside it")
+        if client is not None and (proxy is not None or verify is not True):
+            raise ValueError("configure proxy= and verify= on your own httpx.AsyncClient, not beside it")
         self._client = client
         self._proxy = proxy
         self._verify = verify

@@ -14,6 +14,10 @@ A refusal raises ``HandshakeError("Failed to upgrade websocket: <status> <body>"
 body (its JSON error included), like the JS SDK's ``CloudflareRealtimeTransportLayer``; a proxy that
 refuses the tunnel raises ``ProxyError`` with its status; a certificate the client does not trust raises
 ``ConnectError`` naming the verification failure.
+
+Through a proxy, use ``wss://``: httpx then opens a CONNECT tunnel and the proxy sees only the target's
+host and port. A ``ws://`` target is forwarded as a plain GET instead, which proxies break (they drop
+the hop-by-hop ``Upgrade`` header) and which would show them the ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from ..exceptions import HandshakeError, ProxyError
 from ..transport import WireConnection
 from ._base import BaseRealtimeTransport
 from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse
-from ._upgraded import DEFAULT_MAX_SIZE, UpgradedConnection
+from ._upgraded import DEFAULT_MAX_SIZE, ByteStream, UpgradedConnection
 
 __all__ = [
+    "ByteStream",
     "Fetch",
     "FetchUpgradeTransport",
     "HttpxFetch",
