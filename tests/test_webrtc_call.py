@@ -20,8 +20,9 @@ from rtlayer._rtc_audio import PacedAudioTrack, PcmFrameQueue
 from rtlayer.audio import PCM16_16K, PCMU, PlaybackTracker
 from rtlayer.exceptions import InvalidAudioError, UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.responders import ScriptedResponder
 from rtlayer.server.webrtc import front_of
-from rtlayer.transport import AudioInterruptedEvent, TransportStatus
+from rtlayer.transport import AudioInterruptedEvent, RealtimeTransportLayer, TransportStatus
 from rtlayer.transports.webrtc import WebRTCTransport
 
 pytestmark = pytest.mark.timeout(30)
@@ -251,3 +252,29 @@ async def test_g711_microphone_audio_is_heard(server, load_wav):
     call = front_of(server.state).calls[transport.call_id or ""]
     await rec.wait_for(lambda: call.input.loud_frames > 20)
     await transport.close()
+
+
+async def test_a_tool_call_round_trip_over_the_data_channel():
+    rules = {
+        "rules": [
+            {
+                "when": {"text_contains": "weather"},
+                "call": {"name": "get_weather", "arguments": {"city": "Paris"}},
+            },
+            {"after_function_output": "get_weather", "say": "Sunny."},
+        ]
+    }
+    async with RealtimeServer(responder=ScriptedResponder(rules)) as server:
+        transport = WebRTCTransport()
+        assert isinstance(transport, RealtimeTransportLayer)
+        rec = Recorder().attach(transport, "function_call", "audio_transcript_delta")
+        transport.on(
+            "function_call", lambda call: transport.send_function_call_output(call, '{"sky": "clear"}')
+        )
+        await transport.connect(url=server.url)
+        transport.send_message("what is the weather?")
+        await rec.wait_for(lambda: rec.count("response.done") == 2)
+        call = rec.named["function_call"][0]
+        assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"})
+        assert "".join(d.delta for d in rec.named["audio_transcript_delta"]).strip() == "Sunny."
+        await transport.close()
