@@ -18,7 +18,7 @@ import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 from openai.types.realtime import RealtimeServerEvent
@@ -32,6 +32,19 @@ if TYPE_CHECKING:
 DATA = Path(__file__).parent / "data"
 
 _SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
+
+
+def _models_by_type() -> dict[str, TypeAdapter[Any]]:
+    """Each member of the ``RealtimeServerEvent`` union by its ``type`` literal, for precise messages."""
+    union = get_args(RealtimeServerEvent)[0]
+    by_type: dict[str, TypeAdapter[Any]] = {}
+    for model in get_args(union):
+        for literal in get_args(model.model_fields["type"].annotation):
+            by_type[literal] = TypeAdapter(model)
+    return by_type
+
+
+_BY_TYPE = _models_by_type()
 
 
 # -- audio helpers ----------------------------------------------------------------------------------
@@ -120,8 +133,13 @@ class EmittedEvents:
         """One line per event that ``RealtimeServerEvent`` refuses."""
         problems = []
         for session_id, event in self.items:
+            # The union accepts an event iff the member named by its "type" does; validating against
+            # that member gives the error that matters instead of one per member of the union.
+            adapter = (
+                _BY_TYPE.get(event.get("type"), _SERVER_EVENT) if isinstance(event, dict) else _SERVER_EVENT
+            )
             try:
-                _SERVER_EVENT.validate_python(event)
+                adapter.validate_python(event)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
