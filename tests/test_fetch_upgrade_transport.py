@@ -149,6 +149,13 @@ async def test_tls_with_a_self_signed_ca_is_refused_without_it_and_accepted_with
     assert types[-1] == "response.done"
 
 
+async def test_wss_over_ipv6_loopback(pki: TestPKI) -> None:
+    async with RealtimeServer(host="::1", certfile=str(pki.server_cert), keyfile=str(pki.server_key)) as v6:
+        assert v6.ws_url.startswith("wss://[::1]:")
+        types = await text_turn(FetchUpgradeTransport(url=v6.ws_url, verify=pki.client_context()))
+        assert types[-1] == "response.done"
+
+
 async def test_rtlayer_serve_with_certfile_and_keyfile_serves_wss(pki: TestPKI) -> None:
     """``rtlayer serve --certfile F --keyfile F`` as a user runs it, reached over wss with the test CA."""
     root = ROOT
