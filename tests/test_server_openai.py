@@ -14,6 +14,7 @@ import openai
 import pytest
 from conftest import load_wav, silence, stream_pcm
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
+from openai.types.realtime import ClientSecretCreateResponse
 
 from rtlayer.server import RealtimeServer
 
@@ -130,3 +131,20 @@ async def test_connection_with_a_wrong_key_is_refused_with_401() -> None:
             model="gpt-realtime"
         ) as conn:
             assert (await conn.recv()).type == "session.created"
+
+
+async def test_client_secrets_through_the_official_client_open_a_session(server: RealtimeServer) -> None:
+    client = client_for(server)
+    raw = await client.realtime.client_secrets.with_raw_response.create(
+        expires_after={"anchor": "created_at", "seconds": 120},
+        session={"type": "realtime", "instructions": "Whisper.", "output_modalities": ["text"]},
+    )
+    # Strict validation of the whole answer (the client itself only constructs, never validates).
+    secret = ClientSecretCreateResponse.model_validate(raw.http_response.json())
+    assert secret.value.startswith("ek_") and secret.session.type == "realtime"
+    ephemeral = openai.AsyncOpenAI(api_key=secret.value, base_url=server.url + "/v1")
+    async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
+        created = await conn.recv()
+    assert created.type == "session.created"
+    assert created.session.instructions == "Whisper."
+    assert created.session.output_modalities == ["text"]

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
 from rtlayer.server.state import ServerState
 from rtlayer.server.ws import STATE_KEY, bearer_key, json_error, realtime_websocket
@@ -119,7 +120,10 @@ async def client_secrets(request: web.Request) -> web.Response:
         return json_error(400, exc.message, code="invalid_value", param=exc.param)
     state = request.app[STATE_KEY]
     secret = state.issue_client_secret(partial, seconds)
-    return web.json_response({"value": secret.value, "expires_at": secret.expires_at, "session": session})
+    # The service describes the session-to-be like a session object; its own expiry starts on connect.
+    described = {"type": session["type"], "object": "realtime.session", "id": new_id("sess"), **session}
+    described["expires_at"] = 0
+    return web.json_response({"value": secret.value, "expires_at": secret.expires_at, "session": described})
 
 
 async def hangup(request: web.Request) -> web.Response:
