@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import websockets
 
-from rtlayer.server import RealtimeServer
+from rtlayer.server import RealtimeServer, ServerLimits
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
 
 pytestmark = pytest.mark.timeout(30)
@@ -81,3 +82,21 @@ async def test_a_responder_failure_fails_that_response_and_the_session_goes_on()
     assert "the model crashed" in json.dumps(failed["status_details"])
     assert ok["status"] == "completed"
     assert ok["output"][0]["content"][0]["text"] == "partial and complete"
+
+
+async def test_an_expired_session_says_so_and_its_socket_closes() -> None:
+    limits = ServerLimits(session_expiry_s=0.5)  # the service's 60 minutes, shortened
+    async with (
+        RealtimeServer(limits=limits) as server,
+        websockets.connect(
+            server.ws_url + "?model=m", additional_headers={"Authorization": "Bearer x"}
+        ) as ws,
+    ):
+        created = json.loads(await ws.recv())
+        assert created["session"]["expires_at"] - time.time() < 2
+        async with asyncio.timeout(5):  # nothing is sent: the runner's timer must fire on its own
+            expired = json.loads(await ws.recv())
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await ws.recv()
+        assert expired["type"] == "error" and expired["error"]["code"] == "session_expired"
+        assert not server.state.runners
