@@ -46,6 +46,10 @@ cdef extern from *:
     #define RT_CLONES
     #endif
 
+    #if defined(_MSC_VER)
+    #define restrict __restrict
+    #endif
+
     #if defined(__GNUC__)
     typedef float rt_v8 __attribute__((vector_size(32)));
     #endif
@@ -56,61 +60,48 @@ cdef extern from *:
        streams[r][i] is window sample M * i + r; the window starts at input w0. Output k + L * j
        (relative to the first, whose newest input is b0 and branch p0) goes to y[k * jstride + j];
        the last block of a branch may write up to 63 floats of padding past its outputs. */
+    #define RT_MAX_CONV_TAPS 2048
+
     RT_CLONES
     static void rt_conv(const float *coef, int K, int K0, int L, int M,
                         const float *const *streams, int64_t w0, int64_t b0, int p0,
                         int64_t count, float *y, int64_t jstride)
     {
-        int64_t b = b0;
-        int p = p0, k;
+        /* taps[m]: where tap m of the branch's first output reads; output j reads taps[m] + j */
+        const float *taps[RT_MAX_CONV_TAPS];
+        int64_t b = b0, q, j, J;
+        int p = p0, k, m, l;
         for (k = 0; k < L && k < count; k++) {
             const float *c = coef + (int64_t)p * K + (K - K0);
             float *yk = y + k * jstride;
-            int64_t J = (count - k + L - 1) / L, j = 0;
-            int64_t q0 = b - K0 + 1 - w0;
-            while (j < J) {
-                int64_t q = q0 + (int64_t)M * j, i = q / M;
-                int r = (int)(q % M), m, l;
+            J = (count - k + L - 1) / L;
+            q = b - K0 + 1 - w0;
+            for (m = 0; m < K0; m++, q++) taps[m] = streams[q % M] + q / M;
+            for (j = 0; j < J;) {
     #if defined(__GNUC__)
-                if (J - j >= 48 && M == 1) {
-                    /* the upsampling case: one stream, taps walk it forward */
-                    rt_v8 a[8] = {{0}};
-                    const float *s = streams[0] + i;
-                    for (m = 0; m < K0; m++, s++) {
-                        float cm = c[m];
-                        for (l = 0; l < 8; l++) {
-                            rt_v8 x;
-                            memcpy(&x, s + 8 * l, 32);
-                            a[l] += cm * x;
-                        }
-                    }
-                    memcpy(yk + j, a, sizeof a);
-                    j += 64;
-                } else if (J - j >= 48) {
+                if (J - j >= 48) {
                     rt_v8 a[8] = {{0}};
                     for (m = 0; m < K0; m++) {
-                        const float *s = streams[r] + i;
+                        const float *s = taps[m] + j;
                         float cm = c[m];
                         for (l = 0; l < 8; l++) {
                             rt_v8 x;
                             memcpy(&x, s + 8 * l, 32);
                             a[l] += cm * x;
                         }
-                        if (++r == M) { r = 0; i++; }
                     }
                     memcpy(yk + j, a, sizeof a);
                     j += 64;
                 } else if (J - j >= 24) {
                     rt_v8 a[4] = {{0}};
                     for (m = 0; m < K0; m++) {
-                        const float *s = streams[r] + i;
+                        const float *s = taps[m] + j;
                         float cm = c[m];
                         for (l = 0; l < 4; l++) {
                             rt_v8 x;
                             memcpy(&x, s + 8 * l, 32);
                             a[l] += cm * x;
                         }
-                        if (++r == M) { r = 0; i++; }
                     }
                     memcpy(yk + j, a, sizeof a);
                     j += 32;
@@ -118,23 +109,18 @@ cdef extern from *:
                     rt_v8 a0 = {0};
                     for (m = 0; m < K0; m++) {
                         rt_v8 x;
-                        memcpy(&x, streams[r] + i, 32);
+                        memcpy(&x, taps[m] + j, 32);
                         a0 += c[m] * x;
-                        if (++r == M) { r = 0; i++; }
                     }
                     memcpy(yk + j, &a0, 32);
                     j += 8;
                 }
     #else
-                {
-                    float a0[8] = {0};
-                    for (m = 0; m < K0; m++) {
-                        for (l = 0; l < 8; l++) a0[l] += c[m] * streams[r][i + l];
-                        if (++r == M) { r = 0; i++; }
-                    }
-                    memcpy(yk + j, a0, sizeof a0);
-                    j += 8;
-                }
+                float a0[8] = {0};
+                for (m = 0; m < K0; m++)
+                    for (l = 0; l < 8; l++) a0[l] += c[m] * taps[m][j + l];
+                memcpy(yk + j, a0, sizeof a0);
+                j += 8;
     #endif
             }
             p += M % L;
@@ -204,14 +190,21 @@ cdef extern from *:
 
     /* streams[r][i] = src[M * i + r] for M * i + r < n, zeros after (up to `stride` each). */
     RT_CLONES
-    static void rt_deinterleave(const float *src, int64_t n, int M, float *dst, int64_t stride)
+    static void rt_deinterleave(const float *restrict src, int64_t n, int M, float *restrict dst,
+                                int64_t stride)
     {
         int64_t i, r, valid;
         for (r = 0; r < M; r++) {
             float *d = dst + r * stride;
             valid = n > r ? (n - r + M - 1) / M : 0;
             if (valid > stride) valid = stride;
-            for (i = 0; i < valid; i++) d[i] = src[M * i + r];
+            /* constant strides for the common ratios let the compiler vectorise with shuffles */
+            if (M == 2)
+                for (i = 0; i < valid; i++) d[i] = src[2 * i + r];
+            else if (M == 3)
+                for (i = 0; i < valid; i++) d[i] = src[3 * i + r];
+            else
+                for (i = 0; i < valid; i++) d[i] = src[M * i + r];
             memset(d + valid, 0, (size_t)(stride - valid) * sizeof(float));
         }
     }
@@ -255,6 +248,7 @@ cdef extern from *:
     void rt_emit(const float* y, int64_t count, int L, int64_t jstride, int16_t* tmp, int16_t* dst16,
                  int chans, const uint8_t* enc, uint8_t* dst8) noexcept nogil
     void rt_deinterleave(const float* src, int64_t n, int M, float* dst, int64_t stride) noexcept nogil
+    enum: MAX_CONV_TAPS "RT_MAX_CONV_TAPS"
     void rt_dot(const float* coef, int K, int L, int M, const float* x, int64_t x_abs,
                 int64_t b0, int p0, int64_t count, float* y) noexcept nogil
 
@@ -395,7 +389,7 @@ cdef class Resampler:
             self.N = N
             self.K0 = (N + L - 1) // L
             self.latency_ms = (N - 1) / 2.0 / (<double>L * in_rate) * 1000.0
-        self.conv = self.L <= CONV_MAX_LM and self.M <= CONV_MAX_LM
+        self.conv = self.L <= CONV_MAX_LM and self.M <= CONV_MAX_LM and self.K0 <= MAX_CONV_TAPS
         if self.hist != NULL:
             PyMem_Free(self.hist)
             self.hist = NULL
