@@ -161,7 +161,13 @@ async def test_multipart_offer_with_an_ephemeral_key():
             minted = await http.post(
                 "/v1/realtime/client_secrets",
                 headers={"Authorization": "Bearer sk-real"},
-                json={"session": {"type": "realtime", "instructions": "from the key"}},
+                json={
+                    "session": {
+                        "type": "realtime",
+                        "instructions": "from the key",
+                        "audio": {"output": {"speed": 1.2}},
+                    }
+                },
             )
         key = minted.json()["value"]
         transport = WebRTCTransport(signalling="multipart", api_key=key)
@@ -169,7 +175,8 @@ async def test_multipart_offer_with_an_ephemeral_key():
         await transport.connect(url=server.url + "/v1", initial_session_config={"voice": "cedar"})
         created = next(e for e in rec.events if e["type"] == "session.created")["session"]
         assert created["instructions"] == "from the key"
-        assert created["audio"]["output"]["voice"] == "cedar"
+        assert created["audio"]["output"]["voice"] == "cedar"  # the request's session on top of the key's
+        assert created["audio"]["output"]["speed"] == 1.2
         await transport.close()
 
 

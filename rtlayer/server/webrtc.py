@@ -133,7 +133,7 @@ async def create_call(request: web.Request) -> web.Response:
     try:
         parsed = parse_call_request(request.headers.get("Content-Type", ""), await request.read())
         if parsed.session:
-            config.update(parsed.session)
+            config = _deep_merge(config, parsed.session)
         model = request.query.get("model") or _str_or_none(config.get("model"))
         call = await front.create_call(parsed.sdp, config or None, model)
     except CallRequestError as exc:
@@ -172,6 +172,17 @@ def setup(app: web.Application, state: ServerState) -> None:
     app.router.add_get("/", talk_page)
     app.router.add_static("/static/", STATIC_DIR, show_index=False)
     app.on_shutdown.append(_on_shutdown)
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``, object by object (an ek_ key's session, then the request's)."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def _str_or_none(value: object) -> str | None:
