@@ -216,13 +216,18 @@ async def test_malformed_frames_become_errors_and_the_connection_goes_on() -> No
         "[1, 2, 3]",
         b"\xff\xfe\x00",
         '{"no": "type"}',
-        '{"type": "rate_limits.updated", "event_id": "event_2", "rate_limits": []}',
+        '{"type": "brand.new.event", "event_id": "event_2", "payload": {"x": [1, 2]}}',
+        '{"type": "rate_limits.updated", "event_id": "event_3", "rate_limits": []}',
     ]
     async with misbehaving(frames) as (peer, url):
         t = WebSocketTransport(url=url, api_key="sk-test")
-        rec = Recorder(t, ("error", "rate_limits.updated"))
+        rec = Recorder(t, ("error", "rate_limits.updated", "brand.new.event", "*"))
         await t.connect()
         await rec.first("rate_limits.updated")
+        # An event type this library has never heard of reaches `*` and its own name, untouched.
+        unknown = {"type": "brand.new.event", "event_id": "event_2", "payload": {"x": [1, 2]}}
+        assert rec.events["brand.new.event"] == [unknown]
+        assert unknown in rec.events["*"]
         codes = [e.code for e in rec.events["error"]]
         assert codes == ["malformed_frame", "malformed_frame", "malformed_frame", "invalid_event"]
         assert t.status is TransportStatus.CONNECTED
