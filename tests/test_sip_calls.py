@@ -122,7 +122,7 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     assert code == 0, log
     # the call's end closes its control socket
     await _until(lambda: phone.server.state.connections == 0, 5, "the server to close the control socket")
-    await _until(lambda: transport.status.value != "connected", 5, "the transport to see the close")
+    await _until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
     assert call.call_id not in phone.server.state.calls
     await transport.close()
 
@@ -160,6 +160,7 @@ async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
     code, log = await sipp.wait()
     assert code == 0, log  # sipp sent BYE and got its 200
     await _until(lambda: phone.server.state.connections == 0, 5, "the control socket to close")
+    await _until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
     assert call.call_id not in phone.server.state.calls
 
     front = phone.server.sip
