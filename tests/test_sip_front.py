@@ -262,6 +262,22 @@ async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
     with pytest.raises(openai.NotFoundError):
         await oai.realtime.calls.hangup(ringing.call_id)
     d.close()
+
+    # two accepts racing: one session, the other is told the call is taken
+    e = Caller(server.sip.port)
+    await e.start()
+    e.invite(free_udp_port())
+    raced = await app.next_call()
+    results = await asyncio.gather(
+        oai.realtime.calls.accept(raced.call_id, type="realtime"),
+        oai.realtime.calls.accept(raced.call_id, type="realtime"),
+        return_exceptions=True,
+    )
+    assert sum(r is None for r in results) == 1
+    (conflict,) = [r for r in results if r is not None]
+    assert isinstance(conflict, openai.ConflictError) and "already answered" in str(conflict)
+    await e.expect(200)
+    e.close()
     await oai.close()
 
 

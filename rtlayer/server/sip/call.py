@@ -74,6 +74,7 @@ class SipCall:
         self.ptime_s = answer.ptime / 1000.0
         self.next_due = 0.0
         self.ended = False
+        self.accepting = False
         self.send_errors = 0
         self.webhook_task: asyncio.Task[None] | None = None
         self.dtmf_digits: collections.deque[str] = collections.deque(maxlen=256)  # the latest digits

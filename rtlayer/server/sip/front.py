@@ -319,7 +319,7 @@ class SipFront:
         call = self._live(call_id)
         if call is None:
             raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
-        if call.dialog.state is not CallState.RINGING:
+        if call.dialog.state is not CallState.RINGING or call.accepting:
             raise CallError(409, f"Call '{call_id}' was already answered or ended.", "call_already_handled")
         return call
 
@@ -328,6 +328,7 @@ class SipFront:
         from rtlayer.server.state import SessionLimitReached
 
         call = self._ringing(call_id)
+        call.accepting = True  # a second accept while this one binds its port is a 409, not a second session
         fmt = {"type": f"audio/{call.answer.codec}"}
         config = dict(config)
         audio = dict(config.get("audio") or {})
@@ -344,7 +345,13 @@ class SipFront:
             if call.dialog.reject(503, time.monotonic()):
                 self._service(call)
             raise CallError(429, str(exc), "rate_limit_exceeded") from None
-        port = await call.open_rtp(self.host)
+        try:
+            port = await call.open_rtp(self.host)
+        except OSError as exc:
+            runner.close()
+            if call.dialog.reject(500, time.monotonic()):
+                self._service(call)
+            raise CallError(500, f"Call '{call_id}': no RTP port ({exc}).", "server_error") from None
         if call.ended or call.dialog.state is not CallState.RINGING:  # cancelled while we bound the port
             runner.close()
             call.close_media()
