@@ -22,15 +22,16 @@ mode (WebRTC, SIP) the session's paced media buffer does the pacing, so parts go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
-from rtlayer.server.responders import AudioPart, Responder, responder_info
+from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
 from rtlayer.server.session import ServerSession
 
 if TYPE_CHECKING:
@@ -269,7 +270,11 @@ class SessionRunner:
             state.observe(self.id, event)
         text = codec.dumps(event)
         for sink in self.sinks:
-            sink(text)
+            try:
+                sink(text)
+            except Exception:  # a broken sink loses its events, the session and other sinks go on
+                logger.exception("event sink failed; detaching it")
+                self.sinks = [s for s in self.sinks if s is not sink]
         self.events_sent += 1
         self.last_activity = self.loop.time()
         if event.get("type") == "response.done":
@@ -308,33 +313,38 @@ class SessionRunner:
         response_id = str(job.response_id)
         session = self.session
         paced = self.audio_pacing > 0 and not self.media_mode
-        start = self.loop.time()
+        # The pacing clock starts with the first audio, so a slow start (synthesis) is not made up
+        # for by a burst afterwards.
+        start: float | None = None
         audio_s = 0.0
         error: str | None = None
         try:
-            async for part in self.responder.respond(job.request):
-                if self._closed or job.cancelled:
-                    return
-                if (
-                    isinstance(part, AudioPart)
-                    and not self.media_mode
-                    and len(part.pcm16_24k) > self.chunk_bytes
-                ):
-                    pcm = part.pcm16_24k
-                    for offset in range(0, len(pcm), self.chunk_bytes):
-                        chunk = pcm[offset : offset + self.chunk_bytes]
-                        session.response_part(
-                            response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
-                        )
+            async with _closing(self.responder.respond(job.request)) as parts:
+                async for part in parts:
+                    if self._closed or job.cancelled:
+                        return
+                    if isinstance(part, AudioPart) and start is None:
+                        start = self.loop.time()
+                    if (
+                        isinstance(part, AudioPart)
+                        and not self.media_mode
+                        and len(part.pcm16_24k) > self.chunk_bytes
+                    ):
+                        pcm = part.pcm16_24k
+                        for offset in range(0, len(pcm), self.chunk_bytes):
+                            chunk = pcm[offset : offset + self.chunk_bytes]
+                            session.response_part(
+                                response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
+                            )
+                            self._pump()
+                            audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
+                            await self._pace(paced, start or 0.0, audio_s)
+                    else:
+                        session.response_part(response_id, part, _wall_now())
                         self._pump()
-                        audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
-                        await self._pace(paced, start, audio_s)
-                else:
-                    session.response_part(response_id, part, _wall_now())
-                    self._pump()
-                    if isinstance(part, AudioPart):
-                        audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
-                        await self._pace(paced, start, audio_s)
+                        if isinstance(part, AudioPart):
+                            audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
+                            await self._pace(paced, start or 0.0, audio_s)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a responder bug fails this response, never the session
@@ -371,6 +381,17 @@ class SessionRunner:
             return
         delay = start + audio_s / self.audio_pacing - self.loop.time()
         await asyncio.sleep(delay if delay > 0 else 0)
+
+
+@contextlib.asynccontextmanager
+async def _closing(parts: AsyncIterator[ResponsePart]) -> AsyncIterator[AsyncIterator[ResponsePart]]:
+    """Close a responder's generator when its response stops early (its ``finally`` blocks run now)."""
+    try:
+        yield parts
+    finally:
+        aclose = getattr(parts, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _wall_now() -> float:
