@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import logging
 import signal
 import sys
@@ -148,8 +149,12 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
     async with server:
         keyed = "a key is required" if server.state.requires_key else "any key accepted"
         logger.info("rtlayer serve: listening on %s (WebSocket %s; %s)", server.url, server.ws_url, keyed)
+        if importlib.util.find_spec("rtlayer.server.webrtc") is not None:
+            logger.info("rtlayer serve: talk page at %s/ (WebRTC)", server.url)
         if server.sip is not None:
-            logger.info("rtlayer serve: SIP on udp %s:%s", args.host, args.sip_port)
+            logger.info(
+                "rtlayer serve: SIP on udp %s:%s", args.host, getattr(server.sip, "port", args.sip_port)
+            )
         await stop.wait()
         logger.info("rtlayer serve: shutting down (%d sessions open)", len(server.state.runners))
     for sig in (signal.SIGINT, signal.SIGTERM):
