@@ -5,7 +5,8 @@ app's REST routes (``/v1/realtime/calls/{id}/accept|reject|refer``) come from :f
 
 Modules, bottom up: ``message`` (SIP wire), ``sdp`` (offer/answer), ``rtp`` (packets, reordering,
 DTMF), ``dialog`` (one call's state machine) - all sans-I/O - then ``call`` (one call's sockets and
-session), ``front`` (the UDP shell, timers, webhook, pacer) and ``rest`` (the routes).
+session), ``webhook`` (the signed announcement), ``front`` (the UDP shell, timers, pacer) and ``rest``
+(the routes).
 """
 
 from __future__ import annotations

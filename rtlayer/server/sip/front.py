@@ -21,22 +21,19 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-import json
 import logging
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from rtlayer.audio import PCMA, PCMU
 from rtlayer.protocol.ids import new_id
-from rtlayer.protocol.webhooks import webhook_headers
 from rtlayer.server.sip.call import SipCall
 from rtlayer.server.sip.dialog import ALLOW, REASONS, CallState, UasDialog
 from rtlayer.server.sip.message import SipParseError, SipRequest, SipResponse, build_response, parse_message
 from rtlayer.server.sip.sdp import SdpError, build_answer, negotiate, parse_offer
+from rtlayer.server.sip.webhook import WebhookSender, incoming_call_event
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
@@ -108,7 +105,7 @@ class SipFront:
         self._wake = asyncio.Event()
         self._heap: list[tuple[float, int, SipCall]] = []
         self._seq = itertools.count()
-        self._http: aiohttp.ClientSession | None = None
+        self._webhooks: WebhookSender | None = None
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -138,8 +135,8 @@ class SipFront:
             self._pacer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pacer
-        if self._http is not None:
-            await self._http.close()
+        if self._webhooks is not None:
+            await self._webhooks.close()
         if self._transport is not None:
             self._transport.close()
 
@@ -275,32 +272,12 @@ class SipFront:
     # -- webhook ----------------------------------------------------------------------------------
 
     async def _post_webhook(self, call: SipCall) -> None:
-        invite = call.dialog.invite
-        event = {
-            "id": new_id("evt"),
-            "object": "event",
-            "type": "realtime.call.incoming",
-            "created_at": int(time.time()),
-            "data": {
-                "call_id": call.id,
-                "sip_headers": [{"name": k, "value": v} for k, v in invite.headers if k.lower() != "via"],
-            },
-        }
-        body = json.dumps(event, separators=(",", ":"))
-        headers = {"Content-Type": "application/json", "User-Agent": "rtlayer-sip"}
-        if self.state.webhook_secret:
-            headers.update(webhook_headers(new_id("evt"), body, self.state.webhook_secret))
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.webhook_timeout))
         url = self.state.webhook_url
         assert url is not None
-        try:
-            async with self._http.post(url, data=body.encode(), headers=headers) as resp:
-                await resp.read()
-                ok = 200 <= resp.status < 300
-                detail = f"HTTP {resp.status}"
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        if self._webhooks is None or self._webhooks.url != url:
+            self._webhooks = WebhookSender(url, self.state.webhook_secret, self.webhook_timeout)
+        event = incoming_call_event(call.id, call.dialog.invite, time.time())
+        ok, detail = await self._webhooks.deliver(event)
         if ok:
             self.counters.webhooks_sent += 1
             return
