@@ -285,3 +285,14 @@ async def test_a_tool_call_round_trip_over_the_data_channel():
         assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"})
         assert "".join(d.delta for d in rec.named["audio_transcript_delta"]).strip() == "Sunny."
         await transport.close()
+
+
+async def test_the_talk_page_is_served_at_the_root(server):
+    async with httpx.AsyncClient(base_url=server.url, timeout=5) as http:
+        page = await http.get("/")
+        script = await http.get("/static/talk.js")
+        missing = await http.get("/static/nope.js")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert '<script src="/static/talk.js">' in page.text
+    assert script.status_code == 200 and "/v1/realtime/calls" in script.text and "oai-events" in script.text
+    assert missing.status_code == 404 and "error" in missing.json()

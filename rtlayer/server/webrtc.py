@@ -40,6 +40,9 @@ __all__ = ["CALLS_KEY", "WebRTCFront", "front_of", "setup"]
 logger = logging.getLogger("rtlayer.server.webrtc")
 
 STATIC_DIR = Path(__file__).with_name("static")
+_STATIC_FILES = (
+    frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file()) if STATIC_DIR.is_dir() else frozenset()
+)
 CONNECT_DEADLINE_S = 20.0
 """A call whose ICE has not connected by then is hung up (a caller that vanished after the POST)."""
 
@@ -159,18 +162,26 @@ async def talk_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html")
 
 
+async def static_file(request: web.Request) -> web.StreamResponse:
+    """``GET /static/{name}``: the page's own files only (a fixed list: no path is ever resolved)."""
+    name = request.match_info["name"]
+    if name not in _STATIC_FILES:
+        return json_error(404, f"No such file: /static/{name}", code="not_found")
+    return web.FileResponse(STATIC_DIR / name)
+
+
 async def _on_shutdown(app: web.Application) -> None:
     await app[CALLS_KEY].close()
 
 
 def setup(app: web.Application, state: ServerState) -> None:
-    """Install ``POST /v1/realtime/calls``, ``GET /`` and ``/static/`` on the server's app."""
+    """Install ``POST /v1/realtime/calls``, ``GET /`` and ``GET /static/{name}`` on the server's app."""
     front = WebRTCFront(state)
     app[CALLS_KEY] = front
     _FRONTS[state] = front
     app.router.add_post("/v1/realtime/calls", create_call)
     app.router.add_get("/", talk_page)
-    app.router.add_static("/static/", STATIC_DIR, show_index=False)
+    app.router.add_get("/static/{name}", static_file)
     app.on_shutdown.append(_on_shutdown)
 
 
