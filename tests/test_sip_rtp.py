@@ -130,3 +130,19 @@ def test_rfc4733_digits_once_per_event() -> None:
     assert rx.pop_digits() == ["1", "#", "1"]
     assert rx.pop_digits() == []
     assert rx.pop_audio() == b""
+
+
+def test_a_gap_nothing_fills_is_given_up_after_a_wait() -> None:
+    packets = _sent(6)
+    rx = RtpReceiver("pcmu", 0, depth=3)
+    for i, t in ((0, 0.00), (1, 0.02), (3, 0.06), (4, 0.08)):  # 2 lost, then the caller goes quiet
+        rx.receive(packets[i], now=t)
+    assert rx.pop_audio() == b"".join(_frames(2))  # 3 and 4 wait for 2
+    rx.flush_stale(now=0.10)
+    assert rx.pop_audio() == b""  # not yet: 20 ms since the last packet
+    rx.flush_stale(now=0.15)
+    frames = _frames(5)
+    assert rx.pop_audio() == b"\xff" * 160 + frames[3] + frames[4]
+    assert rx.lost == 1
+    rx.receive(packets[2], now=0.2)  # the lost one, far too late
+    assert rx.late == 1 and rx.pop_audio() == b""

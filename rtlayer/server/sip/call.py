@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.server.sip.dialog import UasDialog
@@ -136,7 +137,7 @@ class SipCall:
         if runner is None or self.ended:
             return
         rx = self.receiver
-        rx.receive(data)
+        rx.receive(data, time.monotonic())
         audio = rx.pop_audio()
         if audio:
             runner.receive_media_audio(audio)
@@ -151,6 +152,11 @@ class SipCall:
             return False
         if not self._replayed and len(runner.sinks) > 1:
             self.replay_backlog()
+        rx = self.receiver
+        rx.flush_stale(time.monotonic())
+        late_audio = rx.pop_audio()
+        if late_audio:
+            runner.receive_media_audio(late_audio)
         frame = runner.pull_media_audio(self.frame_bytes)
         if not frame:
             self.sender.skip(self.frame_bytes)

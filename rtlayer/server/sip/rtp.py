@@ -5,8 +5,8 @@
   sent (the timestamp still advances), and the first packet of each talk spurt carries the marker.
 - :class:`RtpReceiver`: a small reorder buffer keyed by extended sequence number. Duplicates and
   packets that arrive after their slot was played are dropped and counted; a gap that does not fill
-  within ``depth`` packets is declared lost and filled with G.711 silence so the session's clock and
-  voice detection keep counting time. RFC 4733 ``telephone-event`` packets become DTMF digits, one per
+  within ``depth`` packets (or within ``flush_stale``'s wait, when nothing more arrives) is declared
+  lost and filled with G.711 silence so the session's clock and voice detection keep counting time. RFC 4733 ``telephone-event`` packets become DTMF digits, one per
   event (an event is identified by its timestamp; its repeated end packets are ignored).
 """
 
@@ -143,6 +143,7 @@ class RtpReceiver:
         self._audio: list[bytes] = []
         self._recent_lost: deque[int] = deque(maxlen=64)
         self._first = 0
+        self._last_arrival = 0.0
         self._digits: list[str] = []
         self._ssrc: int | None = None
         # counters
@@ -166,8 +167,9 @@ class RtpReceiver:
             ext -= 0x10000
         return ext
 
-    def receive(self, data: bytes) -> None:
-        """Feed one datagram; garbage is counted in ``invalid`` and dropped."""
+    def receive(self, data: bytes, now: float = 0.0) -> None:
+        """Feed one datagram (``now``: its arrival time); garbage is counted in ``invalid`` and dropped."""
+        self._last_arrival = now
         try:
             pkt = parse_rtp(data)
         except RtpError:
@@ -209,13 +211,19 @@ class RtpReceiver:
         self._buffer[ext] = pkt.payload
         self._drain()
 
-    def _drain(self) -> None:
+    def flush_stale(self, now: float, max_wait: float = 0.06) -> None:
+        """Give up on a gap nothing has filled for ``max_wait`` seconds (a caller that went quiet
+        right after a loss, e.g. silence suppression): play what is buffered, counting the losses."""
+        if self._buffer and now - self._last_arrival >= max_wait:
+            self._drain(force=True)
+
+    def _drain(self, force: bool = False) -> None:
         assert self._next is not None
         while self._buffer:
             if self._next in self._buffer:
                 self._audio.append(self._buffer.pop(self._next))
                 self._next += 1
-            elif self._highest - self._next >= self.depth:
+            elif force or self._highest - self._next >= self.depth:
                 # the gap did not fill in time: one packet lost, filled with silence of the usual size
                 size = len(next(iter(self._buffer.values())))
                 self._audio.append(bytes([SILENCE[self.codec]]) * size)
