@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -224,3 +225,36 @@ async def test_call_never_accepted_times_out_with_408(phone: Phone) -> None:
         assert phone.app.client is not None
         await phone.app.client.accept(call.call_id, build_initial_config())
     assert info.value.status == 404
+
+
+async def test_rtlayer_serve_with_sip_flags(tmp_path: Path) -> None:
+    """`rtlayer serve --sip-port --webhook-url --webhook-secret`: the command line, as a user runs it."""
+    app = PhoneApp(server_url="")
+    await app.start()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtlayer.cli", "serve", "--port", "0", "--sip-port", "0",
+        "--webhook-url", app.url, "--webhook-secret", app.secret,
+        stderr=asyncio.subprocess.PIPE, cwd=str(Path(__file__).parent.parent),
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        url = sip = ""
+        async with asyncio.timeout(15):
+            while not (url and sip):
+                line = (await proc.stderr.readline()).decode()
+                assert line, "rtlayer serve exited early"
+                if "listening on " in line:
+                    url = line.split("listening on ")[1].split()[0]
+                if "SIP on udp " in line:
+                    sip = line.rsplit(":", 1)[1].strip()
+        assert app.client is not None
+        app.client.base_url = url + "/v1"
+        sipp = await run_sipp("uac_expect_603", int(sip), tmp_path, keys={"rtp_sink": "9"})
+        call = await app.next_call()
+        await app.client.reject(call.call_id)
+        code, log = await sipp.wait()
+        assert code == 0, log
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+        await app.close()
