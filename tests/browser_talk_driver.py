@@ -8,9 +8,10 @@ namespace makes sure nothing of that leaves the machine.
 
 It starts a ``RealtimeServer`` (127.0.0.1, a free port) whose responder records the user audio of
 each turn and answers with 1.5 s of a 440 Hz tone at amplitude 0.3; launches Chromium with a fake
-microphone fed from a WAV (1 s of silence, ``hello_24k.wav``, 3 s of silence; Chromium loops it);
+microphone fed from a WAV (1 s of silence, ``hello_24k.wav``, 6 s of silence; Chromium loops it);
 opens ``/?autostart=1``; waits (bounded) for the first answer to finish playing; samples
-``getStats()`` while it plays; saves a screenshot; hangs up with the page's button; and prints
+``getStats()`` while it plays; sends a text turn with the page's button and interrupts it with
+another; saves a screenshot; hangs up with the page's button; and prints
 one JSON object (the last line of stdout) for the test to check.
 """
 
@@ -132,7 +133,7 @@ def fake_microphone(out_dir: Path) -> tuple[Path, bytes]:
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(rate)
-        wav.writeframes(bytes(rate * 2) + speech + bytes(rate * 2 * 3))
+        wav.writeframes(bytes(rate * 2) + speech + bytes(rate * 2 * 6))
     return path, speech
 
 
@@ -187,15 +188,24 @@ async def run(out_dir: Path) -> dict[str, Any]:
                 result["browser"] = await page.evaluate("talk.stats()")
                 result["browser"]["maxAudioLevel"] = max(levels, default=0.0)
                 result["browser"]["outputLevelMax"] = await page.evaluate("talk.outputLevelMax")
-                result["events"] = await page.evaluate("talk.eventCounts")
                 result["call_id"] = await page.evaluate("talk.callId")
                 call = front.calls[result["call_id"]]
                 result["server"] = {
-                    "turns": responder.turns,
+                    "turns": list(responder.turns),
                     "heard_ms": call.input.duration_ms,
                     "heard_loud_ms": call.input.loud_ms,
                     "answer_frames_sent": call.track.audio_frames_sent,
                 }
+                # The page's own buttons, over the data channel: a text turn, interrupted while it plays.
+                await page.click("#send")
+                await wait_until(
+                    page, "(talk.eventCounts['output_audio_buffer.started'] || 0) >= 2", deadline
+                )
+                await page.click("#interrupt")
+                await wait_until(
+                    page, "(talk.eventCounts['output_audio_buffer.cleared'] || 0) >= 1", deadline
+                )
+                result["events"] = await page.evaluate("talk.eventCounts")
                 await page.screenshot(path=str(out_dir / "browser_talk.png"), full_page=True)
                 await page.click("#hangup")
                 await wait_until(page, "talk.status === 'closed'", deadline)

@@ -25,6 +25,7 @@ const talk = {
   dc: null,
   mic: null,
   muted: false,
+  activeResponse: null, // id of the response being generated, for interrupt
   outputLevelMax: 0,   // highest level seen on the remote track by the analyser (0..1)
   inputLevelMax: 0,
 };
@@ -124,6 +125,8 @@ function onEvent(message) {
     return;
   }
   talk.eventsReceived += 1;
+  if (event.type === "response.created") talk.activeResponse = event.response.id;
+  if (event.type === "response.done") talk.activeResponse = null;
   talk.eventCounts[event.type] = (talk.eventCounts[event.type] || 0) + 1;
   if (talk.events.length < 2000) talk.events.push(event.type);
   if (event.type === "error") {
@@ -199,7 +202,9 @@ function toggleMute() {
 }
 
 function interrupt() {
-  send({ type: "response.cancel" });
+  // Like the official SDKs: cancel only a response still being generated, then stop the playback
+  // (the server knows what was played, so no truncate is needed).
+  if (talk.activeResponse) send({ type: "response.cancel" });
   send({ type: "output_audio_buffer.clear" });
 }
 
