@@ -141,7 +141,8 @@ cdef extern from *:
     /* The G.711 expansion formulas, branch-free: with AVX2's per-lane shifts the compiler turns
        them into 8 samples an instruction sequence, faster than table look-ups. Used only where
        the CPU has AVX2 (checked once); elsewhere the 256-entry tables are used. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(RT_NO_DISPATCH) \
+        && !defined(RT_SCALAR)
     #define RT_G711_AVX2 1
     __attribute__((target("avx2")))
     static void rt_ulaw_expand_avx2(const uint8_t *restrict src, int16_t *restrict dst, ptrdiff_t n) {

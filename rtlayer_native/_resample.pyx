@@ -40,7 +40,10 @@ cdef extern from *:
        at load time, so a portable build still runs at full speed. Every output sample is computed
        by the same instruction sequence whichever call or vector lane it falls in: results do not
        depend on chunking. */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    /* RT_NO_DISPATCH / RT_SCALAR (compile-time defines) force the baseline and the plain-C paths,
+       so that tests can check them on any machine. */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
+        && !defined(RT_NO_DISPATCH) && !defined(RT_SCALAR)
     #define RT_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
     #else
     #define RT_CLONES
@@ -50,7 +53,8 @@ cdef extern from *:
     #define restrict __restrict
     #endif
 
-    #if defined(__GNUC__)
+    #if defined(__GNUC__) && !defined(RT_SCALAR)
+    #define RT_VECTOR 1
     typedef float rt_v8 __attribute__((vector_size(32)));
     #endif
 
@@ -78,7 +82,7 @@ cdef extern from *:
             q = b - K0 + 1 - w0;
             for (m = 0; m < K0; m++, q++) taps[m] = streams[q % M] + q / M;
             for (j = 0; j < J;) {
-    #if defined(__GNUC__)
+    #if defined(RT_VECTOR)
                 if (J - j >= 48) {
                     rt_v8 a[8] = {{0}};
                     for (m = 0; m < K0; m++) {
@@ -220,7 +224,7 @@ cdef extern from *:
         for (n = 0; n < count; n++) {
             const float *c = coef + (int64_t)p * K;
             const float *s = x + (b - K + 1 - x_abs);
-    #if defined(__GNUC__)
+    #if defined(RT_VECTOR)
             rt_v8 a = {0};
             for (m = 0; m < K; m += 8) {
                 rt_v8 cv, xv;
