@@ -144,7 +144,7 @@ async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
     )
     call = await phone.app.next_call()
     # accepted with the official client this time; no turn detection, so the app leads
-    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.accept(
         call.call_id,
         type="realtime",
@@ -188,7 +188,7 @@ async def test_app_rejects_with_603(phone: Phone) -> None:
         "uac_expect_603", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
     )
     call = await phone.app.next_call()
-    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.reject(call.call_id)  # status_code defaults to 603 on the server
     code, log = await sipp.wait()
     assert code == 0, log
@@ -204,7 +204,7 @@ async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:
         "uac_expect_302", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
     )
     call = await phone.app.next_call()
-    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1")
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.refer(call.call_id, target_uri="tel:+14155550123")
     code, log = await sipp.wait()
     assert code == 0, log

@@ -170,8 +170,22 @@ async def test_garbage_is_counted_and_other_calls_carry_on(rig: tuple[RealtimeSe
         await asyncio.sleep(0.02)
     stats = front.rtp_stats()
     assert stats["rtp_invalid"] == 4 and stats["rtp_duplicates"] == 2
+    # DTMF as SIP INFO too (some trunks send it that way)
+    for cseq, (kind, body) in enumerate(
+        [
+            ("application/dtmf-relay", b"Signal=#\r\nDuration=160\r\n"),
+            ("application/dtmf", b"9"),
+            ("text/plain", b"1"),
+        ],
+        start=10,
+    ):
+        info = a.request("INFO", cseq=cseq)
+        info.headers.append(("Content-Type", kind))
+        info.body = body
+        a.send_raw(info.to_bytes())
+        await a.expect(200)
     sip_call = next(c for c in front.calls.values() if c.id == call.call_id)
-    assert list(sip_call.dtmf_digits) == ["7"]
+    assert list(sip_call.dtmf_digits) == ["7", "#", "9"]
     assert front.counters.sip_malformed == 4
     a.cseq = 2
     a.send_raw(a.request("BYE").to_bytes())
@@ -230,7 +244,7 @@ async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
     rig: tuple[RealtimeServer, PhoneApp],
 ) -> None:
     server, app = rig
-    oai = openai.AsyncOpenAI(api_key="test-key", base_url=server.url + "/v1")
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=server.url + "/v1", max_retries=0)
     # answered call: /refer sends an in-dialog REFER; the caller's NOTIFY of success ends it with BYE
     c = Caller(server.sip.port)
     await c.start()

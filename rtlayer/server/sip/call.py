@@ -142,8 +142,15 @@ class SipCall:
         if audio:
             runner.receive_media_audio(audio)
         for digit in rx.pop_digits():
-            self.dtmf_digits.append(digit)
-            runner.receive_dtmf(digit)
+            self.receive_dtmf(digit)
+
+    def receive_dtmf(self, digit: str) -> None:
+        """A digit from RFC 4733 RTP or from a SIP INFO (``application/dtmf-relay``)."""
+        runner = self._runner
+        if runner is None or self.ended:
+            return
+        self.dtmf_digits.append(digit)
+        runner.receive_dtmf(digit)
 
     def send_frame(self) -> bool:
         """One packet time: send the next frame of output, or keep the RTP clock running. True if sent."""

@@ -71,6 +71,25 @@ class SipCounters:
     rtp_invalid: int = 0
 
 
+def info_dtmf(info: SipRequest) -> str | None:
+    """The digit of a SIP INFO carrying DTMF (``application/dtmf-relay``: ``Signal=5``; or
+    ``application/dtmf``: ``5``), which some trunks send instead of RFC 4733 packets."""
+    kind = (info.get("Content-Type") or "").split(";")[0].strip().lower()
+    text = info.body.decode("ascii", "replace")
+    if kind == "application/dtmf-relay":
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "signal":
+                text = value
+                break
+        else:
+            return None
+    elif kind != "application/dtmf":
+        return None
+    digit = text.strip().upper()
+    return digit if len(digit) == 1 and digit in "0123456789*#ABCD" else None
+
+
 class _SipProtocol(asyncio.DatagramProtocol):
     def __init__(self, front: SipFront) -> None:
         self.front = front
@@ -181,6 +200,10 @@ class SipFront:
         if call is not None:
             call.dialog.receive_request(msg, addr, now)
             self._service(call)
+            if msg.method == "INFO":
+                digit = info_dtmf(msg)
+                if digit is not None:
+                    call.receive_dtmf(digit)
         elif msg.method == "INVITE" and not self._closed:
             self._new_call(msg, addr, now)
         elif msg.method == "OPTIONS":
