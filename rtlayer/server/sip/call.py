@@ -42,7 +42,11 @@ class _RtpProtocol(asyncio.DatagramProtocol):
         self.call = call
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.call.receive_rtp(data)
+        try:
+            self.call.receive_rtp(data)
+        except Exception:  # a bug on one packet must not stop the call's media
+            self.call.receive_errors += 1
+            logger.exception("SIP call %s: an RTP packet failed", self.call.id)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable from a caller that went away: the call's end comes from SIP.
@@ -77,6 +81,7 @@ class SipCall:
         self.ended = False
         self.accepting = False
         self.send_errors = 0
+        self.receive_errors = 0
         self.webhook_task: asyncio.Task[None] | None = None
         self.dtmf_digits: collections.deque[str] = collections.deque(maxlen=256)  # the latest digits
         self._backlog: collections.deque[str] = collections.deque(maxlen=BACKLOG_EVENTS)

@@ -61,6 +61,7 @@ class CallError(Exception):
 class SipCounters:
     sip_received: int = 0
     sip_malformed: int = 0
+    sip_errors: int = 0
     calls_offered: int = 0
     calls_accepted: int = 0
     calls_rejected: int = 0
@@ -95,7 +96,11 @@ class _SipProtocol(asyncio.DatagramProtocol):
         self.front = front
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.front.datagram_received(data, (addr[0], addr[1]))
+        try:
+            self.front.datagram_received(data, (addr[0], addr[1]))
+        except Exception:  # a bug on one message must not stop the front: count it, log it, go on
+            self.front.counters.sip_errors += 1
+            logger.exception("SIP message from %s failed", addr)
 
 
 class SipFront:
@@ -411,7 +416,13 @@ class SipFront:
                     continue
                 if now - due > 5 * call.ptime_s:
                     due = now  # the loop stalled: resynchronize rather than burst
-                if call.send_frame():
+                try:
+                    sent = call.send_frame()
+                except Exception:  # one call's failure must not silence the others
+                    logger.exception("SIP call %s: sending a frame failed; hanging up", call.id)
+                    self.hangup_call(call)
+                    continue
+                if sent:
                     jitter.append((now - due) * 1000.0)
                 call.next_due = due + call.ptime_s
                 heapq.heappush(heap, (call.next_due, seq, call))
