@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from rtlayer.server.sip.dialog import T1, T2, CallState, UasDialog
 from rtlayer.server.sip.message import SipRequest, SipResponse, header_param, parse_message
 
@@ -175,3 +178,69 @@ def test_options_and_unknown_methods_in_dialog() -> None:
     d.receive_request(_in_dialog(d, "SUBSCRIBE", 3), PEER, 0.1)
     d.receive_request(_in_dialog(d, "BYE", 4), PEER, 0.1)  # BYE before an answer: no such dialog yet
     assert _status(_sent(d)) == [200, 405, 481]
+
+
+_OPS = st.lists(
+    st.sampled_from(
+        [
+            "invite",
+            "ack",
+            "bye",
+            "cancel",
+            "options",
+            "notify",
+            "accept",
+            "reject",
+            "refer",
+            "hangup",
+            "tick",
+            "bye_ok",
+        ]
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_OPS)
+def test_any_sequence_of_inputs_keeps_the_dialog_sound(ops: list[str]) -> None:
+    """Whatever the caller and the app do, in any order: no exception, every datagram goes to the
+    caller, and once time runs on, nothing is left pending unless the call is up."""
+    d = _dialog(ring_timeout=30.0)
+    now = 0.0
+    cseq = 1
+    for op in ops:
+        now += 0.3
+        if op in ("ack", "bye", "options", "notify"):
+            cseq += 1
+            d.receive_request(_in_dialog(d, op.upper(), cseq), PEER, now)
+        elif op == "invite":
+            d.receive_request(_invite(), PEER, now)
+        elif op == "cancel":
+            cancel = _invite()
+            cancel.method = "CANCEL"
+            cancel.set("CSeq", "1 CANCEL")
+            d.receive_request(cancel, PEER, now)
+        elif op == "accept":
+            d.accept(b"sdp", now)
+        elif op == "reject":
+            d.reject(486, now)
+        elif op == "refer":
+            d.refer("sip:x@127.0.0.1", now)
+        elif op == "hangup":
+            d.hangup(now)
+        elif op == "bye_ok":
+            d.receive_response(SipResponse(headers=[("CSeq", "1 BYE")], status=200, reason="OK"), now)
+        else:
+            d.handle_timer(now + 1.0)
+        _sent(d)  # asserts every datagram goes back to the caller
+    for _ in range(100):  # let time run on: retransmissions give up, ring timeout fires
+        timer = d.get_timer()
+        if timer is None:
+            break
+        d.handle_timer(timer)
+        _sent(d)
+    assert d.get_timer() is None
+    assert d.state in (CallState.ENDED, CallState.CONFIRMED), d.state
+    ends = [e for e in d.events() if e.kind == "ended"]
+    assert len(ends) <= 1  # the app hears of the end once

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtlayer.server.sip.message import (
     SipParseError,
@@ -18,6 +20,7 @@ from rtlayer.server.sip.message import (
 from rtlayer.server.sip.sdp import SdpError, build_answer, negotiate, parse_offer
 
 FIXTURES = Path(__file__).parent / "sip_fixtures"
+_FIXTURE = (FIXTURES / "invite_pcma_30ms.sip").read_bytes()
 
 
 def _invite(name: str = "invite_pcma_30ms.sip") -> SipRequest:
@@ -120,3 +123,34 @@ def test_sdp_refusals() -> None:
         parse_offer("v=0\r\nc=IN IP4 127.0.0.1\r\nm=video 4000 RTP/AVP 96\r\n")
     with pytest.raises(SdpError, match="connection address"):
         parse_offer("v=0\r\nm=audio 4000 RTP/AVP 0\r\n")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=600)
+    | st.builds(lambda cut, junk: _FIXTURE[:cut] + junk, st.integers(0, 700), st.binary(max_size=40))
+)
+def test_parser_never_raises_anything_but_parse_error(data: bytes) -> None:
+    try:
+        msg = parse_message(data)
+    except SipParseError:
+        return
+    # whatever parses serializes and parses back to the same thing
+    again = parse_message(msg.to_bytes())
+    assert again.headers == msg.headers and again.body == msg.body
+
+
+_SDP_LINES = st.sampled_from(
+    ["v=0", "c=IN IP4 127.0.0.1", "c=IN", "m=audio 4000 RTP/AVP 0 8 101", "m=audio x RTP/AVP 0", "m=video 1 RTP/AVP 96",
+     "m=audio 70000 RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=rtpmap:8 PCMA/x", "a=rtpmap:101 telephone-event/8000",
+     "a=rtpmap:", "a=ptime:30", "a=ptime:abc", "a=sendonly", "m=audio 4000 RTP/AVP"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SDP_LINES | st.text(max_size=30), max_size=12))
+def test_sdp_parser_never_raises_anything_but_sdp_error(lines: list[str]) -> None:
+    try:
+        negotiate(parse_offer("\r\n".join(lines)))
+    except SdpError:
+        pass

@@ -92,8 +92,9 @@ def parse_offer(sdp: bytes | str) -> SdpOffer:
             if name == "rtpmap":
                 pt_text, _, enc = rest.partition(" ")
                 enc_name, _, rate = enc.partition("/")
-                if pt_text.isdigit():
-                    rtpmap[int(pt_text)] = (enc_name.lower(), int(rate.split("/")[0] or 8000))
+                rate_text = rate.split("/")[0].strip() or "8000"
+                if pt_text.isdigit() and rate_text.isdigit():  # a malformed rtpmap is ignored
+                    rtpmap[int(pt_text)] = (enc_name.strip().lower(), int(rate_text))
             elif name == "ptime" and rest.strip().isdigit():
                 ptime = int(rest.strip())
             elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
