@@ -261,6 +261,9 @@ cdef enum:
     CONV_MAX_LM = 8
     # Samples of zeroed slack after the history: the last vector block may read past the end.
     SLACK = 40
+    # A call with at least this many multiply-adds (a few microseconds) releases the GIL; a 20 ms
+    # frame at the conversational quality (about 10,000) is done before a thread switch would pay.
+    NOGIL_WORK = 20000
     MAX_STREAMS = 8
 
 SUPPORTED_RATES = (8000, 16000, 24000, 44100, 48000)
@@ -606,9 +609,13 @@ cdef class Resampler:
             self._reserve(frames, count)
             out = PyBytes_FromStringAndSize(NULL, count * self.channels * out_sample)
             dst = <uint8_t*>PyBytes_AS_STRING(out)
-            with nogil:
+            self.total_in = total
+            if <int64_t>count * self.K0 * self.channels >= NOGIL_WORK:
+                with nogil:
+                    self._append(<const uint8_t*>view.buf, frames)
+                    self._run(dst, count)
+            else:
                 self._append(<const uint8_t*>view.buf, frames)
-                self.total_in = total
                 self._run(dst, count)
             return out
         finally:
