@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -210,3 +212,43 @@ async def test_an_invalid_initial_config_fails_connect_with_the_servers_message(
             break
         await asyncio.sleep(0.02)
     assert not server.state.calls and not open_peer_connections()
+
+
+async def test_a_server_message_that_is_not_json_is_an_error_event_and_the_call_goes_on():
+    """A peer that sends garbage on the data channel before a valid ``session.created``."""
+    peers: list[RTCPeerConnection] = []
+
+    async def calls(request: web.Request) -> web.Response:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        peers.append(pc)
+
+        @pc.on("datachannel")
+        def on_channel(channel: Any) -> None:
+            channel.send("this is not JSON {")
+            channel.send("[1, 2]")
+            channel.send(json.dumps({"type": "session.created", "event_id": "event_1", "session": {}}))
+
+        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        with host_policy("loopback_only"):
+            await pc.setLocalDescription(await pc.createAnswer())
+        assert pc.localDescription is not None
+        return web.Response(status=201, text=pc.localDescription.sdp, headers={"Location": "/x/rtc_odd"})
+
+    app = web.Application()
+    app.router.add_post("/v1/realtime/calls", calls)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        transport = WebRTCTransport(connect_timeout=5)
+        rec = Recorder().attach(transport, "error")
+        await transport.connect(url=f"http://127.0.0.1:{runner.addresses[0][1]}")
+        assert transport.status is TransportStatus.CONNECTED and transport.call_id == "rtc_odd"
+        assert [e.code for e in rec.named["error"]] == ["invalid_json", "invalid_event"]
+        assert rec.types() == ["session.created"]
+        await transport.close()
+    finally:
+        await runner.cleanup()
+        for pc in peers:
+            await pc.close()
+    assert not open_peer_connections()
