@@ -244,3 +244,18 @@ def test_any_sequence_of_inputs_keeps_the_dialog_sound(ops: list[str]) -> None:
     assert d.state in (CallState.ENDED, CallState.CONFIRMED), d.state
     ends = [e for e in d.events() if e.kind == "ended"]
     assert len(ends) <= 1  # the app hears of the end once
+
+
+def test_record_route_is_echoed_and_becomes_the_route_of_our_requests() -> None:
+    invite = _invite()
+    invite.headers.insert(1, ("Record-Route", "<sip:p1.example;lr>, <sip:p2.example;lr>"))
+    invite.headers.insert(2, ("Record-Route", "<sip:p3.example;lr>"))
+    d = UasDialog(invite, PEER, local_contact="sip:rtlayer@127.0.0.1:5070", now=0.0)
+    d.accept(b"sdp", 0.0)
+    ok = _sent(d)[-1]
+    assert ok.get_all("Record-Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>", "<sip:p3.example;lr>"]
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 0.1)
+    d.hangup(1.0)
+    (bye,) = _sent(d)
+    assert bye.get_all("Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>", "<sip:p3.example;lr>"]
+    assert isinstance(bye, SipRequest) and bye.uri == "sip:sipp@127.0.0.1:5061"

@@ -103,6 +103,14 @@ class UasDialog:
         self.local_contact = local_contact
         self.local_tag = new_tag()
         self.remote_target = uri_of(invite.get("Contact") or invite.get("From") or "")
+        # the UAS's route set: the INVITE's Record-Route values in order (loose routing assumed; our own
+        # requests still go to the INVITE's source, which is the first proxy when there is one)
+        self.route_set = [
+            part.strip()
+            for value in invite.get_all("Record-Route")
+            for part in value.split(",")
+            if part.strip()
+        ]
         self.state = CallState.RINGING
         self.local_cseq = 0
         self.sdp_answer = b""
@@ -269,7 +277,9 @@ class UasDialog:
 
     def _do_accept(self, sdp: bytes, now: float) -> None:
         self.sdp_answer = sdp
-        headers = [
+        # RFC 3261 12.1.1: a 2xx carries the INVITE's Record-Route, so the proxies stay in the path
+        headers = [("Record-Route", rr) for rr in self.route_set]
+        headers += [
             ("Contact", f"<{self.local_contact}>"),
             ("Allow", ALLOW),
             ("Content-Type", "application/sdp"),
@@ -360,6 +370,7 @@ class UasDialog:
                 ("Call-ID", self.call_id),
                 ("CSeq", f"{self.local_cseq} {method}"),
                 ("Contact", f"<{self.local_contact}>"),
+                *[("Route", route) for route in self.route_set],
                 *(headers or []),
             ],
         )
