@@ -69,7 +69,6 @@ class SipCounters:
     calls_refused_sdp: int = 0
     webhooks_sent: int = 0
     webhooks_failed: int = 0
-    rtp_invalid: int = 0
 
 
 def info_dtmf(info: SipRequest) -> str | None:
@@ -130,6 +129,7 @@ class SipFront:
         self._heap: list[tuple[float, int, SipCall]] = []
         self._seq = itertools.count()
         self._webhooks: WebhookSender | None = None
+        self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -170,13 +170,12 @@ class SipFront:
         return f"sip:rtlayer@{host}:{self.port}"
 
     def rtp_stats(self) -> dict[str, int]:
-        """RTP counters summed over every call this front still knows."""
-        total: dict[str, int] = {}
+        """RTP counters summed over every call this front has had (ended calls included)."""
+        total = dict(self._rtp_done)
         for call in self.calls.values():
             for key, value in call.stats().items():
                 if isinstance(value, int):
                     total[key] = total.get(key, 0) + value
-        total["rtp_invalid"] = total.get("rtp_invalid", 0) + self.counters.rtp_invalid
         return total
 
     # -- datagrams in -----------------------------------------------------------------------------
@@ -292,7 +291,10 @@ class SipFront:
 
     def _finish(self, call: SipCall) -> None:
         self._end_media(call)
-        self.calls.pop(call.dialog.call_id, None)
+        if self.calls.pop(call.dialog.call_id, None) is not None:
+            for key, value in call.stats().items():
+                if isinstance(value, int):
+                    self._rtp_done[key] = self._rtp_done.get(key, 0) + value
         handle = self._timers.pop(call.dialog.call_id, None)
         if handle is not None:
             handle.cancel()
