@@ -358,6 +358,10 @@ cdef class Resampler:
     ``process()`` returns every output sample the input so far allows, with state carried across
     calls (any chunking gives bit-identical output); ``flush()`` drains the filter tail and resets.
     ``latency_ms`` is the delay the filter adds, in ms.
+
+    One object is one stream: calls on it must not overlap (each thread or session owns its own;
+    different objects run in parallel, with the GIL released for calls of more than a few
+    microseconds of work).
     """
 
     def __cinit__(self, *args, **kwargs):

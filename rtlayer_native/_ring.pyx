@@ -15,6 +15,7 @@ cdef class AudioRing:
     When a write does not fit, ``overflow="drop_oldest"`` drops the oldest bytes to make room (the
     newest ``capacity`` bytes survive) and ``"reject"`` accepts only what fits. Either way every
     byte lost is added to ``dropped``, so a bounded buffer always says what it threw away.
+    Methods run with the GIL held, so threads may share a ring.
     """
 
     cdef unsigned char* buf

@@ -16,7 +16,8 @@ cdef class Transcoder:
     """One direction of a call's audio: ``src_codec`` at ``src_rate`` -> ``dst_codec`` at ``dst_rate``.
 
     Codecs are ``"pcm16"``, ``"pcmu"`` (mu-law) and ``"pcma"`` (A-law); G.711 is always 8000 Hz,
-    mono. State is carried across calls exactly as in :class:`Resampler`.
+    mono. State is carried across calls exactly as in :class:`Resampler`, and as there, calls on one
+    object must not overlap.
     """
 
     cdef Resampler _resampler
