@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -258,3 +259,42 @@ async def test_rtlayer_serve_with_sip_flags(tmp_path: Path) -> None:
         proc.terminate()
         await asyncio.wait_for(proc.wait(), 10)
         await app.close()
+
+
+async def test_openai_agents_sip_model_takes_the_call(phone: Phone, caplog: pytest.LogCaptureFixture) -> None:
+    """The Agents SDK's own SIP path: ``build_initial_session_payload`` to accept, then
+    ``OpenAIRealtimeSIPModel`` attached with ``call_id``; it hears the caller's turn and the answer."""
+    from agents.realtime import RealtimeAgent, RealtimeRunner
+    from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel
+
+    caplog.set_level(logging.ERROR, logger="openai.agents")
+    sipp = await run_sipp(
+        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    agent: RealtimeAgent[Any] = RealtimeAgent(name="operator", instructions="Answer the phone.")
+    payload = await OpenAIRealtimeSIPModel.build_initial_session_payload(agent)
+    assert phone.app.client is not None
+    await phone.app.client.accept(call.call_id, payload.model_dump(exclude_none=True))
+    runner = RealtimeRunner(agent, model=OpenAIRealtimeSIPModel())
+    session = await runner.run(
+        model_config={
+            "call_id": call.call_id,
+            "url": f"{phone.server.ws_url}?call_id={call.call_id}",
+            "api_key": "x",
+        }
+    )
+    kinds: list[str] = []
+    async with session:
+        async with asyncio.timeout(20):
+            async for event in session:
+                kinds.append(event.type)
+                assert event.type != "error", event
+                if event.type == "agent_end":
+                    break
+        await phone.app.client.hangup(call.call_id)
+        code, log = await sipp.wait()
+    assert code == 0, log
+    assert "agent_start" in kinds and "agent_end" in kinds
+    failures = [r.getMessage() for r in caplog.records if "Failed to validate server event" in r.getMessage()]
+    assert not failures, failures
