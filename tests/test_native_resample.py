@@ -181,6 +181,27 @@ def test_any_chunking_gives_bit_identical_output(
     assert bytes(out) == expected
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    channels=st.sampled_from([1, 2]),
+    sizes=st.lists(st.integers(min_value=0, max_value=300), min_size=1, max_size=10),
+)
+def test_bad_lengths_raise_and_leave_the_stream_as_it_was(channels: int, sizes: list[int]) -> None:
+    frame = 2 * channels
+    good, checked = rn.Resampler(44100, 24000, channels), rn.Resampler(44100, 24000, channels)
+    data = noise(44100, 0.05, 5, channels)
+    pos = 0
+    for n in sizes:
+        chunk = data[pos : pos + n]
+        if len(chunk) % frame:
+            with pytest.raises(ValueError, match=f"got {len(chunk)}"):
+                checked.process(chunk)
+            continue  # the bad chunk is dropped whole; the stream goes on
+        pos += n
+        assert checked.process(chunk) == good.process(chunk)
+    assert checked.flush() == good.flush()
+
+
 @pytest.mark.parametrize(("in_rate", "out_rate"), PAIRS)
 def test_output_length_follows_the_input_and_flush_drains_the_delay(in_rate: int, out_rate: int) -> None:
     r = rn.Resampler(in_rate, out_rate)
