@@ -11,6 +11,8 @@
 - stopband (dB): the worst attenuation of tones whose alias (down) or image (up) lies above 1.25x
   the lower rate's Nyquist frequency, int16 in and out (a full-scale tone; about 100 dB is the floor
   that int16 output can show).
+- filter stopband (dB, rtlayer only): the same bound for the designed filters themselves, from
+  their float64 frequency response, free of the int16 floor.
 - passband (dB): the gain at 0.85x that Nyquist frequency, the worse of both directions.
 """
 
@@ -153,6 +155,25 @@ def passband_db(factory: Factory, high: int, low: int) -> float:
     return max(gains, key=abs)
 
 
+def filter_stopband_db(name: str, high: int, low: int) -> float | None:
+    """rtlayer only: the worst attenuation above 1.25 fn of the designed filters themselves (float64
+    response of the prototype, both directions), below what int16 output can show."""
+    if not name.startswith("rtlayer"):
+        return None
+    quality = name.split()[1]
+    worst = math.inf
+    for a, b in ((high, low), (low, high)):
+        L, _, n_taps, table = rn.Resampler(a, b, quality=quality)._prototype()
+        branches = np.frombuffer(table, "<f4").astype(float).reshape(L, -1)
+        h = np.zeros(branches.size)
+        for p in range(L):
+            h[p + np.arange(branches.shape[1]) * L] = branches[p, ::-1]
+        resp = np.abs(np.fft.rfft(h[:n_taps] / L, 1 << 18))
+        f = np.linspace(0, L * a / 2, resp.size)
+        worst = min(worst, float(-20 * np.log10(resp[f >= 1.25 * low / 2].max())))
+    return worst
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
     pair: str
@@ -162,6 +183,7 @@ class Row:
     sinad: float
     stopband: float
     passband: float
+    filter_stopband: float | None
 
 
 def measure(name: str, high: int, low: int) -> Row:
@@ -174,20 +196,22 @@ def measure(name: str, high: int, low: int) -> Row:
         sinad=sinad_db(factory, high, low),
         stopband=stopband_db(factory, high, low),
         passband=passband_db(factory, high, low),
+        filter_stopband=filter_stopband_db(name, high, low),
     )
 
 
 def markdown(rows: list[Row]) -> str:
     lines = [
         "| pair | resampler | delay down, ms: mean (worst) | delay up, ms: mean (worst) | round-trip SINAD, dB "
-        "| stopband, dB | passband at 0.85 fn, dB |",
-        "|---|---|---|---|---|---|---|",
+        "| stopband, dB | filter stopband, dB | passband at 0.85 fn, dB |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         stop = ">= 120" if r.stopband > 120 else f"{r.stopband:.1f}"
         lines.append(
             f"| {r.pair} | {r.resampler} | {r.delay_down[0]:.2f} ({r.delay_down[1]:.2f}) "
-            f"| {r.delay_up[0]:.2f} ({r.delay_up[1]:.2f}) | {r.sinad:.1f} | {stop} | {r.passband:+.2f} |"
+            f"| {r.delay_up[0]:.2f} ({r.delay_up[1]:.2f}) | {r.sinad:.1f} | {stop} "
+            f"| {'' if r.filter_stopband is None else f'{r.filter_stopband:.1f}'} | {r.passband:+.2f} |"
         )
     return "\n".join(lines)
 
