@@ -140,12 +140,11 @@ async def run_sipp(
     keys: dict[str, str] | None = None,
     extra: list[str] | None = None,
 ) -> SippRun:
-    """Start sipp on ``scenario`` against 127.0.0.1:``sip_port``, working in ``workdir``."""
+    """Start sipp on ``scenario`` (a file of tests/sip_scenarios; "" for a built-in one named by
+    ``extra=["-sn", NAME]``) against 127.0.0.1:``sip_port``, working in ``workdir``."""
     assert SIPP is not None
-    args = [
-        SIPP,
-        "-sf",
-        str(SCENARIOS / f"{scenario}.xml"),
+    args = [SIPP, "-sf", str(SCENARIOS / f"{scenario}.xml")] if scenario else [SIPP]  # "": -sn in extra
+    args += [
         "-m",
         "1",
         "-i",

@@ -298,3 +298,25 @@ async def test_openai_agents_sip_model_takes_the_call(phone: Phone, caplog: pyte
     assert "agent_start" in kinds and "agent_end" in kinds
     failures = [r.getMessage() for r in caplog.records if "Failed to validate server event" in r.getMessage()]
     assert not failures, failures
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="sipp's play_pcap_audio needs root (raw socket)")
+async def test_sipps_builtin_uac_pcap_scenario(phone: Phone) -> None:
+    """sipp's own ``uac_pcap`` (``-sn uac_pcap``), unchanged: PCMA offered without a ptime (we answer
+    20 ms) while it sends 30 ms packets, then RFC 2833 digit 1, then BYE. A stack must take both."""
+    sent = link_pcaps(phone.workdir)  # uac_pcap reads pcap/g711a.pcap and pcap/dtmf_2833_1.pcap
+    sipp = await run_sipp("", phone.sip_port, phone.workdir, extra=["-sn", "uac_pcap"])
+    call = await phone.app.next_call()
+    assert phone.app.client is not None
+    await phone.app.client.accept(
+        call.call_id, build_initial_config(config={"audio": {"input": {"turn_detection": None}}})
+    )
+    transport, events = await _connect(phone, call.call_id)
+    transport.send_event({"type": "response.create"})  # an answer goes out while the caller talks
+    code, log = await sipp.wait(within=25)
+    assert code == 0, log
+    digits = [e["event"] for e in events if e.get("type") == "input_audio_buffer.dtmf_event_received"]
+    assert digits == ["1"]
+    stats = phone.server.sip.rtp_stats()
+    assert stats["rtp_received"] == sent and stats["rtp_lost"] == 0 and stats["rtp_sent"] > 20
+    await transport.close()
