@@ -19,14 +19,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["CuttableRelay", "TinyProxy", "free_port", "run_tinyproxy", "tinyproxy_available"]
+__all__ = ["CuttableRelay", "TinyProxy", "free_port", "run_tinyproxy"]
 
 TINYPROXY = shutil.which("tinyproxy")
-
-
-def tinyproxy_available() -> bool:
-    """Whether the ``tinyproxy`` binary is installed (Debian package ``tinyproxy``)."""
-    return TINYPROXY is not None
 
 
 def free_port() -> int:
@@ -121,7 +116,9 @@ def run_tinyproxy(
 ) -> Iterator[TinyProxy]:
     """Run tinyproxy in the foreground for the duration of the block, then stop it (bounded)."""
     if TINYPROXY is None:
-        raise RuntimeError("tinyproxy is not installed (apt-get install tinyproxy)")
+        raise RuntimeError(
+            "tinyproxy is not installed: run scripts/install-test-deps (Debian package tinyproxy)"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log_path = directory / "tinyproxy.log"

@@ -37,11 +37,11 @@ def run_in_loopback_namespace(*argv: str, timeout: float) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def browser_call() -> dict[str, object]:
-    if not Path("/usr/bin/chromium").exists() or shutil.which("unshare") is None:
-        pytest.skip("needs Debian's chromium and unshare")
+    # A missing peer is a failure, not a skip: scripts/install-test-deps installs them.
+    assert Path("/usr/bin/chromium").exists(), "Debian's chromium is missing: run scripts/install-test-deps"
+    assert shutil.which("unshare") is not None, "unshare (util-linux) is missing"
     probe = run_in_loopback_namespace("true", timeout=10)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot create a network namespace here: {probe.stderr.strip()}")
+    assert probe.returncode == 0, f"cannot create a network namespace here: {probe.stderr.strip()}"
     done = run_in_loopback_namespace(sys.executable, str(DRIVER), str(ARTIFACTS), timeout=50)
     assert done.returncode == 0, f"driver failed:\n{done.stderr[-3000:]}"
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])

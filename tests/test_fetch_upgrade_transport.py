@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers_proxy import CuttableRelay, run_tinyproxy, tinyproxy_available
+from helpers_proxy import CuttableRelay, run_tinyproxy
 from helpers_tls import TestPKI, make_pki
 from helpers_transport import Recorder
 
@@ -30,9 +30,6 @@ from rtlayer.transports.websocket import WebSocketTransport
 
 pytestmark = pytest.mark.timeout(40)
 
-needs_tinyproxy = pytest.mark.skipif(
-    not tinyproxy_available(), reason="Debian package tinyproxy not installed"
-)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -182,7 +179,6 @@ async def test_rtlayer_serve_with_certfile_and_keyfile_serves_wss(pki: TestPKI) 
             await proc.wait()
 
 
-@needs_tinyproxy
 async def test_through_tinyproxy_the_same_turn_goes_through_a_connect_tunnel(
     tls_server: RealtimeServer, pki: TestPKI, tmp_path: Path
 ) -> None:
@@ -196,7 +192,6 @@ async def test_through_tinyproxy_the_same_turn_goes_through_a_connect_tunnel(
     assert proxied == direct
 
 
-@needs_tinyproxy
 async def test_proxy_basic_auth_wrong_credentials_fail_clearly_right_ones_pass(
     tls_server: RealtimeServer, pki: TestPKI, tmp_path: Path
 ) -> None:

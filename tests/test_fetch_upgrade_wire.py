@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers_proxy import run_tinyproxy, tinyproxy_available
+from helpers_proxy import run_tinyproxy
 from helpers_tls import TestPKI, make_pki
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -30,9 +30,6 @@ from rtlayer.transports.fetch_upgrade import HttpxFetch, UpgradeResponse, upgrad
 
 pytestmark = pytest.mark.timeout(30)
 
-needs_tinyproxy = pytest.mark.skipif(
-    not tinyproxy_available(), reason="Debian package tinyproxy not installed"
-)
 
 Handler = Callable[[ServerConnection], Awaitable[None]]
 
@@ -309,7 +306,6 @@ async def test_any_fetch_callable_with_its_own_byte_stream() -> None:
         assert refused.value.status == 401 and "invalid_api_key" in refused.value.body
 
 
-@needs_tinyproxy
 async def test_through_tinyproxy_connect_with_basic_auth(pki: TestPKI, tmp_path: Path) -> None:
     async with ws_server(pki=pki) as url:
         with run_tinyproxy(tmp_path, connect_ports=[port_of(url)], auth=("alice", "s3cret")) as proxy:
@@ -345,7 +341,6 @@ async def test_through_tinyproxy_connect_with_basic_auth(pki: TestPKI, tmp_path:
             assert "wrong" not in str(wrong.value).replace("wrong or missing", "")  # the password is redacted
 
 
-@needs_tinyproxy
 async def test_proxy_from_the_environment_and_no_proxy(
     pki: TestPKI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -368,7 +363,6 @@ async def test_proxy_from_the_environment_and_no_proxy(
             assert len(proxy.connect_lines()) == 1  # went direct
 
 
-@needs_tinyproxy
 async def test_plain_ws_through_a_forward_proxy_fails_clearly(tmp_path: Path) -> None:
     """Without TLS httpx forwards the GET (no CONNECT) and the proxy drops ``Upgrade``: use wss://."""
     async with ws_server() as url:
@@ -381,7 +375,6 @@ async def test_plain_ws_through_a_forward_proxy_fails_clearly(tmp_path: Path) ->
             assert len(proxy.forwarded_lines()) == 1
 
 
-@needs_tinyproxy
 async def test_a_proxy_forbidding_the_port_gives_403_and_an_absent_proxy_a_connect_error(
     pki: TestPKI, tmp_path: Path
 ) -> None:
@@ -406,7 +399,6 @@ async def test_a_proxy_forbidding_the_port_gives_403_and_an_absent_proxy_a_conne
         assert not isinstance(unreachable.value, ProxyError)
 
 
-@needs_tinyproxy
 async def test_a_forwarding_proxy_asking_for_credentials_is_a_407_proxy_error(tmp_path: Path) -> None:
     """For a plain ws:// target the proxy answers the forwarded GET itself (HTTP/1.0 407), no CONNECT."""
     async with ws_server() as url:

@@ -70,8 +70,8 @@ async def test_echo_reports_a_function_output() -> None:
     assert text_of(parts) == "The function returned: 42"
 
 
-@pytest.mark.skipif(espeak_path() is None, reason="espeak-ng not installed")
 def test_espeak_speech_is_24k_speech_level_and_speed_shortens_it() -> None:
+    assert espeak_path() is not None, "espeak-ng is missing: run scripts/install-test-deps"
     normal = synthesize("The quick brown fox jumps over the lazy dog.")
     fast = synthesize("The quick brown fox jumps over the lazy dog.", speed=1.5)
     assert 1.5 < len(normal) / 48000 < 4.0
