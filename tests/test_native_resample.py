@@ -300,13 +300,12 @@ def test_round_trip_24k_16k_24k_sinad(impl: str, quality: str) -> None:
     assert sinad_db(y, 24000, 997) >= QUALITY_LIMITS[quality][1]
 
 
+# 48000 <-> 44100 has no input frequency above 1.25x the lower Nyquist: nothing to attenuate there.
 @pytest.mark.parametrize("quality", rn.QUALITIES)
-@pytest.mark.parametrize(("in_rate", "out_rate"), PAIRS)
+@pytest.mark.parametrize(("in_rate", "out_rate"), [p for p in PAIRS if stopband_test_tones(*p)])
 def test_stopband_above_one_and_a_quarter_nyquist(in_rate: int, out_rate: int, quality: str) -> None:
     limit = QUALITY_LIMITS[quality][2]
     tones = stopband_test_tones(in_rate, out_rate)
-    if not tones:
-        pytest.skip("no input frequency lies above 1.25x the output Nyquist")
     for freq in tones:
         att = stopband_db(rn.Resampler(in_rate, out_rate, quality=quality), in_rate, out_rate, freq)
         assert att >= limit, f"{freq:.0f} Hz: {att:.1f} dB"
