@@ -131,7 +131,6 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-@pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed")
 @pytest.mark.timeout(120)
 def test_concurrent_calls_cpu_and_pacing(tmp_path: Path) -> None:
     result = asyncio.run(_run(tmp_path))

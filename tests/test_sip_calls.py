@@ -26,10 +26,10 @@ from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transports.calls import CallsAPIError
 from rtlayer.transports.sip import SIPTransport, build_initial_config
 
-pytestmark = [
-    pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) is not installed"),
-    pytest.mark.timeout(60),
-]
+pytestmark = pytest.mark.timeout(60)
+
+# A missing peer is a failure, not a skip: scripts/install-test-deps installs Debian's sip-tester.
+assert SIPP is not None, "sipp is missing: run scripts/install-test-deps (Debian package sip-tester)"
 
 
 @dataclass
