@@ -41,6 +41,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_MS = 20
+SILENCE_MS = 1500
 LAG_LIMIT_MS = 100.0
 SEND_LATE_LIMIT_MS = 20.0
 SMOKE_STREAMS, SMOKE_SECONDS = 8, 3.0
@@ -53,7 +54,7 @@ def _cycle_frames() -> list[str]:
     """One turn of client audio as ready-to-send ``input_audio_buffer.append`` texts (20 ms each)."""
     with wave.open(str(ROOT / "tests" / "data" / "joke_24k.wav"), "rb") as wav:
         pcm = wav.readframes(wav.getnframes())
-    pcm += b"\x00\x00" * (24000 * 1500 // 1000)
+    pcm += b"\x00\x00" * (24000 * SILENCE_MS // 1000)
     size = 24000 * 2 * FRAME_MS // 1000
     pcm += b"\x00" * (-len(pcm) % size)
     return [
@@ -116,6 +117,7 @@ class ClientStats:
     lags_ms: list[float] = field(default_factory=list)
     late_ms: list[float] = field(default_factory=list)
     cpu_s: float = 0.0
+    loop_lag_ms: list[float] = field(default_factory=list)
 
 
 async def _run_clients(url: str, n: int, seconds: float, start_at: float) -> ClientStats:
@@ -167,9 +169,22 @@ async def _run_clients(url: str, n: int, seconds: float, start_at: float) -> Cli
                 elif '"error"' in head:
                     stats.errors += 1
 
+        async def probe() -> None:
+            # The clients' own loop lag: a late loop delays when events are *seen*, not sent.
+            while True:
+                t = loop.time()
+                await asyncio.sleep(0.005)
+                stats.loop_lag_ms.append((loop.time() - t - 0.005) * 1000)
+
         readers = [loop.create_task(reader(i, ws)) for i, ws in enumerate(conns)]
+        readers.append(loop.create_task(probe()))
         total = int(seconds * 1000 / FRAME_MS)
         per_cycle = len(frames)
+        silent = int(SILENCE_MS / FRAME_MS)
+        speech = per_cycle - silent
+        # Each stream starts somewhere in the silence, so turns end spread over 1.5 s, as real callers'
+        # do, rather than all in the same 20 ms (a synchronized burst no real traffic has).
+        offsets = [speech + i * silent // n for i in range(n)]
         for k in range(total):
             for group in range(groups):
                 due = t0 + (k * FRAME_MS + group * FRAME_MS / groups) / 1000
@@ -178,15 +193,16 @@ async def _run_clients(url: str, n: int, seconds: float, start_at: float) -> Cli
                     await asyncio.sleep(delay)
                 # Every slot counts (on time = 0), so the p99 is that of all sends, not of late ones.
                 stats.late_ms.append(max(0.0, loop.time() - due) * 1000)
-                frame = frames[k % per_cycle]
                 for i in range(group, n, groups):
                     if conns[i].closed:
                         stats.closed_early += 1
                     else:
-                        await conns[i].send_str(frame)
-        full_cycles, rest = divmod(total, per_cycle)
-        turn_end = per_cycle - int(1500 / FRAME_MS) + 10  # speech plus the VAD's silence wait, in frames
-        stats.turns_sent = n * (full_cycles + (1 if rest >= turn_end else 0))
+                        await conns[i].send_str(frames[(k + offsets[i]) % per_cycle])
+        turn_end = speech + 12  # speech, the VAD's 200 ms silence wait, and a frame or two of margin
+        for offset in offsets:
+            first_speech = per_cycle - offset
+            if first_speech + turn_end <= total:
+                stats.turns_sent += 1 + (total - first_speech - turn_end) // per_cycle
         await asyncio.sleep(1.5)  # let the last answers finish (they are paced at real time)
         for ws in conns:
             await ws.close()
@@ -225,6 +241,7 @@ class StepResult:
     send_late_p99_ms: float
     client_cpu_s: float
     server_loop_lag_p99_ms: float
+    client_loop_lag_p99_ms: float
 
     @property
     def cpu_per_stream_second_ms(self) -> float:
@@ -237,7 +254,7 @@ class StepResult:
 
     @property
     def client_bound(self) -> bool:
-        return self.send_late_p99_ms > SEND_LATE_LIMIT_MS
+        return self.send_late_p99_ms > SEND_LATE_LIMIT_MS or self.client_loop_lag_p99_ms > SEND_LATE_LIMIT_MS
 
     @property
     def kept_up(self) -> bool:
@@ -256,7 +273,7 @@ class StepResult:
             f"{self.streams:5d} streams  server {self.server_load * 100:5.1f}% of a core  "
             f"{self.cpu_per_stream_second_ms:6.3f} ms CPU/stream-s  "
             f"speech_stopped lag p50 {self.lag_p50_ms:5.1f} ms p99 {self.lag_p99_ms:6.1f} ms  "
-            f"server loop lag p99 {self.server_loop_lag_p99_ms:5.1f} ms  "
+            f"loop lag p99 server {self.server_loop_lag_p99_ms:5.1f} ms clients {self.client_loop_lag_p99_ms:5.1f} ms  "
             f"turns {self.answered}/{self.turns_sent}  clients {self.client_cpu_s:.1f} CPU-s  {verdict}"
         )
 
@@ -319,6 +336,7 @@ def run_step(n: int, seconds: float) -> StepResult:
             merged.lags_ms += part.lags_ms
             merged.late_ms += part.late_ms
             merged.cpu_s += part.cpu_s
+            merged.loop_lag_ms += part.loop_lag_ms
         parent.send(("stop", start_at, start_at + seconds))
         loop_lag_p99 = parent.recv() if parent.poll(10) else float("nan")
     finally:
@@ -344,6 +362,7 @@ def run_step(n: int, seconds: float) -> StepResult:
         send_late_p99_ms=_percentile(merged.late_ms, 0.99) if merged.late_ms else 0.0,
         client_cpu_s=merged.cpu_s,
         server_loop_lag_p99_ms=loop_lag_p99,
+        client_loop_lag_p99_ms=_percentile(merged.loop_lag_ms, 0.99),
     )
 
 
