@@ -111,12 +111,21 @@ class SessionRunner:
     def closed(self) -> bool:
         return self._closed
 
-    def on_close(self, callback: Callable[[SessionRunner], None]) -> None:
-        """Run ``callback(runner)`` once when the runner closes (fronts close their sockets here)."""
+    def on_close(self, callback: Callable[[SessionRunner], None]) -> Callable[[], None]:
+        """Run ``callback(runner)`` once when the runner closes (fronts close their sockets here).
+
+        Returns a function that forgets the callback (a sideband socket that leaves before the call).
+        """
         if self._closed:
             callback(self)
         else:
             self._close_callbacks.append(callback)
+
+        def forget() -> None:
+            if callback in self._close_callbacks:
+                self._close_callbacks.remove(callback)
+
+        return forget
 
     async def wait_closed(self) -> None:
         await self._done.wait()

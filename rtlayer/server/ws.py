@@ -174,6 +174,9 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
             except SessionLimitReached:
                 await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
                 return ws
+            except ValueError as exc:  # a session config the core refuses (an ek_ key's)
+                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
+                return ws
             await _serve(ws, runner, state, owner=True)
         else:
             await _serve(ws, runner, state, owner=False)
@@ -196,7 +199,7 @@ async def _serve(
             _BACKGROUND.add(task)
             task.add_done_callback(_BACKGROUND.discard)
 
-    runner.on_close(on_session_end)
+    forget_close = runner.on_close(on_session_end)
     idle = _IdleWatch(ws, runner, state.limits.idle_timeout_s)
     if owner:
         runner.start()
@@ -226,6 +229,7 @@ async def _serve(
     finally:
         idle.cancel()
         detach()
+        forget_close()
         if owner:
             runner.close()
         await sink.drain_and_stop(grace=0.2)
