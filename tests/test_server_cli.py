@@ -11,12 +11,15 @@ import sys
 from pathlib import Path
 
 import httpx
+import openai
 import pytest
 import websockets
 from conftest import EmittedEvents
 from helpers_tls import make_pki
 
+from rtlayer.cli.serve import make_responder
 from rtlayer.server import RealtimeServer, ServerState, SessionRunner
+from rtlayer.server.responders import EchoResponder, ScriptedResponder
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -124,3 +127,24 @@ async def test_sideband_socket_attaches_to_a_call_and_hangup_ends_it(
                     await ws.recv()
     assert call.runner is None and "rtc_headless1" not in server.state.calls
     assert not server.state.runners
+
+
+async def test_the_official_client_attaches_to_a_call_with_call_id(server: RealtimeServer) -> None:
+    call = HeadlessCall(server.state, "rtc_headless2")
+    client = openai.AsyncOpenAI(api_key="sk-app", base_url=server.url + "/v1")
+    async with client.realtime.connect(call_id="rtc_headless2") as conn:
+        await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
+        async with asyncio.timeout(5):
+            updated = await conn.recv()
+    assert updated.type == "session.updated"
+    assert updated.session.output_modalities == ["text"]
+    await call.hangup()
+
+
+def test_serve_builds_the_responder_it_is_asked_for(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"when": {"always": True}, "say": "Scripted."}]}))
+    assert isinstance(make_responder("echo"), EchoResponder)
+    assert isinstance(make_responder(f"scripted:{rules}"), ScriptedResponder)
+    with pytest.raises(ValueError, match="unknown responder"):
+        make_responder("oracle")
