@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import re
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ def _models_by_type() -> dict[str, TypeAdapter[Any]]:
 
 
 _BY_TYPE = _models_by_type()
+_EVENT_ID = re.compile(r"event_[A-Za-z0-9]{21}")
 
 
 # -- audio helpers ----------------------------------------------------------------------------------
@@ -145,6 +147,15 @@ class EmittedEvents:
                 where = ".".join(str(p) for p in first["loc"])
                 problems.append(
                     f"{session_id} {event.get('type')!r}: {where}: {first['msg']} ({exc.error_count()} errors)"
+                )
+                continue
+            # The models take any string as an id; the service's are "event_" + 21 base62 characters.
+            event_id = event.get("event_id")
+            if event.get("type") != "input_audio_buffer.dtmf_event_received" and not (
+                isinstance(event_id, str) and _EVENT_ID.fullmatch(event_id)
+            ):
+                problems.append(
+                    f"{session_id} {event.get('type')!r}: event_id {event_id!r} is not event_ + 21 base62"
                 )
         return problems
 

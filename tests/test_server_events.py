@@ -12,16 +12,19 @@ from rtlayer.server import RealtimeServer
 
 def test_the_validator_flags_an_event_the_official_models_refuse() -> None:
     collected = EmittedEvents()
-    collected("sess_1", {"type": "error", "event_id": "event_1", "error": {"type": "invalid_request_error",
-                                                                           "message": "fine"}})  # fmt: skip
-    collected("sess_1", {"type": "response.done", "event_id": "event_2", "response": {"status": "exploded"}})
+    good_id = "event_" + "A1" * 10 + "z"
+    fine = {"type": "error", "event_id": good_id, "error": {"type": "invalid_request_error", "message": "m"}}
+    collected("sess_1", fine)
+    collected("sess_1", {"type": "response.done", "event_id": good_id, "response": {"status": "exploded"}})
     collected(
-        "sess_1", {"type": "input_audio_buffer.speech_started", "event_id": "event_3"}
+        "sess_1", {"type": "input_audio_buffer.speech_started", "event_id": good_id}
     )  # no audio_start_ms
+    collected("sess_1", {**fine, "event_id": "evt_123"})  # valid for the models, not the service's id format
     problems = collected.invalid()
-    assert len(problems) == 2
+    assert len(problems) == 3, problems
     assert "'response.done'" in problems[0] and "status" in problems[0]
     assert "'input_audio_buffer.speech_started'" in problems[1]
+    assert "evt_123" in problems[2]
 
 
 async def test_every_event_of_a_turn_reaches_the_validator_in_wire_order(
