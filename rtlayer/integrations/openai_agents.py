@@ -1,0 +1,495 @@
+"""``RtlayerRealtimeModel``: the ``openai-agents`` realtime SDK over any rtlayer transport.
+
+The Python Agents SDK speaks the Realtime protocol over a WebSocket only
+(``OpenAIRealtimeWebSocketModel``). Its extension point is the abstract ``agents.realtime.RealtimeModel``;
+this class implements it on top of an rtlayer transport, so that a ``RealtimeAgent`` with its tools,
+handoffs and guardrails runs over WebRTC, SIP, an HTTP-proxy upgrade or a plain WebSocket alike:
+
+```python
+from agents.realtime import RealtimeAgent, RealtimeRunner
+from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
+from rtlayer.transports import WebRTCTransport
+
+runner = RealtimeRunner(agent, model=RtlayerRealtimeModel(transport=WebRTCTransport()))
+async with await runner.run(model_config={"url": "http://127.0.0.1:8765", "api_key": "..."}) as session:
+    await session.send_message("Hello")
+    async for event in session: ...
+```
+
+What the SDK sends maps onto the transport's methods (``send_message``, ``send_audio``,
+``send_function_call_output``, ``interrupt``, ``update_session_config``, ``send_event``); what the transport
+emits (its raw ``*`` events and its typed events) becomes the SDK's ``RealtimeModel*Event``s, delivered to the
+listeners in order by one task. The session config is built by the SDK's own builder, so that the agent's
+instructions, tools, handoffs, voice, modalities, turn detection and formats reach the server exactly as the
+SDK would send them. Interruption is the transport's: playback-based truncation (the app's
+``playback_tracker`` when given, else the transport's playout clock), right after ``output_audio.done`` too.
+
+Differences from ``OpenAIRealtimeWebSocketModel``, on purpose: ``interrupt()`` also cancels the running
+response (the user asked the answer to stop), a lost socket is reconnected by the transport before the
+session is told it ended, and server events are not validated into pydantic models (the embedded server's
+tests validate them; the hot path stays light).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agents.exceptions import UserError
+from agents.realtime.config import RealtimeSessionModelSettings
+from agents.realtime.model import RealtimeModel, RealtimeModelConfig, RealtimeModelListener
+from agents.realtime.model_events import (
+    RealtimeConnectionStatus,
+    RealtimeModelAudioDoneEvent,
+    RealtimeModelAudioEvent,
+    RealtimeModelAudioInterruptedEvent,
+    RealtimeModelConnectionStatusEvent,
+    RealtimeModelEndOfStreamEvent,
+    RealtimeModelEvent,
+    RealtimeModelExceptionEvent,
+    RealtimeModelInputAudioTimeoutTriggeredEvent,
+    RealtimeModelInputAudioTranscriptionCompletedEvent,
+    RealtimeModelItemDeletedEvent,
+    RealtimeModelOutputTextDeltaEvent,
+    RealtimeModelRawServerEvent,
+    RealtimeModelToolCallEvent,
+    RealtimeModelTranscriptDeltaEvent,
+    RealtimeModelTurnEndedEvent,
+    RealtimeModelTurnStartedEvent,
+)
+from agents.realtime.model_inputs import (
+    RealtimeModelSendAudio,
+    RealtimeModelSendEvent,
+    RealtimeModelSendInterrupt,
+    RealtimeModelSendRawMessage,
+    RealtimeModelSendSessionUpdate,
+    RealtimeModelSendToolOutput,
+    RealtimeModelSendUserInput,
+)
+from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+
+from ..audio import PCM16_24K
+from ..client_session import ClientSession
+from ..transport import (
+    AudioDoneEvent,
+    AudioEvent,
+    AudioInterruptedEvent,
+    ConnectionChangeEvent,
+    ErrorEvent,
+    FunctionCallEvent,
+    ItemDeletedEvent,
+    ItemUpdateEvent,
+    Listener,
+    OutputTextDeltaEvent,
+    RealtimeTransportLayer,
+    TranscriptDeltaEvent,
+    TransportStatus,
+    TurnDoneEvent,
+    TurnStartedEvent,
+)
+from ._agents_events import (
+    AgentsTrackerBridge,
+    error_event,
+    message_item,
+    output_message_item,
+    tool_call_item,
+    usage_event,
+)
+
+__all__ = ["RtlayerRealtimeModel", "build_session_config"]
+
+logger = logging.getLogger("rtlayer.integrations.openai_agents")
+
+_STATUS: dict[TransportStatus, RealtimeConnectionStatus] = {
+    TransportStatus.CONNECTING: "connecting",
+    TransportStatus.RECONNECTING: "connecting",
+    TransportStatus.CONNECTED: "connected",
+    TransportStatus.DISCONNECTED: "disconnected",
+}
+
+
+def build_session_config(
+    settings: RealtimeSessionModelSettings, *, model: str, call_id: str | None = None
+) -> dict[str, Any]:
+    """The GA session config the Agents SDK would send for ``settings``, as a dict for rtlayer.
+
+    Built by the SDK's own builder (``OpenAIRealtimeWebSocketModel._get_session_config``, which the SDK's
+    SIP helper reuses the same way), so defaults, tool schemas, handoffs and format spellings stay the
+    SDK's; the tracing choice, which the SDK sends in a second ``session.update``, is added here.
+    """
+    builder = OpenAIRealtimeWebSocketModel()
+    builder.model = model
+    builder._call_id = call_id
+    config: dict[str, Any] = builder._get_session_config(settings).model_dump(mode="json", exclude_unset=True)
+    if "tracing" in settings:
+        tracing = settings["tracing"]
+        # None (tracing disabled): send nothing, and keep rtlayer from asking for "auto" on session.created.
+        config["tracing"] = (
+            {k: v for k, v in tracing.items() if v is not None} if isinstance(tracing, Mapping) else tracing
+        )
+    return config
+
+
+class RtlayerRealtimeModel(RealtimeModel):
+    """An ``agents.realtime.RealtimeModel`` carried by an rtlayer transport (see the module docstring).
+
+    ``transport`` defaults to a new ``WebSocketTransport``; pass ``WebRTCTransport()``, ``SIPTransport()``
+    (with ``call_id`` in the model config) or ``FetchUpgradeTransport()`` for the others. ``model_config``
+    keys: ``url`` (for WebRTC, the server's HTTP base or ``/v1/realtime/calls``), ``api_key`` (a string or a
+    function returning one; never logged), ``headers`` (replace the default auth), ``initial_model_settings``,
+    ``playback_tracker`` (the SDK's tracker; the transport truncates at what it reports) and ``call_id``.
+    With neither URL nor key, the WebSocket transport starts the embedded server in-process.
+    """
+
+    #: events waiting for the listeners; past this the oldest are dropped and counted (a stuck listener
+    #: must not grow memory without limit)
+    MAX_PENDING_EVENTS = 100_000
+
+    def __init__(self, *, transport: RealtimeTransportLayer | None = None) -> None:
+        if transport is None:
+            from ..transports import WebSocketTransport
+
+            transport = WebSocketTransport()
+        self.transport: RealtimeTransportLayer = transport
+        self.dropped_events = 0
+        self._listeners: list[RealtimeModelListener] = []
+        self._pending: deque[RealtimeModelEvent] = deque()
+        self._wake = asyncio.Event()
+        self._pump: asyncio.Task[None] | None = None
+        self._subscriptions: list[tuple[str, Listener]] = []
+        self._close_requested = False
+        self._active_response_id: str | None = None
+        self._playing_response_id: str | None = None
+        self._bridge: AgentsTrackerBridge | None = None
+
+    # -- RealtimeModel ---------------------------------------------------------------------------------------
+
+    def add_listener(self, listener: RealtimeModelListener) -> None:
+        if listener not in self._listeners:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: RealtimeModelListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    async def connect(self, options: RealtimeModelConfig) -> None:
+        """Connects the transport with the agent's session config; returns once the session exists."""
+        if self._pump is not None:
+            raise AssertionError("Already connected")
+        settings: RealtimeSessionModelSettings = options.get("initial_model_settings", {})
+        call_id = options.get("call_id")
+        model_name = settings.get("model_name")
+        if call_id and model_name:
+            raise UserError(
+                "Cannot specify both `call_id` and `model_name` when attaching to an existing realtime call."
+            )
+        transport_model = getattr(self.transport, "model", None)
+        model = model_name or (transport_model if isinstance(transport_model, str) else "gpt-realtime")
+        config = build_session_config(settings, model=model, call_id=call_id)
+        if "headers" in options:
+            # The SDK's meaning: custom headers replace the default auth (every rtlayer transport agrees).
+            transport: Any = self.transport
+            transport.headers = dict(options["headers"])
+        self._install_tracker(options.get("playback_tracker"))
+        self._close_requested = False
+        self._active_response_id = self._playing_response_id = None
+        self._pending.clear()
+        self._pump = asyncio.create_task(self._deliver(), name="rtlayer-agents-events")
+        self._subscribe()
+        try:
+            await self.transport.connect(
+                url=options.get("url"),
+                api_key=options.get("api_key"),
+                model=model_name,
+                call_id=call_id,
+                initial_session_config=config,
+            )
+        except BaseException:
+            self._close_requested = True
+            self._unsubscribe()
+            await self._stop_pump()
+            raise
+
+    async def send_event(self, event: RealtimeModelSendEvent) -> None:
+        """Maps one SDK send event onto the transport (which sequences ``response.create`` itself)."""
+        transport = self.transport
+        if isinstance(event, RealtimeModelSendRawMessage):
+            raw: dict[str, Any] = {"type": event.message["type"]}
+            raw.update(event.message.get("other_data", {}))
+            transport.send_event(raw)
+        elif isinstance(event, RealtimeModelSendUserInput):
+            transport.send_message(event.user_input)
+        elif isinstance(event, RealtimeModelSendAudio):
+            await transport.send_audio(event.audio, commit=event.commit)
+        elif isinstance(event, RealtimeModelSendToolOutput):
+            await self._send_tool_output(event)
+        elif isinstance(event, RealtimeModelSendInterrupt):
+            self._interrupt(event)
+        elif isinstance(event, RealtimeModelSendSessionUpdate):
+            transport_model = getattr(transport, "model", None)
+            model = event.session_settings.get("model_name") or (
+                transport_model if isinstance(transport_model, str) else "gpt-realtime"
+            )
+            transport.update_session_config(build_session_config(event.session_settings, model=model))
+        else:  # pragma: no cover - the union is exhaustive
+            raise ValueError(f"Unknown event type: {type(event)}")
+
+    async def send_event_if(self, event: RealtimeModelSendEvent, send_if: Callable[[], bool]) -> bool:
+        """Sends ``event`` only if ``send_if()`` still holds: rtlayer queues a send synchronously, so the
+        check and the commit cannot be separated by another task."""
+        if not send_if():
+            return False
+        await self.send_event(event)
+        return True
+
+    async def close(self) -> None:
+        """Closes the transport and stops delivering events. Safe to call twice."""
+        self._close_requested = True
+        self._unsubscribe()
+        try:
+            await self.transport.close()
+        finally:
+            await self._stop_pump()
+            if self._bridge is not None:
+                self._uninstall_tracker()
+
+    # -- sends -----------------------------------------------------------------------------------------------
+
+    async def _send_tool_output(self, event: RealtimeModelSendToolOutput) -> None:
+        call = event.tool_call
+        self.transport.send_function_call_output(
+            FunctionCallEvent(
+                name=call.name,
+                call_id=call.call_id,
+                arguments=call.arguments,
+                item_id=call.id or "",
+                response_id="",
+                previous_item_id=call.previous_item_id,
+            ),
+            event.output,
+            event.start_response,
+        )
+        # Like the SDK: the call's history item is completed with its output right away.
+        await self._emit_now(
+            tool_call_item(
+                item_id=call.id or "",
+                call_id=call.call_id,
+                name=call.name,
+                arguments=call.arguments,
+                previous_item_id=call.previous_item_id,
+                output=event.output,
+            )
+        )
+
+    def _interrupt(self, event: RealtimeModelSendInterrupt) -> None:
+        if event.playback_only and (event.cancel_response_only or event.force_response_cancel):
+            raise ValueError("playback_only cannot be combined with explicit cancellation modes")
+        if event.cancel_response_only:
+            if event.response_id is None:
+                raise ValueError("cancel_response_only requires response_id")
+            self._cancel(event.response_id)
+            return
+        scoped = event.response_id
+        if scoped is not None and scoped != self._playing_response_id:
+            # Playback belongs to another response (or none): leave it alone, only cancel this one.
+            if not event.playback_only:
+                self._cancel(scoped)
+            return
+        cancel = not event.playback_only and (scoped is None or scoped == self._active_response_id)
+        self.transport.interrupt(cancel_ongoing_response=cancel)
+
+    def _cancel(self, response_id: str) -> None:
+        if response_id == self._active_response_id:
+            self.transport.send_event({"type": "response.cancel", "response_id": response_id})
+
+    # -- transport events -> model events --------------------------------------------------------------------
+
+    def _subscribe(self) -> None:
+        handlers: dict[str, Listener] = {
+            "*": self._on_raw,
+            "audio": self._on_audio,
+            "audio_done": self._on_audio_done,
+            "audio_interrupted": self._on_audio_interrupted,
+            "audio_transcript_delta": self._on_transcript_delta,
+            "output_text_delta": self._on_text_delta,
+            "item_update": self._on_item_update,
+            "item_deleted": self._on_item_deleted,
+            "function_call": self._on_function_call,
+            "turn_started": self._on_turn_started,
+            "turn_done": self._on_turn_done,
+            "error": self._on_error,
+            "connection_change": self._on_connection_change,
+        }
+        for name, handler in handlers.items():
+            self.transport.on(name, handler)
+            self._subscriptions.append((name, handler))
+
+    def _unsubscribe(self) -> None:
+        for name, handler in self._subscriptions:
+            self.transport.off(name, handler)
+        self._subscriptions.clear()
+
+    def _on_raw(self, event: dict[str, Any]) -> None:
+        self._put(RealtimeModelRawServerEvent(data=event))
+        kind = event.get("type")
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            self._put_if(output_message_item(event))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self._put(
+                RealtimeModelInputAudioTranscriptionCompletedEvent(
+                    item_id=str(event.get("item_id", "")), transcript=str(event.get("transcript", ""))
+                )
+            )
+        elif kind == "input_audio_buffer.timeout_triggered":
+            self._put(
+                RealtimeModelInputAudioTimeoutTriggeredEvent(
+                    item_id=str(event.get("item_id", "")),
+                    audio_start_ms=int(event.get("audio_start_ms") or 0),
+                    audio_end_ms=int(event.get("audio_end_ms") or 0),
+                )
+            )
+        elif kind == "conversation.item.truncated" and isinstance(event.get("item_id"), str):
+            # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
+            session = getattr(self.transport, "session", None)
+            if not (isinstance(session, ClientSession) and session.retrieve_items):
+                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
+
+    def _on_audio(self, event: AudioEvent) -> None:
+        self._playing_response_id = event.response_id
+        self._put(RealtimeModelAudioEvent(event.data, event.response_id, event.item_id, event.content_index))
+
+    def _on_audio_done(self, event: AudioDoneEvent) -> None:
+        self._put(RealtimeModelAudioDoneEvent(item_id=event.item_id, content_index=event.content_index))
+
+    def _on_audio_interrupted(self, event: AudioInterruptedEvent) -> None:
+        self._playing_response_id = None
+        if event.item_id is not None:
+            self._put(
+                RealtimeModelAudioInterruptedEvent(item_id=event.item_id, content_index=event.content_index)
+            )
+
+    def _on_transcript_delta(self, event: TranscriptDeltaEvent) -> None:
+        self._put(RealtimeModelTranscriptDeltaEvent(event.item_id, event.delta, event.response_id))
+
+    def _on_text_delta(self, event: OutputTextDeltaEvent) -> None:
+        self._put(RealtimeModelOutputTextDeltaEvent(event.item_id, event.delta, event.response_id))
+
+    def _on_item_update(self, event: ItemUpdateEvent) -> None:
+        try:
+            self._put_if(message_item(event.item, event.status, event.previous_item_id))
+        except ValueError as exc:  # pydantic's ValidationError: an item the SDK's models refuse
+            self._put(
+                error_event(ErrorEvent(f"unusable message item {event.item_id!r}: {exc}", "invalid_item"))
+            )
+
+    def _on_item_deleted(self, event: ItemDeletedEvent) -> None:
+        self._put(RealtimeModelItemDeletedEvent(item_id=event.item_id))
+
+    def _on_function_call(self, event: FunctionCallEvent) -> None:
+        self._put(tool_call_item(event))
+        self._put(
+            RealtimeModelToolCallEvent(
+                name=event.name,
+                call_id=event.call_id,
+                arguments=event.arguments,
+                id=event.item_id,
+                previous_item_id=event.previous_item_id,
+            )
+        )
+
+    def _on_turn_started(self, event: TurnStartedEvent) -> None:
+        self._active_response_id = event.response_id
+        self._put(RealtimeModelTurnStartedEvent(response_id=event.response_id))
+
+    def _on_turn_done(self, event: TurnDoneEvent) -> None:
+        if self._active_response_id == event.response_id:
+            self._active_response_id = None
+        usage = event.response.get("usage")
+        if isinstance(usage, Mapping):
+            self._put(usage_event(usage))
+        self._put(RealtimeModelTurnEndedEvent(response_id=event.response_id or None))
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._put(error_event(event))
+
+    def _on_connection_change(self, event: ConnectionChangeEvent) -> None:
+        status = _STATUS.get(event.status)
+        if status is not None and status != "disconnected":
+            self._put(RealtimeModelConnectionStatusEvent(status=status))
+        elif status == "disconnected" and not self._close_requested:
+            self._active_response_id = self._playing_response_id = None
+            self._put(RealtimeModelConnectionStatusEvent(status="disconnected"))
+            self._put(RealtimeModelEndOfStreamEvent())
+
+    # -- delivery --------------------------------------------------------------------------------------------
+
+    def _put_if(self, event: RealtimeModelEvent | None) -> None:
+        if event is not None:
+            self._put(event)
+
+    def _put(self, event: RealtimeModelEvent) -> None:
+        if len(self._pending) >= self.MAX_PENDING_EVENTS:
+            self._pending.popleft()
+            self.dropped_events += 1
+            if self.dropped_events == 1:
+                logger.warning("listeners fall behind: dropping the oldest model events (counted)")
+        self._pending.append(event)
+        self._wake.set()
+
+    async def _deliver(self) -> None:
+        """The one task that hands events to the listeners, in the order the transport emitted them."""
+        me = asyncio.current_task()
+        while self._pump is me:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending and self._pump is me:  # close() from a listener ends it here
+                await self._emit_now(self._pending.popleft())
+
+    async def _emit_now(self, event: RealtimeModelEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                await listener.on_event(event)
+            except Exception as exc:
+                # Like the SDK's receive loop: a listener failure is reported to the listeners, not fatal here.
+                logger.error("realtime model listener raised %s", type(exc).__name__)
+                if not isinstance(event, RealtimeModelExceptionEvent):
+                    await self._emit_now(
+                        RealtimeModelExceptionEvent(exception=exc, context="Error handling a transport event")
+                    )
+
+    async def _stop_pump(self) -> None:
+        pump, self._pump = self._pump, None
+        if pump is None or pump is asyncio.current_task():
+            return
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
+        self._pending.clear()
+
+    def _install_tracker(self, tracker: Any) -> None:
+        if tracker is None:
+            return
+        transport: Any = self.transport
+        session = getattr(transport, "session", None)
+        if isinstance(session, ClientSession):  # socket transports: one session object for their life
+            bridge = AgentsTrackerBridge(tracker, session.output_format or session.session_output_format)
+            session.tracker = bridge
+        elif hasattr(transport, "tracker"):  # WebRTC: its session is created at connect, with this tracker
+            bridge = AgentsTrackerBridge(tracker, getattr(transport, "output_format", PCM16_24K))
+            transport.tracker = bridge
+        else:
+            raise UserError(f"{type(transport).__name__} takes no playback tracker")
+        self._bridge = bridge
+
+    def _uninstall_tracker(self) -> None:
+        transport: Any = self.transport
+        session = getattr(transport, "session", None)
+        if isinstance(session, ClientSession) and session.tracker is self._bridge:
+            session.tracker = None
+        if getattr(transport, "tracker", None) is self._bridge:
+            transport.tracker = None
+        self._bridge = None
