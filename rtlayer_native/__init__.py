@@ -12,6 +12,7 @@ if sys.byteorder != "little":  # pragma: no cover - every supported platform is 
     raise ImportError("rtlayer_native supports little-endian hosts only")
 
 from rtlayer_native._g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+from rtlayer_native._pacer import Pacer, monotonic_ns
 from rtlayer_native._pcm import (
     apply_gain,
     float32_to_pcm16,
@@ -33,6 +34,7 @@ __all__ = [
     "SUPPORTED_RATES",
     "AudioRing",
     "Framer",
+    "Pacer",
     "Resampler",
     "Transcoder",
     "alaw_decode",
@@ -40,6 +42,7 @@ __all__ = [
     "apply_gain",
     "float32_to_pcm16",
     "mono_to_stereo",
+    "monotonic_ns",
     "pcm16_to_float32",
     "peak",
     "peak_dbfs",
