@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, get_args
 
 import pytest
 from openai.types.realtime import RealtimeServerEvent
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rtlayer.server.state import ServerState
 
@@ -46,6 +46,25 @@ def _models_by_type() -> dict[str, TypeAdapter[Any]]:
 
 
 _BY_TYPE = _models_by_type()
+# Fields the service really sends that the openai models do not declare.
+_SERVICE_EXTRAS = {
+    ("session.created", ".session"): {"object", "id", "expires_at"},
+    ("session.updated", ".session"): {"object", "id", "expires_at"},
+}
+
+
+def _extra_fields(model: object, path: str = "") -> Iterator[tuple[str, set[str]]]:
+    """``(path, names)`` for every nested model holding fields its class does not declare."""
+    if isinstance(model, BaseModel):
+        if model.model_extra:
+            yield path, set(model.model_extra)
+        for name in type(model).model_fields:
+            yield from _extra_fields(getattr(model, name), f"{path}.{name}")
+    elif isinstance(model, list):
+        for i, value in enumerate(model):
+            yield from _extra_fields(value, f"{path}[{i}]")
+
+
 _EVENT_ID = re.compile(r"event_[A-Za-z0-9]{21}")
 
 
@@ -141,7 +160,7 @@ class EmittedEvents:
                 _BY_TYPE.get(event.get("type"), _SERVER_EVENT) if isinstance(event, dict) else _SERVER_EVENT
             )
             try:
-                adapter.validate_python(event)
+                model = adapter.validate_python(event)
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"])
@@ -149,6 +168,12 @@ class EmittedEvents:
                     f"{session_id} {event.get('type')!r}: {where}: {first['msg']} ({exc.error_count()} errors)"
                 )
                 continue
+            # The models accept unknown fields; the service sends none beyond these (sample-events.json).
+            for where, names in _extra_fields(model):
+                if names - _SERVICE_EXTRAS.get((event["type"], where), set()):
+                    problems.append(
+                        f"{session_id} {event['type']!r}: fields no model has at {where or '.'}: {names}"
+                    )
             # The models take any string as an id; the service's are "event_" + 21 base62 characters.
             event_id = event.get("event_id")
             if event.get("type") != "input_audio_buffer.dtmf_event_received" and not (

@@ -20,11 +20,13 @@ def test_the_validator_flags_an_event_the_official_models_refuse() -> None:
         "sess_1", {"type": "input_audio_buffer.speech_started", "event_id": good_id}
     )  # no audio_start_ms
     collected("sess_1", {**fine, "event_id": "evt_123"})  # valid for the models, not the service's id format
+    collected("sess_1", {**fine, "error": {**fine["error"], "hint": "an invented field"}})
     problems = collected.invalid()
-    assert len(problems) == 3, problems
+    assert len(problems) == 4, problems
     assert "'response.done'" in problems[0] and "status" in problems[0]
     assert "'input_audio_buffer.speech_started'" in problems[1]
     assert "evt_123" in problems[2]
+    assert ".error" in problems[3] and "hint" in problems[3]
 
 
 async def test_every_event_of_a_turn_reaches_the_validator_in_wire_order(
