@@ -5,6 +5,9 @@ playback. On WebRTC and SIP the server owns playback: answers are queued here, i
 front pulls one frame every packet time (``pull``). Because the buffer knows what went out, an interruption can
 truncate the assistant item at what the caller actually heard. Bounded: beyond ``capacity_ms`` the newest
 audio is refused and counted (``dropped_bytes``), never the audio already promised to the caller.
+
+A front that pulls frames ahead of their send time (SIP's native pacer) sets ``ahead``: a clear then takes
+back the frames that front has not sent yet, so truncation still counts only what went out.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Container
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from rtlayer.audio import AudioFormat
 from rtlayer.server.conversation import Conversation
 from rtlayer.server.item_events import truncate
 
-__all__ = ["MediaOutput", "Played", "Segment", "clear_playback", "pull_playback"]
+__all__ = ["MediaOutput", "Played", "PulledAhead", "Segment", "clear_playback", "pull_playback"]
+
+RECALL_FRAMES = 64  # how many recent pulls a front pulling ahead may take back
 
 
 @dataclass(slots=True)
@@ -44,6 +49,18 @@ class Played:
     nbytes: int
 
 
+class PulledAhead(Protocol):
+    """A consumer that pulls frames before they are sent (e.g. 40 ms ahead, into a native pacer)."""
+
+    def unsent_frames(self) -> int:
+        """Frames pulled and not sent yet."""
+        ...
+
+    def recall(self) -> int:
+        """Drop the unsent frames at once; returns how many (none of them will be sent)."""
+        ...
+
+
 class MediaOutput:
     """FIFO of output audio segments in the media format; pulled a frame at a time."""
 
@@ -56,9 +73,16 @@ class MediaOutput:
         self.current_response: str | None = (
             None  # the response whose audio is playing (between started/stopped)
         )
+        self.ahead: PulledAhead | None = None
+        self._pulls: deque[list[Played]] = deque(maxlen=RECALL_FRAMES)  # what the latest frames held
 
     def __len__(self) -> int:
-        return self._queued
+        """Bytes not played yet: queued here, plus those pulled ahead and not sent."""
+        if self.ahead is None:
+            return self._queued
+        unsent = self.ahead.unsent_frames()
+        pulls = list(self._pulls)[-unsent:] if unsent > 0 else []
+        return self._queued + sum(p.nbytes for frame in pulls for p in frame)
 
     @property
     def queued_ms(self) -> float:
@@ -101,7 +125,16 @@ class MediaOutput:
                 b"\xff" if self.fmt.codec == "pcmu" else (b"\xd5" if self.fmt.codec == "pcma" else b"\x00")
             )
             out += silence * (nbytes - len(out))
+        self._pulls.append(played)
         return bytes(out), played
+
+    def recall_unsent(self) -> list[Played]:
+        """Take back the frames the ``ahead`` consumer had pulled and not sent; what they held, oldest first."""
+        if self.ahead is None:
+            return []
+        n = min(self.ahead.recall(), len(self._pulls))
+        frames = [self._pulls.pop() for _ in range(n)]
+        return [p for frame in reversed(frames) for p in frame]
 
     def clear(self) -> list[Segment]:
         """Drop everything queued; returns what was dropped."""
@@ -147,9 +180,16 @@ def clear_playback(
     Returns the ``conversation.item.truncated`` events, then ``output_audio_buffer.cleared``.
     """
     dropped = out.clear()
-    response_id = out.current_response or (dropped[0].response_id if dropped else last_response_id)
+    recalled = out.recall_unsent()  # pulled ahead, never sent: the caller did not hear them either
+    for p in recalled:
+        record = conversation.audio.get(p.item_id)
+        if record is not None:
+            record.played_bytes -= p.nbytes
+    first = recalled[0].response_id if recalled else (dropped[0].response_id if dropped else None)
+    response_id = out.current_response or first or last_response_id
     events = []
-    for item_id in dict.fromkeys(seg.item_id for seg in dropped):
+    item_ids = [p.item_id for p in recalled] + [seg.item_id for seg in dropped]
+    for item_id in dict.fromkeys(item_ids):
         item = conversation.get(item_id)
         record = conversation.audio.get(item_id)
         if item is not None and record is not None:

@@ -5,8 +5,11 @@ that ``/calls/{id}/accept|reject|refer|hangup`` find it; ``runner`` is None unti
 
 Media, once accepted: RTP datagrams in -> :class:`RtpReceiver` (reorder, de-duplicate, fill losses)
 -> the session's ``receive_media_audio`` in the negotiated G.711 format; RFC 4733 events ->
-``receive_dtmf``. Out: the front's pacer calls :meth:`send_frame` every packet time, which pulls one
-frame from the session's paced buffer and sends it (or lets the RTP clock run on in silence).
+``receive_dtmf``. Out: the front's :class:`RtpPacer` calls :meth:`queue_frame` once per packet time,
+a little before it (``lookahead``), which pulls one frame from the session's paced buffer, stamps it
+and queues it in the native pacer with its deadline (or lets the RTP clock run on in silence). The
+call is its media output's ``ahead`` consumer: :meth:`recall` drops what is queued and not sent, so a
+clear stops the audio at once and the truncation counts only what left.
 
 Events the session emits before the app's control socket (``?call_id=``) attaches are kept (bounded)
 and replayed into the first socket that attaches, so the app sees ``session.created`` and whatever
@@ -23,6 +26,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.server.sip.dialog import UasDialog
+from rtlayer.server.sip.pacer import RtpPacer
 from rtlayer.server.sip.rtp import RtpReceiver, RtpSender
 from rtlayer.server.sip.sdp import SdpAnswer
 
@@ -77,7 +81,13 @@ class SipCall:
         self.sender = RtpSender(answer.payload_type)
         self.frame_bytes = answer.frame_bytes
         self.ptime_s = answer.ptime / 1000.0
-        self.next_due = 0.0
+        self.ptime_ns = answer.ptime * 1_000_000
+        self.pacer: RtpPacer | None = None
+        self.stream: int | None = None  # the call's stream in the native pacer, once accepted
+        self.rtp_dropped = 0  # stamped packets never sent: taken back by a clear, or queued at the call's end
+        self.rtp_refused = 0  # packets the native queue had no room for (the caller hears a gap)
+        self._native_sent = 0  # packets sent by streams this call closed
+        self._native_errors = 0
         self.ended = False
         self.accepting = False
         self.send_errors = 0
@@ -109,12 +119,21 @@ class SipCall:
         self.rtp_port = int(transport.get_extra_info("sockname")[1])
         return self.rtp_port
 
-    def attach_runner(self, runner: SessionRunner, now: float) -> None:
-        """Start the session: the backlog sink first, then the pacing clock."""
+    def attach_runner(self, runner: SessionRunner, pacer: RtpPacer, first_deadline_ns: int) -> None:
+        """Start the session (the backlog sink first), register the RTP socket with the native pacer,
+        then the pacing clock from ``first_deadline_ns``. ``open_rtp`` must have run."""
+        assert self.rtp is not None
+        sock = self.rtp.get_extra_info("socket")
+        host, port = self.answer.remote
+        self.stream = pacer.native.open_stream(sock.fileno(), host, port)
+        self.pacer = pacer
         self._runner = runner
+        media = runner.session.media_output
+        if media is not None:
+            media.ahead = self
         runner.add_sink(self._backlog_sink)
         runner.start()
-        self.next_due = now
+        pacer.add(self, first_deadline_ns)
 
     def _backlog_sink(self, text: str) -> None:
         if self._replayed:
@@ -157,10 +176,12 @@ class SipCall:
         self.dtmf_digits.append(digit)
         runner.receive_dtmf(digit)
 
-    def send_frame(self) -> bool:
-        """One packet time: send the next frame of output, or keep the RTP clock running. True if sent."""
+    def queue_frame(self, deadline_ns: int) -> bool:
+        """One packet time (``deadline_ns``): queue the next frame of output in the native pacer, or
+        keep the RTP clock running. True if a packet was queued."""
         runner = self._runner
-        if runner is None or self.rtp is None or self.ended:
+        pacer, stream = self.pacer, self.stream
+        if runner is None or pacer is None or stream is None or self.ended:
             return False
         if not self._replayed and len(runner.sinks) > 1:
             self.replay_backlog()
@@ -177,18 +198,60 @@ class SipCall:
             frame = frame + bytes([0xFF if self.answer.codec == "pcmu" else 0xD5]) * (
                 self.frame_bytes - len(frame)
             )
-        self.rtp.sendto(self.sender.packet(frame), self.answer.remote)
-        return True
+        if pacer.native.enqueue(stream, deadline_ns, self.sender.packet(frame)):
+            return True
+        self.rtp_refused += 1
+        return False
+
+    # -- MediaOutput.ahead (PulledAhead) ----------------------------------------------------------
+
+    def unsent_frames(self) -> int:
+        """Frames pulled from the session and still waiting in the native queue."""
+        if self.pacer is None or self.stream is None:
+            return 0
+        return self.pacer.native.queued(self.stream)
+
+    def recall(self) -> int:
+        """Drop this call's queued packets at once (a clear, a barge-in); returns how many.
+
+        The sender takes their sequence numbers back (the caller sees no gap) and marks the next packet
+        as a new talk spurt; their timestamps become silence, as for any frame without audio."""
+        if self.pacer is None or self.stream is None:
+            return 0
+        n = self.pacer.native.drop(self.stream)
+        if n:
+            self.sender.recall(n)
+            self.rtp_dropped += n
+        return n
 
     def close_media(self) -> None:
         """Stop the session and release the RTP port. Idempotent."""
         self.ended = True
+        if self.pacer is not None and self.stream is not None:
+            # before the socket closes: after close_stream the native thread no longer uses its fd
+            _queued, sent, _dropped, errors = self.pacer.native.stream_stats(self.stream)
+            self.rtp_dropped += self.pacer.native.close_stream(self.stream)
+            self._native_sent, self._native_errors = sent, errors
+            self.stream = None
         if self.rtp is not None:
             self.rtp.close()
             self.rtp = None
         runner, self._runner = self._runner, None
         if runner is not None and not runner.closed:
             runner.close()
+
+    @property
+    def rtp_sent(self) -> int:
+        """Packets that actually left (counted by the native sender)."""
+        if self.pacer is not None and self.stream is not None:
+            return self.pacer.native.stream_stats(self.stream)[1]
+        return self._native_sent
+
+    @property
+    def native_send_errors(self) -> int:
+        if self.pacer is not None and self.stream is not None:
+            return self.pacer.native.stream_stats(self.stream)[3]
+        return self._native_errors
 
     def stats(self) -> dict[str, Any]:
         rx = self.receiver
@@ -199,6 +262,9 @@ class SipCall:
             "rtp_duplicates": rx.duplicates,
             "rtp_late": rx.late,
             "rtp_reordered": rx.reordered,
-            "rtp_sent": self.sender.packets_sent,
+            "rtp_sent": self.rtp_sent,
+            "rtp_dropped": self.rtp_dropped,
+            "rtp_refused": self.rtp_refused,
+            "rtp_send_errors": self.send_errors + self.native_send_errors,
             "dtmf": "".join(self.dtmf_digits),
         }

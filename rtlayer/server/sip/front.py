@@ -11,16 +11,15 @@ What it does with each datagram on the SIP port:
 - OPTIONS outside a dialog: 200 with what we allow; anything else unknown: 481/405.
 
 Every reply goes to the packet's source address. Dialog timers (200 OK retransmission, ring timeout,
-BYE retransmission) run on ``loop.call_at``. Output RTP is paced by one task for every call, which
-records how late each packet left against its ideal time (``pacing_jitter_ms``) for the benchmark.
+BYE retransmission) run on ``loop.call_at``. Output RTP is paced for every call by one
+:class:`RtpPacer`: the loop pulls each frame a little ahead of its packet time and a native thread
+(no GIL) sends it at its deadline, recording how late each packet left (``pacing_jitter_ms``) for the
+benchmark.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections import deque
@@ -32,6 +31,7 @@ from rtlayer.protocol.ids import new_id
 from rtlayer.server.sip.call import SipCall
 from rtlayer.server.sip.dialog import ALLOW, REASONS, CallState, UasDialog
 from rtlayer.server.sip.message import SipParseError, SipRequest, SipResponse, build_response, parse_message
+from rtlayer.server.sip.pacer import PacedCall, RtpPacer
 from rtlayer.server.sip.sdp import SdpError, build_answer, negotiate, parse_offer
 from rtlayer.server.sip.webhook import WebhookSender, incoming_call_event
 
@@ -113,6 +113,8 @@ class SipFront:
         ring_timeout: float = 60.0,
         webhook_timeout: float = 5.0,
         max_jitter_samples: int = 100_000,
+        lookahead: float = 0.06,
+        realtime_priority: int = 0,
     ) -> None:
         self.state = state
         self.host = host
@@ -121,13 +123,17 @@ class SipFront:
         self.webhook_timeout = webhook_timeout
         self.counters = SipCounters()
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID, including ended ones that linger
-        self.pacing_jitter_ms: deque[float] = deque(maxlen=max_jitter_samples)
+        # lookahead: how far ahead of its packet time each frame is pulled and handed to the native
+        # sender (loop lateness below lookahead - 20 ms does not show on the wire); realtime_priority:
+        # SCHED_FIFO for the sending thread when permitted (0: a short fair-class slice)
+        self.pacer = RtpPacer(
+            lookahead=lookahead,
+            max_lateness_samples=max_jitter_samples,
+            realtime_priority=realtime_priority,
+            on_error=self._pacing_failed,
+        )
         self._transport: asyncio.DatagramTransport | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._pacer: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
-        self._heap: list[tuple[float, int, SipCall]] = []
-        self._seq = itertools.count()
         self._webhooks: WebhookSender | None = None
         self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
@@ -141,7 +147,7 @@ class SipFront:
         )
         self._transport = transport
         self.port = int(transport.get_extra_info("sockname")[1])
-        self._pacer = loop.create_task(self._pace(), name="rtlayer-sip-pacer")
+        self.pacer.start()
 
     async def close(self) -> None:
         """Hang up every call (BYE goes out), stop timers and sockets. Idempotent."""
@@ -155,14 +161,17 @@ class SipFront:
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        if self._pacer is not None:
-            self._pacer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pacer
+        await self.pacer.close()
         if self._webhooks is not None:
             await self._webhooks.close()
         if self._transport is not None:
             self._transport.close()
+
+    @property
+    def pacing_jitter_ms(self) -> deque[float]:
+        """How late each RTP packet left against its deadline, in ms (at the native sender)."""
+        self.pacer.drain_lateness()
+        return self.pacer.lateness_ms
 
     @property
     def local_contact(self) -> str:
@@ -366,14 +375,19 @@ class SipFront:
                 409, f"Call '{call_id}' ended before it could be accepted.", "call_already_handled"
             )
         sdp = build_answer(call.answer, self.host, port, int(time.time()), call.direction)
+        try:
+            # the first packet time is one lookahead away: the pacer pulls every frame that far ahead
+            call.attach_runner(runner, self.pacer, time.monotonic_ns() + self.pacer.lookahead_ns)
+        except ValueError as exc:  # the offer's address is not numeric: the native sender needs one
+            runner.close()
+            call.close_media()
+            if call.dialog.reject(488, time.monotonic()):
+                self._service(call)
+            raise CallError(400, f"Call '{call_id}': {exc}.", "invalid_value") from None
         runner.on_close(lambda _r: self.hangup_call(call))
-        now = asyncio.get_running_loop().time()
-        call.attach_runner(runner, now)
         call.dialog.accept(sdp, time.monotonic())
         self.counters.calls_accepted += 1
         self._service(call)
-        heapq.heappush(self._heap, (now, next(self._seq), call))
-        self._wake.set()
         return runner
 
     def reject_call(self, call_id: str, status: int) -> None:
@@ -397,36 +411,6 @@ class SipFront:
 
     # -- output pacing ----------------------------------------------------------------------------
 
-    async def _pace(self) -> None:
-        """Send every live call's next frame at its packet time; one task and one heap for all calls.
-
-        Calls keep their own phase (the moment they were accepted), so their packets spread over the
-        packet time instead of leaving in one burst per tick.
-        """
-        loop = asyncio.get_running_loop()
-        jitter = self.pacing_jitter_ms
-        heap = self._heap
-        while True:
-            if not heap:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
-            now = loop.time()
-            while heap and heap[0][0] <= now:
-                due, seq, call = heapq.heappop(heap)
-                if call.ended or call.runner is None:
-                    continue
-                if now - due > 5 * call.ptime_s:
-                    due = now  # the loop stalled: resynchronize rather than burst
-                try:
-                    sent = call.send_frame()
-                except Exception:  # one call's failure must not silence the others
-                    logger.exception("SIP call %s: sending a frame failed; hanging up", call.id)
-                    self.hangup_call(call)
-                    continue
-                if sent:
-                    jitter.append((now - due) * 1000.0)
-                call.next_due = due + call.ptime_s
-                heapq.heappush(heap, (call.next_due, seq, call))
-            if heap:
-                await asyncio.sleep(max(0.0, heap[0][0] - loop.time()))
+    def _pacing_failed(self, call: PacedCall) -> None:
+        if isinstance(call, SipCall):
+            self.hangup_call(call)

@@ -110,6 +110,16 @@ class RtpSender:
         self.packets_sent += 1
         return pkt.to_bytes()
 
+    def recall(self, n: int) -> None:
+        """The last ``n`` packets were never sent (a clear dropped them before their time): reuse their
+        sequence numbers, so the caller sees no gap, and start the next packet as a new talk spurt.
+        The timestamp runs on: their time slots were silence."""
+        if not 0 <= n <= self.packets_sent:
+            raise ValueError(f"cannot recall {n} of {self.packets_sent} packets")
+        self.sequence = (self.sequence - n) & 0xFFFF
+        self.packets_sent -= n
+        self._talking = False
+
     def skip(self, samples: int) -> None:
         """A frame time with nothing to send: the clock runs on, the next packet starts a talk spurt."""
         self.timestamp = (self.timestamp + samples) & 0xFFFFFFFF
