@@ -148,3 +148,28 @@ async def test_client_secrets_through_the_official_client_open_a_session(server:
     assert created.type == "session.created"
     assert created.session.instructions == "Whisper."
     assert created.session.output_modalities == ["text"]
+
+
+async def test_barge_in_cancels_the_answer_still_streaming() -> None:
+    joke, _ = load_wav("joke_24k")
+    hello, _ = load_wav("hello_24k")
+    async with RealtimeServer(audio_pacing=1.0) as server:  # the answer streams at real time
+        async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+
+            async def append(chunk: bytes) -> None:
+                await conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
+
+            await stream_pcm(append, joke + silence(400), speed=0)
+            first = await events_until(conn, "response.output_audio.delta")
+            # The user talks over the answer: server VAD's interrupt_response cancels it.
+            await stream_pcm(append, hello[: 24000 * 2], speed=0)
+            rest = await events_until(conn, "response.done")
+    response_id = next(e for e in first if e.type == "response.created").response.id
+    done = rest[-1].response
+    assert done.id == response_id
+    assert done.status == "cancelled" and done.status_details.reason == "turn_detected"
+    types = [e.type for e in rest]
+    assert "input_audio_buffer.speech_started" in types
+    assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
+    # A cancelled response still closes what it opened.
+    assert "response.output_audio.done" in types and "response.output_item.done" in types
