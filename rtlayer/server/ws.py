@@ -206,10 +206,11 @@ async def _serve(
     try:
         while not ws.closed:
             msg = await ws.receive()
-            idle.touch()
             if msg.type is WSMsgType.TEXT:
-                runner.receive_text(msg.data)
-            elif msg.type is WSMsgType.BINARY:
+                runner.receive_text(msg.data)  # also marks the runner active (the idle watch reads it)
+                continue
+            idle.touch()
+            if msg.type is WSMsgType.BINARY:
                 state.counters.binary_frames += 1
                 runner.send_error(
                     "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
