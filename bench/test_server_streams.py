@@ -397,7 +397,8 @@ def sweep(steps: tuple[int, ...] = SWEEP, seconds: float = SWEEP_SECONDS) -> lis
 def test_streams_per_core(benchmark: Any) -> None:
     if os.environ.get("RTLAYER_BENCH_FULL"):
         results = benchmark.pedantic(sweep, rounds=1, iterations=1)
-        best = max((r for r in results if r.kept_up), key=lambda r: r.streams)
+        best = max((r for r in results if r.kept_up), key=lambda r: r.streams, default=None)
+        assert best is not None, "not even the first step kept up: " + results[0].line()
         benchmark.extra_info.update(
             {"streams_per_core": best.streams, "cpu_ms_per_stream_second": best.cpu_per_stream_second_ms}
         )
