@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agents import function_tool
+from agents import GuardrailFunctionOutput, function_tool, output_guardrail
 from agents.realtime import (
     RealtimeAgent,
     RealtimePlaybackTracker,
@@ -27,7 +27,7 @@ from conftest import EmittedEvents, chunks, load_wav, silence
 from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
 from rtlayer.server import RealtimeServer
 from rtlayer.server.responders import ScriptedResponder
-from rtlayer.transports import WebRTCTransport
+from rtlayer.transports import FetchUpgradeTransport, WebRTCTransport, WebSocketTransport
 
 pytestmark = pytest.mark.timeout(40)
 
@@ -297,3 +297,75 @@ async def test_text_and_audio_turns_over_webrtc(server_events: EmittedEvents) ->
     assert [e.type for e in text_turn + audio_turn].count("agent_end") == 2
     assert len(server_events.of_type("input_audio_buffer.speech_stopped")) == 1
     assert server_events.of_type("output_audio_buffer.started")
+
+
+async def test_one_model_runs_one_session_after_another(server: RealtimeServer) -> None:
+    model = RtlayerRealtimeModel()
+    for word in ("first", "second"):
+        async with await start(server, echo_agent(), model) as session:
+            await session.send_message(f"the {word} session")
+            await events_until(session, "agent_end")
+            await asyncio.sleep(0.05)
+            assert any(f"the {word} session" in t for t in assistant_texts(session))
+            # A new server session each time: the history holds this session's turn only.
+            assert len([i for i in session._history if i.type == "message"]) == 2
+
+
+async def test_a_server_going_away_ends_the_session_stream() -> None:
+    server = RealtimeServer()
+    await server.start()
+    try:
+        model = RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False))
+        session = await start(server, echo_agent(), model)
+        async with session:
+            await server.close()
+            seen: list[RealtimeSessionEvent] = []
+            async with asyncio.timeout(5):
+                async for event in session:  # ends: the model reported disconnected + end_of_stream
+                    seen.append(event)
+            statuses = [
+                e.data.status
+                for e in seen
+                if e.type == "raw_model_event" and e.data.type == "connection_status"
+            ]
+            assert statuses[-1:] == ["disconnected"]
+    finally:
+        await server.close()
+
+
+async def test_over_the_fetch_upgrade_transport(server: RealtimeServer) -> None:
+    model = RtlayerRealtimeModel(transport=FetchUpgradeTransport(trust_env=False))
+    async with await start(server, echo_agent(), model) as session:
+        await session.send_message("through an upgraded HTTP request")
+        events = await events_until(session, "agent_end")
+        await asyncio.sleep(0.05)
+        assert any("through an upgraded HTTP request" in t for t in assistant_texts(session))
+    assert audio_of(events)
+
+
+async def test_an_output_guardrail_stops_the_answer_and_tells_the_model(server_events: EmittedEvents) -> None:
+    @output_guardrail
+    def no_secrets(context: Any, agent: Any, output: str) -> GuardrailFunctionOutput:
+        return GuardrailFunctionOutput(output_info=None, tripwire_triggered="secret" in output)
+
+    agent: RealtimeAgent[Any] = RealtimeAgent(
+        name="echo", instructions="Repeat the user.", output_guardrails=[no_secrets]
+    )
+    async with RealtimeServer(audio_pacing=1.0) as server:  # the answer is still streaming when it trips
+        runner = RealtimeRunner(
+            agent, model=RtlayerRealtimeModel(), config={"guardrails_settings": {"debounce_text_length": 10}}
+        )
+        async with await runner.run(model_config={"url": server.ws_url, "api_key": "x"}) as session:
+            await session.send_message("the secret word is swordfish and it must never be said aloud")
+            events = await events_until(session, "guardrail_tripped")
+            await events_until(session, "agent_end", count=2)  # the cancelled answer, then the feedback's
+    assert not any(e.type == "error" for e in events)
+    statuses = [d["response"]["status"] for d in server_events.of_type("response.done")]
+    assert statuses[0] == "cancelled"
+    user_texts = [
+        part.get("text")
+        for e in server_events.of_type("conversation.item.added")
+        if e["item"].get("role") == "user"
+        for part in e["item"]["content"]
+    ]
+    assert "guardrail triggered: no_secrets" in user_texts
