@@ -48,6 +48,7 @@ SMOKE_STREAMS, SMOKE_SECONDS = 8, 3.0
 SWEEP = (100, 200, 400, 600, 700, 800)
 SWEEP_SECONDS = 10.0
 ATTEMPTS = 3
+ANCHOR_STREAMS = 200
 
 
 def _cycle_frames() -> list[str]:
@@ -68,13 +69,49 @@ def _cycle_frames() -> list[str]:
 # -- the server process --------------------------------------------------------------------------------
 
 
-def _server_main(conn: Connection, cpu: int | None) -> None:
+async def _bare_server(ready: Any) -> Any:
+    """The anchor: an aiohttp WebSocket endpoint that only parses each frame and decodes its audio.
+
+    No session, no VAD, no answers: the floor of any Python server reading these streams.
+    """
+    import binascii
+
+    from aiohttp import WSMsgType, web
+
+    from rtlayer.protocol import codec
+
+    async def handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=16 * 1024 * 1024)
+        await ws.prepare(request)
+        await ws.send_str('{"type":"session.created"}')
+        async for msg in ws:
+            if msg.type is WSMsgType.TEXT:
+                binascii.a2b_base64(codec.loads(msg.data)["audio"])
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/v1/realtime", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    ready(f"ws://127.0.0.1:{runner.addresses[0][1]}/v1/realtime")
+    return runner
+
+
+def _server_main(conn: Connection, cpu: int | None, bare: bool = False) -> None:
     if cpu is not None:
         os.sched_setaffinity(0, {cpu})
     sys.path.insert(0, str(ROOT))
     from rtlayer.server import RealtimeServer, ServerLimits
 
     async def main() -> None:
+        if bare:
+            runner = await _bare_server(conn.send)
+            await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+            conn.send(float("nan"))
+            await runner.cleanup()
+            return
         limits = ServerLimits(max_sessions=10_000, max_connections=10_000, max_queued_events=200_000)
         loop = asyncio.get_running_loop()
         samples: list[tuple[float, float]] = []
@@ -285,8 +322,8 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_step(n: int, seconds: float) -> StepResult:
-    """Start a server process, drive ``n`` streams for ``seconds``, and measure."""
+def run_step(n: int, seconds: float, *, bare: bool = False) -> StepResult:
+    """Start a server process, drive ``n`` streams for ``seconds``, and measure (``bare``: the anchor)."""
     ctx = mp.get_context("spawn")
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu = cpus[0] if len(cpus) > 1 else None
@@ -294,7 +331,7 @@ def run_step(n: int, seconds: float) -> StepResult:
     # neighbour on one CPU does not make the clients (rather than the server) fall behind.
     client_cpus: list[int | None] = list(cpus[1:]) if len(cpus) > 2 else [None]
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_server_main, args=(child, server_cpu), daemon=True)
+    server = ctx.Process(target=_server_main, args=(child, server_cpu, bare), daemon=True)
     server.start()
     clients: list[tuple[Any, Connection]] = []
     try:
@@ -390,6 +427,15 @@ def sweep(steps: tuple[int, ...] = SWEEP, seconds: float = SWEEP_SECONDS) -> lis
             f"server CPU {best.cpu_per_stream_second_ms:.3f} ms per stream-second "
             f"(~{1000 / best.cpu_per_stream_second_ms:.0f} streams per fully used core)"
         )
+    # The anchor in the same run: what merely reading the same streams costs a bare aiohttp server.
+    n = ANCHOR_STREAMS
+    ours = next((r for r in results if r.streams == n), None) or run_step(n, seconds)
+    anchor = run_step(n, seconds, bare=True)
+    print(
+        f"anchor at {n} streams: bare aiohttp server (parse + base64 decode only) "
+        f"{anchor.cpu_per_stream_second_ms:.3f} ms CPU/stream-s; rtlayer {ours.cpu_per_stream_second_ms:.3f} ms "
+        f"= {ours.cpu_per_stream_second_ms / anchor.cpu_per_stream_second_ms:.2f}x (VAD, session, answers included)"
+    )
     return results
 
 
