@@ -8,6 +8,7 @@ each test also fails on the SDK's "Failed to validate" log, and on any ``error``
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -22,7 +23,10 @@ from agents.realtime import (
     RealtimeSessionEvent,
 )
 from agents.realtime.config import RealtimeSessionModelSettings
-from conftest import EmittedEvents, chunks, load_wav, silence
+from agents.realtime.model import RealtimeModelListener
+from agents.realtime.model_events import RealtimeModelEvent, RealtimeModelExceptionEvent
+from agents.realtime.model_inputs import RealtimeModelSendRawMessage, RealtimeModelSendUserInput
+from conftest import EmittedEvents, chunks, eventually, load_wav, silence
 
 from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
 from rtlayer.server import RealtimeServer
@@ -142,9 +146,39 @@ async def test_an_audio_turn_is_answered_with_audio(
         for chunk in chunks(pcm + silence(800), chunk_ms=20):
             await session.send_audio(chunk)
         events = await events_until(session, "agent_end")
+        await asyncio.sleep(0.05)
+        history = list(session._history)
     assert len(server_events.of_type("input_audio_buffer.speech_stopped")) == 1
     assert len(audio_of(events)) / 48 > 2500  # the echo of the ~3 s utterance, PCM16 24 kHz
     assert any(e.type == "audio_end" for e in events)
+    # The server's input transcription reached the SDK's history (the echo responder describes the audio).
+    user = [i for i in history if i.type == "message" and i.role == "user"]
+    assert [p.transcript for p in user[0].content if p.type == "input_audio"] == ["[speech 3.4 s]"]
+
+
+async def test_the_user_barging_in_stops_the_answer(server_events: EmittedEvents) -> None:
+    pcm, _ = load_wav("hello_24k")
+    async with RealtimeServer(audio_pacing=1.0) as server:  # the answer streams in real time
+        async with await start(server, echo_agent(), settings=ONE_TURN) as session:
+            await session.send_message("a sentence long enough to be talked over while it is being spoken")
+            seen: list[RealtimeSessionEvent] = []
+            async with asyncio.timeout(15):
+                async for event in session:
+                    seen.append(event)
+                    assert event.type != "error", event
+                    if event.type == "audio" and [e.type for e in seen].count("audio") == 3:
+                        for chunk in chunks(pcm + silence(800), chunk_ms=20):
+                            await session.send_audio(chunk)  # the user speaks over the answer
+                    if [e.type for e in seen].count("agent_end") == 2:
+                        break
+    assert "audio_interrupted" in [e.type for e in seen]
+    truncated = server_events.of_type("conversation.item.truncated")
+    assert len(truncated) == 1 and not server_events.of_type("error")
+    # The server's turn detection cancelled the answer (interrupt_response), then answered the user.
+    assert [d["response"]["status"] for d in server_events.of_type("response.done")] == [
+        "cancelled",
+        "completed",
+    ]
 
 
 async def test_a_function_tool_is_called_and_its_output_answered(server_events: EmittedEvents) -> None:
@@ -265,8 +299,6 @@ async def test_a_server_error_is_a_session_error_and_the_session_goes_on(server:
 
 
 def _raw(message: dict[str, Any]) -> Any:
-    from agents.realtime.model_inputs import RealtimeModelSendRawMessage
-
     return RealtimeModelSendRawMessage(message=message)  # type: ignore[arg-type]
 
 
@@ -369,3 +401,53 @@ async def test_an_output_guardrail_stops_the_answer_and_tells_the_model(server_e
         for part in e["item"]["content"]
     ]
     assert "guardrail triggered: no_secrets" in user_texts
+
+
+async def test_g711_formats_from_the_agent_settings_reach_the_transport(
+    server: RealtimeServer, server_events: EmittedEvents
+) -> None:
+    settings: RealtimeSessionModelSettings = {
+        "input_audio_format": "g711_ulaw",
+        "output_audio_format": "g711_ulaw",
+    }
+    async with await start(server, echo_agent(), settings=settings) as session:
+        await session.send_message("spoken in mu-law")
+        events = await events_until(session, "agent_end")
+    output = server_events.of_type("session.updated")[0]["session"]["audio"]["output"]
+    assert output["format"] == {"type": "audio/pcmu"}
+    # The agent gets the answer as the server sent it: 8 bytes a millisecond.
+    sent = b"".join(
+        base64.b64decode(e["delta"]) for e in server_events.of_type("response.output_audio.delta")
+    )
+    assert sent and audio_of(events) == sent
+
+
+class Failing(RealtimeModelListener):
+    async def on_event(self, event: RealtimeModelEvent) -> None:
+        if event.type == "turn_started":
+            raise RuntimeError("a listener bug")
+
+
+class Collecting(RealtimeModelListener):
+    def __init__(self) -> None:
+        self.events: list[RealtimeModelEvent] = []
+
+    async def on_event(self, event: RealtimeModelEvent) -> None:
+        self.events.append(event)
+
+
+async def test_a_failing_listener_is_reported_and_delivery_goes_on(server: RealtimeServer) -> None:
+    model = RtlayerRealtimeModel()
+    collected = Collecting()
+    model.add_listener(collected)
+    model.add_listener(Failing())
+    await model.connect({"url": server.ws_url, "api_key": "x"})
+    try:
+        await model.send_event(RealtimeModelSendUserInput(user_input="hello"))
+        await eventually(lambda: any(e.type == "turn_ended" for e in collected.events), within=10)
+    finally:
+        await model.close()
+    types = [e.type for e in collected.events]
+    failure = next(e for e in collected.events if isinstance(e, RealtimeModelExceptionEvent))
+    assert str(failure.exception) == "a listener bug"
+    assert types.index("turn_started") < types.index("exception") < types.index("turn_ended")
