@@ -451,3 +451,52 @@ async def test_a_failing_listener_is_reported_and_delivery_goes_on(server: Realt
     failure = next(e for e in collected.events if isinstance(e, RealtimeModelExceptionEvent))
     assert str(failure.exception) == "a listener bug"
     assert types.index("turn_started") < types.index("exception") < types.index("turn_ended")
+
+
+async def test_an_agent_runs_the_tools_of_a_webrtc_call_from_a_sideband_socket(
+    server_events: EmittedEvents,
+) -> None:
+    """The sideband pattern (the SDK's ``call_id``): a phone or browser holds the call, the agent serves it
+    from the app's side over a ``?call_id=`` WebSocket, with its own instructions and tools."""
+    calls: list[str] = []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return f"sunny in {city}"
+
+    rules = {
+        "rules": [
+            {
+                "when": {"text_contains": "weather"},
+                "call": {"name": "get_weather", "arguments": {"city": "Rome"}},
+            },
+            {"after_function_output": "get_weather", "say": "It is sunny in Rome."},
+        ]
+    }
+    agent: RealtimeAgent[Any] = RealtimeAgent(
+        name="desk", instructions="Answer callers.", tools=[get_weather]
+    )
+    async with RealtimeServer(responder=ScriptedResponder(rules)) as server:
+        phone = WebRTCTransport()
+        heard: list[bytes] = []
+        phone.on("audio", lambda e: heard.append(e.data))
+        await phone.connect(url=server.url)
+        try:
+            assert phone.call_id is not None
+            runner = RealtimeRunner(agent, model=RtlayerRealtimeModel())
+            config: Any = {"url": server.ws_url, "api_key": "x", "call_id": phone.call_id}
+            async with await runner.run(model_config=config) as session:
+                await eventually(lambda: bool(server_events.of_type("session.updated")), within=5)
+                phone.send_message("what is the weather?")
+                await events_until(session, "agent_end", count=2)
+                await eventually(lambda: not phone.gate.playing and len(heard) > 25, within=10)
+        finally:
+            await phone.close()
+    assert calls == ["Rome"]
+    updated = server_events.of_type("session.updated")[-1]["session"]
+    assert updated["instructions"] == "Answer callers."
+    assert [t["name"] for t in updated["tools"]] == ["get_weather"]
+    said = [e["transcript"] for e in server_events.of_type("response.output_audio_transcript.done")]
+    assert said == ["It is sunny in Rome."]
