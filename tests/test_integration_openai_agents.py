@@ -500,3 +500,15 @@ async def test_an_agent_runs_the_tools_of_a_webrtc_call_from_a_sideband_socket(
     assert [t["name"] for t in updated["tools"]] == ["get_weather"]
     said = [e["transcript"] for e in server_events.of_type("response.output_audio_transcript.done")]
     assert said == ["It is sunny in Rome."]
+
+
+async def test_the_api_key_is_never_logged(server: RealtimeServer, caplog: pytest.LogCaptureFixture) -> None:
+    key = "sk-test-never-in-a-log-0123456789"
+    caplog.set_level(logging.DEBUG)  # every logger, the socket library's handshake included
+    runner = RealtimeRunner(echo_agent(), model=RtlayerRealtimeModel())
+    async with await runner.run(model_config={"url": server.ws_url, "api_key": lambda: key}) as session:
+        await session.send_message("hello")
+        await events_until(session, "agent_end")
+    # The handshake was logged (so a leak would show), with its credential redacted.
+    assert any("Authorization: Bearer" in r.getMessage() for r in caplog.records)
+    assert not [r for r in caplog.records if key in r.getMessage()]
