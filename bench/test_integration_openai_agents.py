@@ -1,0 +1,118 @@
+"""``openai-agents`` over rtlayer: client CPU per received audio delta, the SDK's own model as the anchor.
+
+The same peer process as ``bench/test_transport_ws.py`` (``session.created``, then N audio deltas of 20 ms) is
+read by the Agents SDK through:
+
+- ``agents`` (the anchor): its ``OpenAIRealtimeWebSocketModel``, a listener counting ``RealtimeModelAudioEvent``;
+- ``agents+rtlayer``: ``RtlayerRealtimeModel`` over ``WebSocketTransport``, the same listener;
+- ``agents session`` / ``agents session+rtlayer``: the whole ``RealtimeRunner`` session, counting ``audio``
+  session events, over each model.
+
+``python -m pytest bench/test_integration_openai_agents.py -s`` runs a smoke size (2,000 deltas);
+``python bench/test_integration_openai_agents.py`` (or ``RTLAYER_BENCH_FULL=1``) runs 20,000 and prints the
+table. Ratios are to the SDK's model in the same run; CPU is ``time.process_time`` of the client process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_transport_ws import cpu_per_event_us, recv_agents, recv_agents_session
+
+FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
+
+
+async def recv_agents_rtlayer(url: str, n: int) -> None:
+    from agents.realtime.model import RealtimeModelListener
+    from agents.realtime.model_events import RealtimeModelAudioEvent, RealtimeModelEvent
+
+    from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
+    from rtlayer.transports import WebSocketTransport
+
+    done = asyncio.Event()
+
+    class Counter(RealtimeModelListener):
+        got = 0
+
+        async def on_event(self, event: RealtimeModelEvent) -> None:
+            if isinstance(event, RealtimeModelAudioEvent):
+                self.got += 1
+                if self.got >= n:
+                    done.set()
+
+    model = RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False, ping_interval=None))
+    model.add_listener(Counter())
+    await model.connect({"url": url, "api_key": "x", "initial_model_settings": {}})
+    await done.wait()
+    await model.close()
+
+
+async def recv_agents_session_rtlayer(url: str, n: int) -> None:
+    from agents.realtime import RealtimeAgent, RealtimeRunner
+    from agents.realtime.events import RealtimeAudio
+
+    from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
+    from rtlayer.transports import WebSocketTransport
+
+    model = RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False, ping_interval=None))
+    runner = RealtimeRunner(RealtimeAgent(name="bench", instructions="-"), model=model)
+    session = await runner.run(model_config={"url": url, "api_key": "x"})
+    got = 0
+    async with session:
+        async for event in session:
+            if isinstance(event, RealtimeAudio):
+                got += 1
+                if got >= n:
+                    break
+
+
+CLIENTS = {
+    "agents": recv_agents,
+    "agents+rtlayer": recv_agents_rtlayer,
+    "agents session": recv_agents_session,
+    "agents session+rtlayer": recv_agents_session_rtlayer,
+}
+
+
+def measure(n: int) -> dict[str, float]:
+    import agents.realtime.openai_realtime
+
+    import rtlayer.integrations.openai_agents
+
+    _ = (agents.realtime.openai_realtime, rtlayer.integrations.openai_agents)  # imports are not timed
+    return {name: cpu_per_event_us("blast", client, n) for name, client in CLIENTS.items()}
+
+
+def report(n: int, figures: dict[str, float]) -> str:
+    lines = [
+        f"receive through the Agents SDK, {n} audio deltas",
+        "| client | CPU per delta (us) | vs the SDK's own model |",
+        "|---|---|---|",
+    ]
+    anchors = {"agents": figures["agents"], "agents session": figures["agents session"]}
+    for name, us in figures.items():
+        anchor = anchors["agents session" if "session" in name else "agents"]
+        lines.append(f"| {name} | {us:.1f} | {us / anchor:.2f}x |")
+    return "\n".join(lines)
+
+
+def test_receive_through_the_agents_sdk(benchmark: Any) -> None:
+    n = 20_000 if FULL else 2_000
+    figures = benchmark.pedantic(measure, args=(n,), rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in figures.items()})
+    print("\n" + report(n, figures))
+    assert all(v > 0 for v in figures.values())
+
+
+if __name__ == "__main__":
+    count = 20_000
+    print(report(count, measure(count)))
+    _ = pytest
