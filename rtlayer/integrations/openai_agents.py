@@ -42,25 +42,7 @@ from typing import Any
 from agents.exceptions import UserError
 from agents.realtime.config import RealtimeSessionModelSettings
 from agents.realtime.model import RealtimeModel, RealtimeModelConfig, RealtimeModelListener
-from agents.realtime.model_events import (
-    RealtimeConnectionStatus,
-    RealtimeModelAudioDoneEvent,
-    RealtimeModelAudioEvent,
-    RealtimeModelAudioInterruptedEvent,
-    RealtimeModelConnectionStatusEvent,
-    RealtimeModelEndOfStreamEvent,
-    RealtimeModelEvent,
-    RealtimeModelExceptionEvent,
-    RealtimeModelInputAudioTimeoutTriggeredEvent,
-    RealtimeModelInputAudioTranscriptionCompletedEvent,
-    RealtimeModelItemDeletedEvent,
-    RealtimeModelOutputTextDeltaEvent,
-    RealtimeModelRawServerEvent,
-    RealtimeModelToolCallEvent,
-    RealtimeModelTranscriptDeltaEvent,
-    RealtimeModelTurnEndedEvent,
-    RealtimeModelTurnStartedEvent,
-)
+from agents.realtime.model_events import RealtimeModelEvent, RealtimeModelExceptionEvent
 from agents.realtime.model_inputs import (
     RealtimeModelSendAudio,
     RealtimeModelSendEvent,
@@ -74,42 +56,13 @@ from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
 
 from ..audio import PCM16_24K
 from ..client_session import ClientSession
-from ..transport import (
-    AudioDoneEvent,
-    AudioEvent,
-    AudioInterruptedEvent,
-    ConnectionChangeEvent,
-    ErrorEvent,
-    FunctionCallEvent,
-    ItemDeletedEvent,
-    ItemUpdateEvent,
-    Listener,
-    OutputTextDeltaEvent,
-    RealtimeTransportLayer,
-    TranscriptDeltaEvent,
-    TransportStatus,
-    TurnDoneEvent,
-    TurnStartedEvent,
-)
-from ._agents_events import (
-    AgentsTrackerBridge,
-    error_event,
-    message_item,
-    output_message_item,
-    tool_call_item,
-    usage_event,
-)
+from ..transport import FunctionCallEvent, RealtimeTransportLayer
+from ._agents_events import AgentsTrackerBridge, tool_call_item
+from ._agents_mapper import EventMapper
 
 __all__ = ["RtlayerRealtimeModel", "build_session_config"]
 
 logger = logging.getLogger("rtlayer.integrations.openai_agents")
-
-_STATUS: dict[TransportStatus, RealtimeConnectionStatus] = {
-    TransportStatus.CONNECTING: "connecting",
-    TransportStatus.RECONNECTING: "connecting",
-    TransportStatus.CONNECTED: "connected",
-    TransportStatus.DISCONNECTED: "disconnected",
-}
 
 
 def build_session_config(
@@ -127,7 +80,7 @@ def build_session_config(
     config: dict[str, Any] = builder._get_session_config(settings).model_dump(mode="json", exclude_unset=True)
     if "tracing" in settings:
         tracing = settings["tracing"]
-        # None (tracing disabled): send nothing, and keep rtlayer from asking for "auto" on session.created.
+        # None (tracing disabled) goes out as null, which also keeps rtlayer from asking for "auto" later.
         config["tracing"] = (
             {k: v for k, v in tracing.items() if v is not None} if isinstance(tracing, Mapping) else tracing
         )
@@ -160,10 +113,7 @@ class RtlayerRealtimeModel(RealtimeModel):
         self._pending: deque[RealtimeModelEvent] = deque()
         self._wake = asyncio.Event()
         self._pump: asyncio.Task[None] | None = None
-        self._subscriptions: list[tuple[str, Listener]] = []
-        self._close_requested = False
-        self._active_response_id: str | None = None
-        self._playing_response_id: str | None = None
+        self._mapper = EventMapper(transport, self._put)
         self._bridge: AgentsTrackerBridge | None = None
 
     # -- RealtimeModel ---------------------------------------------------------------------------------------
@@ -195,11 +145,10 @@ class RtlayerRealtimeModel(RealtimeModel):
             transport: Any = self.transport
             transport.headers = dict(options["headers"])
         self._install_tracker(options.get("playback_tracker"))
-        self._close_requested = False
-        self._active_response_id = self._playing_response_id = None
+        self._mapper.reset()
         self._pending.clear()
         self._pump = asyncio.create_task(self._deliver(), name="rtlayer-agents-events")
-        self._subscribe()
+        self._mapper.subscribe()
         try:
             await self.transport.connect(
                 url=options.get("url"),
@@ -209,8 +158,8 @@ class RtlayerRealtimeModel(RealtimeModel):
                 initial_session_config=config,
             )
         except BaseException:
-            self._close_requested = True
-            self._unsubscribe()
+            self._mapper.closing = True
+            self._mapper.unsubscribe()
             await self._stop_pump()
             raise
 
@@ -248,8 +197,8 @@ class RtlayerRealtimeModel(RealtimeModel):
 
     async def close(self) -> None:
         """Closes the transport and stops delivering events. Safe to call twice."""
-        self._close_requested = True
-        self._unsubscribe()
+        self._mapper.closing = True
+        self._mapper.unsubscribe()
         try:
             await self.transport.close()
         finally:
@@ -294,142 +243,19 @@ class RtlayerRealtimeModel(RealtimeModel):
             self._cancel(event.response_id)
             return
         scoped = event.response_id
-        if scoped is not None and scoped != self._playing_response_id:
+        if scoped is not None and scoped != self._mapper.playing_response_id:
             # Playback belongs to another response (or none): leave it alone, only cancel this one.
             if not event.playback_only:
                 self._cancel(scoped)
             return
-        cancel = not event.playback_only and (scoped is None or scoped == self._active_response_id)
+        cancel = not event.playback_only and (scoped is None or scoped == self._mapper.active_response_id)
         self.transport.interrupt(cancel_ongoing_response=cancel)
 
     def _cancel(self, response_id: str) -> None:
-        if response_id == self._active_response_id:
+        if response_id == self._mapper.active_response_id:
             self.transport.send_event({"type": "response.cancel", "response_id": response_id})
 
-    # -- transport events -> model events --------------------------------------------------------------------
-
-    def _subscribe(self) -> None:
-        handlers: dict[str, Listener] = {
-            "*": self._on_raw,
-            "audio": self._on_audio,
-            "audio_done": self._on_audio_done,
-            "audio_interrupted": self._on_audio_interrupted,
-            "audio_transcript_delta": self._on_transcript_delta,
-            "output_text_delta": self._on_text_delta,
-            "item_update": self._on_item_update,
-            "item_deleted": self._on_item_deleted,
-            "function_call": self._on_function_call,
-            "turn_started": self._on_turn_started,
-            "turn_done": self._on_turn_done,
-            "error": self._on_error,
-            "connection_change": self._on_connection_change,
-        }
-        for name, handler in handlers.items():
-            self.transport.on(name, handler)
-            self._subscriptions.append((name, handler))
-
-    def _unsubscribe(self) -> None:
-        for name, handler in self._subscriptions:
-            self.transport.off(name, handler)
-        self._subscriptions.clear()
-
-    def _on_raw(self, event: dict[str, Any]) -> None:
-        self._put(RealtimeModelRawServerEvent(data=event))
-        kind = event.get("type")
-        if kind in ("response.output_item.added", "response.output_item.done"):
-            self._put_if(output_message_item(event))
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self._put(
-                RealtimeModelInputAudioTranscriptionCompletedEvent(
-                    item_id=str(event.get("item_id", "")), transcript=str(event.get("transcript", ""))
-                )
-            )
-        elif kind == "input_audio_buffer.timeout_triggered":
-            self._put(
-                RealtimeModelInputAudioTimeoutTriggeredEvent(
-                    item_id=str(event.get("item_id", "")),
-                    audio_start_ms=int(event.get("audio_start_ms") or 0),
-                    audio_end_ms=int(event.get("audio_end_ms") or 0),
-                )
-            )
-        elif kind == "conversation.item.truncated" and isinstance(event.get("item_id"), str):
-            # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
-            session = getattr(self.transport, "session", None)
-            if not (isinstance(session, ClientSession) and session.retrieve_items):
-                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
-
-    def _on_audio(self, event: AudioEvent) -> None:
-        self._playing_response_id = event.response_id
-        self._put(RealtimeModelAudioEvent(event.data, event.response_id, event.item_id, event.content_index))
-
-    def _on_audio_done(self, event: AudioDoneEvent) -> None:
-        self._put(RealtimeModelAudioDoneEvent(item_id=event.item_id, content_index=event.content_index))
-
-    def _on_audio_interrupted(self, event: AudioInterruptedEvent) -> None:
-        self._playing_response_id = None
-        if event.item_id is not None:
-            self._put(
-                RealtimeModelAudioInterruptedEvent(item_id=event.item_id, content_index=event.content_index)
-            )
-
-    def _on_transcript_delta(self, event: TranscriptDeltaEvent) -> None:
-        self._put(RealtimeModelTranscriptDeltaEvent(event.item_id, event.delta, event.response_id))
-
-    def _on_text_delta(self, event: OutputTextDeltaEvent) -> None:
-        self._put(RealtimeModelOutputTextDeltaEvent(event.item_id, event.delta, event.response_id))
-
-    def _on_item_update(self, event: ItemUpdateEvent) -> None:
-        try:
-            self._put_if(message_item(event.item, event.status, event.previous_item_id))
-        except ValueError as exc:  # pydantic's ValidationError: an item the SDK's models refuse
-            self._put(
-                error_event(ErrorEvent(f"unusable message item {event.item_id!r}: {exc}", "invalid_item"))
-            )
-
-    def _on_item_deleted(self, event: ItemDeletedEvent) -> None:
-        self._put(RealtimeModelItemDeletedEvent(item_id=event.item_id))
-
-    def _on_function_call(self, event: FunctionCallEvent) -> None:
-        self._put(tool_call_item(event))
-        self._put(
-            RealtimeModelToolCallEvent(
-                name=event.name,
-                call_id=event.call_id,
-                arguments=event.arguments,
-                id=event.item_id,
-                previous_item_id=event.previous_item_id,
-            )
-        )
-
-    def _on_turn_started(self, event: TurnStartedEvent) -> None:
-        self._active_response_id = event.response_id
-        self._put(RealtimeModelTurnStartedEvent(response_id=event.response_id))
-
-    def _on_turn_done(self, event: TurnDoneEvent) -> None:
-        if self._active_response_id == event.response_id:
-            self._active_response_id = None
-        usage = event.response.get("usage")
-        if isinstance(usage, Mapping):
-            self._put(usage_event(usage))
-        self._put(RealtimeModelTurnEndedEvent(response_id=event.response_id or None))
-
-    def _on_error(self, event: ErrorEvent) -> None:
-        self._put(error_event(event))
-
-    def _on_connection_change(self, event: ConnectionChangeEvent) -> None:
-        status = _STATUS.get(event.status)
-        if status is not None and status != "disconnected":
-            self._put(RealtimeModelConnectionStatusEvent(status=status))
-        elif status == "disconnected" and not self._close_requested:
-            self._active_response_id = self._playing_response_id = None
-            self._put(RealtimeModelConnectionStatusEvent(status="disconnected"))
-            self._put(RealtimeModelEndOfStreamEvent())
-
     # -- delivery --------------------------------------------------------------------------------------------
-
-    def _put_if(self, event: RealtimeModelEvent | None) -> None:
-        if event is not None:
-            self._put(event)
 
     def _put(self, event: RealtimeModelEvent) -> None:
         if len(self._pending) >= self.MAX_PENDING_EVENTS:

@@ -1,0 +1,200 @@
+"""Transport events -> ``openai-agents`` model events: what ``RtlayerRealtimeModel`` hears, in order.
+
+``EventMapper`` listens to one rtlayer transport (its raw ``*`` events and its typed events) and hands each
+``RealtimeModel*Event`` to ``put``, synchronously and in the order the transport emitted them; the model's
+delivery task awaits the SDK's listeners. It also keeps what the model's interrupt needs: the response being
+generated and the response whose audio plays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agents.realtime.model_events import (
+    RealtimeConnectionStatus,
+    RealtimeModelAudioDoneEvent,
+    RealtimeModelAudioEvent,
+    RealtimeModelAudioInterruptedEvent,
+    RealtimeModelConnectionStatusEvent,
+    RealtimeModelEndOfStreamEvent,
+    RealtimeModelEvent,
+    RealtimeModelInputAudioTimeoutTriggeredEvent,
+    RealtimeModelInputAudioTranscriptionCompletedEvent,
+    RealtimeModelItemDeletedEvent,
+    RealtimeModelOutputTextDeltaEvent,
+    RealtimeModelRawServerEvent,
+    RealtimeModelToolCallEvent,
+    RealtimeModelTranscriptDeltaEvent,
+    RealtimeModelTurnEndedEvent,
+    RealtimeModelTurnStartedEvent,
+)
+
+from ..client_session import ClientSession
+from ..transport import (
+    AudioDoneEvent,
+    AudioEvent,
+    AudioInterruptedEvent,
+    ConnectionChangeEvent,
+    ErrorEvent,
+    FunctionCallEvent,
+    ItemDeletedEvent,
+    ItemUpdateEvent,
+    Listener,
+    OutputTextDeltaEvent,
+    RealtimeTransportLayer,
+    TranscriptDeltaEvent,
+    TransportStatus,
+    TurnDoneEvent,
+    TurnStartedEvent,
+)
+from ._agents_events import error_event, message_item, output_message_item, tool_call_item, usage_event
+
+__all__ = ["EventMapper"]
+
+_STATUS: dict[TransportStatus, RealtimeConnectionStatus] = {
+    TransportStatus.CONNECTING: "connecting",
+    TransportStatus.RECONNECTING: "connecting",
+    TransportStatus.CONNECTED: "connected",
+    TransportStatus.DISCONNECTED: "disconnected",
+}
+
+
+class EventMapper:
+    """Subscribes to ``transport`` and turns what it emits into the SDK's model events (see the module)."""
+
+    def __init__(self, transport: RealtimeTransportLayer, put: Callable[[RealtimeModelEvent], None]) -> None:
+        self.transport = transport
+        self._put = put
+        self._subscriptions: list[tuple[str, Listener]] = []
+        #: set by the model while it closes: the transport's own ``disconnected`` is then not news
+        self.closing = False
+        #: the response being generated (``turn_started`` .. ``turn_done``)
+        self.active_response_id: str | None = None
+        #: the response whose audio was last delivered, until an interruption
+        self.playing_response_id: str | None = None
+
+    def reset(self) -> None:
+        self.closing = False
+        self.active_response_id = self.playing_response_id = None
+
+    def _put_if(self, event: RealtimeModelEvent | None) -> None:
+        if event is not None:
+            self._put(event)
+
+    def subscribe(self) -> None:
+        handlers: dict[str, Listener] = {
+            "*": self._on_raw,
+            "audio": self._on_audio,
+            "audio_done": self._on_audio_done,
+            "audio_interrupted": self._on_audio_interrupted,
+            "audio_transcript_delta": self._on_transcript_delta,
+            "output_text_delta": self._on_text_delta,
+            "item_update": self._on_item_update,
+            "item_deleted": self._on_item_deleted,
+            "function_call": self._on_function_call,
+            "turn_started": self._on_turn_started,
+            "turn_done": self._on_turn_done,
+            "error": self._on_error,
+            "connection_change": self._on_connection_change,
+        }
+        for name, handler in handlers.items():
+            self.transport.on(name, handler)
+            self._subscriptions.append((name, handler))
+
+    def unsubscribe(self) -> None:
+        for name, handler in self._subscriptions:
+            self.transport.off(name, handler)
+        self._subscriptions.clear()
+
+    def _on_raw(self, event: dict[str, Any]) -> None:
+        self._put(RealtimeModelRawServerEvent(data=event))
+        kind = event.get("type")
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            self._put_if(output_message_item(event))
+        elif kind == "conversation.item.input_audio_transcription.completed":
+            self._put(
+                RealtimeModelInputAudioTranscriptionCompletedEvent(
+                    item_id=str(event.get("item_id", "")), transcript=str(event.get("transcript", ""))
+                )
+            )
+        elif kind == "input_audio_buffer.timeout_triggered":
+            self._put(
+                RealtimeModelInputAudioTimeoutTriggeredEvent(
+                    item_id=str(event.get("item_id", "")),
+                    audio_start_ms=int(event.get("audio_start_ms") or 0),
+                    audio_end_ms=int(event.get("audio_end_ms") or 0),
+                )
+            )
+        elif kind == "conversation.item.truncated" and isinstance(event.get("item_id"), str):
+            # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
+            session = getattr(self.transport, "session", None)
+            if not (isinstance(session, ClientSession) and session.retrieve_items):
+                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
+
+    def _on_audio(self, event: AudioEvent) -> None:
+        self.playing_response_id = event.response_id
+        self._put(RealtimeModelAudioEvent(event.data, event.response_id, event.item_id, event.content_index))
+
+    def _on_audio_done(self, event: AudioDoneEvent) -> None:
+        self._put(RealtimeModelAudioDoneEvent(item_id=event.item_id, content_index=event.content_index))
+
+    def _on_audio_interrupted(self, event: AudioInterruptedEvent) -> None:
+        self.playing_response_id = None
+        if event.item_id is not None:
+            self._put(
+                RealtimeModelAudioInterruptedEvent(item_id=event.item_id, content_index=event.content_index)
+            )
+
+    def _on_transcript_delta(self, event: TranscriptDeltaEvent) -> None:
+        self._put(RealtimeModelTranscriptDeltaEvent(event.item_id, event.delta, event.response_id))
+
+    def _on_text_delta(self, event: OutputTextDeltaEvent) -> None:
+        self._put(RealtimeModelOutputTextDeltaEvent(event.item_id, event.delta, event.response_id))
+
+    def _on_item_update(self, event: ItemUpdateEvent) -> None:
+        try:
+            self._put_if(message_item(event.item, event.status, event.previous_item_id))
+        except ValueError as exc:  # pydantic's ValidationError: an item the SDK's models refuse
+            self._put(
+                error_event(ErrorEvent(f"unusable message item {event.item_id!r}: {exc}", "invalid_item"))
+            )
+
+    def _on_item_deleted(self, event: ItemDeletedEvent) -> None:
+        self._put(RealtimeModelItemDeletedEvent(item_id=event.item_id))
+
+    def _on_function_call(self, event: FunctionCallEvent) -> None:
+        self._put(tool_call_item(event))
+        self._put(
+            RealtimeModelToolCallEvent(
+                name=event.name,
+                call_id=event.call_id,
+                arguments=event.arguments,
+                id=event.item_id,
+                previous_item_id=event.previous_item_id,
+            )
+        )
+
+    def _on_turn_started(self, event: TurnStartedEvent) -> None:
+        self.active_response_id = event.response_id
+        self._put(RealtimeModelTurnStartedEvent(response_id=event.response_id))
+
+    def _on_turn_done(self, event: TurnDoneEvent) -> None:
+        if self.active_response_id == event.response_id:
+            self.active_response_id = None
+        usage = event.response.get("usage")
+        if isinstance(usage, Mapping):
+            self._put(usage_event(usage))
+        self._put(RealtimeModelTurnEndedEvent(response_id=event.response_id or None))
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        self._put(error_event(event))
+
+    def _on_connection_change(self, event: ConnectionChangeEvent) -> None:
+        status = _STATUS.get(event.status)
+        if status is not None and status != "disconnected":
+            self._put(RealtimeModelConnectionStatusEvent(status=status))
+        elif status == "disconnected" and not self.closing:
+            self.active_response_id = self.playing_response_id = None
+            self._put(RealtimeModelConnectionStatusEvent(status="disconnected"))
+            self._put(RealtimeModelEndOfStreamEvent())
