@@ -255,6 +255,7 @@ async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
     c.send_raw(c.request("ACK", cseq=1).to_bytes())
     await oai.realtime.calls.refer(call.call_id, target_uri="sip:desk@127.0.0.1")
     refer = await c.expect("REFER")
+    assert isinstance(refer, SipRequest)
     assert refer.get("Refer-To") == "<sip:desk@127.0.0.1>"
     c.send_raw(build_response(refer, 202, "Accepted").to_bytes())
     notify = c.request("NOTIFY", cseq=2)
@@ -263,6 +264,7 @@ async def test_refer_of_an_answered_call_and_hangup_of_a_ringing_one(
     c.send_raw(notify.to_bytes())
     await c.expect(200)
     bye = await c.expect("BYE")
+    assert isinstance(bye, SipRequest)
     c.send_raw(build_response(bye, 200, "OK").to_bytes())
     c.close()
 

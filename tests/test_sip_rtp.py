@@ -54,6 +54,22 @@ def test_sender_sequence_timestamp_marker_and_wrap() -> None:
     assert second.sequence == (first.sequence + 1) & 0xFFFF and second.marker
 
 
+def test_recalled_packets_give_back_their_sequence_numbers_across_the_wrap() -> None:
+    # five packets stamped ahead of time, the last three dropped by a clear before they were sent
+    sender = RtpSender(0, ssrc=7)
+    sender.sequence, sender.timestamp = 65534, 1000
+    stamped = [parse_rtp(sender.packet(f)) for f in _frames(5)]
+    sender.recall(3)
+    assert sender.packets_sent == 2
+    sender.skip(160)  # the clock runs on through silence
+    after = parse_rtp(sender.packet(b"\xff" * 160))
+    assert after.sequence == (stamped[1].sequence + 1) & 0xFFFF == 0  # no gap on the wire
+    assert after.timestamp == 1000 + 6 * 160  # the recalled slots and the skipped one passed as time
+    assert after.marker  # a new talk spurt
+    with pytest.raises(ValueError, match="recall"):
+        sender.recall(4)
+
+
 def test_header_extension_csrc_and_padding() -> None:
     ext = struct.pack("!HH", 0xBEDE, 1) + b"\x00" * 4
     body = b"\x11" * 160

@@ -11,6 +11,7 @@ session), ``webhook`` (the signed announcement), ``front`` (the UDP shell, timer
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from rtlayer.server.sip.front import SipFront
@@ -23,9 +24,21 @@ __all__ = ["SipFront", "setup", "start_sip_front"]
 
 
 async def start_sip_front(
-    state: ServerState, host: str, port: int, *, ring_timeout: float = 60.0
+    state: ServerState,
+    host: str,
+    port: int,
+    *,
+    ring_timeout: float = 60.0,
+    realtime_priority: int | None = None,
 ) -> SipFront:
-    """Listen for SIP on UDP ``host:port`` (0 picks a free port; see ``.port``). Close with ``.close()``."""
-    front = SipFront(state, host, ring_timeout=ring_timeout)
+    """Listen for SIP on UDP ``host:port`` (0 picks a free port; see ``.port``). Close with ``.close()``.
+
+    ``realtime_priority`` (default: ``$RTLAYER_SIP_PACER_PRIORITY``, else 0): a SCHED_FIFO priority for
+    the RTP sending thread alone, when the process may set one (root or CAP_SYS_NICE); 0 keeps it in
+    the fair class with a short time slice, which holds p99 lateness under 2 ms on a loaded machine.
+    """
+    if realtime_priority is None:
+        realtime_priority = int(os.environ.get("RTLAYER_SIP_PACER_PRIORITY") or 0)
+    front = SipFront(state, host, ring_timeout=ring_timeout, realtime_priority=realtime_priority)
     await front.start(port)
     return front
