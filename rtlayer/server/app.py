@@ -8,6 +8,10 @@ Routes installed here:
 - ``POST /v1/realtime/calls/{call_id}/hangup`` — ends any registered call (WebRTC or SIP);
 - ``GET /healthz`` — liveness and counts.
 
+The optional fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webrtc``
+(``POST /v1/realtime/calls``, the talk page at ``/``) and ``rtlayer.server.sip``
+(``/v1/realtime/calls/{call_id}/accept|reject|refer``).
+
 Every HTTP error leaves as the service's JSON (``{"error": {"message", "type", "code", "param"}}``),
 including aiohttp's own 404/405, so that clients can surface the message.
 """
