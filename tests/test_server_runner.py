@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import websockets
+from conftest import EmittedEvents, eventually
 
 from rtlayer.server import RealtimeServer, ServerLimits
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
@@ -100,3 +101,34 @@ async def test_an_expired_session_says_so_and_its_socket_closes() -> None:
                 await ws.recv()
         assert expired["type"] == "error" and expired["error"]["code"] == "session_expired"
         assert not server.state.runners
+
+
+class LongResponder:
+    """Two minutes of audio in 100 ms parts: more than a client's socket buffers hold."""
+
+    async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
+        for _ in range(1200):
+            yield AudioPart(b"\x00\x04" * 2400)
+
+
+async def test_a_client_that_stops_reading_is_cut_off_not_buffered_forever(
+    server_events: EmittedEvents,
+) -> None:
+    limits = ServerLimits(max_queued_events=50)
+    headers = {"Authorization": "Bearer x"}
+    async with RealtimeServer(responder=LongResponder(), audio_pacing=0, limits=limits) as server:
+        async with websockets.connect(
+            server.ws_url + "?model=m", additional_headers=headers, max_queue=4
+        ) as ws:
+            await ws.send(json.dumps({"type": "response.create"}))
+            # Never read: once the kernel buffers are full the server's queue for this socket grows...
+            await eventually(lambda: server.state.counters.sinks_dropped == 1, within=15)
+            async with asyncio.timeout(10):  # ...and past 50 events the server drops it (1013)
+                with pytest.raises(websockets.ConnectionClosed):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 1013
+        await eventually(lambda: not server.state.runners)
+        # The server itself is fine: a new session works.
+        seen = await answer(server, ["text"])
+        assert seen[-1][1]["response"]["status"] == "completed"
