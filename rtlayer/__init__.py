@@ -1,33 +1,159 @@
-"""rtlayer: realtime transport layers for voice agents, with a native audio core and an embedded server."""
+"""rtlayer: realtime transport layers for voice agents, with a native audio core and an embedded server.
+
+The public names of the design sketch live here (``from rtlayer import WebSocketTransport``). They are
+looked up on first use, so that ``import rtlayer`` stays cheap: no websockets, aiortc, httpx or server
+code is imported until a name that needs it is asked for.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-# The public names of the DESIGN sketch (``from rtlayer import WebSocketTransport``), looked up on first use so
-# that ``import rtlayer`` stays cheap (no websockets, aiortc or server import until a name is asked for).
-_LAZY = {
+if TYPE_CHECKING:
+    from rtlayer.audio import AudioConverter, AudioFormat, PlaybackTracker
+    from rtlayer.client_session import ClientSession
+    from rtlayer.exceptions import (
+        ConnectError,
+        ConnectionClosedError,
+        ConnectTimeout,
+        HandshakeError,
+        InvalidAudioError,
+        LocalProtocolError,
+        ProxyError,
+        RemoteProtocolError,
+        RtlayerError,
+        UnsupportedOperation,
+        WebhookVerificationError,
+    )
+    from rtlayer.protocol.webhooks import verify_webhook
+    from rtlayer.server.realtime_server import RealtimeServer
+    from rtlayer.transport import (
+        AudioDoneEvent,
+        AudioEvent,
+        AudioInterruptedEvent,
+        ConnectionChangeEvent,
+        ErrorEvent,
+        EventEmitter,
+        FunctionCallEvent,
+        ItemDeletedEvent,
+        ItemUpdateEvent,
+        OutputTextDeltaEvent,
+        RealtimeTransportLayer,
+        TranscriptDeltaEvent,
+        TransportStatus,
+        TurnDoneEvent,
+        TurnStartedEvent,
+        Usage,
+    )
+    from rtlayer.transports import BaseRealtimeTransport, WebSocketTransport
+    from rtlayer.transports.calls import CallsClient
+    from rtlayer.transports.fetch_upgrade import FetchUpgradeTransport
+    from rtlayer.transports.sip import SIPTransport, build_initial_config
+    from rtlayer.transports.webrtc import WebRTCTransport
+
+_HOMES: dict[str, str] = {
+    # transports and the contract
+    "RealtimeTransportLayer": "rtlayer.transport",
+    "TransportStatus": "rtlayer.transport",
+    "EventEmitter": "rtlayer.transport",
+    "BaseRealtimeTransport": "rtlayer.transports",
     "WebSocketTransport": "rtlayer.transports",
-    "WebRTCTransport": "rtlayer.transports",
-    "SIPTransport": "rtlayer.transports",
+    "WebRTCTransport": "rtlayer.transports.webrtc",
+    "SIPTransport": "rtlayer.transports.sip",
+    "FetchUpgradeTransport": "rtlayer.transports.fetch_upgrade",
     "CallsClient": "rtlayer.transports.calls",
     "build_initial_config": "rtlayer.transports.sip",
     "verify_webhook": "rtlayer.protocol.webhooks",
-    "FetchUpgradeTransport": "rtlayer.transports",
-    "BaseRealtimeTransport": "rtlayer.transports",
-    "RealtimeTransportLayer": "rtlayer.transport",
-    "TransportStatus": "rtlayer.transport",
     "ClientSession": "rtlayer.client_session",
+    # typed transport events
+    "AudioEvent": "rtlayer.transport",
+    "AudioDoneEvent": "rtlayer.transport",
+    "AudioInterruptedEvent": "rtlayer.transport",
+    "ConnectionChangeEvent": "rtlayer.transport",
+    "ErrorEvent": "rtlayer.transport",
+    "FunctionCallEvent": "rtlayer.transport",
+    "ItemDeletedEvent": "rtlayer.transport",
+    "ItemUpdateEvent": "rtlayer.transport",
+    "OutputTextDeltaEvent": "rtlayer.transport",
+    "TranscriptDeltaEvent": "rtlayer.transport",
+    "TurnDoneEvent": "rtlayer.transport",
+    "TurnStartedEvent": "rtlayer.transport",
+    "Usage": "rtlayer.transport",
+    # audio
     "AudioFormat": "rtlayer.audio",
+    "AudioConverter": "rtlayer.audio",
     "PlaybackTracker": "rtlayer.audio",
+    # the embedded server
     "RealtimeServer": "rtlayer.server.realtime_server",
+    # exceptions
+    "RtlayerError": "rtlayer.exceptions",
+    "LocalProtocolError": "rtlayer.exceptions",
+    "InvalidAudioError": "rtlayer.exceptions",
+    "UnsupportedOperation": "rtlayer.exceptions",
+    "RemoteProtocolError": "rtlayer.exceptions",
+    "ConnectError": "rtlayer.exceptions",
+    "ConnectTimeout": "rtlayer.exceptions",
+    "HandshakeError": "rtlayer.exceptions",
+    "ProxyError": "rtlayer.exceptions",
+    "ConnectionClosedError": "rtlayer.exceptions",
+    "WebhookVerificationError": "rtlayer.exceptions",
 }
 
+__all__ = [
+    "AudioConverter",
+    "AudioDoneEvent",
+    "AudioEvent",
+    "AudioFormat",
+    "AudioInterruptedEvent",
+    "BaseRealtimeTransport",
+    "CallsClient",
+    "ClientSession",
+    "ConnectError",
+    "ConnectTimeout",
+    "ConnectionChangeEvent",
+    "ConnectionClosedError",
+    "ErrorEvent",
+    "EventEmitter",
+    "FetchUpgradeTransport",
+    "FunctionCallEvent",
+    "HandshakeError",
+    "InvalidAudioError",
+    "ItemDeletedEvent",
+    "ItemUpdateEvent",
+    "LocalProtocolError",
+    "OutputTextDeltaEvent",
+    "PlaybackTracker",
+    "ProxyError",
+    "RealtimeServer",
+    "RealtimeTransportLayer",
+    "RemoteProtocolError",
+    "RtlayerError",
+    "SIPTransport",
+    "TranscriptDeltaEvent",
+    "TransportStatus",
+    "TurnDoneEvent",
+    "TurnStartedEvent",
+    "UnsupportedOperation",
+    "Usage",
+    "WebRTCTransport",
+    "WebSocketTransport",
+    "WebhookVerificationError",
+    "build_initial_config",
+    "verify_webhook",
+]
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
         raise AttributeError(f"module 'rtlayer' has no attribute {name!r}")
-    import importlib
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
 
-    return getattr(importlib.import_module(module), name)
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])
