@@ -327,6 +327,7 @@ async def test_through_tinyproxy_connect_with_basic_auth(pki: TestPKI, tmp_path:
                     subprotocols=REALTIME,
                 )
             assert missing.value.status == 407
+            assert str(missing.value).startswith("Proxy authentication failed (407 from the proxy")
             assert "407 Proxy Authentication Required" in str(missing.value)
 
             # Wrong credentials: tinyproxy answers 401 (not 407) to a bad password; still a ProxyError.
@@ -338,6 +339,9 @@ async def test_through_tinyproxy_connect_with_basic_auth(pki: TestPKI, tmp_path:
                     subprotocols=REALTIME,
                 )
             assert wrong.value.status in (401, 407)
+            assert str(wrong.value).startswith(
+                f"Proxy authentication failed ({wrong.value.status} from the proxy"
+            )
             assert "wrong" not in str(wrong.value).replace("wrong or missing", "")  # the password is redacted
 
 
@@ -408,4 +412,5 @@ async def test_a_forwarding_proxy_asking_for_credentials_is_a_407_proxy_error(tm
                     url, {}, fetch=HttpxFetch(proxy=proxy.bare_url), subprotocols=REALTIME
                 )
             assert refused.value.status == 407
+            assert str(refused.value).startswith("Proxy authentication failed (407 from the proxy")
             assert "proxy credentials" in str(refused.value)

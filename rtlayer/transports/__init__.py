@@ -18,7 +18,6 @@ _LAZY = {
     "WebRTCTransport": "rtlayer.transports.webrtc",
     "SIPTransport": "rtlayer.transports.sip",
     "FetchUpgradeTransport": "rtlayer.transports.fetch_upgrade",
-    "TwilioMediaStreamTransport": "rtlayer.transports.twilio",
 }
 
 

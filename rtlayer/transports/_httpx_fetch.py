@@ -35,7 +35,7 @@ import httpx
 from ..exceptions import ConnectError, ConnectTimeout, ProxyError
 from ._upgraded import ByteStream
 
-__all__ = ["Fetch", "HttpxFetch", "UpgradeResponse", "http_url"]
+__all__ = ["PROXY_AUTH_STATUSES", "Fetch", "HttpxFetch", "UpgradeResponse", "http_url", "proxy_auth_failed"]
 
 MAX_ERROR_BODY = 64 * 1024
 """Bytes of a refusal's body kept for the error message (the rest is not read)."""
@@ -121,6 +121,15 @@ def _ca_context(path: str) -> ssl.SSLContext:
 
 _STATUS = re.compile(r"^\s*(\d{3})\b")
 
+#: What proxies answer to missing or wrong credentials: 407 is the standard answer, but some (tinyproxy 1.11)
+#: answer a wrong password on CONNECT with 401. Both mean the same thing to the user.
+PROXY_AUTH_STATUSES = frozenset({401, 407})
+
+
+def proxy_auth_failed(status: int | None) -> str:
+    """The opening of every proxy-credentials error, whichever of 401/407 the proxy chose."""
+    return f"Proxy authentication failed ({status} from the proxy: wrong or missing proxy credentials)"
+
 
 def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     seen: BaseException | None = exc
@@ -142,12 +151,11 @@ def map_httpx_error(exc: httpx.HTTPError, url: str, proxy: str | None) -> Connec
         # httpcore: "407 Proxy Authentication Required" when CONNECT is refused.
         match = _STATUS.match(str(exc))
         status = int(match.group(1)) if match else None
-        # 407 is the standard answer; tinyproxy answers a wrong password on CONNECT with 401.
-        hint = " (wrong or missing proxy credentials)" if status in (401, 407) else ""
-        return ProxyError(
-            f"{who} refused to open a tunnel to {url}: {exc}{hint}",
-            status=status,
-        )
+        if status in PROXY_AUTH_STATUSES:
+            return ProxyError(
+                f"{proxy_auth_failed(status)}: {who} refused to open a tunnel to {url}: {exc}", status=status
+            )
+        return ProxyError(f"{who} refused to open a tunnel to {url}: {exc}", status=status)
     if isinstance(exc, httpx.TimeoutException):
         return ConnectTimeout(f"Timed out connecting to {url}{via}: {exc.__class__.__name__}")
     cause = _ssl_cause(exc)

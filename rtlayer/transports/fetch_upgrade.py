@@ -35,7 +35,7 @@ from websockets.utils import accept_key
 from ..exceptions import HandshakeError, ProxyError
 from ..transport import WireConnection
 from ._base import BaseRealtimeTransport
-from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse
+from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse, proxy_auth_failed
 from ._upgraded import DEFAULT_MAX_SIZE, ByteStream, UpgradedConnection
 
 __all__ = [
@@ -102,8 +102,8 @@ async def upgrade_websocket(
         if response.status == 407:
             # A forwarding proxy (plain http:// target) answers 407 itself instead of refusing CONNECT.
             raise ProxyError(
-                f"The proxy refused the request: 407 {response.reason or 'Proxy Authentication Required'}"
-                " (wrong or missing proxy credentials)",
+                f"{proxy_auth_failed(407)}: the proxy refused the request: "
+                f"407 {response.reason or 'Proxy Authentication Required'}",
                 status=407,
             )
         hint = ""
