@@ -113,6 +113,10 @@ async def test_sideband_socket_attaches_to_a_call_and_hangup_ends_it(
     call = HeadlessCall(server.state, "rtc_headless1")
     headers = {"Authorization": "Bearer x"}
     async with websockets.connect(server.ws_url + "?call_id=rtc_headless1", additional_headers=headers) as ws:
+        # The sideband learns the session it joined, as a fresh socket would.
+        created = json.loads(await ws.recv())
+        assert call.runner is not None
+        assert created["type"] == "session.created" and created["session"]["id"] == call.runner.id
         await ws.send(
             json.dumps({"type": "session.update", "session": {"type": "realtime", "instructions": "Hi"}})
         )
@@ -135,7 +139,9 @@ async def test_the_official_client_attaches_to_a_call_with_call_id(server: Realt
     async with client.realtime.connect(call_id="rtc_headless2") as conn:
         await conn.session.update(session={"type": "realtime", "output_modalities": ["text"]})
         async with asyncio.timeout(5):
+            created = await conn.recv()
             updated = await conn.recv()
+    assert created.type == "session.created" and created.session.id == call.runner.id  # type: ignore[union-attr]
     assert updated.type == "session.updated"
     assert updated.session.output_modalities == ["text"]
     await call.hangup()

@@ -6,6 +6,8 @@ validated against the official client's models by ``Driver.drain``), time as an 
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from session_helpers import Driver, audio_bytes, of_type, silence, wav
 
@@ -378,3 +380,23 @@ def test_a_failed_transcription_is_reported_as_failed() -> None:
     (failed,) = d.drain()
     assert failed["type"] == "conversation.item.input_audio_transcription.failed"
     assert failed["error"]["message"] == "no speech recognizer here"
+
+
+@pytest.mark.parametrize("fmt", [PCMU, PCMA, AudioFormat()])
+def test_retrieved_user_audio_comes_back_in_the_input_format(fmt: AudioFormat) -> None:
+    d = Driver(config={"audio": {"input": {"format": fmt.to_session(), "turn_detection": None}}})
+    d.drain()
+    sent = AudioConverter(AudioFormat(), fmt, quality="high").convert(wav("hello_24k"))
+    d.append(sent, fmt=fmt)
+    item_id = of_type(d.send({"type": "input_audio_buffer.commit"}), "input_audio_buffer.committed")[0][
+        "item_id"
+    ]
+    retrieved = d.send({"type": "conversation.item.retrieve", "item_id": item_id, "event_id": "evt_r"})[0]
+    assert retrieved["type"] == "conversation.item.retrieved"
+    got = base64.b64decode(retrieved["item"]["content"][0]["audio"])
+    if fmt == AudioFormat():
+        assert got == sent  # PCM16 24 kHz is kept as sent, byte for byte
+    # Same length in the same format (give or take the resampler's rounding), and the same loudness.
+    assert abs(len(got) - len(sent)) <= fmt.bytes_for_ms(2)
+    level = [rtlayer_native.rms_dbfs(AudioConverter(fmt, AudioFormat()).convert(x)) for x in (sent, got)]
+    assert abs(level[0] - level[1]) < 1.0, level

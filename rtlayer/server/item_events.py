@@ -86,7 +86,8 @@ def create_item(conv: Conversation, event: dict[str, Any], input_format: AudioFo
 
 
 def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -> dict[str, Any]:
-    """``conversation.item.retrieve``: the item, with its kept user audio (base64) when it is PCM16 24 kHz."""
+    """``conversation.item.retrieve``: the item, with its kept user audio as base64 in the session's input
+    format (what the client sent: G.711 stays G.711), so a client can replay or re-send it as is."""
     item = conv.get(item_id)
     if item is None:
         raise RequestError(
@@ -96,13 +97,9 @@ def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -
         )
     out = copy_item(item)
     record = conv.audio.get(item_id)
-    if (
-        record is not None
-        and record.pcm16_24k is not None
-        and input_format == PCM16_24K
-        and out.get("content")
-    ):
-        out["content"][0]["audio"] = base64.b64encode(record.pcm16_24k).decode()
+    if record is not None and record.pcm16_24k is not None and out.get("content"):
+        audio = AudioConverter(PCM16_24K, input_format, quality="high").convert(record.pcm16_24k)
+        out["content"][0]["audio"] = base64.b64encode(audio).decode()
     return {"type": "conversation.item.retrieved", "item": out}
 
 

@@ -140,6 +140,27 @@ class SessionRunner:
 
         return remove
 
+    def greet(self, sink: EventSink) -> None:
+        """Tell one late-attached sink (a ``?call_id=`` sideband socket) which session it joined.
+
+        The session's own ``session.created`` went out when the call started, before this sink existed;
+        the sideband gets its own ``session.created`` with the session as it is now, so that a client
+        that waits for it (as clients of a fresh socket do) learns the session id and config.
+        """
+        if self._closed:
+            return
+        event = {
+            "type": "session.created",
+            "event_id": new_event_id(),
+            "session": self.session.session_object(),
+        }
+        if self.state is not None:
+            self.state.observe(self.id, event)
+        try:
+            sink(codec.dumps(event))
+        except Exception:
+            logger.exception("event sink failed while greeting it")
+
     def start(self) -> None:
         """Flush what the session queued at creation (``session.created``) and arm its timer."""
         self._pump()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from rtlayer.server.state import ServerState, SessionLimitReached
+from rtlayer.server.state import Call, ServerState, SessionLimitReached
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
@@ -131,6 +131,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
         )
     call_id = request.query.get("call_id")
     runner: SessionRunner | None = None
+    call: Call | None = None
     if call_id:
         call = state.calls.get(call_id)
         if call is None:
@@ -179,19 +180,35 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
                 return ws
             await _serve(ws, runner, state, owner=True)
         else:
-            await _serve(ws, runner, state, owner=False)
+            await _serve(ws, runner, state, owner=False, call=call)
     finally:
         state.connections -= 1
     return ws
 
 
 async def _serve(
-    ws: web.WebSocketResponse, runner: SessionRunner, state: ServerState, *, owner: bool
+    ws: web.WebSocketResponse,
+    runner: SessionRunner,
+    state: ServerState,
+    *,
+    owner: bool,
+    call: Call | None = None,
 ) -> None:
-    """Pump one socket: frames in, events out, until either side ends."""
+    """Pump one socket: frames in, events out, until either side ends.
+
+    A sideband socket (``call`` given) first learns the session it joined: a call that kept its early
+    events (a SIP call's ``replay_backlog``) hands them over, ``session.created`` first; any other call
+    greets the socket with a ``session.created`` of the session as it is now.
+    """
     loop = asyncio.get_running_loop()
     sink = WebSocketSink(ws, state)
     detach = runner.add_sink(sink)
+    if call is not None:
+        replay = getattr(call, "replay_backlog", None)
+        if callable(replay):
+            replay()
+        else:
+            runner.greet(sink)
 
     def on_session_end(_runner: SessionRunner) -> None:
         if not ws.closed:
