@@ -400,3 +400,50 @@ def test_retrieved_user_audio_comes_back_in_the_input_format(fmt: AudioFormat) -
     assert abs(len(got) - len(sent)) <= fmt.bytes_for_ms(2)
     level = [rtlayer_native.rms_dbfs(AudioConverter(fmt, AudioFormat()).convert(x)) for x in (sent, got)]
     assert abs(level[0] - level[1]) < 1.0, level
+
+
+IDLE = {"audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 2000}}}}
+
+
+async def test_idle_timeout_starts_when_the_answer_has_finished_playing() -> None:
+    d = Driver(config=IDLE)
+    d.drain()
+    d.append(wav("hello_24k") + silence(600))
+    answer = await d.run()
+    played_s = len(audio_bytes(answer)) / 48_000
+    assert played_s > 0.5
+    # response.done time plus the answer's playback duration, plus the timeout (the service's rule)
+    assert d.session.get_timer() == pytest.approx(d.now + played_s + 2.0)
+    d.session.handle_timer(d.now + played_s + 1.9)
+    assert d.drain() == []
+    # The microphone keeps streaming silence in real time while the answer plays and after it.
+    d.append(silence(int((played_s + 2.0) * 1000)))
+    d.session.handle_timer(d.now)
+    (triggered,) = of_type(d.drain(), "input_audio_buffer.timeout_triggered")
+    # The segment is the silence after playback: about as long as the timeout.
+    assert triggered["audio_end_ms"] - triggered["audio_start_ms"] == pytest.approx(2000, abs=30)
+
+
+async def test_idle_timeout_restarts_when_the_client_truncates_playback() -> None:
+    d = Driver(config=IDLE)
+    d.drain()
+    d.append(wav("joke_24k") + silence(600))
+    answer = await d.run()
+    item_id = of_type(answer, "response.output_item.added")[0]["item"]["id"]
+    d.now += 0.5  # the client stops playback half a second in
+    d.send(
+        {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": 500}
+    )
+    assert d.session.get_timer() == pytest.approx(d.now + 2.0)
+
+
+async def test_no_idle_prompt_while_the_user_is_still_speaking_after_a_barge_in() -> None:
+    d = Driver(config=IDLE)
+    d.drain()
+    d.append(wav("joke_24k") + silence(600))
+    await d.run(max_parts=3)  # the answer is streaming when the user speaks again
+    speech = wav("joke_24k")
+    assert "input_audio_buffer.speech_started" in [e["type"] for e in d.append(speech[:9600])]
+    assert d.session.get_timer() == d.session.expires_at  # no idle deadline while they speak
+    d.session.handle_timer(d.now + 30)
+    assert "input_audio_buffer.timeout_triggered" not in [e["type"] for e in d.drain()]

@@ -92,6 +92,7 @@ class ServerSession:
         self._voice_locked = False
         self._requests_made = 0
         self._idle_deadline: float | None = None
+        self._idle_audio_mark_ms = 0.0
         # input audio: one buffer of PCM16 24 kHz, positioned on the session's audio clock
         self.input_audio = InputAudio(self.turn_detection)
         self._media_dropped_bytes = 0
@@ -281,12 +282,26 @@ class ServerSession:
         return True
 
     def _arm_idle(self, now: float, delay_s: float = 0.0) -> None:
+        """Start ``idle_timeout_ms`` (``server_vad`` only) once ``delay_s`` of answer audio has played.
+
+        The service applies the timeout "after the last model response's audio has finished playing, i.e.
+        the ``response.done`` time plus audio playback duration": ``delay_s`` is that duration (or, in
+        media mode, what is still queued). Never while the user is speaking: their turn ends it anyway.
+        """
         td = self.turn_detection
         timeout = td.get("idle_timeout_ms") if td is not None and td.get("type") == "server_vad" else None
-        self._idle_deadline = now + delay_s + timeout / 1000.0 if timeout else None
+        vad = self.input_audio.vad
+        if not timeout or (vad is not None and vad.speaking):
+            self._idle_deadline = None
+            return
+        self._idle_deadline = now + delay_s + timeout / 1000.0
+        # Where playback ends on the input audio clock, if the client streams its microphone in real time.
+        self._idle_audio_mark_ms = self.input_audio.audio_ms + delay_s * 1000.0
 
     def _idle_timeout(self, now: float) -> None:
-        start, end = int(self.input_audio.start_ms), int(self.input_audio.audio_ms)
+        # audio_start_ms: the input after the answer finished playing (never before the buffer's start).
+        end = int(self.input_audio.audio_ms)
+        start = int(min(end, max(self.input_audio.start_ms, self._idle_audio_mark_ms)))
         item_id, pcm = self.input_audio.take()
         self._emit(
             {
@@ -306,7 +321,6 @@ class ServerSession:
     def _ingest(self, pcm: bytes, now: float) -> None:
         for turn in self.input_audio.feed(pcm):
             if isinstance(turn, TurnStarted):
-                self._idle_deadline = None
                 self._emit(
                     {
                         "type": "input_audio_buffer.speech_started",
@@ -316,6 +330,9 @@ class ServerSession:
                 )
                 if (self.turn_detection or {}).get("interrupt_response", True):
                     self._barge_in(now)
+                self._idle_deadline = (
+                    None  # the user speaks: no idle prompt (the cancelled answer re-armed it)
+                )
             else:
                 self._emit(
                     {
@@ -460,15 +477,16 @@ class ServerSession:
 
     def _answer(
         self, event_id: str | None, build: Callable[[], list[dict[str, Any]] | dict[str, Any]]
-    ) -> None:
-        """Emit what ``build`` answers, or the ``error`` its ``RequestError`` describes."""
+    ) -> bool:
+        """Emit what ``build`` answers, or the ``error`` its ``RequestError`` describes (then False)."""
         try:
             answer = build()
         except RequestError as exc:
             self._error(exc.code, exc.message, exc.param, event_id)
-            return
+            return False
         for event in answer if isinstance(answer, list) else [answer]:
             self._emit(event)
+        return True
 
     def _on_conversation_item_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
         self._answer(event_id, lambda: item_events.create_item(self.conversation, event, self.input_format))
@@ -483,12 +501,14 @@ class ServerSession:
         self._answer(event_id, lambda: item_events.delete_item(self.conversation, event["item_id"]))
 
     def _on_conversation_item_truncate(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        self._answer(
+        truncated = self._answer(
             event_id,
             lambda: item_events.truncate_item(
                 self.conversation, event["item_id"], event["content_index"], event["audio_end_ms"]
             ),
         )
+        if truncated and self._active is None and self._idle_deadline is not None:
+            self._arm_idle(now)  # the client stopped playback now: the idle wait starts now
 
     def _on_response_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
         self._create_response(event.get("response") or {}, event_id, now)
