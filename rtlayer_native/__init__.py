@@ -2,6 +2,19 @@
 
 All functions take any bytes-like object and return ``bytes``. PCM16 is signed 16-bit
 little-endian, interleaved when multi-channel. See docs/INTERNALS.md section 1 for the contract.
+
+Threads and the GIL: the kernels release the GIL only for calls with enough work to pay for it, so that
+threads (one per call or session, each with its own ``Resampler``/``Transcoder``) run in parallel on large
+buffers while a 20 ms frame, done in a few microseconds, never pays two thread-state switches:
+
+- G.711 encode/decode: buffers of at least 4096 samples;
+- ``Resampler.process`` and ``Transcoder.process``: calls of at least 20,000 filter multiply-adds (a 20 ms
+  frame at the conversational quality is about 10,000, and keeps it);
+- the PCM helpers (``apply_gain``, ``rms``, ``pcm16_to_float32``, ...): every call.
+
+``AudioRing`` and ``Framer`` hold the GIL (they copy a few bytes), which also makes one ring safe to share
+between threads. ``tests/test_native_stress.py`` proves the release from several threads on large buffers,
+against audioop (which holds it) as the control.
 """
 
 from __future__ import annotations

@@ -3,17 +3,21 @@ calls leave no memory behind."""
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 import rtlayer_native as rn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import audioop
 
 
 def _pcm(rate: int, seconds: float, seed: int) -> bytes:
@@ -23,7 +27,8 @@ def _pcm(rate: int, seconds: float, seed: int) -> bytes:
 
 @pytest.fixture
 def long_switch_interval() -> Iterator[None]:
-    # With a long switch interval, another thread only runs while the caller has released the GIL.
+    # With a long switch interval, a thread waiting for the GIL only gets it when the holder releases it
+    # (or after 250 ms): what another thread manages to do is then a direct measure of GIL release.
     old = sys.getswitchinterval()
     sys.setswitchinterval(0.25)
     try:
@@ -32,56 +37,89 @@ def long_switch_interval() -> Iterator[None]:
         sys.setswitchinterval(old)
 
 
-# Sized so that each call takes several milliseconds: long enough for the spinner to be scheduled.
-HUGE_PCM = _pcm(48000, 60.0, 1)
+# Large buffers on purpose: small calls (a 20 ms frame) keep the GIL, because releasing and re-taking it
+# would cost more than their work (see the "Threads and the GIL" paragraph of rtlayer_native's docstring).
+HUGE_PCM = _pcm(48000, 20.0, 1)
 HUGE_ULAW = rn.ulaw_encode(HUGE_PCM)
-BIG_PCM = HUGE_PCM[: 48000 * 2 * 5]
-BIG_ULAW = HUGE_ULAW[: 8000 * 10]
+BIG_PCM = HUGE_PCM[: 48000 * 2 * 2]
+BIG_ULAW = HUGE_ULAW[: 8000 * 4]
 
-KERNELS: dict[str, Callable[[], object]] = {
-    "ulaw_encode": lambda: rn.ulaw_encode(HUGE_PCM),
-    "alaw_decode": lambda: rn.alaw_decode(HUGE_ULAW),
-    "apply_gain": lambda: rn.apply_gain(HUGE_PCM, 0.5),
-    "rms": lambda: rn.rms(HUGE_PCM),
-    "pcm16_to_float32": lambda: rn.pcm16_to_float32(HUGE_PCM),
-    "Resampler.process": lambda: rn.Resampler(48000, 8000, quality="high").process(BIG_PCM),
-    "Transcoder.process": lambda: rn.Transcoder("pcmu", 8000, "pcm16", 48000).process(BIG_ULAW),
+KERNELS: dict[str, Callable[[], Callable[[], object]]] = {
+    "ulaw_encode": lambda: lambda: rn.ulaw_encode(HUGE_PCM),
+    "alaw_decode": lambda: lambda: rn.alaw_decode(HUGE_ULAW),
+    "apply_gain": lambda: lambda: rn.apply_gain(HUGE_PCM, 0.5),
+    "rms": lambda: lambda: rn.rms(HUGE_PCM),
+    "pcm16_to_float32": lambda: lambda: rn.pcm16_to_float32(HUGE_PCM),
+    "Resampler.process": lambda: rn.Resampler(48000, 8000, quality="high").process,
+    "Transcoder.process": lambda: rn.Transcoder("pcmu", 8000, "pcm16", 48000).process,
 }
+KERNEL_INPUT = {"Resampler.process": BIG_PCM, "Transcoder.process": BIG_ULAW}
+
+CALLS = 24  # sighting windows per worker thread
+
+
+def _calls_seen_running(kernels: list[Callable[[], object]], calls: int = CALLS) -> int:
+    """Runs each kernel in its own thread for ``calls`` windows of 10 ms; returns how many distinct
+    moments the main thread saw every worker inside a window at once.
+
+    Each worker makes its state odd when a window starts and even when it ends. The main thread polls the
+    states, giving the GIL back at every poll. A kernel that releases the GIL lets the main thread poll
+    while it runs, so nearly every window is seen. One that holds it lets the main thread in only when the
+    250 ms switch interval forces a switch: a handful of sightings for the whole run.
+    """
+    states = [0] * len(kernels)
+    seen: set[tuple[int, ...]] = set()
+
+    def work(i: int) -> None:
+        kernel = kernels[i]
+        for _ in range(calls):
+            states[i] += 1
+            # One sighting window: the kernel back to back for 10 ms (a large buffer takes under a
+            # millisecond, too short for the main thread to be woken and scheduled reliably).
+            window_end = time.perf_counter() + 0.01
+            for _ in range(10_000):
+                kernel()
+                if time.perf_counter() >= window_end:
+                    break
+            states[i] += 1
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(len(kernels))]
+    for worker in workers:
+        worker.start()
+    for _ in range(10_000_000):  # bounded; ends when the workers do
+        snapshot = tuple(states)
+        if all(state & 1 for state in snapshot):
+            seen.add(snapshot)
+        if not any(worker.is_alive() for worker in workers):
+            break
+        time.sleep(0)  # gives the GIL back, so a worker that needs it never waits for the switch interval
+    for worker in workers:
+        worker.join(30)
+    return len(seen)
+
+
+def _bind(name: str) -> Callable[[], object]:
+    kernel = KERNELS[name]()
+    data = KERNEL_INPUT.get(name)
+    return kernel if data is None else lambda: kernel(data)
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 @pytest.mark.timeout(60)
-def test_kernels_release_the_gil(name: str, long_switch_interval: None) -> None:
-    """A worker thread calls the kernel; the main thread, waiting for the GIL, must get it at once.
+def test_kernels_release_the_gil_on_large_buffers(name: str, long_switch_interval: None) -> None:
+    assert _calls_seen_running([_bind(name)]) >= CALLS // 2
 
-    The worker calls the kernel back to back for about 0.4 s. With a 250 ms switch interval the
-    interpreter forces no switch for 250 ms, so the main thread runs within 100 ms only if the
-    kernel released the GIL (the margin is for a loaded machine's scheduler). With audioop, which
-    holds it, the main thread waits the 250 ms.
-    """
-    kernel = KERNELS[name]
-    solo = math.inf
-    for _ in range(3):  # warm up (filter design, page faults) and time it alone
-        t = time.perf_counter()
-        kernel()
-        solo = min(solo, time.perf_counter() - t)
-    reps = max(1, math.ceil(0.4 / solo))
-    entered: list[float] = []
-    started = threading.Event()
 
-    def work() -> None:
-        started.set()
-        entered.append(time.perf_counter())
-        for _ in range(reps):
-            kernel()
+@pytest.mark.timeout(60)
+def test_the_gil_measure_catches_a_kernel_that_holds_it(long_switch_interval: None) -> None:
+    """The control: audioop holds the GIL, and the same measure sees (almost) none of its calls."""
+    assert _calls_seen_running([lambda: audioop.lin2ulaw(HUGE_PCM, 2)]) < CALLS // 2
 
-    worker = threading.Thread(target=work)
-    worker.start()
-    started.wait(5)
-    main_ran_at = time.perf_counter()
-    worker.join(10)
-    assert entered
-    assert main_ran_at - entered[0] < 0.1, f"main thread waited {main_ran_at - entered[0]:.4f} s"
+
+@pytest.mark.timeout(60)
+def test_resamplers_in_several_threads_run_at_the_same_time(long_switch_interval: None) -> None:
+    """Two threads, each with its own Resampler on large buffers, are seen inside their calls together."""
+    assert _calls_seen_running([_bind("Resampler.process"), _bind("Resampler.process")]) >= CALLS // 4
 
 
 @pytest.mark.timeout(60)

@@ -7,6 +7,21 @@ close (session config re-sent, each step announced), an idempotent ``close()`` t
 audio conversion to and from the app's formats, and the receive fast path for audio deltas.
 
 With no URL and no key, ``connect()`` starts the embedded server in-process and stops it at ``close()``.
+
+Two deliberate choices, both visible to the app:
+
+- **The ``session.update`` carries only what the app configured** (plus ``type`` and ``model``): the
+  server's own defaults fill the rest, so rtlayer never overrides a default the app did not ask to change
+  (the JS SDK merges its own defaults in; pass them in ``initial_session_config`` to get the same).
+- **A reconnection restores the configuration, not the conversation.** The server starts a new session
+  with an empty conversation; rtlayer re-sends the merged ``session.update`` of everything the app
+  configured, first in line, and announces each step (``connection_change``: ``reconnecting`` with the
+  attempt number, then ``connected`` with reason ``"reconnected"``). It does not replay items: their ids
+  would change, a response that was streaming cannot be resumed, and audio the user already heard must
+  not be spoken twice. An app that needs the earlier context rebuilds it on that ``connected`` event
+  (``send_message(..., trigger_response=False)`` for each item it kept, or ``reset_history``). Audio sent
+  while reconnecting is dropped (counted in ``dropped_audio_bytes``); other client events wait in a bounded
+  queue (at most 256, the oldest dropped and counted in ``dropped_events``).
 """
 
 from __future__ import annotations
