@@ -30,6 +30,7 @@ from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playba
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import AudioPart
 from rtlayer.server.sip.call import SipCall
+from rtlayer.server.sip.pacer import RtpPacer
 from rtlayer.server.sip.sdp import parse_offer
 from rtlayer.transports.sip import build_initial_config
 from rtlayer_native import Pacer, monotonic_ns
@@ -174,6 +175,53 @@ def test_the_thread_stops_on_close_on_collection_and_at_interpreter_exit() -> No
     assert done.returncode == 0 and "exiting" in done.stdout, done.stderr
 
 
+class _ScriptedCall:
+    """A paced call whose session has audio for the frames in ``audio_at`` (by frame index)."""
+
+    def __init__(self, call_id: str, audio_at: set[int], ptime_ms: int = 20) -> None:
+        self.id = call_id
+        self.ended = False
+        self.ptime_ns = ptime_ms * 1_000_000
+        self.audio_at = audio_at
+        self.asked: list[int] = []  # deadlines the pacer asked frames for
+
+    def queue_frame(self, deadline_ns: int) -> bool:
+        if self.id == "broken":
+            raise RuntimeError("a bug in one call")
+        self.asked.append(deadline_ns)
+        return len(self.asked) - 1 in self.audio_at
+
+
+def test_fill_runs_ahead_only_while_a_call_talks_and_keeps_each_calls_phase() -> None:
+    ms = 1_000_000
+    failed: list[str] = []
+    pacer = RtpPacer(lookahead=0.04, run_ahead=0.2, on_error=lambda call: failed.append(call.id))
+    silent, talking, broken = (
+        _ScriptedCall("silent", set()),
+        _ScriptedCall("talking", set(range(100))),
+        _ScriptedCall("broken", set()),
+    )
+    pacer.add(silent, 1000 * ms)
+    pacer.add(talking, 1005 * ms)  # its own phase: 5 ms after the other
+    pacer.add(broken, 1000 * ms)
+    pacer.fill_once(1000 * ms)
+    assert silent.asked == [(1000 + 20 * i) * ms for i in range(3)]  # up to now + 40 ms
+    assert talking.asked == [(1005 + 20 * i) * ms for i in range(10)]  # up to now + 200 ms
+    assert failed == ["broken"]
+    pacer.fill_once(1020 * ms)  # the next tick: one more frame each (the run-ahead is already full)
+    assert silent.asked[-1] == 1060 * ms and talking.asked[-1] == 1205 * ms
+    talking.audio_at = set()  # the answer ends: back to the short horizon, no more frames far ahead
+    pacer.fill_once(1040 * ms)
+    assert talking.asked[-1] == 1225 * ms
+    assert silent.asked[-1] == 1080 * ms
+    silent.ended = True
+    pacer.fill_once(2000 * ms)  # a stall of ~1 s: a talking call's clock is resynchronized, no burst
+    assert silent.asked[-1] == 1080 * ms  # an ended call is forgotten
+    assert pacer.resyncs == 1 and talking.asked[-1] == 2040 * ms and pacer.late_fills == 1
+    assert pacer.stats()["resyncs"] == 1
+    pacer.native.close()
+
+
 class _PacedFrames:
     """The media output's ``ahead`` consumer, as the SIP call is: frames go into a native stream."""
 
@@ -248,8 +296,8 @@ async def test_a_clear_drops_unsent_packets_and_truncation_equals_what_was_sent(
     await app.start()
     server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret, responder=_Tone())
     await server.start()
-    # a whole second of lookahead (60 ms by default) so that many packets are queued when the clear comes
-    server.sip.pacer.lookahead_ns = 10**9
+    # a whole second of run-ahead (200 ms by default) so that many packets are queued when the clear comes
+    server.sip.pacer.run_ahead_ns = 10**9
     sink = RtpSink()
     await sink.start()
     caller = Caller(server.sip.port)

@@ -227,7 +227,7 @@ class SipCall:
     def close_media(self) -> None:
         """Stop the session and release the RTP port. Idempotent."""
         self.ended = True
-        if self.pacer is not None and self.stream is not None:
+        if self.pacer is not None and self.stream is not None and not self.pacer.closed:
             # before the socket closes: after close_stream the native thread no longer uses its fd
             _queued, sent, _dropped, errors = self.pacer.native.stream_stats(self.stream)
             self.rtp_dropped += self.pacer.native.close_stream(self.stream)

@@ -113,7 +113,8 @@ class SipFront:
         ring_timeout: float = 60.0,
         webhook_timeout: float = 5.0,
         max_jitter_samples: int = 100_000,
-        lookahead: float = 0.06,
+        lookahead: float = 0.04,
+        run_ahead: float = 0.2,
         realtime_priority: int = 0,
     ) -> None:
         self.state = state
@@ -123,11 +124,13 @@ class SipFront:
         self.webhook_timeout = webhook_timeout
         self.counters = SipCounters()
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID, including ended ones that linger
-        # lookahead: how far ahead of its packet time each frame is pulled and handed to the native
-        # sender (loop lateness below lookahead - 20 ms does not show on the wire); realtime_priority:
-        # SCHED_FIFO for the sending thread when permitted (0: a short fair-class slice)
+        # lookahead / run_ahead: how far ahead of its packet time a silent / talking call's next frame is
+        # pulled and handed to the native sender (loop stalls shorter than that minus 20 ms do not show
+        # on the wire); realtime_priority: SCHED_FIFO for the sending thread when permitted (0: a short
+        # fair-class time slice)
         self.pacer = RtpPacer(
             lookahead=lookahead,
+            run_ahead=run_ahead,
             max_lateness_samples=max_jitter_samples,
             realtime_priority=realtime_priority,
             on_error=self._pacing_failed,
@@ -378,12 +381,14 @@ class SipFront:
         try:
             # the first packet time is one lookahead away: the pacer pulls every frame that far ahead
             call.attach_runner(runner, self.pacer, time.monotonic_ns() + self.pacer.lookahead_ns)
-        except ValueError as exc:  # the offer's address is not numeric: the native sender needs one
+        except (ValueError, RuntimeError) as exc:  # a non-numeric address; every native stream in use
             runner.close()
             call.close_media()
-            if call.dialog.reject(488, time.monotonic()):
+            status = 488 if isinstance(exc, ValueError) else 503
+            if call.dialog.reject(status, time.monotonic()):
                 self._service(call)
-            raise CallError(400, f"Call '{call_id}': {exc}.", "invalid_value") from None
+            http, code = (400, "invalid_value") if status == 488 else (429, "rate_limit_exceeded")
+            raise CallError(http, f"Call '{call_id}': {exc}.", code) from None
         runner.on_close(lambda _r: self.hangup_call(call))
         call.dialog.accept(sdp, time.monotonic())
         self.counters.calls_accepted += 1

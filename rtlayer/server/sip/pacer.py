@@ -4,11 +4,15 @@ Why not send from the asyncio loop: on a loaded machine the loop wakes late (its
 calls, the GIL, the OS scheduler giving the core to another process), and each millisecond of that
 lateness used to land on the RTP stream (p99 1.5-7.6 ms at 50 calls under a load of 3-4). So the
 loop only *prepares* packets: every ``fill_interval`` it pulls, for each live call, the frames whose
-packet time falls within ``lookahead`` (so each packet is queued ``lookahead - fill_interval`` to
-``lookahead`` before it is due), stamps them (:class:`RtpSender`) and queues them with their
-absolute deadline in :class:`rtlayer_native.Pacer`, whose thread holds no GIL, sleeps on
-``CLOCK_MONOTONIC`` and sends with ``sendto`` on the call's own socket. Loop lateness up to
-``lookahead - fill_interval`` no longer shows on the wire.
+packet time is near enough, stamps them (:class:`RtpSender`) and queues them with their absolute
+deadline in :class:`rtlayer_native.Pacer`, whose thread holds no GIL, sleeps on ``CLOCK_MONOTONIC``
+and sends with ``sendto`` on the call's own socket.
+
+How near is near enough, per call: while the call is silent, ``lookahead`` (40 ms: a new answer's
+first packet waits at most that plus one fill interval); as soon as a frame with audio was pulled,
+``run_ahead`` (200 ms): the rest of a talk spurt is queued that far ahead, so a loop that stalls for
+up to ``run_ahead - fill_interval`` no longer shows on the wire. A loaded 2-core machine was seen
+stalling the loop for 50-90 ms.
 
 Exactness: a frame pulled ahead already counts as played in the session, so the call registers as
 its media output's ``ahead`` consumer (``MediaOutput.PulledAhead``): a clear (``output_audio_buffer.clear``,
@@ -19,19 +23,22 @@ Packets refused by a full native queue, dropped by a clear or by the call's end,
 counted (:meth:`stats`); nothing is dropped silently.
 
 Calls keep their own phase (the moment they were accepted), so their packets spread over the packet
-time instead of leaving in one burst per tick.
+time instead of leaving in one burst per tick; the loop wakes once per fill interval for all calls.
+
+What running ahead costs: the session sees frames as played when they are pulled, so
+``output_audio_buffer.started``/``stopped`` come up to ``run_ahead`` before the audio leaves (a clear
+still cuts at what was sent, exactly).
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import logging
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from rtlayer_native import Pacer
@@ -58,32 +65,42 @@ class PacedCall(Protocol):
         ...
 
 
+@dataclass(slots=True)
+class _Slot:
+    call: PacedCall
+    due: int  # the deadline of the call's next frame, monotonic ns
+    talking: bool = False  # the last frame pulled carried audio: run ahead
+
+
 class RtpPacer:
     """One native sending thread and one loop task that keeps it fed, for every call of a front."""
 
     def __init__(
         self,
         *,
-        lookahead: float = 0.06,
+        lookahead: float = 0.04,
+        run_ahead: float = 0.2,
         fill_interval: float = 0.02,
         max_lateness_samples: int = 100_000,
         slice_us: int = 100,
         realtime_priority: int = 0,
         on_error: Callable[[PacedCall], None] | None = None,
     ) -> None:
-        if not 0 < fill_interval <= lookahead:
-            raise ValueError("need 0 < fill_interval <= lookahead")
+        if not 0 < fill_interval <= lookahead <= run_ahead:
+            raise ValueError("need 0 < fill_interval <= lookahead <= run_ahead")
         self.lookahead_ns = int(lookahead * 1e9)
+        self.run_ahead_ns = int(run_ahead * 1e9)
         self.fill_interval_ns = int(fill_interval * 1e9)
         self.native = Pacer(slice_us=slice_us, realtime_priority=realtime_priority)
         # how late each packet left against its deadline (ms), at the native sender, for benchmarks
         self.lateness_ms: deque[float] = deque(maxlen=max_lateness_samples)
         self._on_error = on_error
-        self._heap: list[tuple[int, int, PacedCall]] = []
-        self._seq = itertools.count()
+        self._slots: dict[str, _Slot] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.resyncs = 0  # the loop fell more than 5 packet times behind: a call's clock was reset
+        self.late_fills = 0  # frames queued after their deadline (resyncs included): the loop was too late
+        self.closed = False
 
     def start(self) -> None:
         """Start the native thread and the filling task (on the running loop)."""
@@ -92,6 +109,7 @@ class RtpPacer:
 
     async def close(self) -> None:
         """Stop the task and the thread (joined: no thread outlives the front). Idempotent."""
+        self.closed = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -104,7 +122,7 @@ class RtpPacer:
 
     def add(self, call: PacedCall, first_deadline_ns: int) -> None:
         """Pace ``call`` from ``first_deadline_ns`` on (``time.monotonic_ns`` clock), one frame per packet time."""
-        heapq.heappush(self._heap, (first_deadline_ns, next(self._seq), call))
+        self._slots[call.id] = _Slot(call, first_deadline_ns)
         self._wake.set()
 
     def drain_lateness(self) -> None:
@@ -114,40 +132,46 @@ class RtpPacer:
             self.lateness_ms.extend(ns / 1e6 for ns in array("q", data))
 
     def stats(self) -> dict[str, int]:
-        """The native queue's totals, plus ``resyncs``."""
-        return {**self.native.stats(), "resyncs": self.resyncs}
+        """The native queue's totals, plus ``resyncs`` and ``late_fills``."""
+        return {**self.native.stats(), "resyncs": self.resyncs, "late_fills": self.late_fills}
 
     def fill_once(self, now_ns: int) -> None:
-        """Queue every frame due before ``now_ns + lookahead`` (the task's step; public for tests)."""
-        heap = self._heap
-        horizon = now_ns + self.lookahead_ns
-        while heap and heap[0][0] <= horizon:
-            due, seq, call = heapq.heappop(heap)
+        """Queue, for every call, the frames due within its horizon (the task's step; public for tests)."""
+        near, far = now_ns + self.lookahead_ns, now_ns + self.run_ahead_ns
+        for key, slot in list(self._slots.items()):
+            call = slot.call
             if call.ended:
+                del self._slots[key]
                 continue
-            if now_ns - due > 5 * call.ptime_ns:
+            if now_ns - slot.due > 5 * call.ptime_ns:
                 self.resyncs += 1
-                due = now_ns  # the loop stalled far beyond the lookahead: resynchronize, don't burst
-            try:
-                call.queue_frame(due)
-            except Exception:  # one call's failure must not silence the others
-                logger.exception("SIP call %s: queueing a frame failed; hanging up", call.id)
-                if self._on_error is not None:
-                    self._on_error(call)
-                continue
-            heapq.heappush(heap, (due + call.ptime_ns, seq, call))
+                self.late_fills += 1
+                slot.due = now_ns  # the loop stalled far beyond the lookahead: resynchronize, don't burst
+            while slot.due <= (far if slot.talking else near):
+                if slot.due < now_ns:
+                    self.late_fills += 1
+                try:
+                    slot.talking = call.queue_frame(slot.due)
+                except Exception:  # one call's failure must not silence the others
+                    logger.exception("SIP call %s: queueing a frame failed; hanging up", call.id)
+                    del self._slots[key]
+                    if self._on_error is not None:
+                        self._on_error(call)
+                    break
+                slot.due += call.ptime_ns
 
     async def _fill(self) -> None:
-        heap = self._heap
+        period = self.fill_interval_ns
+        tick = time.monotonic_ns()
         while True:
-            if not heap:
+            if not self._slots:
                 self._wake.clear()
                 await self._wake.wait()
-                continue
-            self.fill_once(time.monotonic_ns())
+                tick = time.monotonic_ns()
+            now = time.monotonic_ns()
+            self.fill_once(now)
             self.drain_lateness()
-            if heap:
-                # wake when the earliest packet is ``lookahead`` away, plus one fill interval so that one
-                # wake-up queues a fill interval's worth of packets of every call
-                wake = heap[0][0] - self.lookahead_ns + self.fill_interval_ns
-                await asyncio.sleep(max(0.0, (wake - time.monotonic_ns()) / 1e9))
+            tick += period  # a fixed cadence; after a stall, from now on
+            if tick <= now:
+                tick = now + period
+            await asyncio.sleep((tick - time.monotonic_ns()) / 1e9)
