@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import signal
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -60,6 +62,13 @@ async def test_rtlayer_serve_logs_one_line_per_event_and_stops_cleanly_on_sigter
             await proc.wait()
     log = "".join(lines) + rest
     assert code == 0, log
+    # It says where it serves: the WebSocket, the openai base_url, ephemeral keys, health, the talk page.
+    base = url.rstrip("/")
+    ws_base = base.replace("http", "ws")
+    for shown in (f"{ws_base}/v1/realtime?model=gpt-realtime", f'base_url="{base}/v1"',
+                  f"{base}/v1/realtime/client_secrets", f"{base}/healthz", f"talk page    {base}/ "):  # fmt: skip
+        assert shown in log, (shown, log)
+    assert "answer audio as fast as produced" in log
     assert re.search(r"sess_\w+  session\.created gpt-realtime audio/pcm turns=server_vad", log), log
     assert re.search(r"sess_\w+  response\.done completed \d+\.\d\d s audio", log), log
     assert "shutting down" in log
@@ -154,3 +163,66 @@ def test_serve_builds_the_responder_it_is_asked_for(tmp_path: Path) -> None:
     assert isinstance(make_responder(f"scripted:{rules}"), ScriptedResponder)
     with pytest.raises(ValueError, match="unknown responder"):
         make_responder("oracle")
+
+
+class StartLines(logging.Handler):
+    """Collects ``rtlayer serve``'s start-up lines; ``ready`` is set once the limits line is out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.text = ""
+        self.ready = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.text += record.getMessage() + "\n"
+        if "limits" in record.getMessage():
+            self.ready.set()
+
+
+async def test_rtlayer_serve_limits_come_from_the_command_line() -> None:
+    from rtlayer.cli import build_parser
+    from rtlayer.cli.serve import serve
+
+    args = build_parser().parse_args(
+        ["serve", "--port", "0", "--max-sessions", "1", "--idle-timeout", "0.5", "--session-expiry", "90"]
+    )
+    stop = asyncio.Event()
+    lines = StartLines()
+    log = logging.getLogger("rtlayer.serve")
+    log.addHandler(lines)
+    log.setLevel(logging.INFO)
+    task = asyncio.create_task(serve(args, stop=stop))
+    try:
+        await asyncio.wait_for(lines.ready.wait(), 10)
+        caplog_text = lines.text
+        m = re.search(r"listening on (http://\S+)", caplog_text)
+        assert m is not None, caplog_text
+        ws_url = m.group(1).replace("http", "ws") + "/v1/realtime?model=gpt-realtime"
+        assert "1 sessions, 2000 connections, idle sockets closed after 0.5 s" in caplog_text
+        assert "answer audio at 4x real time" in caplog_text  # the same default as RealtimeServer
+        async with websockets.connect(ws_url, additional_headers={"Authorization": "Bearer x"}) as first:
+            created = json.loads(await first.recv())
+            assert created["session"]["expires_at"] - time.time() == pytest.approx(90, abs=5)
+            with pytest.raises(websockets.InvalidStatus) as refused:  # --max-sessions 1
+                await websockets.connect(ws_url, additional_headers={"Authorization": "Bearer x"})
+            assert refused.value.response.status_code == 429
+            async with asyncio.timeout(5):  # --idle-timeout: a silent socket is closed (going away)
+                with pytest.raises(websockets.ConnectionClosed) as closed:
+                    await first.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    finally:
+        stop.set()
+        log.removeHandler(lines)
+        await asyncio.wait_for(task, 10)
+
+
+def test_rtlayer_serve_refuses_bad_limits() -> None:
+    from rtlayer.cli import main
+
+    for bad in (["--max-sessions", "0"], ["--idle-timeout", "-1"], ["--session-expiry", "0"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--port", "0", *bad])
+        assert exited.value.code == 2
+    assert (
+        main(["serve", "--host", "0.0.0.0", "--port", "0", "--api-key", " "]) == 2
+    )  # an empty key is no key

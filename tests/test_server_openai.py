@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 from typing import Any
 
 import openai
 import pytest
+import websockets
 from conftest import load_wav, silence, stream_pcm
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import ClientSecretCreateResponse
@@ -173,3 +175,36 @@ async def test_barge_in_cancels_the_answer_still_streaming() -> None:
     assert types.index("input_audio_buffer.speech_started") < types.index("response.done")
     # A cancelled response still closes what it opened.
     assert "response.output_audio.done" in types and "response.output_item.done" in types
+
+
+class Clock:
+    """The server's wall clock, moved by the test instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+async def test_an_ephemeral_key_from_the_official_client_expires() -> None:
+    clock = Clock()
+    async with RealtimeServer(api_key="sk-real", clock=clock) as server:
+        admin = openai.AsyncOpenAI(api_key="sk-real", base_url=server.url + "/v1")
+        secret = await admin.realtime.client_secrets.create(
+            expires_after={"anchor": "created_at", "seconds": 10}, session={"type": "realtime"}
+        )
+        assert secret.value.startswith("ek_") and secret.expires_at == pytest.approx(clock() + 10, abs=2)
+        ephemeral = openai.AsyncOpenAI(api_key=secret.value, base_url=server.url + "/v1")
+        clock.offset = 8.0  # still valid shortly before it expires (expires_at is whole seconds)
+        async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
+            assert (await conn.recv()).type == "session.created"
+        clock.offset = 10.5  # expired: the handshake is refused with the service's 401
+        with pytest.raises(websockets.InvalidStatus) as refused:
+            async with ephemeral.realtime.connect(model="gpt-realtime") as conn:
+                await conn.recv()
+        assert refused.value.response.status_code == 401
+        assert b"invalid_api_key" in refused.value.response.body
+        # The real key still works.
+        async with admin.realtime.connect(model="gpt-realtime") as conn:
+            assert (await conn.recv()).type == "session.created"

@@ -15,6 +15,8 @@ import signal
 import sys
 from typing import Any
 
+from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits
+
 logger = logging.getLogger("rtlayer.serve")
 
 _DELTAS = frozenset(
@@ -43,8 +45,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--audio-pacing",
         type=float,
-        default=1.0,
-        help="send WebSocket answer audio at this multiple of real time (default 1; 0 = as fast as produced)",
+        default=DEFAULT_AUDIO_PACING,
+        help="send WebSocket answer audio at this multiple of real time "
+        f"(default {DEFAULT_AUDIO_PACING:g}, like the service: faster than playback; 0 = as fast as produced)",
+    )
+    limits = ServerLimits()
+    parser.add_argument(
+        "--max-sessions", type=_positive_int, default=limits.max_sessions,
+        help=f"concurrent sessions; more are refused with 429 (default {limits.max_sessions})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-connections", type=_positive_int, default=limits.max_connections,
+        help=f"concurrent WebSocket connections, sideband included (default {limits.max_connections})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--idle-timeout", type=_seconds, default=limits.idle_timeout_s, metavar="SECONDS",
+        help=f"close a socket silent both ways this long (default {limits.idle_timeout_s:g}; 0 = never)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--session-expiry", type=_positive_seconds, default=3600.0, metavar="SECONDS",
+        help="a session's lifetime, after which it ends with session_expired (default 3600, the service's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-message-bytes", type=_positive_int, default=limits.max_message_bytes,
+        help=f"largest client message; larger closes that socket with 1009 (default {limits.max_message_bytes})",
+    )  # fmt: skip
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float | None:
+    """Seconds >= 0; 0 means never (None)."""
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
+    return value or None
+
+
+def _positive_seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
+    return value
+
+
+def limits_from(args: argparse.Namespace) -> ServerLimits:
+    """The server limits the command line asks for."""
+    return ServerLimits(
+        max_sessions=args.max_sessions,
+        max_connections=args.max_connections,
+        max_message_bytes=args.max_message_bytes,
+        idle_timeout_s=args.idle_timeout,
+        session_expiry_s=args.session_expiry,
     )
 
 
@@ -135,6 +192,7 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
         api_key=args.api_key,
         responder=make_responder(args.responder),
         audio_pacing=args.audio_pacing,
+        limits=limits_from(args),
         sip_port=args.sip_port,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
@@ -147,18 +205,39 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
-        keyed = "a key is required" if server.state.requires_key else "any key accepted"
-        logger.info("rtlayer serve: listening on %s (WebSocket %s; %s)", server.url, server.ws_url, keyed)
-        if importlib.util.find_spec("rtlayer.server.webrtc") is not None:
-            logger.info("rtlayer serve: talk page at %s/ (WebRTC)", server.url)
-        if server.sip is not None:
-            logger.info(
-                "rtlayer serve: SIP on udp %s:%s", args.host, getattr(server.sip, "port", args.sip_port)
-            )
+        for line in describe(server, args):
+            logger.info("%s", line)
         await stop.wait()
         logger.info("rtlayer serve: shutting down (%d sessions open)", len(server.state.runners))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.remove_signal_handler(sig)
+
+
+def describe(server: Any, args: argparse.Namespace) -> list[str]:
+    """The start-up lines: every URL the server answers on, and the limits it enforces (never the key)."""
+    limits = server.state.limits
+    keyed = "a key is required" if server.state.requires_key else "any key accepted"
+    lines = [
+        f"rtlayer serve: listening on {server.url} ({keyed})",
+        f"  WebSocket    {server.ws_url}?model=gpt-realtime",
+        f'  openai SDK   AsyncOpenAI(base_url="{server.url}/v1").realtime.connect(model="gpt-realtime")',
+        f"  keys         POST {server.url}/v1/realtime/client_secrets (ek_ ephemeral keys)",
+        f"  health       {server.url}/healthz",
+    ]
+    if importlib.util.find_spec("rtlayer.server.webrtc") is not None:
+        lines.append(f"  talk page    {server.url}/ (WebRTC, POST {server.url}/v1/realtime/calls)")
+    if server.sip is not None:
+        lines.append(f"  SIP          udp {args.host}:{getattr(server.sip, 'port', args.sip_port)}")
+    idle = f"closed after {limits.idle_timeout_s:g} s" if limits.idle_timeout_s else "never closed"
+    expiry = limits.session_expiry_s or 3600.0
+    pace = server.state.audio_pacing
+    pacing = f"at {pace:g}x real time" if pace else "as fast as produced"
+    lines.append(
+        f"  limits       {limits.max_sessions} sessions, {limits.max_connections} connections, "
+        f"idle sockets {idle}, sessions expire after {expiry:g} s, "
+        f"answer audio {pacing}"
+    )
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

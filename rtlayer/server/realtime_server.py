@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib
 import ssl
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -22,7 +24,7 @@ from aiohttp import web
 
 from rtlayer.server.app import _optional_module, create_app
 from rtlayer.server.responders import Responder
-from rtlayer.server.state import ServerLimits, ServerState
+from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits, ServerState
 
 __all__ = ["RealtimeServer"]
 
@@ -41,14 +43,17 @@ class RealtimeServer:
         api_key: str | None = None,
         responder: Responder | None = None,
         *,
-        audio_pacing: float = 4.0,
+        audio_pacing: float = DEFAULT_AUDIO_PACING,
         limits: ServerLimits | None = None,
         sip_port: int | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         certfile: str | None = None,
         keyfile: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``audio_pacing``: WebSocket answer audio at this multiple of real time (0: as fast as produced).
+        ``clock``: Unix seconds, what ephemeral keys expire against (tests move it instead of sleeping)."""
         # ServerState refuses a non-loopback host without a key, before anything is bound.
         self.state = ServerState(
             host=host,
@@ -58,6 +63,7 @@ class RealtimeServer:
             limits=limits,
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
+            clock=clock,
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("TLS needs both certfile and keyfile")

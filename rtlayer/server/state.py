@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
 
 __all__ = [
+    "DEFAULT_AUDIO_PACING",
     "Call",
     "CallRegistry",
     "ClientSecret",
@@ -37,6 +38,11 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rtlayer.server")
+
+DEFAULT_AUDIO_PACING = 4.0
+"""WebSocket answer audio goes out at 4x real time by default: like the service, faster than playback
+(a client must buffer and truncate at what it played), yet slow enough that an answer is still arriving
+when a client interrupts it. ``RealtimeServer`` and ``rtlayer serve`` share this default."""
 
 EventObserver = Callable[[str, dict[str, Any]], None]
 """Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
@@ -145,11 +151,15 @@ class ServerState:
         host: str = "127.0.0.1",
         api_key: str | None = None,
         responder: Responder | None = None,
-        audio_pacing: float = 4.0,
+        audio_pacing: float = DEFAULT_AUDIO_PACING,
         limits: ServerLimits | None = None,
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` (Unix seconds) is what ephemeral keys expire against; tests pass their own."""
+        if api_key is not None and not api_key.strip():
+            raise ValueError("the API key is empty (omit it to accept any key on loopback)")
         if api_key is None and not is_loopback_host(host):
             raise ValueError(
                 f"refusing to serve on {host!r} without an API key (only loopback may go without)"
@@ -161,6 +171,7 @@ class ServerState:
 
             responder = EchoResponder()
         self.host = host
+        self.clock = clock
         self._api_key = api_key
         self.responder: Responder = responder
         self.audio_pacing = audio_pacing
@@ -202,7 +213,7 @@ class ServerState:
         self, session: dict[str, Any], seconds: int, *, now: float | None = None
     ) -> ClientSecret:
         """Mint an ``ek_`` key valid for ``seconds`` that opens a session with ``session``."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         self._purge_secrets(now)
         secret = ClientSecret(
             value="ek_" + secrets.token_urlsafe(24).replace("-", "A").replace("_", "b"),
@@ -214,7 +225,7 @@ class ServerState:
 
     def client_secret(self, key: str, *, now: float | None = None) -> ClientSecret | None:
         """The live secret for ``key``, or None if unknown or expired."""
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         secret = self._secrets.get(key)
         if secret is None:
             return None
