@@ -19,7 +19,6 @@ bench/test_fetch_upgrade.py`` (or ``RTLAYER_BENCH_FULL=1``) runs 20,000 and prin
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -34,42 +33,17 @@ if __name__ == "__main__":
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from test_transport_ws import cpu_per_event_us, recv_rtlayer, recv_rtlayer_raw
+from test_transport_ws import cpu_per_event_us, receive_audio_events, recv_rtlayer, recv_rtlayer_raw
 
 FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
 
 
-async def _recv_fetch_upgrade(url: str, n: int, raw: bool) -> None:
-    from rtlayer.audio import PlaybackTracker
-    from rtlayer.transport import AudioEvent
-    from rtlayer.transports import FetchUpgradeTransport
-
-    tracker = PlaybackTracker()
-    transport = FetchUpgradeTransport(url=url, playback_tracker=tracker, reconnect=False, ping_interval=None)
-    done = asyncio.Event()
-    got = 0
-
-    def on_audio(event: AudioEvent) -> None:
-        nonlocal got
-        tracker.on_play_bytes(event.item_id, event.content_index, event.data)  # what a player would report
-        got += 1
-        if got >= n:
-            done.set()
-
-    transport.on("audio", on_audio)
-    if raw:
-        transport.on("*", lambda event: None)
-    await transport.connect()
-    await done.wait()
-    await transport.close()
-
-
 async def recv_fetch_upgrade(url: str, n: int) -> None:
-    await _recv_fetch_upgrade(url, n, raw=False)
+    await receive_audio_events("FetchUpgradeTransport", url, n, raw=False)
 
 
 async def recv_fetch_upgrade_raw(url: str, n: int) -> None:
-    await _recv_fetch_upgrade(url, n, raw=True)
+    await receive_audio_events("FetchUpgradeTransport", url, n, raw=True)
 
 
 RECEIVE: dict[str, Callable[[str, int], Awaitable[None]]] = {

@@ -184,13 +184,17 @@ async def recv_agents_session(url: str, n: int) -> None:
                     break
 
 
-async def _recv_rtlayer(url: str, n: int, raw: bool) -> None:
+async def receive_audio_events(transport_name: str, url: str, n: int, raw: bool) -> None:
+    """One rtlayer transport (by its name in ``rtlayer.transports``) receiving ``n`` decoded ``audio``
+    events with playback tracking; ``raw`` adds a ``*`` listener (the full parse of every event).
+    Shared with ``bench/test_fetch_upgrade.py`` so both transports are measured by the same client."""
+    from rtlayer import transports
     from rtlayer.audio import PlaybackTracker
     from rtlayer.transport import AudioEvent
-    from rtlayer.transports import WebSocketTransport
 
     tracker = PlaybackTracker()
-    transport = WebSocketTransport(url=url, playback_tracker=tracker, reconnect=False, ping_interval=None)
+    transport_cls = getattr(transports, transport_name)
+    transport = transport_cls(url=url, playback_tracker=tracker, reconnect=False, ping_interval=None)
     done = asyncio.Event()
     got = 0
 
@@ -210,11 +214,11 @@ async def _recv_rtlayer(url: str, n: int, raw: bool) -> None:
 
 
 async def recv_rtlayer(url: str, n: int) -> None:
-    await _recv_rtlayer(url, n, raw=False)
+    await receive_audio_events("WebSocketTransport", url, n, raw=False)
 
 
 async def recv_rtlayer_raw(url: str, n: int) -> None:
-    await _recv_rtlayer(url, n, raw=True)
+    await receive_audio_events("WebSocketTransport", url, n, raw=True)
 
 
 # -- send clients --------------------------------------------------------------------------------------

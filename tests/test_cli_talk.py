@@ -64,6 +64,74 @@ def test_talk_refuses_a_file_that_is_not_a_wav(tmp_path: Path) -> None:
     assert not (tmp_path / "out.wav").exists()
 
 
+def _wav(path: Path, *, rate: int = 24000, width: int = 2, seconds: float = 0.2) -> Path:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(width)
+        wav.setframerate(rate)
+        wav.writeframes(b"\x10" * width * int(rate * seconds))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing input", "cannot read it (No such file or directory)"),
+        ("8-bit input", "8-bit samples; rtlayer talk reads 16-bit PCM"),
+        ("unsupported rate", "unsupported sample rate 22050"),
+        ("no such output folder", "does not exist"),
+        ("output is a folder", "is a folder; give a file name"),
+        ("unsupported answer rate", "unsupported sample rate 12345"),
+    ],
+)
+def test_talk_says_what_is_wrong_before_calling(case: str, message: str, tmp_path: Path) -> None:
+    good, out = _wav(tmp_path / "good.wav"), str(tmp_path / "out.wav")
+    args = {
+        "missing input": [str(tmp_path / "absent.wav"), "-o", out],
+        "8-bit input": [str(_wav(tmp_path / "8bit.wav", width=1)), "-o", out],
+        "unsupported rate": [str(_wav(tmp_path / "22k.wav", rate=22050)), "-o", out],
+        "no such output folder": [str(good), "-o", str(tmp_path / "absent" / "out.wav")],
+        "output is a folder": [str(good), "-o", str(tmp_path)],
+        "unsupported answer rate": [str(good), "-o", out, "--rate", "12345"],
+    }[case]
+    done = rtlayer("talk", *args)
+    assert done.returncode == 2
+    assert done.stderr.startswith("rtlayer talk: ") and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "connected" not in done.stdout  # refused before any connection
+
+
+def test_talk_reads_a_wav_cut_short_mid_sample(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(HELLO.read_bytes()[:-1])  # the last sample is missing a byte
+    done = rtlayer("talk", str(cut), "-o", str(tmp_path / "reply.wav"), "--pace", "0", "--quiet")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "reply.wav").exists()
+
+
+def test_events_reports_bad_events_and_the_session_goes_on() -> None:
+    lines = [
+        {"type": "no.such.event"},
+        {"type": "conversation.item.create", "item": {"type": "message", "role": "nobody"}},
+        [1, 2, 3],
+        {"type": "conversation.item.create", "item": _user_text("still here")},
+        {"type": "response.create", "response": {"output_modalities": ["text"]}},
+    ]
+    done = rtlayer("events", stdin="\n".join(json.dumps(line) for line in lines) + "\n")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in done.stdout.splitlines()]
+    errors = [e["error"] for e in events if e["type"] == "error"]
+    assert len(errors) == 2 and all(e["message"] for e in errors)
+    assert "not an event object with a type" in done.stderr
+    text = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert text == "still here"
+    assert events[-1]["type"] == "response.done"
+
+
+def _user_text(text: str) -> dict[str, object]:
+    return {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+
+
 def test_events_prints_every_server_event_and_waits_for_the_response() -> None:
     lines = [
         {

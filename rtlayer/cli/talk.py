@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import wave
 from dataclasses import dataclass, field
@@ -55,14 +56,30 @@ def read_wav(path: str) -> tuple[bytes, int]:
             data = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError) as exc:
         raise ValueError(f"{path}: not a PCM WAV file ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if width != 2:
         raise ValueError(f"{path}: {8 * width}-bit samples; rtlayer talk reads 16-bit PCM")
+    if len(data) % (2 * channels):
+        # A file cut short mid-sample: keep the whole frames (PCM16 must have an even byte count).
+        data = data[: len(data) - len(data) % (2 * channels)]
     if channels == 2:
         data = rtlayer_native.stereo_to_mono(data)
     elif channels != 1:
         raise ValueError(f"{path}: {channels} channels; expected mono or stereo")
     AudioFormat("pcm16", rate)  # raises InvalidAudioError (a ValueError) for an unsupported rate
     return data, rate
+
+
+def check_writable(path: str) -> None:
+    """``ValueError`` now, before the call, when the answer could not be written at the end."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; give a file name for the answer")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{path}: not writable")
 
 
 def write_wav(path: str, pcm: bytes, rate: int) -> None:
@@ -147,6 +164,7 @@ def _make_transport(args: argparse.Namespace, in_rate: int) -> Any:
 
 async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     pcm, in_rate = read_wav(args.input)
+    check_writable(args.output)
     loop = asyncio.get_running_loop()
     turns = _Turns(out, args.quiet, loop.time(), loop.time)
     transport = _make_transport(args, in_rate)
@@ -214,7 +232,11 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     if not answer:
         print("rtlayer talk: no answer audio was received", file=sys.stderr)
         return 1
-    write_wav(args.output, answer, args.rate)
+    try:
+        write_wav(args.output, answer, args.rate)
+    except OSError as exc:
+        print(f"rtlayer talk: cannot write {args.output} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
     turns.log(f"wrote {args.output} ({len(answer) / 2 / args.rate:.2f} s)")
     return 0
 
