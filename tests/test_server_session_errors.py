@@ -113,8 +113,18 @@ BAD_EVENTS = [
             "type": "conversation.item.create",
             "item": {"type": "function_call_output", "output": "x"},
         },
-        "invalid_value",
+        "missing_required_parameter",
         "item.call_id",
+    ),
+    (
+        {"event_id": "e1", "type": "session.update", "session": {"type": "realtime", "bogus": 1}},
+        "unknown_parameter",
+        "session.bogus",
+    ),
+    (
+        {"event_id": "e1", "type": "session.update", "session": {"type": "realtime", "tools": "all"}},
+        "invalid_type",
+        "session.tools",
     ),
     (
         {

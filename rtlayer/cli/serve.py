@@ -227,7 +227,7 @@ def describe(server: Any, args: argparse.Namespace) -> list[str]:
     if importlib.util.find_spec("rtlayer.server.webrtc") is not None:
         lines.append(f"  talk page    {server.url}/ (WebRTC, POST {server.url}/v1/realtime/calls)")
     if server.sip is not None:
-        lines.append(f"  SIP          udp {args.host}:{getattr(server.sip, 'port', args.sip_port)}")
+        lines.append(f"  SIP on udp {args.host}:{getattr(server.sip, 'port', args.sip_port)}")
     idle = f"closed after {limits.idle_timeout_s:g} s" if limits.idle_timeout_s else "never closed"
     expiry = limits.session_expiry_s or 3600.0
     pace = server.state.audio_pacing

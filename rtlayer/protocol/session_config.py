@@ -69,13 +69,29 @@ _NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
-class InvalidValue(ValueError):
-    """A config value the service would refuse; ``param`` is the dotted path of the field."""
+_CODES_BY_PREFIX = (
+    ("Missing required parameter", "missing_required_parameter"),
+    ("Invalid type", "invalid_type"),
+    ("Unknown parameter", "unknown_parameter"),
+)
 
-    def __init__(self, param: str, message: str) -> None:
+
+class InvalidValue(ValueError):
+    """A config value the service would refuse; ``param`` is the dotted path of the field.
+
+    ``code`` is the service's error code; by default it follows from the message, which states the kind
+    of problem the way the service does ("Missing required parameter: ..." is
+    ``missing_required_parameter``, "Invalid type for ..." ``invalid_type``, anything else
+    ``invalid_value``), so the many checks need not repeat it.
+    """
+
+    def __init__(self, param: str, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.param = param
         self.message = message
+        self.code = code or next(
+            (c for prefix, c in _CODES_BY_PREFIX if message.startswith(prefix)), "invalid_value"
+        )
 
 
 def default_session(model: str = "gpt-realtime") -> dict[str, Any]:

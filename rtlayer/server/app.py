@@ -121,7 +121,7 @@ async def client_secrets(request: web.Request) -> web.Response:
     try:
         session = merge_session(default_session(), partial)
     except InvalidValue as exc:
-        return json_error(400, exc.message, code="invalid_value", param=exc.param)
+        return json_error(400, exc.message, code=exc.code, param=exc.param)
     state = request.app[STATE_KEY]
     secret = state.issue_client_secret(partial, seconds)
     # The service describes the session-to-be like a session object; its own expiry starts on connect.

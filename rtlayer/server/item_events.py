@@ -72,7 +72,7 @@ def create_item(conv: Conversation, event: dict[str, Any], input_format: AudioFo
     try:
         item = normalize_client_item(event["item"])
     except InvalidValue as exc:
-        raise RequestError("invalid_value", exc.message, exc.param) from None
+        raise RequestError(exc.code, exc.message, exc.param) from None
     if item["id"] in conv:
         raise RequestError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
     pcm = _take_audio(item, input_format)

@@ -153,7 +153,9 @@ def resolve_response_options(
         merged = merge_session(session, overrides) if overrides else session
     except InvalidValue as exc:
         raise InvalidValue(
-            exc.param.replace("session.", "response.", 1), exc.message.replace("session.", "response.")
+            exc.param.replace("session.", "response.", 1),
+            exc.message.replace("session.", "response."),
+            exc.code,
         ) from None
     mods_raw = options.get("output_modalities", options.get("modalities"))
     if isinstance(mods_raw, list) and len(mods_raw) > 1 and "audio" in mods_raw:

@@ -408,7 +408,7 @@ class ServerSession:
         try:
             new = merge_session(self.config, event["session"])
         except InvalidValue as exc:
-            self._error("invalid_value", exc.message, exc.param, event_id)
+            self._error(exc.code, exc.message, exc.param, event_id)
             return
         old_out, new_out = self.config["audio"]["output"], new["audio"]["output"]
         if self._voice_locked and new_out.get("voice") != old_out.get("voice"):
@@ -533,7 +533,7 @@ class ServerSession:
         try:
             opts = resolve_response_options(options, self.config, self.conversation)
         except InvalidValue as exc:
-            self._error("invalid_value", exc.message, exc.param, event_id)
+            self._error(exc.code, exc.message, exc.param, event_id)
             return
         if opts.in_conversation and self._active is not None:
             self._error(
