@@ -11,7 +11,10 @@ above the gate (a click does not start a turn); once speaking, frames count as v
 gate (hysteresis), so the quiet tail of a word does not end the turn.
 
 ``semantic_vad`` has no language model here: its ``eagerness`` only sets how long a pause ends the turn
-(low 800 ms, medium and auto 500 ms, high 250 ms), which is how the service describes its effect.
+(low 800 ms, medium and auto 500 ms, high 250 ms), which is how the service describes its effect (low waits
+longer for the user to go on, high answers sooner). The service's own "max timeouts" (8, 4 and 2 s) are its
+waits when the model judges the user unfinished; with no such judgment here, every pause is taken as the end
+of a sentence, and waiting the maximum would make every answer seconds late.
 
 State table::
 
