@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agents import function_tool
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession, RealtimeSessionEvent
-from conftest import EmittedEvents, chunks, load_wav, silence
+from conftest import EmittedEvents, chunks, eventually, load_wav, silence
 
 from rtlayer.server import RealtimeServer
 from rtlayer.server.responders import ScriptedResponder
@@ -68,9 +68,9 @@ async def test_a_text_message_is_answered(server: RealtimeServer) -> None:
     async with await start(server, agent) as session:
         await session.send_message("good morning")
         events = await events_until(session, "agent_end")
-        await asyncio.sleep(0.05)  # let history catch up with the final transcript
         assert any(e.type == "audio" for e in events)
-        assert any("good morning" in t for t in assistant_texts(session))
+        # The SDK's history catches up with the final transcript just after agent_end.
+        await eventually(lambda: any("good morning" in t for t in assistant_texts(session)))
 
 
 async def test_an_audio_turn_is_answered(server: RealtimeServer, server_events: EmittedEvents) -> None:
@@ -108,7 +108,7 @@ async def test_a_function_tool_is_called_and_its_output_answered(server_events: 
         async with await start(server, agent) as session:
             await session.send_message("What is the weather like?")
             events = await events_until(session, "agent_end", count=2)
-            await asyncio.sleep(0.05)
+            await eventually(lambda: any("sunny in Paris today" in t for t in assistant_texts(session)))
             texts = assistant_texts(session)
     assert calls == ["Paris"]
     tool_end = next(e for e in events if e.type == "tool_end")
@@ -139,7 +139,7 @@ async def test_interrupt_during_an_answer_ends_in_an_accepted_truncate(server_ev
                         if seen_audio == 3:
                             await session.interrupt()
                             break
-            await asyncio.sleep(0.5)
+            await eventually(lambda: server_events.of_type("conversation.item.truncated"))
     truncated = server_events.of_type("conversation.item.truncated")
     assert len(truncated) == 1
     assert not server_events.of_type("error")  # the truncate was accepted
