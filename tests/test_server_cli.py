@@ -163,6 +163,10 @@ def test_serve_builds_the_responder_it_is_asked_for(tmp_path: Path) -> None:
     assert isinstance(make_responder(f"scripted:{rules}"), ScriptedResponder)
     with pytest.raises(ValueError, match="unknown responder"):
         make_responder("oracle")
+    (tmp_path / "broken.json").write_text("not json")
+    for bad in ("broken.json", "missing.json"):
+        with pytest.raises(ValueError, match=f"cannot use the rules file .*{bad}"):
+            make_responder(f"scripted:{tmp_path / bad}")
 
 
 class StartLines(logging.Handler):

@@ -112,7 +112,11 @@ def make_responder(spec: str) -> Any:
     if spec == "echo":
         return EchoResponder()
     if spec.startswith("scripted:"):
-        return ScriptedResponder.from_file(spec[len("scripted:") :])
+        path = spec[len("scripted:") :]
+        try:
+            return ScriptedResponder.from_file(path)
+        except (OSError, ValueError) as exc:  # json's errors are ValueErrors; say which file they are about
+            raise ValueError(f"cannot use the rules file {path!r}: {exc}") from None
     raise ValueError(f"unknown responder {spec!r}: expected 'echo' or 'scripted:RULES.json'")
 
 
