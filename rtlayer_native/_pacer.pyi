@@ -5,7 +5,7 @@ def monotonic_ns() -> int: ...
 class Pacer:
     def __init__(
         self,
-        max_packets: int = 8192,
+        max_packets: int = 4096,
         max_streams: int = 2048,
         packet_size: int = 1500,
         lateness_samples: int = 65536,

@@ -108,7 +108,7 @@ def test_drop_removes_only_that_streams_unsent_packets_and_counts_them(
         "dropped": 5,
         "refused": 0,
         "send_errors": 0,
-        "lateness_overwritten": 0,
+        "lateness_lost": 0,
     }
     with pytest.raises(KeyError):
         pacer.enqueue(b, now, b"x")
