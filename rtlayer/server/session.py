@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
@@ -29,6 +28,7 @@ from rtlayer.protocol.session_config import InvalidValue, default_session, merge
 from rtlayer.server import item_events
 from rtlayer.server.client_events import check_client_event
 from rtlayer.server.conversation import Conversation
+from rtlayer.server.idle import IdleTimer
 from rtlayer.server.input_audio import InputAudio, TurnStarted
 from rtlayer.server.item_events import RequestError, copy_item
 from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
@@ -36,21 +36,13 @@ from rtlayer.server.responders import ResponderInfo, ResponsePart
 from rtlayer.server.responders import responder_info as info_of
 from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.response_options import resolve_response_options
+from rtlayer.server.transcription import TranscriptionJob, transcription_events
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
 DEFAULT_MAX_DURATION_S = 3600.0
 MIN_COMMIT_MS = 100.0
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
-
-
-@dataclass(frozen=True, slots=True)
-class TranscriptionJob:
-    """Committed user audio to transcribe with the responder's ``transcribe`` (if it has one)."""
-
-    item_id: str
-    content_index: int
-    pcm16_24k: bytes
 
 
 class ServerSession:
@@ -91,8 +83,7 @@ class ServerSession:
         self._last_response_id: str | None = None
         self._voice_locked = False
         self._requests_made = 0
-        self._idle_deadline: float | None = None
-        self._idle_audio_mark_ms = 0.0
+        self._idle = IdleTimer()
         # input audio: one buffer of PCM16 24 kHz, positioned on the session's audio clock
         self.input_audio = InputAudio(self.turn_detection)
         self._media_dropped_bytes = 0
@@ -241,16 +232,15 @@ class ServerSession:
         if self.closed:
             return None
         when = float(self.expires_at)
-        if self._idle_deadline is not None:
-            when = min(when, self._idle_deadline)
+        if self._idle.deadline is not None:
+            when = min(when, self._idle.deadline)
         return when
 
     def handle_timer(self, now: float) -> None:
         """Fire what is due: session expiry, the idle timeout."""
         if not self._check_open(now):
             return
-        if self._idle_deadline is not None and now >= self._idle_deadline:
-            self._idle_deadline = None
+        if self._idle.due(now):
             self._idle_timeout(now)
 
     def _check_open(self, now: float) -> bool:
@@ -282,26 +272,18 @@ class ServerSession:
         return True
 
     def _arm_idle(self, now: float, delay_s: float = 0.0) -> None:
-        """Start ``idle_timeout_ms`` (``server_vad`` only) once ``delay_s`` of answer audio has played.
-
-        The service applies the timeout "after the last model response's audio has finished playing, i.e.
-        the ``response.done`` time plus audio playback duration": ``delay_s`` is that duration (or, in
-        media mode, what is still queued). Never while the user is speaking: their turn ends it anyway.
-        """
-        td = self.turn_detection
-        timeout = td.get("idle_timeout_ms") if td is not None and td.get("type") == "server_vad" else None
+        """Start ``idle_timeout_ms`` once ``delay_s`` of answer audio has played (see ``rtlayer.server.idle``)."""
         vad = self.input_audio.vad
-        if not timeout or (vad is not None and vad.speaking):
-            self._idle_deadline = None
-            return
-        self._idle_deadline = now + delay_s + timeout / 1000.0
-        # Where playback ends on the input audio clock, if the client streams its microphone in real time.
-        self._idle_audio_mark_ms = self.input_audio.audio_ms + delay_s * 1000.0
+        self._idle.arm(
+            self.turn_detection,
+            now,
+            playback_s=delay_s,
+            input_ms=self.input_audio.audio_ms,
+            speaking=vad is not None and vad.speaking,
+        )
 
     def _idle_timeout(self, now: float) -> None:
-        # audio_start_ms: the input after the answer finished playing (never before the buffer's start).
-        end = int(self.input_audio.audio_ms)
-        start = int(min(end, max(self.input_audio.start_ms, self._idle_audio_mark_ms)))
+        start, end = self._idle.segment(self.input_audio.start_ms, self.input_audio.audio_ms)
         item_id, pcm = self.input_audio.take()
         self._emit(
             {
@@ -330,9 +312,7 @@ class ServerSession:
                 )
                 if (self.turn_detection or {}).get("interrupt_response", True):
                     self._barge_in(now)
-                self._idle_deadline = (
-                    None  # the user speaks: no idle prompt (the cancelled answer re-armed it)
-                )
+                self._idle.stop()  # the user speaks: no idle prompt (the cancelled answer re-armed it)
             else:
                 self._emit(
                     {
@@ -363,44 +343,8 @@ class ServerSession:
         """The responder's transcript of a ``TranscriptionJob`` (or why it failed)."""
         if self.closed:
             return
-        item = self.conversation.get(item_id)
-        if item is None:
-            return  # deleted meanwhile
-        if error is not None or transcript is None:
-            self._emit(
-                {
-                    "type": "conversation.item.input_audio_transcription.failed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "error": {
-                        "type": "transcription_error",
-                        "code": "transcription_failed",
-                        "message": error or "The responder could not transcribe this audio.",
-                        "param": None,
-                    },
-                }
-            )
-            return
-        record = self.conversation.audio.get(item_id)
-        seconds = round(record.duration_ms / 1000.0, 3) if record is not None else 0.0
-        item["content"][0]["transcript"] = transcript
-        self._emit(
-            {
-                "type": "conversation.item.input_audio_transcription.delta",
-                "item_id": item_id,
-                "content_index": 0,
-                "delta": transcript,
-            }
-        )
-        self._emit(
-            {
-                "type": "conversation.item.input_audio_transcription.completed",
-                "item_id": item_id,
-                "content_index": 0,
-                "transcript": transcript,
-                "usage": {"type": "duration", "seconds": seconds},
-            }
-        )
+        for event in transcription_events(self.conversation, item_id, transcript, error):
+            self._emit(event)
 
     # -- client events ------------------------------------------------------------------------------
 
@@ -456,7 +400,7 @@ class ServerSession:
             )
             return
         item_id, pcm = self.input_audio.take()
-        self._idle_deadline = None
+        self._idle.stop()
         self._commit(item_id, pcm, now)
 
     def _on_input_audio_buffer_clear(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
@@ -507,7 +451,7 @@ class ServerSession:
                 self.conversation, event["item_id"], event["content_index"], event["audio_end_ms"]
             ),
         )
-        if truncated and self._active is None and self._idle_deadline is not None:
+        if truncated and self._active is None and self._idle.deadline is not None:
             self._arm_idle(now)  # the client stopped playback now: the idle wait starts now
 
     def _on_response_create(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
@@ -544,7 +488,7 @@ class ServerSession:
                 event_id,
             )
             return
-        self._idle_deadline = None
+        self._idle.stop()
         response_id = new_id("resp")
         text_in, audio_in = opts.input_tokens(self.conversation)
         state = ResponseState(
