@@ -12,6 +12,9 @@ It owns:
   playout clock (audio assumed played in real time from its arrival). It stays right after
   ``output_audio.done`` while buffered audio still plays (the JS SDK forgets the item at that point);
 - mute (input replaced by silence, so the server's turn detection keeps its timeline).
+
+The convenience events that are plain views of one server event (deltas, items, function calls) are
+built in ``_event_views``; what needs the session's state (turns, audio, interruption) is handled here.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 import rtlayer_native
 
+from ._event_views import VIEWS, usage_of
 from ._playout import AudioItem, PlayoutClock
 from ._response_sequencer import ResponseCreateSequencer
 from .audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
@@ -41,13 +45,9 @@ from .transport import (
     AudioInterruptedEvent,
     ErrorEvent,
     FunctionCallEvent,
-    ItemDeletedEvent,
     ItemUpdateEvent,
-    OutputTextDeltaEvent,
-    TranscriptDeltaEvent,
     TurnDoneEvent,
     TurnStartedEvent,
-    Usage,
 )
 
 __all__ = ["ClientSession", "PlayoutClock"]
@@ -301,6 +301,11 @@ class ClientSession:
             )
             return
         self._emit(kind, event)
+        view = VIEWS.get(kind)
+        if view is not None:
+            payload = view[1](event)
+            if payload is not None:
+                self._emit(view[0], payload)
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, event, now)
@@ -443,15 +448,7 @@ class ClientSession:
     def _on_response_done(self, event: dict[str, Any], now: float) -> None:
         response = _obj(event.get("response"))
         self.active_response_id = None
-        raw_usage = _obj(response.get("usage"))
-        inp, out = int(raw_usage.get("input_tokens") or 0), int(raw_usage.get("output_tokens") or 0)
-        usage = Usage(
-            inp,
-            out,
-            inp + out,
-            raw_usage.get("input_token_details") or {},
-            raw_usage.get("output_token_details") or {},
-        )
+        usage = usage_of(response)
         self._emit("usage_update", usage)
         self._emit(
             "turn_done",
@@ -486,62 +483,6 @@ class ClientSession:
         if item is not None and self._is_playing(item, now):
             self.interrupt(now, cancel_ongoing_response=not self.interrupt_response)
 
-    def _on_transcript_delta(self, event: dict[str, Any], now: float) -> None:
-        self._emit(
-            "audio_transcript_delta",
-            TranscriptDeltaEvent(
-                str(event.get("delta", "")), str(event.get("item_id", "")), str(event.get("response_id", ""))
-            ),
-        )
-
-    def _on_text_delta(self, event: dict[str, Any], now: float) -> None:
-        self._emit(
-            "output_text_delta",
-            OutputTextDeltaEvent(
-                str(event.get("delta", "")), str(event.get("item_id", "")), str(event.get("response_id", ""))
-            ),
-        )
-
-    def _on_item(self, event: dict[str, Any], now: float) -> None:
-        item = event.get("item")
-        if not isinstance(item, dict):
-            return
-        status = item.get("status")
-        if status is None:
-            status = "in_progress" if event.get("type") == "conversation.item.added" else "completed"
-        self._emit(
-            "item_update",
-            ItemUpdateEvent(
-                str(item.get("id", "")),
-                str(item.get("type", "")),
-                status,
-                item,
-                item.get("role"),
-                event.get("previous_item_id"),
-            ),
-        )
-
-    def _on_output_item_done(self, event: dict[str, Any], now: float) -> None:
-        item = event.get("item")
-        if (
-            isinstance(item, dict)
-            and item.get("type") == "function_call"
-            and item.get("status") == "completed"
-        ):
-            self._emit(
-                "function_call",
-                FunctionCallEvent(
-                    str(item.get("name") or ""),
-                    str(item.get("call_id") or ""),
-                    str(item.get("arguments") or ""),
-                    str(item.get("id", "")),
-                    str(event.get("response_id", "")),
-                ),
-            )
-
-    def _on_item_deleted(self, event: dict[str, Any], now: float) -> None:
-        self._emit("item_deleted", ItemDeletedEvent(str(event.get("item_id", ""))))
-
     def _on_retrievable(self, event: dict[str, Any], now: float) -> None:
         if self.retrieve_items and isinstance(event.get("item_id"), str):
             self._send({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
@@ -555,13 +496,6 @@ _HANDLERS: dict[str, Callable[[ClientSession, dict[str, Any], float], None]] = {
     "response.output_audio.delta": ClientSession._on_audio_delta,
     "response.output_audio.done": ClientSession._on_audio_done,
     "input_audio_buffer.speech_started": ClientSession._on_speech_started,
-    "response.output_audio_transcript.delta": ClientSession._on_transcript_delta,
-    "response.output_text.delta": ClientSession._on_text_delta,
-    "conversation.item.added": ClientSession._on_item,
-    "conversation.item.done": ClientSession._on_item,
-    "conversation.item.retrieved": ClientSession._on_item,
-    "response.output_item.done": ClientSession._on_output_item_done,
-    "conversation.item.deleted": ClientSession._on_item_deleted,
     "conversation.item.input_audio_transcription.completed": ClientSession._on_retrievable,
     "conversation.item.truncated": ClientSession._on_retrievable,
 }

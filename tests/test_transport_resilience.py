@@ -145,7 +145,9 @@ async def test_connect_timeout_against_a_listener_that_never_answers() -> None:
     started = loop.time()
     with pytest.raises(ConnectTimeout, match=r"within 0\.5 s"):
         await t.connect()
-    assert loop.time() - started < 2.0
+    # It waited for the given timeout, and not for the 10 s default (a wide margin on both sides: the bound
+    # only tells the two apart, it times nothing finely).
+    assert 0.5 <= loop.time() - started < 5.0
     assert held, "the listener did accept the TCP connection"
     assert t.status is TransportStatus.DISCONNECTED
     assert [c.status.value for c in rec.events["connection_change"]][-1] == "disconnected"

@@ -293,3 +293,51 @@ async def test_g711_session_with_pcm_app_formats(
         assert truncated["audio_end_ms"] == 777
     finally:
         await t.close()
+
+
+async def test_history_image_usage_and_config_changes_over_the_wire(transport: WebSocketTransport) -> None:
+    """The rest of the contract against the server: messages without a response, ``add_image``,
+    ``reset_history`` (``item_deleted`` + re-created items), ``update_session_config`` mid-session and
+    ``usage_update`` at the end of a turn."""
+    rec = Recorder(
+        transport,
+        ("item_update", "item_deleted", "usage_update", "turn_done", "session.updated", "output_text_delta"),
+    )
+    await transport.connect(initial_session_config={"output_modalities": ["text"]})
+    transport.send_message("keep me", trigger_response=False)
+    transport.send_message("drop me", trigger_response=False)
+    pixel = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    transport.add_image(pixel, trigger_response=False)
+    while len({u.item_id for u in rec.events["item_update"] if u.status == "completed"}) < 3:
+        await rec.next("item_update")
+    items = {u.item_id: u.item for u in rec.events["item_update"] if u.status == "completed"}
+    (image_id,) = [i for i, item in items.items() if item["content"][0]["type"] == "input_image"]
+    history = list(items.values())
+    keep = next(i for i in history if i["content"][0].get("text") == "keep me")
+    drop = next(i for i in history if i["content"][0].get("text") == "drop me")
+    edited = {**keep, "content": [{"type": "input_text", "text": "kept, edited"}]}
+
+    transport.reset_history(history, [edited, items[image_id]])
+    while len(rec.events["item_deleted"]) < 2:
+        await rec.next("item_deleted")
+    assert {d.item_id for d in rec.events["item_deleted"]} == {keep["id"], drop["id"]}
+
+    def texts_of_kept() -> list[str]:
+        return [u.item["content"][0]["text"] for u in rec.events["item_update"] if u.item_id == keep["id"]]
+
+    while "kept, edited" not in texts_of_kept():  # re-created with the same id and the new content
+        await rec.next("item_update")
+
+    transport.update_session_config({"instructions": "Answer in one word."})
+    while rec.events["session.updated"][-1:] == [] or (
+        rec.events["session.updated"][-1]["session"].get("instructions") != "Answer in one word."
+    ):
+        await rec.next("session.updated")
+    assert transport.session.config["output_modalities"] == ["text"]  # the rest of the config stays
+
+    transport.send_message("last one")
+    done = await rec.next("turn_done")
+    assert done.status == "completed"
+    assert "".join(d.delta for d in rec.events["output_text_delta"]) == "last one"
+    (usage,) = rec.events["usage_update"]
+    assert usage == done.usage and usage.total_tokens == usage.input_tokens + usage.output_tokens > 0
