@@ -114,13 +114,13 @@ CASES: list[tuple[str, Any, str, str | None]] = [
         "retrieve unknown item",
         {"type": "conversation.item.retrieve", "item_id": "item_nope", "event_id": "evt_bad"},
         "item_retrieve_invalid_item_id",
-        "item_id",
+        None,
     ),
     (
         "delete unknown item",
         {"type": "conversation.item.delete", "item_id": "item_nope", "event_id": "evt_bad"},
         "item_delete_invalid_item_id",
-        "item_id",
+        None,
     ),
     (
         "truncate unknown item",
@@ -275,3 +275,20 @@ async def test_idle_connection_is_closed() -> None:
                 while True:
                     await ws.recv()
         assert ws.close_code == 1001
+
+
+async def test_unknown_items_are_answered_in_the_services_words(client: RawClient) -> None:
+    # What the service answers (code, message, no param; no event_id when the client sent none).
+    await client.send({"type": "conversation.item.retrieve", "item_id": "item_nope"})
+    assert await client.error() == {
+        "type": "invalid_request_error",
+        "code": "item_retrieve_invalid_item_id",
+        "message": "Error retrieving item: the item with id 'item_nope' does not exist.",
+        "param": None,
+        "event_id": None,
+    }
+    await client.send({"type": "conversation.item.delete", "item_id": "yo"})
+    deleted = await client.error()
+    assert deleted["code"] == "item_delete_invalid_item_id"
+    assert deleted["message"] == "Error deleting item: the item with id 'yo' does not exist."
+    await client.text_turn()

@@ -90,12 +90,12 @@ BAD_EVENTS = [
     (
         {"event_id": "e1", "type": "conversation.item.delete", "item_id": "item_nope"},
         "item_delete_invalid_item_id",
-        "item_id",
+        None,
     ),
     (
         {"event_id": "e1", "type": "conversation.item.retrieve", "item_id": "item_nope"},
         "item_retrieve_invalid_item_id",
-        "item_id",
+        None,
     ),
     ({"event_id": "e1", "type": "conversation.item.create"}, "missing_required_parameter", "item"),
     (

@@ -1,5 +1,10 @@
 """The conversation item events of the client: create, retrieve, delete, truncate. Sans-I/O functions.
 
+An unknown item is answered as the service answers it: ``item_retrieve_invalid_item_id`` /
+``item_delete_invalid_item_id`` with "Error retrieving (deleting) item: the item with id 'X' does not exist."
+and no ``param`` (what a suite run against both the service and its own server asserts, and what clients such
+as pipecat match on).
+
 Each takes the session's ``Conversation`` and the client event and returns the server events that answer it,
 or raises ``RequestError`` with the service's code and ``param`` (the session turns it into an ``error``
 event that echoes the client's ``event_id``).
@@ -93,7 +98,7 @@ def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -
         raise RequestError(
             "item_retrieve_invalid_item_id",
             f"Error retrieving item: the item with id '{item_id}' does not exist.",
-            "item_id",
+            None,  # the service names no param here (its code already says which field)
         )
     out = copy_item(item)
     record = conv.audio.get(item_id)
@@ -109,7 +114,7 @@ def delete_item(conv: Conversation, item_id: str) -> dict[str, Any]:
         raise RequestError(
             "item_delete_invalid_item_id",
             f"Error deleting item: the item with id '{item_id}' does not exist.",
-            "item_id",
+            None,  # the service names no param here (its code already says which field)
         )
     return {"type": "conversation.item.deleted", "item_id": item_id}
 
