@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import sys
@@ -18,6 +19,7 @@ from typing import Any
 
 import openai
 import pytest
+import websockets
 from sip_helpers import SIPP, PhoneApp, RtpSink, g711_speech, link_pcaps, run_sipp
 
 import rtlayer_native
@@ -99,6 +101,13 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     await _until(lambda: bool(events), 5, "the first event")
     assert events[0]["type"] == "session.created"
     assert events[0]["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    # a second control socket learns the session too (the backlog went to the first one)
+    async with websockets.connect(
+        f"{phone.server.ws_url}?call_id={call.call_id}", additional_headers={"Authorization": "Bearer k"}
+    ) as second:
+        greeting = json.loads(await asyncio.wait_for(second.recv(), 5))
+    assert greeting["type"] == "session.created"
+    assert greeting["session"]["id"] == events[0]["session"]["id"]
 
     def seen(kind: str) -> bool:
         return any(e.get("type") == kind for e in events)

@@ -197,8 +197,8 @@ async def _serve(
     """Pump one socket: frames in, events out, until either side ends.
 
     A sideband socket (``call`` given) first learns the session it joined: a call that kept its early
-    events (a SIP call's ``replay_backlog``) hands them over, ``session.created`` first; any other call
-    greets the socket with a ``session.created`` of the session as it is now.
+    events (a SIP call's ``replay_backlog``) hands them to its first control socket, ``session.created``
+    first; any other sideband socket is greeted with a ``session.created`` of the session as it is now.
     """
     loop = asyncio.get_running_loop()
     sink = WebSocketSink(ws, state)
@@ -206,8 +206,8 @@ async def _serve(
     if call is not None:
         replay = getattr(call, "replay_backlog", None)
         if callable(replay):
-            replay()
-        else:
+            replay()  # into the call's first control socket (the sink after the call's own backlog sink)
+        if not callable(replay) or runner.sinks.index(sink) != 1:
             runner.greet(sink)
 
     def on_session_end(_runner: SessionRunner) -> None:
