@@ -56,7 +56,11 @@ def _status(msgs: list[SipRequest | SipResponse]) -> list[int | str]:
 
 def test_accept_resend_until_ack_then_remote_bye() -> None:
     d = _dialog()
-    assert _status(_sent(d)) == [100]
+    trying, ringing = _sent(d)
+    assert _status([trying, ringing]) == [100, 180]
+    # 180 opens the early dialog with the tag the 200 OK will carry; 100 carries none
+    assert header_param(ringing.get("To") or "", "tag") == d.local_tag
+    assert header_param(trying.get("To") or "", "tag") is None
     assert d.accept(b"v=0\r\n", now=1.0)
     (ok,) = _sent(d)
     assert isinstance(ok, SipResponse) and ok.status == 200 and ok.body == b"v=0\r\n"
@@ -84,7 +88,7 @@ def test_accept_resend_until_ack_then_remote_bye() -> None:
 def test_invite_retransmission_gets_the_same_answer() -> None:
     d = _dialog()
     d.receive_request(_invite(), PEER, 0.1)
-    assert _status(_sent(d)) == [100, 100]
+    assert _status(_sent(d)) == [100, 180, 180]
     d.accept(b"sdp", 0.2)
     first = d.datagrams_to_send()[0][0]
     d.receive_request(_invite(), PEER, 0.3)

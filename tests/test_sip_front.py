@@ -202,8 +202,8 @@ async def test_cancel_while_ringing_and_resent_invite(rig: tuple[RealtimeServer,
     invite = c.invite(free_udp_port())
     await c.expect(100)
     call = await app.next_call()
-    c.send_raw(invite.to_bytes())  # a retransmission: answered again, no second call
-    await c.expect(100)
+    c.send_raw(invite.to_bytes())  # a retransmission: answered again (the latest provisional), no second call
+    await c.expect(180)
     assert server.sip.counters.calls_offered == 1
     cancel = c.request("CANCEL")
     cancel.set("Via", invite.get("Via") or "")

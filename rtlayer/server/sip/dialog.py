@@ -3,7 +3,8 @@
 States and the inputs that move them (anything not in the table is answered as noted, or ignored)::
 
     state       input              action                               next
-    ringing     invite (resent)    resend 100 Trying                    ringing
+    (new)       invite             send 100 Trying, 180 Ringing         ringing
+    ringing     invite (resent)    resend 180 Ringing                   ringing
     ringing     accept             send 200 OK + SDP, start Timer G     answering
     ringing     reject             send the status, start Timer G       rejecting
     ringing     refer              send 302 with Contact = target       rejecting
@@ -126,12 +127,16 @@ class UasDialog:
         self.end_reason = ""
         self._handlers = self._table()
         self._send(build_response(invite, 100, "Trying", source=source), source)
+        # 180 while the app decides (phones show "ringing" and some give up on a call that only got
+        # 100); it carries our tag, the early dialog's, so the 200 OK that follows matches it
+        self._ringing = build_response(invite, 180, "Ringing", source=source, to_tag=self.local_tag)
+        self._send(self._ringing, source)
 
     # ---------------------------------------------------------------- table
 
     def _table(self) -> dict[tuple[CallState, str], Callable[..., None]]:
         return {
-            (_S.RINGING, "invite"): self._resend_trying,
+            (_S.RINGING, "invite"): self._resend_ringing,
             (_S.RINGING, "accept"): self._do_accept,
             (_S.RINGING, "reject"): self._do_reject,
             (_S.RINGING, "refer"): self._do_redirect,
@@ -272,8 +277,9 @@ class UasDialog:
         self.end_reason = reason
         self._events.append(DialogEvent("ended", reason, status))
 
-    def _resend_trying(self, req: SipRequest, source: Addr, now: float) -> None:
-        self._send(build_response(req, 100, "Trying", source=source), source)
+    def _resend_ringing(self, req: SipRequest, source: Addr, now: float) -> None:
+        # RFC 3261 17.2.1: a retransmitted INVITE gets the most recent provisional response again
+        self._send(self._ringing, self.source)
 
     def _do_accept(self, sdp: bytes, now: float) -> None:
         self.sdp_answer = sdp
