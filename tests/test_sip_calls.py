@@ -209,6 +209,41 @@ async def test_app_rejects_with_603(phone: Phone) -> None:
     await oai.close()
 
 
+async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_codec_and_a_warning(
+    phone: Phone, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The official client can put any format in the accept body (``build_initial_config`` refuses
+    them): the phone's codec wins, and the server says it ignored the rest."""
+    caplog.set_level(logging.WARNING, logger="rtlayer.server.sip")
+    sipp = await run_sipp(
+        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
+    await oai.realtime.calls.accept(
+        call.call_id,
+        type="realtime",
+        audio={
+            "output": {"format": {"type": "audio/pcm", "rate": 24000}},
+            "input": {"format": {"type": "audio/pcmu"}},
+        },
+    )
+    warnings = [r.getMessage() for r in caplog.records if call.call_id in r.getMessage()]
+    assert warnings == [
+        f"SIP call {call.call_id}: ignoring audio.output.format=audio/pcm in the accept body: "
+        "the call's audio is audio/pcmu, as SIP negotiated"
+    ]
+    transport, events = await _connect(phone, call.call_id)
+    await _until(lambda: bool(events), 5, "session.created")
+    audio = events[0]["session"]["audio"]
+    assert audio["input"]["format"] == audio["output"]["format"] == {"type": "audio/pcmu"}
+    await oai.realtime.calls.hangup(call.call_id)
+    code, log = await sipp.wait()
+    assert code == 0, log
+    await transport.close()
+    await oai.close()
+
+
 async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:
     sipp = await run_sipp(
         "uac_expect_302", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}

@@ -9,6 +9,7 @@ call, 409 for a call already answered or ended, 400 for a bad body.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +24,26 @@ __all__ = ["setup"]
 
 
 _REJECT_MIN, _REJECT_MAX = 400, 699
+
+logger = logging.getLogger("rtlayer.server.sip")
+_LEGACY_FORMATS = {"g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma", "pcm16": "audio/pcm"}
+
+
+def _overridden_formats(body: dict[str, Any], negotiated: str) -> list[str]:
+    """The audio formats in an accept body that differ from the codec SIP negotiated, as
+    ``"path=value"`` strings (GA ``audio.{input,output}.format`` and the legacy ``*_audio_format``)."""
+    found: list[str] = []
+    audio = body.get("audio")
+    for side in ("input", "output"):
+        part = audio.get(side) if isinstance(audio, dict) else None
+        fmt = part.get("format") if isinstance(part, dict) else None
+        kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+        if kind is not None and kind != negotiated:
+            found.append(f"audio.{side}.format={kind}")
+        legacy = body.get(f"{side}_audio_format")
+        if legacy is not None and _LEGACY_FORMATS.get(str(legacy), str(legacy)) != negotiated:
+            found.append(f"{side}_audio_format={legacy}")
+    return found
 
 
 def _refused(request: web.Request) -> web.Response | None:
@@ -79,6 +100,17 @@ async def accept(request: web.Request) -> web.Response:
     except InvalidValue as exc:
         return json_error(400, exc.message, code="invalid_value", param=exc.param)
     call, front = found
+    negotiated = f"audio/{call.answer.codec}"
+    overridden = _overridden_formats(body, negotiated)
+    if overridden:
+        # the phone's codec was fixed by the SDP answer; the service answers the call anyway, so do
+        # we, but say so: an app that expected PCM 24 kHz on this call would otherwise never know
+        logger.warning(
+            "SIP call %s: ignoring %s in the accept body: the call's audio is %s, as SIP negotiated",
+            call.id,
+            ", ".join(overridden),
+            negotiated,
+        )
     try:
         await front.accept_call(call.id, body)
     except CallError as exc:
