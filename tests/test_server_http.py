@@ -119,11 +119,26 @@ async def test_openai_beta_header_is_accepted_and_ignored(server: RealtimeServer
         assert __import__("json").loads(await ws.recv())["type"] == "session.created"
 
 
+async def test_it_binds_loopback_by_default() -> None:
+    from rtlayer.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
+    async with RealtimeServer() as server:
+        assert server.url.startswith("http://127.0.0.1:")
+        assert [address[0] for address in server.addresses] == ["127.0.0.1"]
+    assert server.addresses == []
+
+
 def test_binding_off_loopback_without_a_key_is_refused() -> None:
     with pytest.raises(ValueError, match="without an API key"):
         RealtimeServer(host="0.0.0.0")
     with pytest.raises(ValueError, match="without an API key"):
         ServerState(host="192.0.2.1")
+    for public in ("::", "example.com", "10.0.0.1"):
+        with pytest.raises(ValueError, match="without an API key"):
+            RealtimeServer(host=public)
+    with pytest.raises(ValueError, match="empty"):  # an empty key is no key
+        RealtimeServer(host="0.0.0.0", api_key="")
     # With a key it is allowed (nothing is bound until start()).
     assert RealtimeServer(host="0.0.0.0", api_key="sk-real").state.requires_key
 

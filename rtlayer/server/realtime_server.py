@@ -86,6 +86,11 @@ class RealtimeServer:
         return self.state.base_url
 
     @property
+    def addresses(self) -> list[Any]:
+        """The socket addresses it listens on (empty before start and after close)."""
+        return list(self._runner.addresses) if self._runner is not None else []
+
+    @property
     def ws_url(self) -> str:
         """``ws(s)://host:port/v1/realtime`` (add ``?model=...``)."""
         return ("wss" if self.tls else "ws") + self.url[self.url.index(":") :] + "/v1/realtime"
