@@ -21,6 +21,15 @@ from rtlayer.server.responders import EchoResponder, Responder
 from rtlayer.server.session import ServerSession
 
 DATA = Path(__file__).parent / "data"
+AUDIO_ANSWER_END = [
+    "response.output_audio.done",
+    "response.output_audio_transcript.done",
+    "response.content_part.done",
+    "conversation.item.done",
+    "response.output_item.done",
+    "response.done",
+]
+"""How an audio answer ends, in the service's order, whether it completes or is cancelled."""
 SERVER_EVENT: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
 
 

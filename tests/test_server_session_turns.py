@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from session_helpers import Driver, audio_bytes, of_type, silence, wav
+from session_helpers import AUDIO_ANSWER_END, Driver, audio_bytes, of_type, silence, wav
 
 import rtlayer_native
 from rtlayer.audio import PCMA, PCMU, AudioConverter, AudioFormat
@@ -20,14 +20,6 @@ AUDIO_ANSWER = [
     "response.output_item.added",
     "conversation.item.added",
     "response.content_part.added",
-]
-AUDIO_ANSWER_END = [
-    "response.output_audio.done",
-    "response.output_audio_transcript.done",
-    "response.content_part.done",
-    "conversation.item.done",
-    "response.output_item.done",
-    "response.done",
 ]
 ONE_TURN = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}
 
