@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 if __name__ == "__main__":
-    # The ws benchmark keeps the minimum of 3 rounds only for full runs (its smoke run does 1 round, which
+    # The ws benchmark keeps the minimum of several rounds only for full runs (its smoke run does 1 round, which
     # would count this transport's first-use imports); a direct run of this file is a full run.
     os.environ.setdefault("RTLAYER_BENCH_FULL", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from test_transport_ws import cpu_per_event_us, receive_audio_events, recv_rtlayer, recv_rtlayer_raw
+from test_transport_ws import interleaved, receive_audio_events, recv_rtlayer, recv_rtlayer_raw
 
 FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
 
@@ -56,7 +56,7 @@ RECEIVE: dict[str, Callable[[str, int], Awaitable[None]]] = {
 
 def measure(n: int) -> dict[str, float]:
     """CPU microseconds per received delta, per client (interleaved: a drifting machine hits both)."""
-    return {name: cpu_per_event_us("blast", client, n) for name, client in RECEIVE.items()}
+    return interleaved("blast", RECEIVE, n)
 
 
 def report(n: int, figures: dict[str, float]) -> str:

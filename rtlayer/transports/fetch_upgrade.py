@@ -12,8 +12,10 @@ events, reconnection and keepalive, is ``BaseRealtimeTransport``'s: only ``_open
 
 A refusal raises ``HandshakeError("Failed to upgrade websocket: <status> <body>")`` with the server's
 body (its JSON error included), like the JS SDK's ``CloudflareRealtimeTransportLayer``; a proxy that
-refuses the tunnel raises ``ProxyError`` with its status; a certificate the client does not trust raises
-``ConnectError`` naming the verification failure.
+refuses the tunnel raises ``ProxyError`` with its status (403: the proxy forbids the target); missing or
+wrong proxy credentials read "Proxy authentication failed (...)" first, whether the proxy answered the
+standard 407 or, like tinyproxy 1.11 for a wrong password, 401; a certificate the client does not trust
+raises ``ConnectError`` naming the verification failure.
 
 Through a proxy, use ``wss://``: httpx then opens a CONNECT tunnel and the proxy sees only the target's
 host and port. A ``ws://`` target is forwarded as a plain GET instead, which proxies break (they drop
@@ -89,8 +91,9 @@ async def upgrade_websocket(
     """Open a WebSocket to ``url`` through ``fetch`` and return it as a ``WireConnection``.
 
     ``headers`` are the request's own headers (``Authorization`` and so on); the upgrade headers are
-    added here. Raises ``HandshakeError`` for any answer but a valid 101, ``ProxyError`` for a proxy's
-    407, and whatever the fetch raises for network failures (``ConnectError`` and subclasses).
+    added here. Raises ``HandshakeError`` for any answer but a valid 101, ``ProxyError`` for a forwarding
+    proxy's own 407, and whatever the fetch raises for network failures (``ConnectError`` and subclasses,
+    ``ProxyError`` when a proxy refuses the CONNECT tunnel).
     """
     key = base64.b64encode(os.urandom(16)).decode()
     response = await fetch(url, _upgrade_headers(headers, key, subprotocols))
