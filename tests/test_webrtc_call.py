@@ -129,7 +129,7 @@ async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
 async def test_sideband_socket_and_hangup_by_call_id():
     async with RealtimeServer(responder=ToneResponder(300)) as server:
         transport = WebRTCTransport()
-        rec = Recorder().attach(transport)
+        rec = Recorder().attach(transport, "error")
         changes: list[TransportStatus] = []
         transport.on("connection_change", lambda e: changes.append(e.status))
         await transport.connect(url=server.url)
@@ -150,6 +150,7 @@ async def test_sideband_socket_and_hangup_by_call_id():
         assert response.status_code == 200
         await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
         assert changes[-1] is TransportStatus.DISCONNECTED
+        assert rec.named["error"] == []  # a hangup is an orderly end, unlike a lost path
         assert call_id not in server.state.calls and not front_of(server.state).peers
         await transport.close()
         assert not open_peer_connections()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,6 +28,7 @@ from rtlayer.transports.webrtc import WebRTCTransport
 
 pytestmark = pytest.mark.timeout(20)
 
+ROOT = Path(__file__).resolve().parents[1]
 BROKEN_SDP = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio nine UDP/TLS/RTP/SAVPF x\r\n"
 
 
@@ -251,4 +254,46 @@ async def test_a_server_message_that_is_not_json_is_an_error_event_and_the_call_
         await runner.cleanup()
         for pc in peers:
             await pc.close()
+    assert not open_peer_connections()
+
+
+async def test_a_server_killed_mid_call_fails_the_connection_over_real_sockets(monkeypatch):
+    """The server process dies without a word (SIGKILL: no hangup, no DTLS close): aioice's consent
+    checks (RFC 7675) stop being answered, ICE fails, and the transport reports it and closes.
+
+    aioice checks consent every 5 s and gives up after 6 misses (30 s); the test shortens those two
+    third-party constants so the same path runs in a couple of seconds."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 2)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtlayer.cli", "serve", "--port", "0",
+        stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
+    )  # fmt: skip
+    transport = WebRTCTransport(connect_timeout=10)
+    rec = Recorder().attach(transport, "error")
+    changes: list[str] = []
+    transport.on("connection_change", lambda change: changes.append(change.status.value))
+    try:
+        assert proc.stderr is not None
+        async with asyncio.timeout(15):
+            line = ""
+            while "listening on " not in line:
+                line = (await proc.stderr.readline()).decode()
+                assert line, "rtlayer serve exited early"
+        url = line.split("listening on ")[1].split()[0]
+        await transport.connect(url=url)
+        assert transport.status is TransportStatus.CONNECTED
+        proc.kill()
+        await proc.wait()
+        await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await transport.close()
+    # an error the app can act on, not the quiet end of a hangup
+    assert [e.code for e in rec.named["error"]] == ["connection_failed"]
+    assert changes == ["connecting", "connected", "disconnecting", "disconnected"]
     assert not open_peer_connections()

@@ -145,7 +145,7 @@ class WebRTCPeer:
         channel.on("open", self.channel_open.set)
         channel.on("message", self._message)
         pc.on("track", self._track)
-        pc.on("connectionstatechange", lambda: self._on_state(pc.connectionState))
+        pc.on("connectionstatechange", lambda: self._on_state(self._connection_state(pc)))
         with host_policy(policy_for(urlsplit(url).hostname, self.allow_loopback)):
             await pc.setLocalDescription(await pc.createOffer())
         assert pc.localDescription is not None
@@ -230,6 +230,21 @@ class WebRTCPeer:
             if isinstance(frame, AudioFrame):
                 self._on_audio(self.downmixer.process(frame), frame)
 
+    def _connection_state(self, pc: RTCPeerConnection) -> str:
+        """``pc.connectionState``, except that a lost path reads "failed", not "closed".
+
+        When the remote peer vanishes (its process killed, the network gone), aioice stops getting
+        answers to its consent checks (RFC 7675) and closes the ICE connection; aiortc then reports the
+        peer connection "closed", exactly as after a hangup. Only its ICE transport's own state tells
+        the two apart: "failed" for the lost path, "closed" for an orderly end.
+        """
+        state = pc.connectionState
+        if state == "closed" and not self.closed:
+            ice_states = {getattr(dtls.transport, "state", None) for dtls in _dtls_transports(pc)}
+            if "failed" in ice_states:
+                return "failed"
+        return state
+
     def describe(self) -> str:
         """ICE / connection / data channel states, for timeout messages."""
         pc = self.pc
@@ -250,3 +265,15 @@ class WebRTCPeer:
         if self.pc is not None:
             with contextlib.suppress(Exception):
                 await self.pc.close()
+
+
+def _dtls_transports(pc: RTCPeerConnection) -> list[Any]:
+    """The DTLS transports of ``pc`` (data channel and media; one when bundled), each over its ICE transport."""
+    found: list[Any] = []
+    if pc.sctp is not None:
+        found.append(pc.sctp.transport)
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.receiver.transport
+        if dtls is not None and dtls not in found:
+            found.append(dtls)
+    return found

@@ -268,8 +268,9 @@ class WebRTCTransport(EventEmitter):
             self.emit("audio", AudioEvent(gated.data, gated.response_id, gated.item_id, 0))
 
     def _on_peer_state(self, state: str) -> None:
-        # aiortc 1.x reports no "disconnected" (a lost path becomes "failed" once aioice's consent
-        # checks fail, about 30 s); the grace period is there for peers that do, like browsers.
+        # aiortc 1.x reports no "disconnected": a lost path ends once aioice's consent checks have
+        # failed for about 30 s, which the peer reports as "failed" (aiortc itself says "closed"); the
+        # grace period is there for peer connections that do report "disconnected", like browsers'.
         if state == "connected":
             if self._grace is not None:
                 self._grace.cancel()
