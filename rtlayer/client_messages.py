@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .protocol.session_config import normalize_session
-from .transport import FunctionCallEvent
+from .transport_events import FunctionCallEvent
 
 __all__ = [
     "function_call_item",
@@ -36,6 +36,10 @@ _LEGACY_FORMATS: dict[str, dict[str, Any]] = {
 
 def session_update_event(config: Mapping[str, Any], model: str | None = None) -> dict[str, Any]:
     """``session.update`` for a partial config in GA or legacy (flat, camelCase) shape, mapped to GA."""
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            f"a session config is a mapping (a dict of session fields), got {type(config).__name__}"
+        )
     session = normalize_session(dict(config))
     session["type"] = "realtime"
     audio = session.get("audio")
@@ -57,8 +61,14 @@ def user_message_event(
     if isinstance(message, str):
         content: list[Any] = [{"type": "input_text", "text": message}]
     else:
+        parts = message.get("content", []) if isinstance(message, Mapping) else None
+        if not isinstance(parts, list):
+            raise TypeError(
+                "a message is a text (str) or a message item (a dict with a 'content' list), got "
+                + (type(message).__name__ if parts is None else f"'content' of type {type(parts).__name__}")
+            )
         content = []
-        for part in message.get("content", []):
+        for part in parts:
             if isinstance(part, Mapping) and part.get("type") == "input_image" and "image" in part:
                 content.append({"type": "input_image", "image_url": part["image"]})
             else:

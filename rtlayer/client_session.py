@@ -60,6 +60,16 @@ Send = Callable[[dict[str, Any]], None]
 _SILENCE_BYTE = {"pcm16": b"\x00", "pcmu": b"\xff", "pcma": b"\xd5"}
 
 
+def event_type(event: Any) -> Any:
+    """The ``type`` of a client event the app hands over; ``TypeError`` when it is not an event object.
+
+    Only the shape is checked here: a wrong or missing ``type`` is the server's to refuse, with an
+    ``error`` event, as the service does."""
+    if not isinstance(event, Mapping):
+        raise TypeError(f"a client event is a mapping (a dict with a 'type'), got {type(event).__name__}")
+    return event.get("type")
+
+
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (server events are read defensively)."""
     return value if isinstance(value, dict) else {}
@@ -126,7 +136,7 @@ class ClientSession:
 
     def send_event(self, event: Mapping[str, Any]) -> None:
         """Any raw client event; ``response.create`` goes through the sequencer."""
-        kind = event.get("type")
+        kind = event_type(event)
         if kind == "response.create":
             self._send_all(self.sequencer.request(dict(event), manual=True))
             return
@@ -183,6 +193,8 @@ class ClientSession:
 
     def add_image(self, image: str, *, trigger_response: bool = True) -> None:
         """An image (a data URL or https URL) as a user message."""
+        if not isinstance(image, str):
+            raise TypeError(f"an image is a data: or https: URL (str), got {type(image).__name__}")
         self.send_message(
             {"content": [{"type": "input_image", "image": image}]}, trigger_response=trigger_response
         )

@@ -6,6 +6,8 @@ No sockets and no sleeping: time is the ``now`` argument.
 from __future__ import annotations
 
 import base64
+import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -361,6 +363,28 @@ def test_odd_length_pcm_is_refused_clearly_and_the_session_goes_on() -> None:
         with pytest.raises(InvalidAudioError, match="even number of bytes"):
             cs.encode_audio(b"\x00\x01\x02")
         assert cs.encode_audio(b"\x00\x00" * 160).startswith('{"type":"input_audio_buffer.append"')
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda cs: cs.send_event("response.create"), "a client event is a mapping"),
+        (lambda cs: cs.send_event(None), "got NoneType"),
+        (lambda cs: cs.send_message(42), "a message is a text (str) or a message item"),
+        (lambda cs: cs.send_message({"content": "hi"}), "'content' of type str"),
+        (lambda cs: cs.update_session_config("voice=ash"), "a session config is a mapping"),
+        (lambda cs: cs.add_image(b"\x89PNG"), "an image is a data: or https: URL (str), got bytes"),
+    ],
+)
+def test_app_calls_of_the_wrong_shape_raise_at_the_call_and_the_session_goes_on(
+    call: Callable[[ClientSession], None], message: str
+) -> None:
+    cs = ClientSession()
+    with pytest.raises(TypeError, match=re.escape(message)):
+        call(cs)
+    assert cs.events_to_send() == []  # nothing half-sent
+    cs.send_message("next")
+    assert [e["type"] for e in cs.events_to_send()] == ["conversation.item.create", "response.create"]
 
 
 def test_a_raw_session_update_also_switches_formats_and_is_sent_untouched() -> None:

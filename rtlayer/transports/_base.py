@@ -38,7 +38,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from ..audio import AudioFormat, PlaybackTracker
-from ..client_session import ClientSession
+from ..client_session import ClientSession, event_type
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout, LocalProtocolError
 from ..protocol.codec import dumps, loads
 from ..transport import (
@@ -188,7 +188,7 @@ class BaseRealtimeTransport(EventEmitter):
     def send_event(self, event: Mapping[str, Any]) -> None:
         """Any raw client event (``response.create`` is sequenced; see ``ClientSession``)."""
         self._require_open()
-        if event.get("type") == "session.update" and isinstance(event.get("session"), Mapping):
+        if event_type(event) == "session.update" and isinstance(event.get("session"), Mapping):
             self._remember_config(dict(event["session"]))
         self.session.send_event(event)
 
