@@ -15,6 +15,10 @@ Measured while every call is up (a window after the last call was answered):
 - the anchor, in the same run: sipp's own CPU per call for the same media (C, no session, no
   transcoding), read from ``/proc/PID/stat``.
 
+The server's RTP sending thread asks for SCHED_FIFO 10 (the SIP front's default; granted to root or
+CAP_SYS_NICE); ``RTLAYER_SIP_PACER_PRIORITY=0`` measures it in the fair class with a short time slice
+(``pacer_scheduling`` in the output says which it got).
+
 Two runs: on the machine as it is, and (``RTLAYER_BENCH_FULL`` only) under a bounded synthetic load:
 one busy-looping Python process per CPU for the run's duration (killed at the end), the worst case for
 a thread that must wake on time.
@@ -52,7 +56,6 @@ from sip_helpers import PhoneApp, free_udp_port, g711_speech  # noqa: E402
 FULL = bool(os.environ.get("RTLAYER_BENCH_FULL"))
 CALLS = int(os.environ.get("RTLAYER_BENCH_SIP_CALLS", "50" if FULL else "6"))
 RATE = 10
-REALTIME = bool(os.environ.get("RTLAYER_BENCH_SIP_RT"))
 HOLD_S = 20.0 if FULL else 8.0
 SCENARIO = ROOT / "tests" / "sip_scenarios" / "uac_pcmu_bench.xml"
 SIPP = shutil.which("sipp")
@@ -87,11 +90,6 @@ class _LongTone:
 def _server_process(conn: Connection, webhook_url: str, secret: str) -> None:
     """The embedded server with a SIP front; answers "start"/"stop" with measurements."""
     from rtlayer.server.realtime_server import RealtimeServer
-
-    if REALTIME:
-        # a real-time priority (SCHED_FIFO 10) for the RTP sending thread alone, as media servers give
-        # their RTP threads; the rest of the server keeps the default scheduling
-        os.environ["RTLAYER_SIP_PACER_PRIORITY"] = "10"
 
     async def main() -> None:
         server = RealtimeServer(
@@ -258,7 +256,6 @@ async def _run(workdir: Path) -> dict[str, Any]:
         "pacer": stop["pacer"],
         "pacer_scheduling": stop["pacer_scheduling"],
         "sip": stop["counters"],
-        "server_realtime_priority": REALTIME,
         "loadavg_1m_after": round(os.getloadavg()[0], 2),  # other processes on the machine add jitter
         "sipp_exit": sipp.returncode,
     }

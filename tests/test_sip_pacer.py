@@ -204,7 +204,10 @@ def test_fill_runs_ahead_only_while_a_call_talks_and_keeps_each_calls_phase() ->
     pacer.add(silent, 1000 * ms)
     pacer.add(talking, 1005 * ms)  # its own phase: 5 ms after the other
     pacer.add(broken, 1000 * ms)
+    offgrid = _ScriptedCall("offgrid", set())
+    pacer.add(offgrid, 1000 * ms + 300_000)  # phases fall on a 1 ms grid, so calls share sender wake-ups
     pacer.fill_once(1000 * ms)
+    assert offgrid.asked[0] == 1001 * ms
     assert silent.asked == [(1000 + 20 * i) * ms for i in range(3)]  # up to now + 40 ms
     assert talking.asked == [(1005 + 20 * i) * ms for i in range(10)]  # up to now + 200 ms
     assert failed == ["broken"]
@@ -214,7 +217,7 @@ def test_fill_runs_ahead_only_while_a_call_talks_and_keeps_each_calls_phase() ->
     pacer.fill_once(1040 * ms)
     assert talking.asked[-1] == 1225 * ms
     assert silent.asked[-1] == 1080 * ms
-    silent.ended = True
+    silent.ended = offgrid.ended = True
     pacer.fill_once(2000 * ms)  # a stall of ~1 s: a talking call's clock is resynchronized, no burst
     assert silent.asked[-1] == 1080 * ms  # an ended call is forgotten
     assert pacer.resyncs == 1 and talking.asked[-1] == 2040 * ms and pacer.late_fills == 1

@@ -115,7 +115,7 @@ class SipFront:
         max_jitter_samples: int = 100_000,
         lookahead: float = 0.04,
         run_ahead: float = 0.2,
-        realtime_priority: int = 0,
+        realtime_priority: int = 10,
     ) -> None:
         self.state = state
         self.host = host
@@ -126,8 +126,8 @@ class SipFront:
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID, including ended ones that linger
         # lookahead / run_ahead: how far ahead of its packet time a silent / talking call's next frame is
         # pulled and handed to the native sender (loop stalls shorter than that minus 20 ms do not show
-        # on the wire); realtime_priority: SCHED_FIFO for the sending thread when permitted (0: a short
-        # fair-class time slice)
+        # on the wire); realtime_priority: SCHED_FIFO asked for the sending thread (when not permitted,
+        # or 0: a short fair-class time slice)
         self.pacer = RtpPacer(
             lookahead=lookahead,
             run_ahead=run_ahead,

@@ -47,6 +47,16 @@ __all__ = ["PacedCall", "RtpPacer"]
 
 logger = logging.getLogger("rtlayer.server.sip")
 
+GRID_NS = (
+    1_000_000  # every deadline falls on a whole millisecond: the sender wakes at most 1000 times a second
+)
+
+
+def on_grid(ns: int) -> int:
+    """``ns`` rounded up to the pacing grid. Calls keep their own phase, chosen on a 1 ms grid, so
+    that the packets of several calls share a wake-up of the sending thread instead of each its own."""
+    return -(-ns // GRID_NS) * GRID_NS
+
 
 class PacedCall(Protocol):
     """What the pacer needs of a call (``SipCall`` implements it)."""
@@ -122,7 +132,7 @@ class RtpPacer:
 
     def add(self, call: PacedCall, first_deadline_ns: int) -> None:
         """Pace ``call`` from ``first_deadline_ns`` on (``time.monotonic_ns`` clock), one frame per packet time."""
-        self._slots[call.id] = _Slot(call, first_deadline_ns)
+        self._slots[call.id] = _Slot(call, on_grid(first_deadline_ns))
         self._wake.set()
 
     def drain_lateness(self) -> None:
@@ -146,7 +156,7 @@ class RtpPacer:
             if now_ns - slot.due > 5 * call.ptime_ns:
                 self.resyncs += 1
                 self.late_fills += 1
-                slot.due = now_ns  # the loop stalled far beyond the lookahead: resynchronize, don't burst
+                slot.due = on_grid(now_ns)  # the loop stalled far beyond the lookahead: resynchronize
             while slot.due <= (far if slot.talking else near):
                 if slot.due < now_ns:
                     self.late_fills += 1
