@@ -21,7 +21,6 @@ from typing import Any
 
 import rtlayer_native
 from rtlayer.audio import AudioFormat
-from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transport import AudioEvent
 from rtlayer.transports import WebRTCTransport
 
@@ -32,8 +31,8 @@ SETTINGS: dict[str, Any] = {
 }
 
 
-async def spoken_turn(url: str, api_key: str | None, wav: Path, out: Path | None) -> None:
-    """Speak ``wav`` on a WebRTC call to ``url`` and print what came back."""
+async def spoken_turn(url: str | None, api_key: str | None, wav: Path, out: Path | None) -> None:
+    """Speak ``wav`` on a WebRTC call to ``url`` (None: the embedded server) and print what came back."""
     try:
         with wave.open(str(wav), "rb") as f:
             if f.getsampwidth() != 2 or f.getnchannels() != 1:
@@ -88,11 +87,8 @@ async def spoken_turn(url: str, api_key: str | None, wav: Path, out: Path | None
 
 
 async def main(url: str | None, wav: Path, out: Path | None) -> None:
-    if url is not None:
-        await spoken_turn(url, os.environ.get("OPENAI_API_KEY"), wav, out)
-        return
-    async with RealtimeServer() as server:
-        await spoken_turn(server.url, None, wav, out)
+    # no URL and no key: WebRTCTransport starts the embedded server in-process, and stops it at close()
+    await spoken_turn(url, os.environ.get("OPENAI_API_KEY") if url else None, wav, out)
 
 
 if __name__ == "__main__":

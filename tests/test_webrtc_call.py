@@ -297,3 +297,19 @@ async def test_the_talk_page_is_served_at_the_root(server):
     assert '<script src="/static/talk.js">' in page.text
     assert script.status_code == 200 and "/v1/realtime/calls" in script.text and "oai-events" in script.text
     assert missing.status_code == 404 and "error" in missing.json()
+
+
+async def test_no_url_and_no_key_starts_the_embedded_server_for_the_call():
+    transport = WebRTCTransport()
+    rec = Recorder().attach(transport)
+    await transport.connect()
+    server = transport._embedded
+    assert isinstance(server, RealtimeServer)
+    assert transport.call_id in server.state.calls
+    transport.send_message("hello without a server of my own")
+    await rec.wait_for(lambda: rec.count("response.done") == 1, within=10)
+    await transport.close()
+    assert transport._embedded is None
+    with pytest.raises(httpx.ConnectError):  # stopped with the call
+        async with httpx.AsyncClient(timeout=2) as http:
+            await http.get(server.url + "/healthz")

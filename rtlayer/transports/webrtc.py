@@ -1,7 +1,7 @@
 """``WebRTCTransport``: the Realtime protocol over a WebRTC call, on aiortc.
 
 ```python
-transport = WebRTCTransport()                        # the embedded server on 127.0.0.1:8765
+transport = WebRTCTransport()                        # no URL, no key: the embedded server, in-process
 transport.on("audio", lambda e: play(e.data))        # the answer, PCM16 24 kHz (or output_format)
 await transport.connect(url=server.url, initial_session_config={"instructions": "..."})
 await transport.send_audio(pcm16_24k)                # any rate: paced out as 20 ms 48 kHz frames
@@ -20,6 +20,10 @@ same ``ClientSession`` underneath; only the medium differs:
   (the JS SDK emits none on WebRTC);
 - interrupting sends ``response.cancel`` and ``output_audio_buffer.clear``: the server knows what was
   played, so no truncate.
+
+With no URL and no key, ``connect()`` starts the embedded server in-process (as the WebSocket
+transport does) and ``close()`` stops it; with no URL and a key, it calls ``http://127.0.0.1:8765``
+(a running ``rtlayer serve``).
 
 ``connect`` resolves once the session is confirmed on the data channel (``session.created``, then
 ``session.updated`` when an initial config was sent), fails with the server's own message when the
@@ -132,6 +136,7 @@ class WebRTCTransport(EventEmitter):
         self._in_conv: AudioConverter | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._embedded: Any = None
         self.first_audio_at: float | None = None
         """``time.perf_counter()`` of the first answer frame handed to the app (for benchmarks)."""
 
@@ -169,9 +174,12 @@ class WebRTCTransport(EventEmitter):
             )
         if self._status not in (TransportStatus.DISCONNECTED,):
             raise ConnectError(f"already {self._status.value}")
-        endpoint = calls_url(url or self.url)
         model = model or self.model
         key = await _resolve_key(api_key if api_key is not None else self.api_key)
+        url = url or self.url
+        if url is None and key is None:
+            url = await self._start_embedded_server()
+        endpoint = calls_url(url)
         loop = asyncio.get_running_loop()
         self._set_status(TransportStatus.CONNECTING)
         session = ClientSession(
@@ -229,6 +237,15 @@ class WebRTCTransport(EventEmitter):
             await self._teardown("connect failed")
             raise
         self._set_status(TransportStatus.CONNECTED)
+
+    async def _start_embedded_server(self) -> str:
+        # Imported here: only the no-URL default needs the server; transports do not depend on it otherwise.
+        from ..server.realtime_server import RealtimeServer
+
+        server = RealtimeServer()
+        await server.start()
+        self._embedded = server
+        return str(server.url)
 
     # -- events from the server -------------------------------------------------------------------
 
@@ -449,6 +466,10 @@ class WebRTCTransport(EventEmitter):
             if confirmed is not None and confirmed.done():
                 confirmed.exception()  # retrieved: no "never retrieved" warning
         self._pending.clear()
+        if self._embedded is not None:
+            server, self._embedded = self._embedded, None
+            with contextlib.suppress(Exception):
+                await server.close()
         self._set_status(TransportStatus.DISCONNECTED, reason)
         self.close_listeners()
 
