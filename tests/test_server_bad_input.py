@@ -93,6 +93,12 @@ CASES: list[tuple[str, Any, str, str | None]] = [
         "item_id",
     ),
     (
+        "unknown field",
+        {"type": "input_audio_buffer.commit", "event_id": "evt_bad", "item_id": "item_x"},
+        "unknown_parameter",
+        "item_id",
+    ),
+    (
         "bad base64",
         {"type": "input_audio_buffer.append", "audio": "@@not base64@@", "event_id": "evt_bad"},
         "invalid_value",

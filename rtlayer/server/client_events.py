@@ -1,7 +1,8 @@
 """Checking client events before the session acts on them: types, required fields, field types.
 
 ``check_client_event`` returns ``None`` for a well-formed event or a ``ClientEventError`` with the code,
-message and ``param`` the service uses (``missing_required_parameter``, ``invalid_type``, ``invalid_value``),
+message and ``param`` the service uses (``missing_required_parameter``, ``invalid_type``, ``invalid_value``,
+``unknown_parameter``),
 so the session answers with one ``error`` event and carries on.
 """
 
@@ -85,7 +86,12 @@ def check_client_event(event: Any) -> ClientEventError | None:
         return ClientEventError(
             "invalid_value", f"Invalid value: '{kind}'. Supported values are: {supported}.", "type"
         )
-    for name, field_kind, required in _FIELDS[kind]:
+    fields = _FIELDS[kind]
+    for name in event:
+        if name not in ("type", "event_id") and all(name != known for known, _, _ in fields):
+            # Like the service: a misspelt field is an error, never silently ignored.
+            return ClientEventError("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+    for name, field_kind, required in fields:
         value = event.get(name)
         if value is None:
             if required:
