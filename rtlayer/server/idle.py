@@ -4,6 +4,7 @@ The service applies the timeout "after the last model response's audio has finis
 ``response.done`` time plus audio playback duration"; ``input_audio_buffer.timeout_triggered`` then reports
 the input received since playback ended (``audio_start_ms``) up to the trigger (``audio_end_ms``), a span
 about as long as the timeout. Never armed while the user speaks: the end of their turn answers them anyway.
+Before any answer it counts from when the timeout was configured (a caller who never speaks is prompted too).
 """
 
 from __future__ import annotations
