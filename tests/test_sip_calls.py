@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import websockets
@@ -27,6 +28,7 @@ from rtlayer.exceptions import UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transports.calls import CallsAPIError
 from rtlayer.transports.sip import SIPTransport, build_initial_config
+from rtlayer.transports.webrtc import WebRTCTransport
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -242,6 +244,41 @@ async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_co
     assert code == 0, log
     await transport.close()
     await oai.close()
+
+
+async def test_bad_decisions_get_clear_errors_and_the_call_still_rings(phone: Phone) -> None:
+    sipp = await run_sipp(
+        "uac_expect_603", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
+    )
+    call = await phone.app.next_call()
+    base = f"/v1/realtime/calls/{call.call_id}"
+    async with httpx.AsyncClient(base_url=phone.server.url, timeout=5) as http:
+        auth = {"Authorization": "Bearer test-key"}
+        bad = [
+            ("/accept", b"{not json", "invalid_json", "could not parse the JSON body"),
+            ("/accept", b"[1, 2]", "invalid_json", "must be a JSON object"),
+            ("/accept", b'{"audio": {"output": {"voice": 7}}}', "invalid_value", ""),
+            ("/reject", b'{"status_code": 200}', "invalid_value", "between 400 and 699"),
+            ("/reject", b'{"status_code": true}', "invalid_value", "between 400 and 699"),
+            ("/refer", b'{"target_uri": "http://example.com"}', "invalid_value", "sip:, sips: or tel:"),
+            ("/refer", b'{"target_uri": "sip:a\\r\\nVia: x"}', "invalid_value", "sip:, sips: or tel:"),
+        ]
+        for action, body, code, message in bad:
+            response = await http.post(base + action, content=body, headers=auth)
+            assert response.status_code == 400, (action, body, response.text)
+            error = response.json()["error"]
+            assert error["code"] == code and message in error["message"], (action, body, error)
+        # a WebRTC call is not decided over REST
+        webrtc = WebRTCTransport()
+        await webrtc.connect(url=phone.server.url)
+        response = await http.post(f"/v1/realtime/calls/{webrtc.call_id}/accept", json={}, headers=auth)
+        await webrtc.close()
+        assert response.status_code == 400 and response.json()["error"]["code"] == "not_sip"
+        # none of that decided the call: it still rings, and a good decision goes through
+        response = await http.post(base + "/reject", json={}, headers=auth)
+        assert response.status_code == 200, response.text
+    code, log = await sipp.wait()
+    assert code == 0, log  # sipp saw the 603 and nothing else
 
 
 async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:

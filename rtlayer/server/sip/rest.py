@@ -78,13 +78,8 @@ def _sip_call(request: web.Request) -> tuple[SipCall, SipFront] | web.Response:
     return call, call.front
 
 
-def _error(exc: CallError) -> web.Response:
-    kind = "rate_limit_error" if exc.status == 429 else "invalid_request_error"
-    return json_error(exc.status, exc.message, type_=kind, code=exc.code, param="call_id")
-
-
-async def accept(request: web.Request) -> web.Response:
-    """Answer the call with the body as its session config (GA shape, ``type: realtime``)."""
+async def _decision(request: web.Request) -> tuple[SipCall, SipFront, dict[str, Any]] | web.Response:
+    """What every decision route checks first, in order: the key, the call, the JSON body."""
     refused = _refused(request)
     if refused is not None:
         return refused
@@ -94,12 +89,25 @@ async def accept(request: web.Request) -> web.Response:
     body = await _body(request)
     if isinstance(body, web.Response):
         return body
+    return found[0], found[1], body
+
+
+def _error(exc: CallError) -> web.Response:
+    kind = "rate_limit_error" if exc.status == 429 else "invalid_request_error"
+    return json_error(exc.status, exc.message, type_=kind, code=exc.code, param="call_id")
+
+
+async def accept(request: web.Request) -> web.Response:
+    """Answer the call with the body as its session config (GA shape, ``type: realtime``)."""
+    decision = await _decision(request)
+    if isinstance(decision, web.Response):
+        return decision
+    call, front, body = decision
     body.setdefault("type", "realtime")
     try:
         merge_session(default_session(), body)  # validate now: a bad config is the app's 400
     except InvalidValue as exc:
         return json_error(400, exc.message, code="invalid_value", param=exc.param)
-    call, front = found
     negotiated = f"audio/{call.answer.codec}"
     overridden = _overridden_formats(body, negotiated)
     if overridden:
@@ -120,15 +128,10 @@ async def accept(request: web.Request) -> web.Response:
 
 async def reject(request: web.Request) -> web.Response:
     """Decline the call with ``status_code`` (default 603 Decline)."""
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    found = _sip_call(request)
-    if isinstance(found, web.Response):
-        return found
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    decision = await _decision(request)
+    if isinstance(decision, web.Response):
+        return decision
+    call, front, body = decision
     status = body.get("status_code", 603)
     if status is None:
         status = 603
@@ -139,7 +142,6 @@ async def reject(request: web.Request) -> web.Response:
             code="invalid_value",
             param="status_code",
         )
-    call, front = found
     try:
         front.reject_call(call.id, status)
     except CallError as exc:
@@ -149,15 +151,10 @@ async def reject(request: web.Request) -> web.Response:
 
 async def refer(request: web.Request) -> web.Response:
     """Transfer the call to ``target_uri`` (``sip:`` or ``tel:``)."""
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    found = _sip_call(request)
-    if isinstance(found, web.Response):
-        return found
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
+    decision = await _decision(request)
+    if isinstance(decision, web.Response):
+        return decision
+    call, front, body = decision
     target = body.get("target_uri")
     if (
         not isinstance(target, str)
@@ -170,7 +167,6 @@ async def refer(request: web.Request) -> web.Response:
             code="invalid_value",
             param="target_uri",
         )
-    call, front = found
     try:
         front.refer_call(call.id, target)
     except CallError as exc:
