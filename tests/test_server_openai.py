@@ -208,3 +208,25 @@ async def test_an_ephemeral_key_from_the_official_client_expires() -> None:
         # The real key still works.
         async with admin.realtime.connect(model="gpt-realtime") as conn:
             assert (await conn.recv()).type == "session.created"
+
+
+async def test_idle_timeout_prompts_after_the_answer(server: RealtimeServer) -> None:
+    async with client_for(server).realtime.connect(model="gpt-realtime") as conn:
+        # Text answers: no playback to wait for, so the timeout counts from response.done.
+        await conn.session.update(
+            session={
+                "type": "realtime",
+                "output_modalities": ["text"],
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 300}}},
+            }
+        )
+        await conn.conversation.item.create(
+            item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}
+        )
+        await conn.response.create()
+        await events_until(conn, "response.done")
+        # Nobody speaks: the server commits the (empty) input and answers on its own.
+        events = await events_until(conn, "response.done", limit=5.0)
+    types = [e.type for e in events]
+    assert types[:2] == ["input_audio_buffer.timeout_triggered", "input_audio_buffer.committed"], types
+    assert events[-1].response.status == "completed"
