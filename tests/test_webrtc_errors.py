@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -332,4 +333,50 @@ async def test_loopback_candidates_are_offered_only_when_allowed(host, allow_loo
     (offer,) = offers
     candidates = [line for line in offer.splitlines() if line.startswith("a=candidate:")]
     assert any(" 127.0.0.1 " in c for c in candidates) is offers_loopback, candidates
+    assert not open_peer_connections()
+
+
+CALLER = """
+import asyncio, sys
+from rtlayer.transports.webrtc import WebRTCTransport
+
+async def main() -> None:
+    transport = WebRTCTransport()
+    await transport.connect(url=sys.argv[1])
+    print(transport.call_id, flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_caller_killed_mid_call_is_hung_up_over_real_sockets(monkeypatch):
+    """The caller's process dies without a word: the server's consent checks go unanswered, its peer
+    connection closes, and the call, its session and its peer are released (consent timing shortened
+    as in the test above)."""
+    import aioice.ice
+
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.2)
+    monkeypatch.setattr(aioice.ice, "CONSENT_FAILURES", 2)
+    async with RealtimeServer() as server:
+        caller = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CALLER, server.url,
+            stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            assert caller.stdout is not None
+            call_id = (await asyncio.wait_for(caller.stdout.readline(), 15)).decode().strip()
+            assert call_id in server.state.calls
+            caller.kill()
+            await caller.wait()
+            for _ in range(200):  # at most 10 s
+                if call_id not in server.state.calls:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            if caller.returncode is None:
+                caller.kill()
+                await caller.wait()
+        assert call_id not in server.state.calls
+        assert not front_of(server.state).peers and not server.state.runners
     assert not open_peer_connections()
