@@ -136,6 +136,14 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _steal_seconds() -> float:
+    """CPU time the hypervisor took from this VM's CPUs (``/proc/stat`` steal), all CPUs together: no
+    scheduling inside the machine can make up for it, so the bench reports it next to the lateness."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / TICKS if len(fields) > 8 else 0.0
+
+
 def _burners(seconds: float) -> list[subprocess.Popen[bytes]]:
     """One busy loop per CPU, each ending by itself after ``seconds`` (and killed by the caller)."""
     code = f"import time\nend = time.monotonic() + {seconds}\nwhile time.monotonic() < end:\n    pass\n"
@@ -211,10 +219,10 @@ async def _run(workdir: Path) -> dict[str, Any]:
     await asyncio.sleep(ramp + 5.0)
     parent.send("start")
     start = await loop.run_in_executor(None, parent.recv)
-    sipp_cpu0, t0 = _cpu_seconds(sipp.pid), time.monotonic()
+    sipp_cpu0, t0, steal0 = _cpu_seconds(sipp.pid), time.monotonic(), _steal_seconds()
     window = max(1.0, HOLD_S - ramp - 5.5)  # ends before the first call hangs up
     await asyncio.sleep(window)
-    sipp_cpu1, t1 = _cpu_seconds(sipp.pid), time.monotonic()
+    sipp_cpu1, t1, steal1 = _cpu_seconds(sipp.pid), time.monotonic(), _steal_seconds()
     parent.send("stop")
     stop = await loop.run_in_executor(None, parent.recv)
     try:
@@ -256,6 +264,9 @@ async def _run(workdir: Path) -> dict[str, Any]:
         "pacer": stop["pacer"],
         "pacer_scheduling": stop["pacer_scheduling"],
         "sip": stop["counters"],
-        "loadavg_1m_after": round(os.getloadavg()[0], 2),  # other processes on the machine add jitter
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
+        "steal_pct": round(
+            100 * (steal1 - steal0) / (t1 - t0) / (os.cpu_count() or 1), 2
+        ),  # other processes on the machine add jitter
         "sipp_exit": sipp.returncode,
     }
