@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -143,7 +144,10 @@ async def receiver() -> AsyncIterator[tuple[str, list[IncomingCall]]]:
     await runner.cleanup()
 
 
-async def test_receiver_answers(receiver: tuple[str, list[IncomingCall]]) -> None:
+async def test_receiver_answers(
+    receiver: tuple[str, list[IncomingCall]], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rtlayer.transports.sip")
     url, got = receiver
     async with httpx.AsyncClient(timeout=5) as http:
         body, headers = _delivery()
@@ -157,3 +161,7 @@ async def test_receiver_answers(receiver: tuple[str, list[IncomingCall]]) -> Non
         assert (await http.post(url, content=other, headers=other_headers)).status_code == 200
     await asyncio.sleep(0.05)  # on_call runs as a task after the 200
     assert [c.call_id for c in got] == ["rtc_abc"]
+    # the refusals are logged for the app's operator, without the secret
+    refusals = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused a webhook")]
+    assert len(refusals) == 2 and "signature" in refusals[0], refusals
+    assert all(SECRET not in m and SECRET.removeprefix("whsec_") not in m for m in refusals)

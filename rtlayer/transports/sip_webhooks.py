@@ -118,8 +118,12 @@ def add_webhook_route(
         try:
             call = parse_incoming_call(body, request.headers, secret, tolerance=tolerance)
         except WebhookVerificationError as exc:
+            # said here too: the sender only sees a 401, the app's operator would otherwise see nothing
+            # (a wrong secret refuses every call); the message names no secret
+            logger.warning("refused a webhook delivery to %s: %s", path, exc)
             return web.json_response({"error": {"message": str(exc)}}, status=401)
         except ValueError as exc:
+            logger.warning("refused a webhook delivery to %s: %s", path, exc)
             return web.json_response({"error": {"message": str(exc)}}, status=400)
         if call is not None:
             task = asyncio.get_running_loop().create_task(run(call))
