@@ -21,13 +21,14 @@ import httpx
 import openai
 import pytest
 import websockets
-from sip_helpers import SIPP, PhoneApp, RtpSink, g711_speech, link_pcaps, run_sipp
+from sip_helpers import SIPP, PhoneApp, RtpSink, SippRun, g711_speech, link_pcaps, run_sipp
 
 import rtlayer_native
 from rtlayer.exceptions import UnsupportedOperation
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transports.calls import CallsAPIError
 from rtlayer.transports.sip import SIPTransport, build_initial_config
+from rtlayer.transports.sip_webhooks import IncomingCall
 from rtlayer.transports.webrtc import WebRTCTransport
 
 pytestmark = pytest.mark.timeout(60)
@@ -46,6 +47,11 @@ class Phone:
     @property
     def sip_port(self) -> int:
         return int(self.server.sip.port)
+
+    async def ring(self, scenario: str) -> tuple[SippRun, IncomingCall]:
+        """sipp calls with ``scenario`` (its SDP naming our RTP sink); the app's incoming call."""
+        sipp = await run_sipp(scenario, self.sip_port, self.workdir, keys={"rtp_sink": str(self.sink.port)})
+        return sipp, await self.app.next_call()
 
 
 @pytest.fixture
@@ -78,10 +84,7 @@ async def _until(predicate: Any, within: float, what: str) -> None:
 
 
 async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
-    sipp = await run_sipp(
-        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_pcmu_app_hangup")
     assert call.call_id.startswith("rtc_")
     assert "sipp" in (call.header("From") or "")
 
@@ -151,10 +154,7 @@ async def _connect(phone: Phone, call_id: str) -> tuple[SIPTransport, list[dict[
 @pytest.mark.skipif(os.geteuid() != 0, reason="sipp's play_pcap_audio needs root (raw socket)")
 async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
     sent_packets = link_pcaps(phone.workdir)
-    sipp = await run_sipp(
-        "uac_pcma_dtmf_caller_bye", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_pcma_dtmf_caller_bye")
     # accepted with the official client this time; no turn detection, so the app leads
     oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.accept(
@@ -196,10 +196,7 @@ async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
 
 
 async def test_app_rejects_with_603(phone: Phone) -> None:
-    sipp = await run_sipp(
-        "uac_expect_603", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_expect_603")
     oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.reject(call.call_id)  # status_code defaults to 603 on the server
     code, log = await sipp.wait()
@@ -217,10 +214,7 @@ async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_co
     """The official client can put any format in the accept body (``build_initial_config`` refuses
     them): the phone's codec wins, and the server says it ignored the rest."""
     caplog.set_level(logging.WARNING, logger="rtlayer.server.sip")
-    sipp = await run_sipp(
-        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_pcmu_app_hangup")
     oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.accept(
         call.call_id,
@@ -247,10 +241,7 @@ async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_co
 
 
 async def test_bad_decisions_get_clear_errors_and_the_call_still_rings(phone: Phone) -> None:
-    sipp = await run_sipp(
-        "uac_expect_603", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_expect_603")
     base = f"/v1/realtime/calls/{call.call_id}"
     async with httpx.AsyncClient(base_url=phone.server.url, timeout=5) as http:
         auth = {"Authorization": "Bearer test-key"}
@@ -282,10 +273,7 @@ async def test_bad_decisions_get_clear_errors_and_the_call_still_rings(phone: Ph
 
 
 async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:
-    sipp = await run_sipp(
-        "uac_expect_302", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_expect_302")
     oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
     await oai.realtime.calls.refer(call.call_id, target_uri="tel:+14155550123")
     code, log = await sipp.wait()
@@ -295,10 +283,7 @@ async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:
 
 async def test_call_never_accepted_times_out_with_408(phone: Phone) -> None:
     phone.server.sip.ring_timeout = 1.0
-    sipp = await run_sipp(
-        "uac_expect_408", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()  # the app hears about it and does nothing
+    sipp, call = await phone.ring("uac_expect_408")  # the app hears about it and does nothing
     code, log = await sipp.wait()
     assert code == 0, log
     assert phone.server.sip.counters.calls_timed_out == 1
@@ -349,10 +334,7 @@ async def test_openai_agents_sip_model_takes_the_call(phone: Phone, caplog: pyte
     from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel
 
     caplog.set_level(logging.ERROR, logger="openai.agents")
-    sipp = await run_sipp(
-        "uac_pcmu_app_hangup", phone.sip_port, phone.workdir, keys={"rtp_sink": str(phone.sink.port)}
-    )
-    call = await phone.app.next_call()
+    sipp, call = await phone.ring("uac_pcmu_app_hangup")
     agent: RealtimeAgent[Any] = RealtimeAgent(name="operator", instructions="Answer the phone.")
     payload = await OpenAIRealtimeSIPModel.build_initial_session_payload(agent)
     assert phone.app.client is not None
