@@ -89,6 +89,22 @@ async def test_calls_client_errors_carry_the_servers_message() -> None:
                 await calls.accept("", {})
 
 
+async def test_calls_client_with_a_wrong_key_is_refused_before_anything_else() -> None:
+    async with RealtimeServer(sip_port=0, api_key="sk-right") as server:
+        async with CallsClient(base_url=server.url + "/v1", api_key="sk-wrong") as calls:
+            for action in (
+                calls.accept("rtc_nope", {}),
+                calls.reject("rtc_nope"),
+                calls.refer("rtc_nope", "tel:1"),
+            ):
+                with pytest.raises(CallsAPIError, match="Incorrect API key") as info:
+                    await action
+                assert info.value.status == 401 and "sk-wrong" not in str(info.value)
+        async with CallsClient(base_url=server.url + "/v1", api_key="sk-right") as calls:
+            with pytest.raises(CallsAPIError, match="not found"):
+                await calls.reject("rtc_nope")
+
+
 async def test_calls_client_timeout_and_refused() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)  # read the request and never answer
