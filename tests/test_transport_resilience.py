@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from helpers_transport import Recorder
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request
+from websockets.server import ServerProtocol as WsServerProtocol
 from websockets.typing import Subprotocol
 
-from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError
+from rtlayer.exceptions import ConnectError, ConnectionClosedError, ConnectTimeout, HandshakeError
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transport import TransportStatus
 from rtlayer.transports import WebSocketTransport
@@ -346,3 +348,57 @@ async def test_failed_connect_leaves_nothing_behind() -> None:
     with pytest.raises(ConnectError):
         await t.connect()
     assert transport_tasks() == [] and t.status is TransportStatus.DISCONNECTED
+
+
+class StallingPeer(asyncio.Protocol):
+    """Accepts the WebSocket, says ``session.created``, then never reads again: the client's socket fills up."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.ws = WsServerProtocol()
+
+    def data_received(self, data: bytes) -> None:
+        self.ws.receive_data(data)
+        for request in self.ws.events_received():
+            assert isinstance(request, Request)
+            self.ws.send_response(self.ws.accept(request))
+            self.ws.send_text(
+                b'{"type":"session.created","event_id":"e1","session":{"id":"s","type":"realtime"}}'
+            )
+            for chunk in self.ws.data_to_send():
+                self.transport.write(chunk)
+            self.transport.pause_reading()
+
+
+async def test_audio_over_a_stalled_socket_waits_instead_of_queueing_without_bound() -> None:
+    """The peer stops reading: once an event waits for the socket, ``send_audio`` waits with it (the app is
+    slowed down, as by a plain socket) rather than piling audio up in memory; at close, the audio still queued
+    is dropped and counted."""
+    loop = asyncio.get_running_loop()
+    peer = await loop.create_server(StallingPeer, "127.0.0.1", 0)
+    port = peer.sockets[0].getsockname()[1]
+    t = WebSocketTransport(url=f"ws://127.0.0.1:{port}/v1/realtime", reconnect=False, ping_interval=None)
+    await t.connect()
+    frame = b"\x01\x00" * 480  # 20 ms at 24 kHz
+    sent = 0
+
+    async def stream() -> None:
+        nonlocal sent
+        t.send_event({"type": "input_audio_buffer.clear"})  # queued for the writer: audio queues behind it
+        for _ in range(50_000):  # 64 MB of appends: far more than loopback buffers hold
+            await t.send_audio(frame)
+            sent += 1
+
+    streamer = asyncio.create_task(stream())
+    for _ in range(50):  # bounded: the streamer either finishes at once (queueing everything) or blocks
+        await asyncio.sleep(0.01)
+        if streamer.done():
+            break
+    assert not streamer.done(), f"send_audio queued all {sent} frames without waiting"
+    assert t.queued <= 2
+    await t.close()  # the peer cannot take a close frame: the connection is dropped after the close timeout
+    with pytest.raises(ConnectionClosedError):
+        await streamer  # released by the abort; its next call is refused: the transport is closed
+    assert t.queued == 0
+    peer.close()

@@ -59,6 +59,8 @@ _DELTA = "response.output_audio.delta"
 # Close codes after which reconnecting cannot help (the peer refused us or our data), besides a normal close.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 _MAX_QUEUED_WHILE_RECONNECTING = 256
+#: how ``ClientSession.encode_audio`` starts every append it builds
+_APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
 class BaseRealtimeTransport(EventEmitter):
@@ -113,6 +115,10 @@ class BaseRealtimeTransport(EventEmitter):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._out: deque[str] = deque()
         self._out_ready = asyncio.Event()
+        # Set whenever nothing waits in ``_out`` (or nothing can be sent any more): ``send_audio`` awaits it,
+        # so an app streaming audio over a stalled socket is slowed down instead of queueing without bound.
+        self._out_drained = asyncio.Event()
+        self._out_drained.set()
         self._session_seen = asyncio.Event()
         self._target: tuple[str, dict[str, str], list[str] | None] | None = None
         self._desired_config: dict[str, Any] = {}
@@ -133,6 +139,11 @@ class BaseRealtimeTransport(EventEmitter):
     @property
     def muted(self) -> bool | None:
         return self.session.muted
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting for the socket (events sent while it was busy, or while reconnecting)."""
+        return len(self._out)
 
     async def connect(
         self,
@@ -218,7 +229,9 @@ class BaseRealtimeTransport(EventEmitter):
         if self._status is not TransportStatus.CONNECTED or conn is None:
             self.dropped_audio_bytes += len(data)  # reconnecting: stale audio would confuse turn detection
         elif self._out:
+            # Events wait for the socket: queue behind them, in order, and return once the socket took it all.
             self._queue_text(text)
+            await self._out_drained.wait()
         else:
             try:
                 await conn.send(text)
@@ -336,6 +349,7 @@ class BaseRealtimeTransport(EventEmitter):
             self.dropped_events += 1
         self._out.append(text)
         self._out_ready.set()
+        self._out_drained.clear()
 
     async def _writer(self, conn: WireConnection) -> None:
         while self._conn is conn:
@@ -349,6 +363,8 @@ class BaseRealtimeTransport(EventEmitter):
                     return  # kept in the queue: sent after a reconnection
                 if self._out and self._out[0] is text:
                     self._out.popleft()
+            if not self._out:
+                self._out_drained.set()
 
     async def _reader(self, conn: WireConnection) -> None:
         session = self.session
@@ -426,13 +442,7 @@ class BaseRealtimeTransport(EventEmitter):
                         f"no pong within {self.ping_timeout} s: connection presumed dead", "keepalive_timeout"
                     ),
                 )
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(1.0):
-                        await conn.close(1011, "keepalive timeout")
-                with contextlib.suppress(Exception):
-                    abort = getattr(getattr(conn, "transport", None), "abort", None)
-                    if abort is not None:
-                        abort()
+                await _close_or_abort(conn, 1011, "keepalive timeout", 1.0)
                 return
 
     async def _connection_lost(self, conn: WireConnection, exc: BaseException | None) -> None:
@@ -441,10 +451,25 @@ class BaseRealtimeTransport(EventEmitter):
         self.session.connection_lost()
         self._conn = None
         self._out_ready.set()  # lets the old writer see it is detached
+        self._drop_queued_audio()
         if self.reconnect and code not in _FINAL_CLOSE_CODES and self._target is not None:
             if await self._reconnect(reason):
                 return
         await self._shutdown(emit=True, reason=reason)
+
+    def _drop_queued_audio(self) -> None:
+        """Audio still queued when the connection dropped is stale by the time a new session exists (it would
+        confuse the new session's turn detection): drop it, count it, and release a waiting ``send_audio``.
+        Other queued events stay, to be sent after a reconnection."""
+        kept: deque[str] = deque()
+        for text in self._out:
+            if text.startswith(_APPEND_PREFIX):
+                payload = len(text) - len(_APPEND_PREFIX) - 2  # the base64, without the closing '"}'
+                self.dropped_audio_bytes += payload * 3 // 4 - text.count("=", -4)
+            else:
+                kept.append(text)
+        self._out = kept
+        self._out_drained.set()
 
     async def _reconnect(self, reason: str) -> bool:
         loop = asyncio.get_running_loop()
@@ -486,14 +511,13 @@ class BaseRealtimeTransport(EventEmitter):
             self._set_status(TransportStatus.DISCONNECTING, reason=reason)
         conn, self._conn = self._conn, None
         self._out_ready.set()
+        self._out_drained.set()  # a send_audio waiting for the socket returns: nothing more will be sent
         current = asyncio.current_task()
         tasks = [t for t in self._tasks if t is not current]
         for task in tasks:
             task.cancel()
         if conn is not None:
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2.0):
-                    await conn.close(1000, "")
+            await _close_or_abort(conn, 1000, "", 2.0)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await self._drain_listener_tasks()
@@ -506,6 +530,21 @@ class BaseRealtimeTransport(EventEmitter):
         if self._status is not TransportStatus.DISCONNECTED:
             self._set_status(TransportStatus.DISCONNECTED, reason=reason)
         self.close_listeners()
+
+
+async def _close_or_abort(conn: WireConnection, code: int, reason: str, timeout: float) -> None:  # noqa: ASYNC109
+    """The closing handshake within ``timeout``; past it, drop the connection, so that a peer that stopped
+    reading (or answering) can neither keep the socket open nor leave a ``send`` waiting on it forever."""
+    try:
+        async with asyncio.timeout(timeout):
+            await conn.close(code, reason)
+        return
+    except Exception:
+        pass
+    abort = getattr(conn, "abort", None) or getattr(getattr(conn, "transport", None), "abort", None)
+    if abort is not None:
+        with contextlib.suppress(Exception):
+            abort()
 
 
 def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
