@@ -20,8 +20,13 @@ Two deliberate choices, both visible to the app:
   would change, a response that was streaming cannot be resumed, and audio the user already heard must
   not be spoken twice. An app that needs the earlier context rebuilds it on that ``connected`` event
   (``send_message(..., trigger_response=False)`` for each item it kept, or ``reset_history``). Audio sent
-  while reconnecting is dropped (counted in ``dropped_audio_bytes``); other client events wait in a bounded
-  queue (at most 256, the oldest dropped and counted in ``dropped_events``).
+  while reconnecting, or still queued when the connection dropped, is dropped (counted in
+  ``dropped_audio_bytes``): it would be stale for the new session's turn detection. Other client events wait
+  in a bounded queue (at most 256, the oldest dropped and counted in ``dropped_events``).
+
+While connected, ``send_audio`` returns once the socket has taken the audio (and any event queued before
+it), so an app streaming over a slow or stalled network is slowed down rather than buffering without bound;
+``queued`` says how many messages wait for the socket.
 """
 
 from __future__ import annotations
