@@ -48,6 +48,9 @@ def test_talk_writes_the_spoken_answer(tmp_path: Path) -> None:
         f"wrote {reply}",
     ):
         assert line in log, f"missing {line!r} in:\n{log}"
+    # The live log tells the turn in the order it happens to the user.
+    steps = ("speech detected", "response started", "transcript: ", "audio received: ", "done: completed")
+    assert [log.index(step) for step in steps] == sorted(log.index(step) for step in steps), log
     with wave.open(str(reply), "rb") as wav:
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         seconds = wav.getnframes() / 16000

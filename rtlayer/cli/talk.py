@@ -100,6 +100,7 @@ class _Turns:
     now: Any
     audio: dict[str, list[bytes]] = field(default_factory=dict)
     completed: list[str] = field(default_factory=list)
+    statuses: dict[str, str] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
     finished: int = 0
     last_done: float = 0.0
@@ -135,15 +136,21 @@ class _Turns:
             self.log("answer audio arriving")
         self.audio.setdefault(event.response_id, []).append(event.data)
 
-    def on_done(self, event: TurnDoneEvent, rate: int) -> None:
+    def on_done(self, event: TurnDoneEvent) -> None:
         self.active.discard(event.response_id)
         self.finished += 1
         self.last_done = self.now()
-        nbytes = sum(len(b) for b in self.audio.get(event.response_id, []))
+        self.statuses[event.response_id] = event.status
         if event.status == "completed":
             self.completed.append(event.response_id)
-        self.log(f"audio received: {nbytes / 2 / rate:.2f} s")
-        self.log(f"done: {event.status}")
+
+    def log_turns_done(self, rate: int) -> None:
+        """Once the answer's audio stopped arriving (over WebRTC it plays out in real time after
+        ``response.done``): what each response brought, then how it ended."""
+        for response_id, status in self.statuses.items():
+            seconds = sum(len(b) for b in self.audio.get(response_id, [])) / 2 / rate
+            self.log(f"audio received: {seconds:.2f} s")
+            self.log(f"done: {status} ({response_id})")
 
     def answer(self) -> bytes:
         ids = self.completed or list(self.audio)
@@ -171,7 +178,7 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     transport.on("*", turns.on_raw)
     transport.on("turn_started", turns.on_started)
     transport.on("audio", turns.on_audio)
-    transport.on("turn_done", lambda e: turns.on_done(e, args.rate))
+    transport.on("turn_done", turns.on_done)
     server: Any = None
     url = args.url
     if url is None and not isinstance(transport, BaseRealtimeTransport):
@@ -219,7 +226,9 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
                 await send(silence)
                 if args.pace <= 0:
                     await asyncio.sleep(CHUNK_MS / 1000)
+            turns.log_turns_done(args.rate)
     except TimeoutError:
+        turns.log_turns_done(args.rate)
         turns.log(f"no complete answer within {args.timeout:g} s")
     except (RtlayerError, OSError) as exc:
         print(f"rtlayer talk: {exc}", file=sys.stderr)
