@@ -30,20 +30,28 @@ def _copy_sources(dst: Path) -> None:
         shutil.copytree(ROOT / package, dst / package, ignore=skip)
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def _pip(*args: str) -> subprocess.CompletedProcess[str]:
+    """pip as a user runs it (default build isolation), without the repository on the path."""
+    return subprocess.run(
+        [sys.executable, "-m", "pip", *args, "-q"],
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=_env(),
+        check=False,
+    )
+
+
 @pytest.mark.timeout(300)
 def test_the_wheel_builds_ships_stubs_and_self_checks_when_installed(tmp_path: Path) -> None:
     src, out, site = tmp_path / "src", tmp_path / "wheel", tmp_path / "site"
     src.mkdir()
     _copy_sources(src)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(out), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        env=env,
-        check=False,
-    )
+    built = _pip("wheel", str(src), "--no-deps", "-w", str(out))
     assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = out.glob("rtlayer-*.whl")
 
@@ -54,14 +62,7 @@ def test_the_wheel_builds_ships_stubs_and_self_checks_when_installed(tmp_path: P
         assert any(n.startswith(f"rtlayer_native/{module}.") and n.endswith((".so", ".pyd")) for n in names)
     assert not [n for n in names if n.endswith(".c")], "generated C must not ship"
 
-    installed = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(site), str(wheel), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    installed = _pip("install", "--no-deps", "--target", str(site), str(wheel))
     assert installed.returncode == 0, installed.stderr[-3000:]
     check = subprocess.run(
         [
@@ -73,7 +74,7 @@ def test_the_wheel_builds_ships_stubs_and_self_checks_when_installed(tmp_path: P
         capture_output=True,
         text=True,
         timeout=120,
-        env={**env, "PYTHONPATH": str(site)},
+        env={**_env(), "PYTHONPATH": str(site)},
         cwd=tmp_path,  # not the repository: only the installed copy can be found
         check=False,
     )
