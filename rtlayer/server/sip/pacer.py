@@ -5,25 +5,28 @@ calls, the GIL, the OS scheduler giving the core to another process), and each m
 lateness used to land on the RTP stream (p99 1.5-7.6 ms at 50 calls under a load of 3-4). So the
 loop only *prepares* packets: every ``fill_interval`` it pulls, for each live call, the frames whose
 packet time is near enough, stamps them (:class:`RtpSender`) and queues them with their absolute
-deadline in :class:`rtlayer_native.Pacer`, whose thread holds no GIL, sleeps on ``CLOCK_MONOTONIC``
-and sends with ``sendto`` on the call's own socket.
+deadline in :class:`rtlayer_native.Pacer`, whose thread holds no GIL and shares no lock with Python
+(a preempted loop thread holding a lock the sender needs was measured to stall it 30-240 ms), sleeps
+on ``CLOCK_MONOTONIC`` and sends with ``sendto`` on (a copy of) the call's own socket. The thread asks
+for SCHED_FIFO (``realtime_priority``; otherwise a short fair-class slice).
 
 How near is near enough, per call: while the call is silent, ``lookahead`` (40 ms: a new answer's
 first packet waits at most that plus one fill interval); as soon as a frame with audio was pulled,
 ``run_ahead`` (200 ms): the rest of a talk spurt is queued that far ahead, so a loop that stalls for
 up to ``run_ahead - fill_interval`` no longer shows on the wire. A loaded 2-core machine was seen
-stalling the loop for 50-90 ms.
+stalling the loop for 50-300 ms.
 
 Exactness: a frame pulled ahead already counts as played in the session, so the call registers as
 its media output's ``ahead`` consumer (``MediaOutput.PulledAhead``): a clear (``output_audio_buffer.clear``,
-barge-in) drops the call's queued packets in the native queue under its lock, and the session takes
-exactly those frames back before it computes the truncation; the RTP sender rewinds its sequence
+barge-in) drops the call's queued packets (one atomic operation decides exactly which ones had
+already left), and the session takes exactly those frames back before it computes the truncation; the RTP sender rewinds its sequence
 number by as many, so the caller sees no gap, and the next packet starts a talk spurt (marker).
 Packets refused by a full native queue, dropped by a clear or by the call's end, and failed sends are
 counted (:meth:`stats`); nothing is dropped silently.
 
-Calls keep their own phase (the moment they were accepted), so their packets spread over the packet
-time instead of leaving in one burst per tick; the loop wakes once per fill interval for all calls.
+Calls keep their own phase (the moment they were accepted, on a 1 ms grid), so their packets spread
+over the packet time instead of leaving in one burst per tick; the loop wakes once per fill interval
+for all calls.
 
 What running ahead costs: the session sees frames as played when they are pulled, so
 ``output_audio_buffer.started``/``stopped`` come up to ``run_ahead`` before the audio leaves (a clear
