@@ -166,6 +166,46 @@ async def test_bad_event_gets_the_right_error_and_the_session_goes_on(
     await client.text_turn()
 
 
+async def test_a_bad_image_part_is_refused_and_a_good_one_then_added(client: RawClient) -> None:
+    """A user image whose ``image_url`` is null (or not a base64 data URI) is refused naming the part; the
+    same item with a PNG data URI is then added, and the session still answers."""
+    item: dict[str, Any] = {
+        "type": "message",
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "what is this?"},
+            {"type": "input_image", "image_url": None},
+        ],
+    }
+    await client.send({"type": "conversation.item.create", "event_id": "evt_img", "item": item})
+    seen = await client.until("error")
+    assert [e["type"] for e in seen] == ["error"]  # nothing of the item was added
+    error = seen[-1]["error"]
+    assert (error["code"], error["param"], error["event_id"]) == (
+        "missing_required_parameter",
+        "item.content[1].image_url",
+        "evt_img",
+    )
+    await client.send(
+        {
+            "type": "conversation.item.create",
+            "event_id": "evt_img2",
+            "item": {
+                **item,
+                "content": [item["content"][0], {"type": "input_image", "image_url": "http://x/y.png"}],
+            },
+        }
+    )
+    error = await client.error()
+    assert (error["code"], error["param"]) == ("invalid_value", "item.content[1].image_url")
+    png = "data:image/png;base64," + b64(b"\x89PNG\r\n\x1a\n")
+    item["content"][1]["image_url"] = png
+    await client.send({"type": "conversation.item.create", "event_id": "evt_img3", "item": item})
+    done = (await client.until("conversation.item.done"))[-1]["item"]
+    assert done["content"][1] == {"type": "input_image", "image_url": png}
+    await client.text_turn()
+
+
 async def test_malformed_json_and_binary_frames_are_answered_and_survived(client: RawClient) -> None:
     await client.send('{"type": "session.update", ')
     malformed = await client.error()

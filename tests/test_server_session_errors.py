@@ -200,6 +200,141 @@ BAD_EVENTS = [
 ]
 
 
+PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+
+
+def create(role: str, *content: Any) -> dict[str, Any]:
+    """``conversation.item.create`` of a message with these content parts, as a client would send it."""
+    return {
+        "event_id": "evt_item",
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": role, "content": list(content)},
+    }
+
+
+BAD_CONTENT = [
+    # (client event, code, param): content parts the service refuses, each naming the part at fault
+    (
+        create("user", {"type": "input_image", "image_url": None}),
+        "missing_required_parameter",
+        "item.content[0].image_url",
+    ),
+    (create("user", {"type": "input_image"}), "missing_required_parameter", "item.content[0].image_url"),
+    (create("user", {"type": "input_image", "image_url": 7}), "invalid_type", "item.content[0].image_url"),
+    (
+        create("user", {"type": "input_image", "image_url": "https://example.com/cat.png"}),
+        "invalid_value",
+        "item.content[0].image_url",
+    ),
+    (
+        create("user", {"type": "input_image", "image_url": "data:text/plain;base64,aGk="}),
+        "invalid_value",
+        "item.content[0].image_url",
+    ),
+    (
+        create("user", {"type": "input_image", "image_url": "data:image/png;base64,not base64!"}),
+        "invalid_value",
+        "item.content[0].image_url",
+    ),
+    (
+        create("user", {"type": "input_image", "image_url": "data:image/png;base64,"}),
+        "invalid_value",
+        "item.content[0].image_url",
+    ),
+    (
+        create("user", {"type": "input_image", "image_url": PNG, "detail": "ultra"}),
+        "invalid_value",
+        "item.content[0].detail",
+    ),
+    (
+        create("user", {"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": None}),
+        "missing_required_parameter",
+        "item.content[1].image_url",
+    ),
+    (
+        create("user", {"type": "input_text", "text": None}),
+        "missing_required_parameter",
+        "item.content[0].text",
+    ),
+    (create("user", {"type": "input_text", "text": ["a"]}), "invalid_type", "item.content[0].text"),
+    (create("user", {"text": "no type"}), "missing_required_parameter", "item.content[0].type"),
+    (create("user", "just a string"), "invalid_type", "item.content[0]"),
+    (create("user", {"type": "output_text", "text": "x"}), "invalid_value", "item.content[0].type"),
+    (
+        create("user", {"type": "input_audio", "audio": "not base64!"}),
+        "invalid_value",
+        "item.content[0].audio",
+    ),
+    (create("user", {"type": "input_audio", "audio": 5}), "invalid_type", "item.content[0].audio"),
+    (create("user", {"type": "input_audio", "transcript": 5}), "invalid_type", "item.content[0].transcript"),
+    (create("assistant", {"type": "input_text", "text": "x"}), "invalid_value", "item.content[0].type"),
+    (create("assistant", {"type": "output_text"}), "missing_required_parameter", "item.content[0].text"),
+    (
+        create("assistant", {"type": "output_audio", "transcript": False}),
+        "invalid_type",
+        "item.content[0].transcript",
+    ),
+    (create("system", {"type": "input_image", "image_url": PNG}), "invalid_value", "item.content[0].type"),
+    (create("system", {"type": "input_text", "text": 1}), "invalid_type", "item.content[0].text"),
+    (
+        {
+            "event_id": "evt_item",
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user"},
+        },
+        "missing_required_parameter",
+        "item.content",
+    ),
+    (
+        {
+            "event_id": "evt_item",
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": "user", "content": "hi"},
+        },
+        "invalid_type",
+        "item.content",
+    ),
+]
+
+
+@pytest.mark.parametrize(("event", "code", "param"), BAD_CONTENT, ids=[p for _, _, p in BAD_CONTENT])
+async def test_bad_content_part_gets_one_error_and_the_session_goes_on(
+    d: Driver, event: dict[str, Any], code: str, param: str
+) -> None:
+    err = error_of(d, event)
+    assert (err["code"], err["param"], err["event_id"]) == (code, param, "evt_item")
+    assert param in err["message"] or err["message"].startswith("Invalid value")
+    assert len(d.session.conversation) == 0  # nothing of a refused item is kept
+    await assert_still_answers(d)
+
+
+GOOD_CONTENT = [
+    create(
+        "user",
+        {"type": "input_text", "text": "hi"},
+        {"type": "input_image", "image_url": PNG, "detail": "low"},
+    ),
+    create("user", {"type": "input_image", "image_url": "data:image/jpeg;base64,/9j/4AAQ"}),
+    create(
+        "user", {"type": "input_audio", "audio": base64.b64encode(silence(20)).decode(), "transcript": "hm"}
+    ),
+    create("assistant", {"type": "output_text", "text": "hello"}),
+    create("assistant", {"type": "output_audio", "transcript": "hello"}),
+    create("system", {"type": "input_text", "text": "be brief"}),
+]
+
+
+@pytest.mark.parametrize(
+    "event", GOOD_CONTENT, ids=lambda e: e["item"]["role"] + ":" + e["item"]["content"][-1]["type"]
+)
+async def test_well_formed_content_parts_are_added(d: Driver, event: dict[str, Any]) -> None:
+    added, done = d.send(event)
+    assert (added["type"], done["type"]) == ("conversation.item.added", "conversation.item.done")
+    kinds = [part["type"] for part in done["item"]["content"]]
+    assert kinds == [part["type"] for part in event["item"]["content"]]
+    assert "audio" not in done["item"]["content"][0]  # input audio is kept aside, never echoed
+
+
 @pytest.mark.parametrize(("event", "code", "param"), BAD_EVENTS, ids=[f"{c}:{p}" for _, c, p in BAD_EVENTS])
 async def test_bad_event_gets_one_error_and_the_session_goes_on(
     d: Driver, event: Any, code: str, param: str | None

@@ -8,7 +8,10 @@ raises ``InvalidValue`` naming the bad field.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
+import re
 from typing import Any
 
 from rtlayer.protocol.ids import new_id
@@ -27,6 +30,8 @@ __all__ = [
 _USER_CONTENT = {"input_text", "input_audio", "input_image"}
 _ASSISTANT_CONTENT = {"output_text", "output_audio"}
 _BETA_CONTENT = {"text": "output_text", "audio": "output_audio"}
+_DATA_IMAGE = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,")
+_IMAGE_DETAIL = ("auto", "low", "high")
 
 
 def audio_duration_ms(nbytes: int, codec: str = "pcm16", rate: int = 24000) -> float:
@@ -87,6 +92,15 @@ def function_call_item(
     }
 
 
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type, as the service's "Invalid type" messages say it."""
+    if isinstance(value, bool):
+        return "boolean"
+    return {int: "integer", float: "number", str: "string", list: "array", dict: "object"}.get(
+        type(value), "null"
+    )
+
+
 def _require_str(obj: dict[str, Any], key: str, param: str) -> str:
     value = obj.get(key)
     if value is None:
@@ -94,14 +108,58 @@ def _require_str(obj: dict[str, Any], key: str, param: str) -> str:
     if not isinstance(value, str):
         raise InvalidValue(
             f"{param}.{key}",
-            f"Invalid type for '{param}.{key}': expected a string, but got {type(value).__name__}.",
+            f"Invalid type for '{param}.{key}': expected a string, but got {_json_type(value)} instead.",
         )
     return value
 
 
+def _optional_str(obj: dict[str, Any], key: str, param: str) -> None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidValue(
+            f"{param}.{key}",
+            f"Invalid type for '{param}.{key}': expected a string, but got {_json_type(value)} instead.",
+        )
+
+
+def _check_base64(value: str, param: str, what: str) -> None:
+    """Refuse text that is not base64 (the service decodes it; a client bug should not pass silently)."""
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidValue(param, f"Invalid '{param}': {what} is not valid base64.") from None
+
+
+def _check_image(part: dict[str, Any], p: str) -> None:
+    """``input_image``: ``image_url`` is a ``data:image/<type>;base64,<bytes>`` URI (the GA service takes the
+    image inline, not by reference); ``detail`` is ``auto``, ``low`` or ``high``."""
+    url = _require_str(part, "image_url", p)
+    param = f"{p}.image_url"
+    match = _DATA_IMAGE.match(url)
+    if match is None:
+        raise InvalidValue(
+            param,
+            f"Invalid '{param}': expected a base64-encoded data URI such as 'data:image/png;base64,...', "
+            f"got '{url[:40]}{'...' if len(url) > 40 else ''}'.",
+        )
+    if not url[match.end() :]:
+        raise InvalidValue(param, f"Invalid '{param}': the data URI holds no image bytes.")
+    _check_base64(url[match.end() :], param, "the data URI's image bytes")
+    detail = part.get("detail")
+    if detail is not None and detail not in _IMAGE_DETAIL:
+        raise InvalidValue(
+            f"{p}.detail", f"Invalid value: '{detail}'. Supported values are: 'auto', 'low' and 'high'."
+        )
+
+
 def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, Any]]:
+    if content is None:
+        raise InvalidValue(f"{param}.content", f"Missing required parameter: '{param}.content'.")
     if not isinstance(content, list):
-        raise InvalidValue(f"{param}.content", f"Invalid type for '{param}.content': expected an array.")
+        raise InvalidValue(
+            f"{param}.content",
+            f"Invalid type for '{param}.content': expected an array, but got {_json_type(content)} instead.",
+        )
     allowed = (
         _ASSISTANT_CONTENT if role == "assistant" else ({"input_text"} if role == "system" else _USER_CONTENT)
     )
@@ -109,9 +167,18 @@ def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, An
     for i, part in enumerate(content):
         p = f"{param}.content[{i}]"
         if not isinstance(part, dict):
-            raise InvalidValue(p, f"Invalid type for '{p}': expected an object.")
+            raise InvalidValue(
+                p, f"Invalid type for '{p}': expected an object, but got {_json_type(part)} instead."
+            )
         part = copy.deepcopy(part)
         kind = part.get("type")
+        if kind is None:
+            raise InvalidValue(f"{p}.type", f"Missing required parameter: '{p}.type'.")
+        if not isinstance(kind, str):
+            raise InvalidValue(
+                f"{p}.type",
+                f"Invalid type for '{p}.type': expected a string, but got {_json_type(kind)} instead.",
+            )
         if role == "assistant" and kind in _BETA_CONTENT:
             kind = part["type"] = _BETA_CONTENT[kind]
         if kind not in allowed:
@@ -123,11 +190,12 @@ def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, An
             )
         if kind in ("input_text", "output_text"):
             _require_str(part, "text", p)
-        elif kind == "input_audio":
-            if part.get("audio") is not None and not isinstance(part["audio"], str):
-                raise InvalidValue(f"{p}.audio", f"Invalid type for '{p}.audio': expected a base64 string.")
-            part.setdefault("transcript", None)
-        elif kind == "output_audio":
+        elif kind == "input_image":
+            _check_image(part, p)
+        elif kind in ("input_audio", "output_audio"):
+            # The audio's base64 is decoded (and checked) where it is converted, by the server; here its type.
+            _optional_str(part, "audio", p)
+            _optional_str(part, "transcript", p)
             part.setdefault("transcript", None)
         out.append(part)
     return out
