@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rtlayer.cli.talk import read_wav
+
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "tests" / "data" / "hello_24k.wav"
 
@@ -63,8 +65,35 @@ def test_talk_refuses_a_file_that_is_not_a_wav(tmp_path: Path) -> None:
     bogus.write_text("not audio")
     done = rtlayer("talk", str(bogus), "-o", str(tmp_path / "out.wav"))
     assert done.returncode == 2
-    assert "not a PCM WAV file" in done.stderr
+    assert "notes.wav: not a PCM WAV file (file does not start with RIFF id)" in done.stderr
     assert not (tmp_path / "out.wav").exists()
+
+
+# A WAV header of format 3 (IEEE float), 48 kHz mono 32-bit, with no samples.
+FLOAT_WAV_HEADER = (
+    b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x03\x00\x01\x00\x80\xbb\x00\x00"
+    b"\x00\xee\x02\x00\x04\x00\x20\x00data\x00\x00\x00\x00"
+)
+NOT_WAV = [
+    # (the file's bytes, what the error says it is)
+    (b"", "(the file is empty)"),
+    (b"RI", "(no RIFF header)"),
+    (b"RIFF\x24\x00", "(the file ends inside its WAV header)"),
+    (b"ID3\x04\x00\x00\x00\x00\x00\x00" + bytes(100), "(it is an MP3 file)"),
+    (b"OggS" + bytes(100), "(it is an Ogg file)"),
+    (b"RIFF\x04\x00\x00\x00AVI LIST", "(not a WAVE file)"),
+    (b"hello, this is text", "(file does not start with RIFF id)"),
+    (FLOAT_WAV_HEADER, "(32-bit float samples; rtlayer talk reads 16-bit PCM)"),
+]
+
+
+@pytest.mark.parametrize(("data", "reason"), NOT_WAV, ids=[r for _, r in NOT_WAV])
+def test_a_file_that_is_not_a_wav_is_named_with_the_reason(tmp_path: Path, data: bytes, reason: str) -> None:
+    path = tmp_path / "input.wav"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as caught:
+        read_wav(str(path))
+    assert str(caught.value) == f"{path}: not a PCM WAV file {reason}"
 
 
 def _wav(path: Path, *, rate: int = 24000, width: int = 2, seconds: float = 0.2) -> Path:

@@ -48,6 +48,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no live log")
 
 
+# The first bytes of files people mistake for WAV, so the error can say what the file is instead.
+_MAGIC = (
+    (b"ID3", "an MP3 file"),
+    (b"\xff\xfb", "an MP3 file"),
+    (b"OggS", "an Ogg file"),
+    (b"fLaC", "a FLAC file"),
+)
+
+
+def _why_not_wav(path: str, exc: Exception) -> str:
+    """The reason a file is not a readable WAV: the wave module's, or, where it has none (an ``EOFError``
+    from a file cut short), what the first bytes show."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        head = b""
+    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
+    if kind is not None:
+        return f"it is {kind}"
+    if str(exc) == "unknown format: 3":
+        return "32-bit float samples; rtlayer talk reads 16-bit PCM"
+    if str(exc):
+        return str(exc)
+    if not head:
+        return "the file is empty"
+    if not head.startswith(b"RIFF"):
+        return "no RIFF header"
+    return "the file ends inside its WAV header"
+
+
 def read_wav(path: str) -> tuple[bytes, int]:
     """(mono PCM16, rate) of a WAV file; ``ValueError`` with a clear message otherwise."""
     try:
@@ -55,7 +86,7 @@ def read_wav(path: str) -> tuple[bytes, int]:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
             data = wav.readframes(wav.getnframes())
     except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a PCM WAV file ({exc})") from None
+        raise ValueError(f"{path}: not a PCM WAV file ({_why_not_wav(path, exc)})") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if width != 2:
