@@ -7,18 +7,20 @@ badly behaved one, which sipp cannot: garbage datagrams, RTP noise, duplicates, 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import openai
 import pytest
-from sip_helpers import PhoneApp, free_udp_port
+import websockets
+from sip_helpers import PhoneApp, RtpSink, free_udp_port
 
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.sip.message import SipRequest, SipResponse, build_response, parse_message
-from rtlayer.server.sip.rtp import RtpSender, encode_dtmf
+from rtlayer.server.sip.rtp import RtpSender, RtpSourceGuard, encode_dtmf
 from rtlayer.server.sip.sdp import parse_offer
 from rtlayer.transports.sip import build_initial_config
 
@@ -319,3 +321,110 @@ async def test_a_call_over_ipv6_loopback(tmp_path: Path) -> None:
         await c.expect(200)
         c.close()
     await app.close()
+
+
+async def _until(predicate: Callable[[], bool], within: float, what: str) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _answered_call(
+    server: RealtimeServer, app: PhoneApp, media_port: int
+) -> tuple[Caller, str, tuple[str, int]]:
+    """A caller whose SDP names ``media_port``, answered by the app: (caller, call id, our RTP address)."""
+    caller = Caller(server.sip.port)
+    await caller.start()
+    caller.invite(media_port)
+    call = await app.next_call()
+    assert app.client is not None
+    await app.client.accept(call.call_id, build_initial_config(turn_detection=None))
+    ok = await caller.expect(200)
+    caller.send_raw(caller.request("ACK", cseq=1).to_bytes())
+    return caller, call.call_id, ("127.0.0.1", parse_offer(ok.body).port)
+
+
+def test_the_source_guard_latches_on_the_first_valid_packet() -> None:
+    guard = RtpSourceGuard(("127.0.0.1", 4000), [0, 101])
+    pcmu = RtpSender(0, ssrc=1).packet(b"\xff" * 160)
+    pcma = RtpSender(8, ssrc=2).packet(b"\xd5" * 160)
+    # garbage and a payload type we did not negotiate pass to the receiver (which counts them) and latch nothing
+    assert guard.admit(b"\x00" * 5, ("127.0.0.1", 5000)) and guard.admit(pcma, ("127.0.0.1", 5000))
+    assert guard.latched is None
+    # the first valid PCMU packet latches its source; from then on only it and the SDP's address get in
+    assert guard.admit(pcmu, ("127.0.0.1", 5002)) and guard.latched == ("127.0.0.1", 5002)
+    assert guard.admit(pcmu, ("127.0.0.1", 5002)) and guard.admit(pcmu, ("127.0.0.1", 4000))
+    assert not guard.admit(pcmu, ("127.0.0.1", 5000)) and not guard.admit(pcmu, ("127.0.0.2", 5002))
+    assert guard.rejected == 2
+    # addresses compare in one spelling (IPv6 has several)
+    v6 = RtpSourceGuard(("0:0::1", 4000), [0])
+    v6.admit(pcmu, ("::1", 4002))
+    assert not v6.admit(pcmu, ("::1", 4004)) and v6.admit(pcmu, ("0::1", 4000))
+
+
+async def test_rtp_from_a_foreign_port_is_dropped_and_counted(rig: tuple[RealtimeServer, PhoneApp]) -> None:
+    server, app = rig
+    front = server.sip
+    loop = asyncio.get_running_loop()
+    sdp_port, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    caller, call_id, ours = await _answered_call(server, app, int(sdp_port.get_extra_info("sockname")[1]))
+    # the caller sends from another port than its SDP names (as sipp does with -mp): that port latches
+    media, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    intruder, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0))
+    voice, noise = RtpSender(0, ssrc=11), RtpSender(0, ssrc=66)
+    for _ in range(10):
+        media.sendto(voice.packet(b"\x10" * 160), ours)
+    await _until(lambda: front.rtp_stats()["rtp_received"] >= 10, 5, "the caller's first packets")
+    # an injection from a foreign port while the call's audio goes on
+    for _ in range(10):
+        intruder.sendto(noise.packet(b"\x20" * 160), ours)
+        media.sendto(voice.packet(b"\x10" * 160), ours)
+    # and the address the SDP offered is still heard
+    for _ in range(5):
+        sdp_port.sendto(voice.packet(b"\x10" * 160), ours)
+    await _until(lambda: front.rtp_stats()["rtp_foreign"] >= 10, 5, "the injected packets counted")
+    await _until(lambda: front.rtp_stats()["rtp_received"] >= 25, 5, "the caller's audio")
+    sip_call = next(c for c in front.calls.values() if c.id == call_id)
+    assert sip_call.guard.latched == media.get_extra_info("sockname")[:2]
+    stats = front.rtp_stats()
+    assert stats["rtp_foreign"] == 10 and stats["rtp_received"] == 25 and stats["rtp_lost"] == 0, stats
+    caller.cseq = 2
+    caller.send_raw(caller.request("BYE").to_bytes())
+    await caller.expect(200)
+    assert front.rtp_stats()["rtp_foreign"] == 10  # kept once the call is over
+    for sock in (sdp_port, media, intruder):
+        sock.close()
+    caller.close()
+
+
+async def test_symmetric_rtp_answers_to_the_latched_source(rig: tuple[RealtimeServer, PhoneApp]) -> None:
+    server, app = rig
+    front = server.sip
+    front.symmetric_rtp = True  # for calls offered from now on
+    sdp_sink, media = RtpSink(), RtpSink()
+    await sdp_sink.start()
+    await media.start()
+    caller, call_id, ours = await _answered_call(server, app, sdp_sink.port)
+    assert media.transport is not None
+    voice = RtpSender(0, ssrc=5)
+    for _ in range(5):  # behind a NAT, the caller's packets come from a port its SDP does not name
+        media.transport.sendto(voice.packet(b"\xff" * 160), ours)
+    await _until(lambda: front.rtp_stats()["rtp_received"] >= 5, 5, "the caller's packets")
+    async with websockets.connect(
+        f"{server.ws_url}?call_id={call_id}", additional_headers={"Authorization": "Bearer k"}
+    ) as control:
+        await control.send(json.dumps({"type": "response.create"}))
+        await _until(lambda: len(media.packets) >= 20, 10, "the answer's RTP at the latched source")
+    assert sdp_sink.packets == []  # nothing went to the SDP's address
+    assert {p[1] for p in media.packets} == {0} and {len(p[5]) for p in media.packets} == {160}
+    assert front.rtp_stats()["rtp_dropped"] == 0  # the switch happened before any audio was queued
+    caller.cseq = 2
+    caller.send_raw(caller.request("BYE").to_bytes())
+    await caller.expect(200)
+    assert front.rtp_stats()["rtp_sent"] >= 20  # counted across the stream switch
+    sdp_sink.close()
+    media.close()
+    caller.close()

@@ -3,12 +3,15 @@
 A :class:`SipCall` is registered in ``state.calls`` under its ``rtc_...`` id from the INVITE on, so
 that ``/calls/{id}/accept|reject|refer|hangup`` find it; ``runner`` is None until it is accepted.
 
-Media, once accepted: RTP datagrams in -> :class:`RtpReceiver` (reorder, de-duplicate, fill losses)
+Media, once accepted: RTP datagrams in -> :class:`RtpSourceGuard` (only the SDP's address and the
+latched source get through; the rest is counted in ``rtp_foreign``) -> :class:`RtpReceiver` (reorder, de-duplicate, fill losses)
 -> the session's ``receive_media_audio`` in the negotiated G.711 format; RFC 4733 events ->
 ``receive_dtmf``. Out: the front's :class:`RtpPacer` calls :meth:`queue_frame` once per packet time,
 a little before it (``lookahead``), which pulls one frame from the session's paced buffer, stamps it
 and queues it in the native pacer with its deadline (or lets the RTP clock run on in silence). The
-call is its media output's ``ahead`` consumer: :meth:`recall` drops what is queued and not sent, so a
+call is its media output's ``ahead`` consumer. With ``symmetric_rtp`` (the front's), output goes to
+the latched source instead of the SDP's address once something latched (before that, to the SDP's
+address), as callers behind NAT need; the switch reopens the call's native stream. The: :meth:`recall` drops what is queued and not sent, so a
 clear stops the audio at once and the truncation counts only what left.
 
 Events the session emits before the app's control socket (``?call_id=``) attaches are kept (bounded)
@@ -27,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rtlayer.server.sip.dialog import UasDialog
 from rtlayer.server.sip.pacer import RtpPacer
-from rtlayer.server.sip.rtp import RtpReceiver, RtpSender
+from rtlayer.server.sip.rtp import RtpReceiver, RtpSender, RtpSourceGuard
 from rtlayer.server.sip.sdp import SdpAnswer
 
 if TYPE_CHECKING:
@@ -47,7 +50,7 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            self.call.receive_rtp(data)
+            self.call.receive_rtp(data, (addr[0], addr[1]))
         except Exception:  # a bug on one packet must not stop the call's media
             self.call.receive_errors += 1
             logger.exception("SIP call %s: an RTP packet failed", self.call.id)
@@ -68,6 +71,7 @@ class SipCall:
         *,
         front: SipFront,
         direction: str = "sendrecv",
+        symmetric_rtp: bool = False,
     ) -> None:
         self._id = call_id
         self.front = front
@@ -78,6 +82,12 @@ class SipCall:
         self.rtp: asyncio.DatagramTransport | None = None
         self.rtp_port = 0
         self.receiver = RtpReceiver(answer.codec, answer.payload_type, answer.telephone_event)
+        negotiated = [answer.payload_type] + (
+            [] if answer.telephone_event is None else [answer.telephone_event]
+        )
+        self.guard = RtpSourceGuard(answer.remote, negotiated)
+        self.symmetric_rtp = symmetric_rtp
+        self.rtp_destination: tuple[str, int] = answer.remote  # where output RTP goes now
         self.sender = RtpSender(answer.payload_type)
         self.frame_bytes = answer.frame_bytes
         self.ptime_s = answer.ptime / 1000.0
@@ -86,7 +96,7 @@ class SipCall:
         self.stream: int | None = None  # the call's stream in the native pacer, once accepted
         self.rtp_dropped = 0  # stamped packets never sent: taken back by a clear, or queued at the call's end
         self.rtp_refused = 0  # packets the native queue had no room for (the caller hears a gap)
-        self._native_sent = 0  # packets sent by streams this call closed
+        self._native_sent = 0  # packets sent by streams this call closed (symmetric RTP may switch streams)
         self._native_errors = 0
         self.ended = False
         self.accepting = False
@@ -124,7 +134,7 @@ class SipCall:
         then the pacing clock from ``first_deadline_ns``. ``open_rtp`` must have run."""
         assert self.rtp is not None
         sock = self.rtp.get_extra_info("socket")
-        host, port = self.answer.remote
+        host, port = self.rtp_destination
         self.stream = pacer.native.open_stream(sock.fileno(), host, port)
         self.pacer = pacer
         self._runner = runner
@@ -156,10 +166,16 @@ class SipCall:
 
     # -- media ------------------------------------------------------------------------------------
 
-    def receive_rtp(self, data: bytes) -> None:
+    def receive_rtp(self, data: bytes, source: tuple[str, int]) -> None:
+        """One datagram from ``source`` on the call's RTP port."""
         runner = self._runner
         if runner is None or self.ended:
             return
+        if not self.guard.admit(data, source):
+            return
+        latched = self.guard.latched
+        if self.symmetric_rtp and latched is not None and latched != self.rtp_destination:
+            self._send_to(latched)
         rx = self.receiver
         rx.receive(data, time.monotonic())
         audio = rx.pop_audio()
@@ -167,6 +183,29 @@ class SipCall:
             runner.receive_media_audio(audio)
         for digit in rx.pop_digits():
             self.receive_dtmf(digit)
+
+    def _send_to(self, dest: tuple[str, int]) -> None:
+        """Symmetric RTP: send from now on to ``dest`` (a new native stream; the old one closes, what it
+        still had queued is counted in ``rtp_dropped``: in practice nothing, as the caller's first
+        packet latches before the answer's audio starts)."""
+        pacer, old = self.pacer, self.stream
+        self.rtp_destination = dest
+        if pacer is None or old is None or self.rtp is None or pacer.closed:
+            return
+        sock = self.rtp.get_extra_info("socket")
+        try:
+            self.stream = pacer.native.open_stream(sock.fileno(), dest[0], dest[1])
+        except (ValueError, RuntimeError) as exc:  # every native stream in use: keep the old destination
+            logger.warning("SIP call %s: cannot send RTP to %s: %s", self.id, dest, exc)
+            return
+        self._close_stream(pacer, old)
+
+    def _close_stream(self, pacer: RtpPacer, stream: int) -> None:
+        # before the socket closes: after close_stream the native thread no longer uses its fd
+        _queued, sent, _dropped, errors = pacer.native.stream_stats(stream)
+        self.rtp_dropped += pacer.native.close_stream(stream)
+        self._native_sent += sent
+        self._native_errors += errors
 
     def receive_dtmf(self, digit: str) -> None:
         """A digit from RFC 4733 RTP or from a SIP INFO (``application/dtmf-relay``)."""
@@ -228,10 +267,7 @@ class SipCall:
         """Stop the session and release the RTP port. Idempotent."""
         self.ended = True
         if self.pacer is not None and self.stream is not None and not self.pacer.closed:
-            # before the socket closes: after close_stream the native thread no longer uses its fd
-            _queued, sent, _dropped, errors = self.pacer.native.stream_stats(self.stream)
-            self.rtp_dropped += self.pacer.native.close_stream(self.stream)
-            self._native_sent, self._native_errors = sent, errors
+            self._close_stream(self.pacer, self.stream)
             self.stream = None
         if self.rtp is not None:
             self.rtp.close()
@@ -244,13 +280,13 @@ class SipCall:
     def rtp_sent(self) -> int:
         """Packets that actually left (counted by the native sender)."""
         if self.pacer is not None and self.stream is not None:
-            return self.pacer.native.stream_stats(self.stream)[1]
+            return self._native_sent + self.pacer.native.stream_stats(self.stream)[1]
         return self._native_sent
 
     @property
     def native_send_errors(self) -> int:
         if self.pacer is not None and self.stream is not None:
-            return self.pacer.native.stream_stats(self.stream)[3]
+            return self._native_errors + self.pacer.native.stream_stats(self.stream)[3]
         return self._native_errors
 
     def stats(self) -> dict[str, Any]:
@@ -258,6 +294,7 @@ class SipCall:
         return {
             "rtp_received": rx.received,
             "rtp_invalid": rx.invalid,
+            "rtp_foreign": self.guard.rejected,
             "rtp_lost": rx.lost,
             "rtp_duplicates": rx.duplicates,
             "rtp_late": rx.late,

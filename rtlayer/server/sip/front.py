@@ -15,6 +15,12 @@ BYE retransmission) run on ``loop.call_at``. Output RTP is paced for every call 
 :class:`RtpPacer`: the loop pulls each frame a little ahead of its packet time and a native thread
 (no GIL) sends it at its deadline, recording how late each packet left (``pacing_jitter_ms``) for the
 benchmark.
+
+RTP in is strict with latching (:class:`~rtlayer.server.sip.rtp.RtpSourceGuard`): a call takes RTP from
+the address its SDP offered and from the first source that sent valid RTP of a negotiated payload
+type; packets from anyone else are dropped and counted (``rtp_stats()["rtp_foreign"]``).
+``symmetric_rtp`` (default :data:`SYMMETRIC_RTP`, off) sends each call's RTP to that latched source
+instead of the SDP's address, as callers behind NAT need.
 """
 
 from __future__ import annotations
@@ -44,6 +50,9 @@ __all__ = ["CallError", "SipCounters", "SipFront"]
 logger = logging.getLogger("rtlayer.server.sip")
 
 Addr = tuple[str, int]
+# Symmetric RTP for fronts that do not say: off, so a caller that names a separate receive port in its
+# SDP (sipp with -mp and an RTP sink) gets its audio there.
+SYMMETRIC_RTP = False
 LINGER_S = 5.0  # RFC 3261 Timer J/K scale: keep an ended dialog this long to absorb retransmissions
 
 
@@ -116,11 +125,14 @@ class SipFront:
         lookahead: float = 0.04,
         run_ahead: float = 0.2,
         realtime_priority: int = 10,
+        symmetric_rtp: bool | None = None,
     ) -> None:
         self.state = state
         self.host = host
         self.port = 0
         self.ring_timeout = ring_timeout
+        # for calls offered from now on: send RTP back to where the caller's RTP comes from
+        self.symmetric_rtp = SYMMETRIC_RTP if symmetric_rtp is None else symmetric_rtp
         self.webhook_timeout = webhook_timeout
         self.counters = SipCounters()
         self.calls: dict[str, SipCall] = {}  # by SIP Call-ID, including ended ones that linger
@@ -254,7 +266,14 @@ class SipFront:
         dialog = UasDialog(
             invite, addr, local_contact=self.local_contact, now=now, ring_timeout=self.ring_timeout
         )
-        call = SipCall(new_id("rtc"), dialog, answer, front=self, direction=offer.direction)
+        call = SipCall(
+            new_id("rtc"),
+            dialog,
+            answer,
+            front=self,
+            direction=offer.direction,
+            symmetric_rtp=self.symmetric_rtp,
+        )
         self.calls[dialog.call_id] = call
         self.state.calls.add(call)
         self.counters.calls_offered += 1

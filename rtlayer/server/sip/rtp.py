@@ -8,13 +8,17 @@
   within ``depth`` packets (or within ``flush_stale``'s wait, when nothing more arrives) is declared
   lost and filled with G.711 silence so the session's clock and voice detection keep counting time. RFC 4733 ``telephone-event`` packets become DTMF digits, one per
   event (an event is identified by its timestamp; its repeated end packets are ignored).
+- :class:`RtpSourceGuard`: which source addresses may feed a call (the SDP's, and the one latched on
+  the first valid packet); the rest is dropped and counted.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import random
 import struct
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -23,6 +27,7 @@ __all__ = [
     "RtpPacket",
     "RtpReceiver",
     "RtpSender",
+    "RtpSourceGuard",
     "encode_dtmf",
     "parse_rtp",
 ]
@@ -271,3 +276,55 @@ class RtpReceiver:
         out = self._digits
         self._digits = []
         return out
+
+
+Addr = tuple[str, int]
+
+
+def _same_host(host: str) -> str:
+    """``host`` in one canonical spelling (``::1`` and ``0:0::1`` alike); names are kept as they are."""
+    try:
+        return str(ipaddress.ip_address(host.split("%")[0]))
+    except ValueError:
+        return host
+
+
+class RtpSourceGuard:
+    """Which source addresses may send a call's RTP (strict RTP with latching), sans-I/O.
+
+    Admitted: the address:port the caller's SDP offered, and the source of the first packet that is
+    version-2 RTP with one of the call's negotiated payload types (the codec, telephone-event): that
+    source is *latched* and kept for the rest of the call. Latching is what lets a caller behind NAT
+    (its packets come from a translated port) or one that sends from another port than it receives on
+    (sipp's ``-mp``) be heard; refusing every other source once latched is what keeps anyone who can
+    reach the port from injecting audio into the call. Before anything latched, packets that could not
+    latch (garbage, other payload types) still go to the receiver, which counts and drops them and
+    makes no audio of them. Refused packets are counted in ``rejected``.
+    """
+
+    def __init__(self, offered: Addr, payload_types: Iterable[int]) -> None:
+        self.offered = (_same_host(offered[0]), offered[1])
+        self.payload_types = frozenset(payload_types)
+        self.latched: Addr | None = None
+        self.rejected = 0
+
+    def admit(self, data: bytes, source: Addr) -> bool:
+        """Whether the datagram ``data`` from ``source`` may reach the call's receiver; may latch."""
+        src = (_same_host(source[0]), source[1])
+        if src == self.latched or src == self.offered:
+            if self.latched is None and self._latches(data):
+                self.latched = src
+            return True
+        if self.latched is None:
+            if self._latches(data):
+                self.latched = src
+            return True
+        self.rejected += 1
+        return False
+
+    def _latches(self, data: bytes) -> bool:
+        try:
+            pkt = parse_rtp(data)
+        except RtpError:
+            return False
+        return pkt.payload_type in self.payload_types and bool(pkt.payload)
