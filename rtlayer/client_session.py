@@ -192,9 +192,9 @@ class ClientSession:
             self.request_response()
 
     def add_image(self, image: str, *, trigger_response: bool = True) -> None:
-        """An image (a data URL or https URL) as a user message."""
+        """An image as a user message: a ``data:image/...;base64,...`` URL, the form the GA protocol takes."""
         if not isinstance(image, str):
-            raise TypeError(f"an image is a data: or https: URL (str), got {type(image).__name__}")
+            raise TypeError(f"an image is a data: URL (str), got {type(image).__name__}")
         self.send_message(
             {"content": [{"type": "input_image", "image": image}]}, trigger_response=trigger_response
         )

@@ -373,7 +373,7 @@ def test_odd_length_pcm_is_refused_clearly_and_the_session_goes_on() -> None:
         (lambda cs: cs.send_message(42), "a message is a text (str) or a message item"),
         (lambda cs: cs.send_message({"content": "hi"}), "'content' of type str"),
         (lambda cs: cs.update_session_config("voice=ash"), "a session config is a mapping"),
-        (lambda cs: cs.add_image(b"\x89PNG"), "an image is a data: or https: URL (str), got bytes"),
+        (lambda cs: cs.add_image(b"\x89PNG"), "an image is a data: URL (str), got bytes"),
     ],
 )
 def test_app_calls_of_the_wrong_shape_raise_at_the_call_and_the_session_goes_on(
