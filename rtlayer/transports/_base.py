@@ -43,18 +43,18 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from ..audio import AudioFormat, PlaybackTracker
-from ..client_session import ClientSession, event_type
+from ..client_session import ClientSession
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout, LocalProtocolError
 from ..protocol.codec import dumps, loads
 from ..transport import (
     ConnectionChangeEvent,
     ErrorEvent,
     EventEmitter,
-    FunctionCallEvent,
     TransportStatus,
     WireConnection,
 )
 from ._connect import ApiKey, SecretRedactor, auth_for, env_api_key, realtime_url, resolve_api_key
+from ._session_methods import EmbeddedServer, SessionMethods
 
 __all__ = ["BaseRealtimeTransport", "WireConnection"]
 
@@ -68,7 +68,7 @@ _MAX_QUEUED_WHILE_RECONNECTING = 256
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
-class BaseRealtimeTransport(EventEmitter):
+class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
     """The shared shell; subclasses implement ``_open`` (and may override ``_default_url``)."""
 
     def __init__(
@@ -128,7 +128,6 @@ class BaseRealtimeTransport(EventEmitter):
         self._target: tuple[str, dict[str, str], list[str] | None] | None = None
         self._desired_config: dict[str, Any] = {}
         self._call_id: str | None = None
-        self._embedded: Any = None
         self._closing = False
         #: counters: what was dropped and why (bounded buffers count what they drop)
         self.dropped_audio_bytes = 0
@@ -171,7 +170,7 @@ class BaseRealtimeTransport(EventEmitter):
             key = await resolve_api_key(api_key if api_key is not None else self._api_key)
             url = url or self.url
             if url is None and call_id is None and key is None:
-                url = await self._start_embedded_server()
+                url = str((await self._start_embedded_server()).ws_url)
             elif key is None:
                 key = env_api_key()
             if key:
@@ -201,31 +200,6 @@ class BaseRealtimeTransport(EventEmitter):
             await self._shutdown(emit=True)
             raise
 
-    def send_event(self, event: Mapping[str, Any]) -> None:
-        """Any raw client event (``response.create`` is sequenced; see ``ClientSession``)."""
-        self._require_open()
-        if event_type(event) == "session.update" and isinstance(event.get("session"), Mapping):
-            self._remember_config(dict(event["session"]))
-        self.session.send_event(event)
-
-    def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        self._require_open()
-        self.session.request_response(response)
-
-    def send_message(
-        self,
-        message: str | Mapping[str, Any],
-        other_event_data: Mapping[str, Any] | None = None,
-        *,
-        trigger_response: bool = True,
-    ) -> None:
-        self._require_open()
-        self.session.send_message(message, other_event_data, trigger_response=trigger_response)
-
-    def add_image(self, image: str, *, trigger_response: bool = True) -> None:
-        self._require_open()
-        self.session.add_image(image, trigger_response=trigger_response)
-
     async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """App audio (in ``input_format``) -> the session's input format -> ``input_audio_buffer.append``."""
         self._require_open()
@@ -245,18 +219,6 @@ class BaseRealtimeTransport(EventEmitter):
         if commit:
             self.send_event({"type": "input_audio_buffer.commit"})
 
-    def update_session_config(self, config: Mapping[str, Any]) -> None:
-        self._require_open()
-        update = self.session.session_update(config)
-        self._remember_config(update["session"])
-        self._send_dict(update)
-
-    def send_function_call_output(
-        self, call: FunctionCallEvent, output: str, start_response: bool = True
-    ) -> None:
-        self._require_open()
-        self.session.send_function_call_output(call, output, start_response)
-
     def interrupt(self, cancel_ongoing_response: bool = True) -> None:
         """Stop playback (``audio_interrupted``), cancel the response, truncate at what the user heard."""
         self._require_open()
@@ -265,10 +227,6 @@ class BaseRealtimeTransport(EventEmitter):
     def mute(self, muted: bool) -> None:
         """While muted, ``send_audio`` sends silence of the same length (turn detection keeps its timeline)."""
         self.session.mute(muted)
-
-    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        self._require_open()
-        self.session.reset_history(old_history, new_history)
 
     async def close(self) -> None:
         """Closes everything this transport opened; safe to call twice or before ``connect``."""
@@ -305,18 +263,13 @@ class BaseRealtimeTransport(EventEmitter):
         if self._status in (TransportStatus.DISCONNECTED, TransportStatus.DISCONNECTING):
             raise ConnectionClosedError(f"the transport is {self._status.value}: call connect() first")
 
+    def _require_session(self) -> ClientSession:
+        self._require_open()
+        return self.session
+
     def _remember_config(self, session: dict[str, Any]) -> None:
         """What the app asked for, merged, so that a reconnection restores it."""
         _deep_merge(self._desired_config, copy.deepcopy(session))
-
-    async def _start_embedded_server(self) -> str:
-        # Imported here: only the no-URL default needs the server; transports do not depend on it otherwise.
-        from ..server.realtime_server import RealtimeServer
-
-        server = RealtimeServer()
-        await server.start()
-        self._embedded = server
-        return str(server.ws_url)
 
     async def _open_within(self, deadline: float) -> WireConnection:
         assert self._target is not None
@@ -528,10 +481,7 @@ class BaseRealtimeTransport(EventEmitter):
         await self._drain_listener_tasks()
         self.session.connection_lost()
         self._out.clear()
-        if self._embedded is not None:
-            server, self._embedded = self._embedded, None
-            with contextlib.suppress(Exception):
-                await server.close()
+        await self._stop_embedded_server()
         if self._status is not TransportStatus.DISCONNECTED:
             self._set_status(TransportStatus.DISCONNECTED, reason=reason)
         self.close_listeners()

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import inspect
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from aiortc import RTCIceServer
@@ -63,22 +63,21 @@ from rtlayer.transport import (
     ConnectionChangeEvent,
     ErrorEvent,
     EventEmitter,
-    FunctionCallEvent,
     TransportStatus,
 )
+from rtlayer.transports._connect import ApiKey
+from rtlayer.transports._session_methods import EmbeddedServer, SessionMethods
 from rtlayer.transports._webrtc_output import OutputGate
 from rtlayer.transports._webrtc_peer import SignallingForm, WebRTCPeer, calls_url
 
 __all__ = ["WebRTCTransport"]
-
-ApiKey = str | Callable[[], str | Awaitable[str]] | None
 
 _SILENT_PEAK = 4 / 32768
 """A decoded frame whose peak is below this is the server's idle silence (Opus leaves a few LSB)."""
 _MAX_PENDING_EVENTS = 1000
 
 
-class WebRTCTransport(EventEmitter):
+class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
     """A Realtime session over WebRTC (see the module docstring).
 
     Options beyond the WebSocket transport's: ``audio_track`` (the app's own aiortc audio track
@@ -95,7 +94,7 @@ class WebRTCTransport(EventEmitter):
         self,
         *,
         url: str | None = None,
-        api_key: ApiKey = None,
+        api_key: ApiKey | None = None,
         model: str = "gpt-realtime",
         headers: Mapping[str, str] | None = None,
         input_format: AudioFormat = PCM16_24K,
@@ -136,7 +135,6 @@ class WebRTCTransport(EventEmitter):
         self._in_conv: AudioConverter | None = None
         self._grace: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._embedded: Any = None
         self.first_audio_at: float | None = None
         """``time.perf_counter()`` of the first answer frame handed to the app (for benchmarks)."""
 
@@ -161,7 +159,7 @@ class WebRTCTransport(EventEmitter):
     async def connect(
         self,
         url: str | None = None,
-        api_key: str | Callable[[], str | Awaitable[str]] | None = None,
+        api_key: ApiKey | None = None,
         model: str | None = None,
         call_id: str | None = None,
         initial_session_config: Mapping[str, Any] | None = None,
@@ -178,7 +176,7 @@ class WebRTCTransport(EventEmitter):
         key = await _resolve_key(api_key if api_key is not None else self.api_key)
         url = url or self.url
         if url is None and key is None:
-            url = await self._start_embedded_server()
+            url = str((await self._start_embedded_server()).url)
         endpoint = calls_url(url)
         loop = asyncio.get_running_loop()
         self._set_status(TransportStatus.CONNECTING)
@@ -187,7 +185,7 @@ class WebRTCTransport(EventEmitter):
             output_format=self.output_format,
             tracker=self.tracker,
             emit=self._emit_session,
-            send=self._send_event,
+            send=self._send_dict,
         )
         self.session = session
         self.gate = OutputGate(FRAME_MS)
@@ -237,15 +235,6 @@ class WebRTCTransport(EventEmitter):
             await self._teardown("connect failed")
             raise
         self._set_status(TransportStatus.CONNECTED)
-
-    async def _start_embedded_server(self) -> str:
-        # Imported here: only the no-URL default needs the server; transports do not depend on it otherwise.
-        from ..server.realtime_server import RealtimeServer
-
-        server = RealtimeServer()
-        await server.start()
-        self._embedded = server
-        return str(server.url)
 
     # -- events from the server -------------------------------------------------------------------
 
@@ -314,7 +303,7 @@ class WebRTCTransport(EventEmitter):
 
     # -- app side ---------------------------------------------------------------------------------
 
-    def _send_event(self, event: dict[str, Any]) -> None:
+    def _send_dict(self, event: dict[str, Any]) -> None:
         text = codec.dumps(event)
         peer = self.peer
         if peer is not None and not self._pending and peer.send(text):
@@ -343,35 +332,6 @@ class WebRTCTransport(EventEmitter):
             raise ConnectionClosedError("the transport is not connected")
         return self.session
 
-    def send_event(self, event: Mapping[str, Any]) -> None:
-        self._require_session().send_event(event)
-
-    def send_message(
-        self,
-        message: str | Mapping[str, Any],
-        other_event_data: Mapping[str, Any] | None = None,
-        *,
-        trigger_response: bool = True,
-    ) -> None:
-        self._require_session().send_message(message, other_event_data, trigger_response=trigger_response)
-
-    def add_image(self, image: str, *, trigger_response: bool = True) -> None:
-        self._require_session().add_image(image, trigger_response=trigger_response)
-
-    def update_session_config(self, config: Mapping[str, Any]) -> None:
-        self._require_session().update_session_config(config)
-
-    def send_function_call_output(
-        self, call: FunctionCallEvent, output: str, start_response: bool = True
-    ) -> None:
-        self._require_session().send_function_call_output(call, output, start_response)
-
-    def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        self._require_session().request_response(response)
-
-    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        self._require_session().reset_history(old_history, new_history)
-
     async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """Queue microphone audio (``input_format``, any rate) on the paced track.
 
@@ -398,7 +358,7 @@ class WebRTCTransport(EventEmitter):
         # The audio is still queued on the paced track: commit once it has gone out.
         await asyncio.sleep(ms / 1000 + 2 * FRAME_MS / 1000)
         if self._status == TransportStatus.CONNECTED:
-            self._send_event({"type": "input_audio_buffer.commit"})
+            self._send_dict({"type": "input_audio_buffer.commit"})
 
     def mute(self, muted: bool) -> None:
         """Mute the microphone: our track sends silence and ``send_audio`` audio is dropped."""
@@ -413,7 +373,7 @@ class WebRTCTransport(EventEmitter):
         session = self._require_session()
         if cancel_ongoing_response and session.active_response_id is not None:
             session.send_event({"type": "response.cancel"})
-        self._send_event({"type": "output_audio_buffer.clear"})
+        self._send_dict({"type": "output_audio_buffer.clear"})
         self._emit_interrupted(self.gate.interrupt())
 
     def _emit_interrupted(self, response_id: str | None) -> None:
@@ -466,15 +426,12 @@ class WebRTCTransport(EventEmitter):
             if confirmed is not None and confirmed.done():
                 confirmed.exception()  # retrieved: no "never retrieved" warning
         self._pending.clear()
-        if self._embedded is not None:
-            server, self._embedded = self._embedded, None
-            with contextlib.suppress(Exception):
-                await server.close()
+        await self._stop_embedded_server()
         self._set_status(TransportStatus.DISCONNECTED, reason)
         self.close_listeners()
 
 
-async def _resolve_key(api_key: ApiKey) -> str | None:
+async def _resolve_key(api_key: ApiKey | None) -> str | None:
     if api_key is None or isinstance(api_key, str):
         return api_key
     result = api_key()
