@@ -96,6 +96,8 @@ def _server_process(conn: Connection, webhook_url: str, secret: str) -> None:
             sip_port=0, webhook_url=webhook_url, webhook_secret=secret, responder=_LongTone()
         )
         await server.start()
+        # RTLAYER_SIP_PROMPT_START=0: the first frames of an answer wait for the next fill (the former way)
+        server.sip.pacer.prompt_start = os.environ.get("RTLAYER_SIP_PROMPT_START", "1") != "0"
         conn.send({"url": server.url, "sip_port": server.sip.port})
         loop = asyncio.get_running_loop()
         mark: tuple[float, float] = (0.0, 0.0)
@@ -120,6 +122,8 @@ def _server_process(conn: Connection, webhook_url: str, secret: str) -> None:
                         "rtp": front.rtp_stats(),
                         "pacer": front.pacer.stats(),
                         "pacer_scheduling": front.pacer.native.scheduling,
+                        "answer_start": sorted(front.pacer.answer_start_ms),
+                        "answer_follow": sorted(front.pacer.answer_follow_ms),
                     }
                 )
             else:
@@ -260,6 +264,13 @@ async def _run(workdir: Path) -> dict[str, Any]:
         "share_over_2ms": round(sum(1 for j in jitter if j > 2.0) / max(1, len(jitter)), 5),
         "jitter_ms_max": round(jitter[-1], 3) if jitter else None,
         "jitter_ms_mean": round(statistics.fmean(jitter), 3) if jitter else None,
+        # an answer's audio arriving in the session -> its first packet's deadline (over every answer)
+        "answer_start_n": len(stop["answer_start"]),
+        "answer_start_ms_p50": round(_pct(stop["answer_start"], 0.50), 2),
+        "answer_start_ms_p99": round(_pct(stop["answer_start"], 0.99), 2),
+        # answers whose audio came while the previous answer's last packets were still queued
+        "answer_follow_n": len(stop["answer_follow"]),
+        "answer_follow_ms_p50": round(_pct(stop["answer_follow"], 0.50), 2),
         "rtp": stop["rtp"],
         "pacer": stop["pacer"],
         "pacer_scheduling": stop["pacer_scheduling"],

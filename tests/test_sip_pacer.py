@@ -184,12 +184,25 @@ class _ScriptedCall:
         self.ptime_ns = ptime_ms * 1_000_000
         self.audio_at = audio_at
         self.asked: list[int] = []  # deadlines the pacer asked frames for
+        self.skipped_ns = 0  # frame times without audio since the last packet, as SipCall counts them
+        self.rewound_ns = 0
 
     def queue_frame(self, deadline_ns: int) -> bool:
         if self.id == "broken":
             raise RuntimeError("a bug in one call")
         self.asked.append(deadline_ns)
-        return len(self.asked) - 1 in self.audio_at
+        audio = len(self.asked) - 1 in self.audio_at
+        self.skipped_ns = 0 if audio else self.skipped_ns + self.ptime_ns
+        return audio
+
+    def has_audio(self) -> bool:
+        return len(self.asked) in self.audio_at
+
+    def rewind_silence(self, ns: int) -> int:
+        ns = min(ns, self.skipped_ns)
+        self.skipped_ns -= ns
+        self.rewound_ns += ns
+        return ns
 
 
 def test_fill_runs_ahead_only_while_a_call_talks_and_keeps_each_calls_phase() -> None:
@@ -213,9 +226,9 @@ def test_fill_runs_ahead_only_while_a_call_talks_and_keeps_each_calls_phase() ->
     assert failed == ["broken"]
     pacer.fill_once(1020 * ms)  # the next tick: one more frame each (the run-ahead is already full)
     assert silent.asked[-1] == 1060 * ms and talking.asked[-1] == 1205 * ms
-    talking.audio_at = set()  # the answer ends: back to the short horizon, no more frames far ahead
-    pacer.fill_once(1040 * ms)
-    assert talking.asked[-1] == 1225 * ms
+    talking.audio_at = set()  # no more audio yet: a frame time beyond the lookahead is not skipped
+    pacer.fill_once(1040 * ms)  # (a producer a little behind must not leave a gap inside the answer)
+    assert talking.asked[-1] == 1205 * ms
     assert silent.asked[-1] == 1080 * ms
     silent.ended = offgrid.ended = True
     pacer.fill_once(2000 * ms)  # a stall of ~1 s: a talking call's clock is resynchronized, no burst
@@ -354,3 +367,43 @@ async def test_a_clear_drops_unsent_packets_and_truncation_equals_what_was_sent(
         sink.close()
         await server.close()
         await app.close()
+
+
+def test_an_answer_starts_at_once_not_at_the_next_fill_and_never_before_the_last_packet() -> None:
+    ms = 1_000_000
+    # prompt_start=False: kick only records when the audio arrived; the loop's turn (start_now) is run
+    # here by hand, at a chosen now
+    pacer = RtpPacer(lookahead=0.04, run_ahead=0.2, prompt_start=False)
+    call = _ScriptedCall("answering", set())
+    pacer.add(call, 1000 * ms)
+    pacer.fill_once(1000 * ms)  # silent: frame times 1000, 1020, 1040 skipped (the RTP clock ran on)
+    assert call.asked == [1000 * ms, 1020 * ms, 1040 * ms]
+    # an answer's audio arrives at 1003.4 ms: frames 3..7 are there (100 ms), then the producer lags
+    call.audio_at = set(range(3, 8))
+    pacer.kick(call, 1003_400_000)
+    pacer.start_now({call.id}, 1003_400_000)
+    # the skipped silence from 1005 ms on is taken back: first deadline = the next millisecond + 1 ms margin
+    assert call.rewound_ns == (1060 - 1005) * ms
+    assert call.asked[3:] == [(1005 + 20 * i) * ms for i in range(5)]  # only the audio already there
+    assert list(pacer.answer_start_ms) == [1.6]  # 1005 - 1003.4 ms; the former way: 1060 - 1003.4
+    # the regular fill runs on from there, far ahead while talking (no second phase shift)
+    call.audio_at = set(range(3, 30))
+    pacer.fill_once(1020 * ms)
+    assert call.asked[8:] == [(1105 + 20 * i) * ms for i in range(6)]
+    # a kick while the call is still talking changes nothing: its frames already follow on
+    pacer.kick(call, 1021 * ms)
+    assert len(pacer.answer_start_ms) == 1 and call.rewound_ns == 55 * ms
+    pacer.native.close()
+
+
+def test_an_answer_right_after_the_last_packet_does_not_overlap_it() -> None:
+    ms = 1_000_000
+    pacer = RtpPacer(lookahead=0.04, run_ahead=0.2)
+    call = _ScriptedCall("tail", {0})  # one packet at 1000 ms, then silence
+    pacer.add(call, 1000 * ms)
+    pacer.fill_once(1000 * ms)  # 1000 (sent), 1020 and 1040 skipped
+    call.audio_at = {0, 3}
+    pacer.start_now({call.id}, 990 * ms)  # "now" before the last packet's slot ends
+    assert call.asked[3] == 1020 * ms  # the slot after the last packet, not earlier: 20 ms spacing kept
+    assert call.rewound_ns == 40 * ms
+    pacer.native.close()

@@ -13,7 +13,7 @@ back the frames that front has not sent yet, so truncation still counts only wha
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -74,6 +74,9 @@ class MediaOutput:
             None  # the response whose audio is playing (between started/stopped)
         )
         self.ahead: PulledAhead | None = None
+        # called when audio is written to an empty buffer (an answer starts): a front pulling ahead
+        # (SIP) uses it to queue the first frames at once instead of at its next fill
+        self.on_audio: Callable[[], None] | None = None
         self._pulls: deque[list[Played]] = deque(maxlen=RECALL_FRAMES)  # what the latest frames held
 
     def __len__(self) -> int:
@@ -97,12 +100,15 @@ class MediaOutput:
         if len(data) > room:
             self.dropped_bytes += len(data) - room
             data = data[:room]
+        starts = not self._queue
         tail = self._queue[-1] if self._queue else None
         if tail is not None and tail.item_id == item_id and tail.offset == 0 and len(tail.data) < 65536:
             tail.data += data
         else:
             self._queue.append(Segment(response_id, item_id, bytes(data)))
         self._queued += len(data)
+        if starts and data and self.on_audio is not None:
+            self.on_audio()
         return len(data)
 
     def pull(self, nbytes: int) -> tuple[bytes | None, list[Played]]:

@@ -106,6 +106,7 @@ class SipCall:
         self.dtmf_digits: collections.deque[str] = collections.deque(maxlen=256)  # the latest digits
         self._backlog: collections.deque[str] = collections.deque(maxlen=BACKLOG_EVENTS)
         self._replayed = False
+        self._skipped_ns = 0  # frame times skipped (no audio) since the last packet queued
 
     @property
     def id(self) -> str:
@@ -141,9 +142,15 @@ class SipCall:
         media = runner.session.media_output
         if media is not None:
             media.ahead = self
+            media.on_audio = self._audio_arrived
         runner.add_sink(self._backlog_sink)
         runner.start()
         pacer.add(self, first_deadline_ns)
+
+    def _audio_arrived(self) -> None:
+        # an answer's audio reached the empty output buffer: have the pacer send it from now on
+        if self.pacer is not None and not self.ended:
+            self.pacer.kick(self, time.monotonic_ns())
 
     def _backlog_sink(self, text: str) -> None:
         if self._replayed:
@@ -232,7 +239,9 @@ class SipCall:
         frame = runner.pull_media_audio(self.frame_bytes)
         if not frame:
             self.sender.skip(self.frame_bytes)
+            self._skipped_ns += self.ptime_ns
             return False
+        self._skipped_ns = 0
         if len(frame) < self.frame_bytes:  # the tail of an answer: pad with G.711 silence
             frame = frame + bytes([0xFF if self.answer.codec == "pcmu" else 0xD5]) * (
                 self.frame_bytes - len(frame)
@@ -241,6 +250,22 @@ class SipCall:
             return True
         self.rtp_refused += 1
         return False
+
+    def has_audio(self) -> bool:
+        """Whether the session has output audio not pulled yet."""
+        runner = self._runner
+        media = runner.session.media_output if runner is not None else None
+        return media is not None and media.queued_ms > 0
+
+    def rewind_silence(self, ns: int) -> int:
+        """Take back up to ``ns`` of the frame times skipped since the last packet (an answer starts
+        sooner than the pacer had run the clock): the RTP timestamp rewinds by as many samples (G.711:
+        8 per ms), so timestamps keep matching send times. Returns the nanoseconds taken back."""
+        samples = max(0, min(ns, self._skipped_ns)) * self.frame_bytes // self.ptime_ns
+        ns = samples * self.ptime_ns // self.frame_bytes  # whole samples only
+        self.sender.timestamp = (self.sender.timestamp - samples) & 0xFFFFFFFF
+        self._skipped_ns -= ns
+        return ns
 
     # -- MediaOutput.ahead (PulledAhead) ----------------------------------------------------------
 

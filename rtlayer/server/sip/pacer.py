@@ -10,11 +10,12 @@ deadline in :class:`rtlayer_native.Pacer`, whose thread holds no GIL and shares 
 on ``CLOCK_MONOTONIC`` and sends with ``sendto`` on (a copy of) the call's own socket. The thread asks
 for SCHED_FIFO (``realtime_priority``; otherwise a short fair-class slice).
 
-How near is near enough, per call: while the call is silent, ``lookahead`` (40 ms: a new answer's
-first packet waits at most that plus one fill interval); as soon as a frame with audio was pulled,
-``run_ahead`` (200 ms): the rest of a talk spurt is queued that far ahead, so a loop that stalls for
-up to ``run_ahead - fill_interval`` no longer shows on the wire. A loaded 2-core machine was seen
-stalling the loop for 50-300 ms.
+How near is near enough, per call: while the call is silent, ``lookahead`` (40 ms); as soon as a
+frame with audio was pulled, ``run_ahead`` (200 ms): the rest of a talk spurt is queued that far ahead,
+so a loop that stalls for up to ``run_ahead - fill_interval`` no longer shows on the wire. A loaded
+2-core machine was seen stalling the loop for 50-300 ms. Beyond ``lookahead`` a frame is pulled only if
+the session has audio for it: a producer a little behind real time is waited for, not turned into a
+skipped frame time (a gap inside the answer).
 
 Exactness: a frame pulled ahead already counts as played in the session, so the call registers as
 its media output's ``ahead`` consumer (``MediaOutput.PulledAhead``): a clear (``output_audio_buffer.clear``,
@@ -27,6 +28,13 @@ counted (:meth:`stats`); nothing is dropped silently.
 Calls keep their own phase (the moment they were accepted, on a 1 ms grid), so their packets spread
 over the packet time instead of leaving in one burst per tick; the loop wakes once per fill interval
 for all calls.
+
+Prompt answers: while a call is silent its slot is up to ``lookahead`` ahead, and those frame times
+were skipped (no packet). When audio reaches an empty output buffer (an answer starts, ``MediaOutput.on_audio``),
+:meth:`RtpPacer.kick` fills that call on the next turn of the loop instead of at the next fill: the skipped
+silence is taken back (the RTP timestamp rewinds by as much, never before the slot after the last packet
+sent), so the first packet's deadline is the next millisecond, then one per packet time from there. Its
+``answer_start_ms`` records, per answer, the first packet's deadline minus the moment the audio arrived.
 
 What running ahead costs: the session sees frames as played when they are pulled, so
 ``output_audio_buffer.started``/``stopped`` come up to ``run_ahead`` before the audio leaves (a clear
@@ -77,12 +85,22 @@ class PacedCall(Protocol):
         """Pull the frame for ``deadline_ns`` and queue its packet (or let the RTP clock run on)."""
         ...
 
+    def has_audio(self) -> bool:
+        """Whether a frame of output audio is waiting to be pulled."""
+        ...
+
+    def rewind_silence(self, ns: int) -> int:
+        """Take back up to ``ns`` of the frame times skipped since the last packet; returns how much."""
+        ...
+
 
 @dataclass(slots=True)
 class _Slot:
     call: PacedCall
     due: int  # the deadline of the call's next frame, monotonic ns
     talking: bool = False  # the last frame pulled carried audio: run ahead
+    audio_at: int | None = None  # when an answer's audio arrived, until its first packet is queued
+    follows: bool = False  # that answer arrived while the previous one's packets were still queued
 
 
 class RtpPacer:
@@ -98,6 +116,8 @@ class RtpPacer:
         slice_us: int = 100,
         realtime_priority: int = 0,
         on_error: Callable[[PacedCall], None] | None = None,
+        prompt_start: bool = True,
+        start_margin: float = 0.001,
     ) -> None:
         if not 0 < fill_interval <= lookahead <= run_ahead:
             raise ValueError("need 0 < fill_interval <= lookahead <= run_ahead")
@@ -108,6 +128,15 @@ class RtpPacer:
         # how late each packet left against its deadline (ms), at the native sender, for benchmarks
         self.lateness_ms: deque[float] = deque(maxlen=max_lateness_samples)
         self._on_error = on_error
+        # an answer's first packets are queued as soon as its audio arrives (False: at the next fill)
+        self.prompt_start = prompt_start
+        self.start_margin_ns = int(start_margin * 1e9)  # the native thread must see a packet before its time
+        # per answer: its first packet's deadline minus the moment its audio arrived (ms), for benchmarks;
+        # answers on a quiet line, and those queued behind the previous answer's last packets
+        self.answer_start_ms: deque[float] = deque(maxlen=max_lateness_samples)
+        self.answer_follow_ms: deque[float] = deque(maxlen=max_lateness_samples)
+        self._kicked: set[str] = set()
+        self._kick_handle: asyncio.Handle | None = None
         self._slots: dict[str, _Slot] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -123,6 +152,9 @@ class RtpPacer:
     async def close(self) -> None:
         """Stop the task and the thread (joined: no thread outlives the front). Idempotent."""
         self.closed = True
+        if self._kick_handle is not None:
+            self._kick_handle.cancel()
+            self._kick_handle = None
         if self._task is not None:
             self._task.cancel()
             try:
@@ -148,9 +180,42 @@ class RtpPacer:
         """The native queue's totals, plus ``resyncs`` and ``late_fills``."""
         return {**self.native.stats(), "resyncs": self.resyncs, "late_fills": self.late_fills}
 
+    def kick(self, call: PacedCall, now_ns: int) -> None:
+        """Audio for ``call`` has just arrived in an empty buffer: if the call is silent, fill it on the
+        loop's next turn (not from inside the session's write) with deadlines from now on."""
+        slot = self._slots.get(call.id)
+        if slot is None or slot.talking or self.closed:
+            return  # still sending the previous answer: its frames follow on at once anyway
+        if slot.audio_at is None:
+            slot.audio_at = now_ns
+            # beyond the silent horizon: the previous answer's last packets are still queued ahead
+            slot.follows = slot.due > on_grid(now_ns + self.lookahead_ns) + call.ptime_ns
+        if not self.prompt_start:
+            return
+        self._kicked.add(call.id)
+        if self._kick_handle is None:
+            self._kick_handle = asyncio.get_running_loop().call_soon(self._fill_kicked)
+
+    def _fill_kicked(self) -> None:
+        self._kick_handle = None
+        kicked, self._kicked = self._kicked, set()
+        self.start_now(kicked, time.monotonic_ns())
+
+    def start_now(self, call_ids: set[str], now_ns: int) -> None:
+        """Fill the silent calls ``call_ids`` from ``now_ns`` on: the skipped silence ahead of now is
+        taken back, so their next deadline is the next grid millisecond after ``now_ns`` plus the margin
+        (never before the slot after their last packet), and they are filled ``run_ahead`` far."""
+        for key in call_ids:
+            slot = self._slots.get(key)
+            if slot is None or slot.talking:
+                continue
+            earliest = on_grid(now_ns + self.start_margin_ns)
+            if slot.due > earliest:
+                slot.due -= slot.call.rewind_silence(slot.due - earliest)
+            self._fill_slot(key, slot, now_ns)
+
     def fill_once(self, now_ns: int) -> None:
         """Queue, for every call, the frames due within its horizon (the task's step; public for tests)."""
-        near, far = now_ns + self.lookahead_ns, now_ns + self.run_ahead_ns
         for key, slot in list(self._slots.items()):
             call = slot.call
             if call.ended:
@@ -160,18 +225,31 @@ class RtpPacer:
                 self.resyncs += 1
                 self.late_fills += 1
                 slot.due = on_grid(now_ns)  # the loop stalled far beyond the lookahead: resynchronize
-            while slot.due <= (far if slot.talking else near):
-                if slot.due < now_ns:
-                    self.late_fills += 1
-                try:
-                    slot.talking = call.queue_frame(slot.due)
-                except Exception:  # one call's failure must not silence the others
-                    logger.exception("SIP call %s: queueing a frame failed; hanging up", call.id)
-                    del self._slots[key]
-                    if self._on_error is not None:
-                        self._on_error(call)
-                    break
-                slot.due += call.ptime_ns
+            self._fill_slot(key, slot, now_ns)
+
+    def _fill_slot(self, key: str, slot: _Slot, now_ns: int) -> None:
+        call = slot.call
+        near, far = now_ns + self.lookahead_ns, now_ns + self.run_ahead_ns
+        while slot.due <= (far if slot.talking else near):
+            if slot.due > near and not call.has_audio():
+                # the producer has not caught up yet: beyond the lookahead, wait for its next part
+                # rather than skip this frame time (a gap inside the answer)
+                break
+            if slot.due < now_ns:
+                self.late_fills += 1
+            try:
+                slot.talking = call.queue_frame(slot.due)
+            except Exception:  # one call's failure must not silence the others
+                logger.exception("SIP call %s: queueing a frame failed; hanging up", call.id)
+                del self._slots[key]
+                if self._on_error is not None:
+                    self._on_error(call)
+                return
+            if slot.talking and slot.audio_at is not None:
+                starts = self.answer_follow_ms if slot.follows else self.answer_start_ms
+                starts.append(max(0, slot.due - slot.audio_at) / 1e6)
+                slot.audio_at = None
+            slot.due += call.ptime_ns
 
     async def _fill(self) -> None:
         period = self.fill_interval_ns
