@@ -17,6 +17,7 @@ import math
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -282,6 +283,36 @@ def test_frames_pulled_ahead_and_not_sent_are_taken_back_before_truncation(
     assert events[-1] == {"type": "output_audio_buffer.cleared", "response_id": "resp_1"}
     assert conversation.audio["item_1"].played_bytes == 320
     assert pacer.stats()["sent"] == 2 and pacer.stats()["dropped"] == 3
+
+
+def test_stopped_comes_when_the_last_packet_pulled_ahead_has_left(
+    udp: tuple[socket.socket, socket.socket],
+) -> None:
+    tx, rx = udp
+    conversation = Conversation("conv_1")
+    out = MediaOutput(PCMU)
+    out.write("resp_1", "item_1", b"\x10" * 320)  # 40 ms
+    pacer = Pacer()
+    sid = pacer.open_stream(tx.fileno(), "127.0.0.1", rx.getsockname()[1])
+    out.ahead = _PacedFrames(pacer, sid)
+    first, events = pull_playback(out, 160, conversation, set())
+    assert events == [{"type": "output_audio_buffer.started", "response_id": "resp_1"}]
+    second, events = pull_playback(out, 160, conversation, set())
+    assert first is not None and second is not None and events == []
+    for queued in (first, second):  # both frames pulled ahead, the sender not running yet
+        pacer.enqueue(sid, monotonic_ns() - 1, queued)
+    # the response is done and its buffer empty, but its last packets have not left: no stopped yet
+    frame, events = pull_playback(out, 160, conversation, set())
+    assert frame is None and events == []
+    pacer.start()
+    assert rx.recv(200) == rx.recv(200) == b"\x10" * 160
+    for _ in range(500):  # the sender counts a packet as sent right after sendto
+        if pacer.queued(sid) == 0:
+            break
+        time.sleep(0.002)
+    frame, events = pull_playback(out, 160, conversation, set())
+    assert events == [{"type": "output_audio_buffer.stopped", "response_id": "resp_1"}]
+    pacer.close()
 
 
 # -- the SIP front: a clear while answer audio plays -------------------------------------------------

@@ -172,7 +172,12 @@ def pull_playback(
         record = conversation.audio.get(p.item_id)
         if record is not None:
             record.played_bytes += p.nbytes
-    if frame is None and out.current_response is not None and out.current_response not in running:
+    if (
+        frame is None
+        and out.current_response is not None
+        and out.current_response not in running
+        and (out.ahead is None or out.ahead.unsent_frames() == 0)  # pulled ahead: stop once all left
+    ):
         events.append({"type": "output_audio_buffer.stopped", "response_id": out.current_response})
         out.current_response = None
     return frame, events
