@@ -37,8 +37,9 @@ sent), so the first packet's deadline is the next millisecond, then one per pack
 ``answer_start_ms`` records, per answer, the first packet's deadline minus the moment the audio arrived.
 
 What running ahead costs: the session sees frames as played when they are pulled, so
-``output_audio_buffer.started``/``stopped`` come up to ``run_ahead`` before the audio leaves (a clear
-still cuts at what was sent, exactly).
+``output_audio_buffer.started`` of an answer that follows another on a talking call comes up to
+``run_ahead`` before its audio leaves; ``stopped`` waits until the call's queued packets have left
+(``MediaOutput.ahead``), and a clear still cuts at what was sent, exactly.
 """
 
 from __future__ import annotations
