@@ -58,3 +58,8 @@ def test_custom_transport() -> None:
     out = run_example("custom_transport.py")
     assert "in memory : Hello through memory" in out
     assert "websocket : Hello through a socket" in out
+
+
+def test_custom_responder() -> None:
+    out = run_example("custom_responder.py")
+    assert out.strip() == "answer: You said 7 words."
