@@ -15,7 +15,6 @@ table. Ratios are to the SDK's model in the same run; CPU is ``time.process_time
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -30,48 +29,19 @@ from test_transport_ws import cpu_per_event_us, recv_agents, recv_agents_session
 FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
 
 
-async def recv_agents_rtlayer(url: str, n: int) -> None:
-    from agents.realtime.model import RealtimeModelListener
-    from agents.realtime.model_events import RealtimeModelAudioEvent, RealtimeModelEvent
-
+def _rtlayer_model() -> Any:
     from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
     from rtlayer.transports import WebSocketTransport
 
-    done = asyncio.Event()
+    return RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False, ping_interval=None))
 
-    class Counter(RealtimeModelListener):
-        got = 0
 
-        async def on_event(self, event: RealtimeModelEvent) -> None:
-            if isinstance(event, RealtimeModelAudioEvent):
-                self.got += 1
-                if self.got >= n:
-                    done.set()
-
-    model = RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False, ping_interval=None))
-    model.add_listener(Counter())
-    await model.connect({"url": url, "api_key": "x", "initial_model_settings": {}})
-    await done.wait()
-    await model.close()
+async def recv_agents_rtlayer(url: str, n: int) -> None:
+    await recv_agents(url, n, model=_rtlayer_model())
 
 
 async def recv_agents_session_rtlayer(url: str, n: int) -> None:
-    from agents.realtime import RealtimeAgent, RealtimeRunner
-    from agents.realtime.events import RealtimeAudio
-
-    from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
-    from rtlayer.transports import WebSocketTransport
-
-    model = RtlayerRealtimeModel(transport=WebSocketTransport(reconnect=False, ping_interval=None))
-    runner = RealtimeRunner(RealtimeAgent(name="bench", instructions="-"), model=model)
-    session = await runner.run(model_config={"url": url, "api_key": "x"})
-    got = 0
-    async with session:
-        async for event in session:
-            if isinstance(event, RealtimeAudio):
-                got += 1
-                if got >= n:
-                    break
+    await recv_agents_session(url, n, model=_rtlayer_model())
 
 
 CLIENTS = {

@@ -147,7 +147,8 @@ async def recv_openai(url: str, n: int) -> None:
                 got += 1
 
 
-async def recv_agents(url: str, n: int) -> None:
+async def recv_agents(url: str, n: int, model: Any = None) -> None:
+    """The agents SDK's model listener; ``model`` is any ``RealtimeModel`` (default: the SDK's own)."""
     from agents.realtime.model import RealtimeModelListener
     from agents.realtime.model_events import RealtimeModelAudioEvent, RealtimeModelEvent
     from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
@@ -163,18 +164,19 @@ async def recv_agents(url: str, n: int) -> None:
                 if self.got >= n:
                     done.set()
 
-    model = OpenAIRealtimeWebSocketModel()
+    model = OpenAIRealtimeWebSocketModel() if model is None else model
     model.add_listener(Counter())
     await model.connect({"url": url, "api_key": "x", "initial_model_settings": {}})
     await done.wait()
     await model.close()
 
 
-async def recv_agents_session(url: str, n: int) -> None:
+async def recv_agents_session(url: str, n: int, model: Any = None) -> None:
+    """The agents SDK's session iterator over ``model`` (default: the SDK's own)."""
     from agents.realtime import RealtimeAgent, RealtimeRunner
     from agents.realtime.events import RealtimeAudio
 
-    runner = RealtimeRunner(RealtimeAgent(name="bench", instructions="-"))
+    runner = RealtimeRunner(RealtimeAgent(name="bench", instructions="-"), model=model)
     session = await runner.run(model_config={"url": url, "api_key": "x"})
     got = 0
     async with session:
@@ -302,7 +304,7 @@ def interleaved(
     return best
 
 
-RECEIVE = {
+RECEIVE: dict[str, Callable[[str, int], Awaitable[None]]] = {
     "bare": recv_bare,
     "openai": recv_openai,
     "agents": recv_agents,
