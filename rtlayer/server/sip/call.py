@@ -4,7 +4,8 @@ A :class:`SipCall` is registered in ``state.calls`` under its ``rtc_...`` id fro
 that ``/calls/{id}/accept|reject|refer|hangup`` find it; ``runner`` is None until it is accepted.
 
 Media, once accepted: RTP datagrams in -> :class:`RtpSourceGuard` (only the SDP's address and the
-latched source get through; the rest is counted in ``rtp_foreign``) -> :class:`RtpReceiver` (reorder, de-duplicate, fill losses)
+latched source get through; the rest is counted in ``rtp_foreign``) -> :class:`RtpReceiver` (reorder,
+de-duplicate, conceal losses within a time budget, resynchronise on a confirmed sequence leap)
 -> the session's ``receive_media_audio`` in the negotiated G.711 format; RFC 4733 events ->
 ``receive_dtmf``. Out: the front's :class:`RtpPacer` calls :meth:`queue_frame` once per packet time,
 a little before it (``lookahead``), which pulls one frame from the session's paced buffer, stamps it
@@ -321,6 +322,9 @@ class SipCall:
             "rtp_invalid": rx.invalid,
             "rtp_foreign": self.guard.rejected,
             "rtp_lost": rx.lost,
+            "rtp_concealed_bytes": rx.concealed,
+            "rtp_resyncs": rx.resyncs,
+            "rtp_out_of_range": rx.out_of_range,
             "rtp_duplicates": rx.duplicates,
             "rtp_late": rx.late,
             "rtp_reordered": rx.reordered,
