@@ -326,6 +326,11 @@ class RtpReceiver:
         self._last_dtmf_ts = pkt.timestamp
         self._digits.append(DTMF_EVENTS[event])
 
+    @property
+    def buffered(self) -> int:
+        """Packets held in the reorder buffer (at most ``depth`` or so: a gap is given up past it)."""
+        return len(self._buffer)
+
     def pop_audio(self) -> bytes:
         """G.711 bytes ready in order since the last call."""
         out = b"".join(self._audio)
