@@ -107,7 +107,7 @@ class _Pipe:
         loop = asyncio.get_running_loop()
         for sock, proto in ((self.front_sock, self.front), (self.back_sock, self.back)):
             self.tasks.append(
-                asyncio.ensure_future(loop.create_datagram_endpoint(lambda p=proto: p, sock=sock))
+                asyncio.ensure_future(loop.create_datagram_endpoint(_factory(proto), sock=sock))
             )
 
     def _forward(self, relay: _Relay, data: bytes, to: Addr, flow: str) -> None:
@@ -131,6 +131,10 @@ class _Pipe:
                 relay.transport.close()
             else:
                 sock.close()
+
+
+def _factory(proto: _Relay) -> Callable[[], _Relay]:
+    return lambda: proto
 
 
 def _bound() -> socket.socket:
