@@ -61,9 +61,12 @@ class Impairment:
         self.rng = random.Random(seed)
         self.seen: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
+        self.active = True
 
     def decide(self, flow: str) -> float | None:
-        """The delay for the next datagram of ``flow``, or None: it is lost."""
+        """The delay for the next datagram of ``flow``, or None: it is lost. 0 once ``active`` is off."""
+        if not self.active:
+            return 0.0
         index = self.seen[flow]
         self.seen[flow] += 1
         if index >= self.first_loss and (index - self.first_loss) % self.loss_every == 0:
@@ -188,3 +191,26 @@ class ImpairedSipPath:
         self.sip.close()
         for pipe in self.media.values():
             pipe.close()
+
+
+class ImpairedTransport:
+    """A datagram transport whose ``sendto`` goes through ``impairment`` (one flow per local socket
+    and destination); everything else is the wrapped transport's. Wrapping the sending side of every
+    socket of a process impairs each datagram once, as netem on the loopback's egress does."""
+
+    def __init__(self, inner: asyncio.DatagramTransport, impairment: Impairment) -> None:
+        self._inner = inner
+        self._impairment = impairment
+        self._local = inner.get_extra_info("sockname")
+
+    def sendto(self, data: bytes, addr: Addr | None = None) -> None:
+        delay = self._impairment.decide(f"{self._local}>{addr}")
+        if delay is not None:
+            asyncio.get_running_loop().call_later(delay, self._send_later, data, addr)
+
+    def _send_later(self, data: bytes, addr: Addr | None) -> None:
+        if not self._inner.is_closing():
+            self._inner.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
