@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
+from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
-from rtlayer.server.session import ServerSession
 
 if TYPE_CHECKING:
     from rtlayer.audio import AudioFormat

@@ -20,7 +20,7 @@ from typing import Any
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
 from rtlayer.protocol.items import normalize_client_item
 from rtlayer.protocol.session_config import InvalidValue
-from rtlayer.server.conversation import Conversation
+from rtlayer.server.core.conversation import Conversation
 
 __all__ = [
     "RequestError",

@@ -25,18 +25,18 @@ from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
-from rtlayer.server import item_events
-from rtlayer.server.client_events import check_client_event
-from rtlayer.server.conversation import Conversation
-from rtlayer.server.idle import IdleTimer
-from rtlayer.server.input_audio import InputAudio, TurnStarted
-from rtlayer.server.item_events import RequestError, copy_item
-from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core import item_events
+from rtlayer.server.core.client_events import check_client_event
+from rtlayer.server.core.conversation import Conversation
+from rtlayer.server.core.idle import IdleTimer
+from rtlayer.server.core.input_audio import InputAudio, TurnStarted
+from rtlayer.server.core.item_events import RequestError, copy_item
+from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
+from rtlayer.server.core.response_options import resolve_response_options
+from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
 from rtlayer.server.responders import ResponderInfo, ResponsePart
 from rtlayer.server.responders import responder_info as info_of
-from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
-from rtlayer.server.response_options import resolve_response_options
-from rtlayer.server.transcription import TranscriptionJob, transcription_events
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
@@ -272,7 +272,7 @@ class ServerSession:
         return True
 
     def _arm_idle(self, now: float, delay_s: float = 0.0) -> None:
-        """Start ``idle_timeout_ms`` once ``delay_s`` of answer audio has played (see ``rtlayer.server.idle``)."""
+        """Start ``idle_timeout_ms`` once ``delay_s`` of answer audio has played (see ``rtlayer.server.core.idle``)."""
         vad = self.input_audio.vad
         self._idle.arm(
             self.turn_detection,

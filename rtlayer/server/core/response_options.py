@@ -23,10 +23,10 @@ from rtlayer.protocol.session_config import (
     merge_session,
     normalize_format,
 )
-from rtlayer.server.conversation import Conversation
-from rtlayer.server.item_events import copy_item
+from rtlayer.server.core.conversation import Conversation
+from rtlayer.server.core.item_events import copy_item
+from rtlayer.server.core.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 from rtlayer.server.responders import ResponseRequest
-from rtlayer.server.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 
