@@ -20,60 +20,22 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+from rtlayer.server.http import STATE_KEY, json_error, json_errors, read_json, require_key
 from rtlayer.server.state import ServerState
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error, realtime_websocket
+from rtlayer.server.ws import realtime_websocket
 
-__all__ = ["STATE_KEY", "create_app", "json_error", "require_key"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger("rtlayer.server")
 
 _MIN_SECRET_S, _MAX_SECRET_S, _DEFAULT_SECRET_S = 10, 7200, 600
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn aiohttp's plain-text HTTP errors into the service's JSON error body."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        kind = "invalid_request_error" if exc.status < 500 else "server_error"
-        return json_error(exc.status, exc.reason if exc.text is None else exc.text.strip(), type_=kind)
-
-
-def require_key(request: web.Request, *, allow_ephemeral: bool = False) -> web.Response | None:
-    """None if the request's bearer key is good, else the 401 response to return."""
-    state = request.app[STATE_KEY]
-    key, _ = bearer_key(request)
-    if state.check_key(key, allow_ephemeral=allow_ephemeral):
-        return None
-    if key:
-        return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-    return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
-
-
-async def _read_json(request: web.Request) -> dict[str, Any] | web.Response:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError:
-        return json_error(400, "We could not parse the JSON body of your request.", code="invalid_json")
-    if not isinstance(body, dict):
-        return json_error(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
 
 
 async def client_secrets(request: web.Request) -> web.Response:
@@ -81,7 +43,7 @@ async def client_secrets(request: web.Request) -> web.Response:
     refused = require_key(request)
     if refused is not None:
         return refused
-    body = await _read_json(request)
+    body = await read_json(request)
     if isinstance(body, web.Response):
         return body
     expires_after = body.get("expires_after") or {}
@@ -157,7 +119,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(state: ServerState) -> web.Application:
     """The application for ``state``: core routes, then each optional front's ``setup(app, state)``."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=state.limits.max_message_bytes)
+    app = web.Application(middlewares=[json_errors], client_max_size=state.limits.max_message_bytes)
     app[STATE_KEY] = state
     app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)

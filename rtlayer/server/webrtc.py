@@ -32,8 +32,8 @@ from rtlayer.audio import PCM16_48K
 from rtlayer.protocol.ids import new_id
 from rtlayer.server._webrtc_call import WebRTCCall
 from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
+from rtlayer.server.http import STATE_KEY, bearer_key, json_error, require_key
 from rtlayer.server.state import ServerState, SessionLimitReached
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
 
 __all__ = ["CALLS_KEY", "WebRTCFront", "front_of", "setup"]
 
@@ -122,12 +122,11 @@ async def create_call(request: web.Request) -> web.Response:
     """``POST /v1/realtime/calls``: the SDP offer in, ``201`` + ``Location`` + the SDP answer out."""
     state = request.app[STATE_KEY]
     front = request.app[CALLS_KEY]
-    key, _ = bearer_key(request)
-    if not state.check_key(key, allow_ephemeral=True):
+    refused = require_key(request, allow_ephemeral=True)
+    if refused is not None:
         front.calls_refused += 1
-        if key:
-            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
+        return refused
+    key, _ = bearer_key(request)
     config: dict[str, Any] = {}
     if key and key.startswith("ek_"):
         secret = state.client_secret(key)

@@ -19,45 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from rtlayer.server.http import STATE_KEY, bearer_key, json_error, require_key
 from rtlayer.server.state import Call, ServerState, SessionLimitReached
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
 
-__all__ = ["STATE_KEY", "WebSocketSink", "bearer_key", "json_error", "realtime_websocket"]
+__all__ = ["WebSocketSink", "realtime_websocket"]
 
 logger = logging.getLogger("rtlayer.server")
 
-STATE_KEY: web.AppKey[ServerState] = web.AppKey("rtlayer_state", ServerState)
-"""Where the application keeps its ``ServerState`` (``request.app[STATE_KEY]``)."""
-
-_KEY_PROTOCOL_PREFIX = "openai-insecure-api-key."
 _BACKGROUND: set[asyncio.Task[None]] = set()  # closing tasks, referenced until they finish
-
-
-def json_error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    code: str | None = None,
-    param: str | None = None,
-) -> web.Response:
-    """An HTTP error in the service's shape: ``{"error": {"message", "type", "code", "param"}}``."""
-    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
-    return web.json_response(body, status=status)
-
-
-def bearer_key(request: web.Request) -> tuple[str | None, bool]:
-    """The key a request presents and whether it came as a browser subprotocol."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip(), False
-    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
-        proto = proto.strip()
-        if proto.startswith(_KEY_PROTOCOL_PREFIX):
-            return proto[len(_KEY_PROTOCOL_PREFIX) :], True
-    return None, False
 
 
 class WebSocketSink:
@@ -119,11 +91,10 @@ class WebSocketSink:
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /v1/realtime?model=M`` opens a session; ``?call_id=rtc_...`` attaches to a call."""
     state = request.app[STATE_KEY]
+    refused = require_key(request, allow_ephemeral=True)
+    if refused is not None:
+        return refused
     key, _via_subprotocol = bearer_key(request)
-    if not state.check_key(key):
-        if key:
-            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
     if state.connections >= state.limits.max_connections:
         state.counters.connections_refused += 1
         return json_error(

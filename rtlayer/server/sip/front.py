@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
     from rtlayer.server.state import ServerState
 
-__all__ = ["CallError", "SipCounters", "SipFront"]
+__all__ = ["CallError", "SipCounters", "SipFront", "front_of"]
 
 logger = logging.getLogger("rtlayer.server.sip")
 
@@ -152,6 +153,7 @@ class SipFront:
         self._webhooks: WebhookSender | None = None
         self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
+        _FRONTS[state] = self
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -270,7 +272,7 @@ class SipFront:
             new_id("rtc"),
             dialog,
             answer,
-            front=self,
+            on_hangup=self.hangup_call,
             direction=offer.direction,
             symmetric_rtp=self.symmetric_rtp,
         )
@@ -351,7 +353,9 @@ class SipFront:
 
     def _live(self, call_id: str) -> SipCall | None:
         call = self.state.calls.get(call_id)
-        return call if isinstance(call, SipCall) and call.front is self and not call.ended else None
+        if not isinstance(call, SipCall) or call.ended or self.calls.get(call.dialog.call_id) is not call:
+            return None  # not a SIP call of this front, or over
+        return call
 
     def _ringing(self, call_id: str) -> SipCall:
         call = self._live(call_id)
@@ -438,3 +442,11 @@ class SipFront:
     def _pacing_failed(self, call: PacedCall) -> None:
         if isinstance(call, SipCall):
             self.hangup_call(call)
+
+
+_FRONTS: weakref.WeakKeyDictionary[ServerState, SipFront] = weakref.WeakKeyDictionary()
+
+
+def front_of(state: ServerState) -> SipFront | None:
+    """The SIP front serving ``state`` (its REST routes decide its calls), if one was started."""
+    return _FRONTS.get(state)

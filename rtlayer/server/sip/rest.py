@@ -8,17 +8,16 @@ call, 409 for a call already answered or ended, 400 for a bad body.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+from rtlayer.server.http import STATE_KEY, json_error, read_json, require_key
 from rtlayer.server.sip.call import SipCall
-from rtlayer.server.sip.front import CallError, SipFront
+from rtlayer.server.sip.front import CallError, SipFront, front_of
 from rtlayer.server.state import ServerState
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
 
 __all__ = ["setup"]
 
@@ -46,26 +45,6 @@ def _overridden_formats(body: dict[str, Any], negotiated: str) -> list[str]:
     return found
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    key, _ = bearer_key(request)
-    if request.app[STATE_KEY].check_key(key, allow_ephemeral=False):
-        return None
-    if key:
-        return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-    return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
-
-
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    raw = await request.read() if request.can_read_body else b""
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        return json_error(400, "We could not parse the JSON body of your request.", code="invalid_json")
-    if not isinstance(body, dict):
-        return json_error(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
 def _sip_call(request: web.Request) -> tuple[SipCall, SipFront] | web.Response:
     call_id = request.match_info["call_id"]
     call = request.app[STATE_KEY].calls.get(call_id)
@@ -75,18 +54,21 @@ def _sip_call(request: web.Request) -> tuple[SipCall, SipFront] | web.Response:
         return json_error(
             400, f"Call '{call_id}' is not a SIP call; only SIP calls are accepted over REST.", code="not_sip"
         )
-    return call, call.front
+    front = front_of(request.app[STATE_KEY])
+    if front is None:  # a SIP call outlived its front (the server is stopping)
+        return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+    return call, front
 
 
 async def _decision(request: web.Request) -> tuple[SipCall, SipFront, dict[str, Any]] | web.Response:
     """What every decision route checks first, in order: the key, the call, the JSON body."""
-    refused = _refused(request)
+    refused = require_key(request)
     if refused is not None:
         return refused
     found = _sip_call(request)
     if isinstance(found, web.Response):
         return found
-    body = await _body(request)
+    body = await read_json(request)
     if isinstance(body, web.Response):
         return body
     return found[0], found[1], body
