@@ -12,8 +12,9 @@ The optional fronts add theirs through ``setup(app, state)``: ``rtlayer.server.w
 (``POST /v1/realtime/calls``, the talk page at ``/``) and ``rtlayer.server.sip``
 (``/v1/realtime/calls/{call_id}/accept|reject|refer``).
 
-Every HTTP error leaves as the service's JSON (``{"error": {"message", "type", "code", "param"}}``),
-including aiohttp's own 404/405, so that clients can surface the message.
+A route refuses by raising ``RequestRefused``; the app's one middleware (``rtlayer.server.http.json_errors``)
+answers with the service's JSON (``{"error": {"message", "type", "code", "param"}}``), aiohttp's own
+404/405 included, so that clients can surface the message.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from typing import Any
 
 from aiohttp import web
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
-from rtlayer.server.http import STATE_KEY, json_error, json_errors, read_json, require_key
+from rtlayer.protocol.session_config import default_session, merge_session
+from rtlayer.server.http import STATE_KEY, json_errors, read_json, require_key
 from rtlayer.server.state import ServerState
 from rtlayer.server.ws import realtime_websocket
 
@@ -40,27 +42,19 @@ _MIN_SECRET_S, _MAX_SECRET_S, _DEFAULT_SECRET_S = 10, 7200, 600
 
 async def client_secrets(request: web.Request) -> web.Response:
     """``POST /v1/realtime/client_secrets``: an ``ek_`` key for a browser or other untrusted client."""
-    refused = require_key(request)
-    if refused is not None:
-        return refused
+    require_key(request)
     body = await read_json(request)
-    if isinstance(body, web.Response):
-        return body
     expires_after = body.get("expires_after") or {}
     if not isinstance(expires_after, dict):
-        return json_error(
-            400,
-            "Invalid type for 'expires_after': expected an object.",
-            code="invalid_type",
-            param="expires_after",
+        raise RequestRefused(
+            "invalid_type", "Invalid type for 'expires_after': expected an object.", "expires_after"
         )
     anchor = expires_after.get("anchor", "created_at")
     if anchor != "created_at":
-        return json_error(
-            400,
+        raise RequestRefused(
+            "invalid_value",
             f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
-            code="invalid_value",
-            param="expires_after.anchor",
+            "expires_after.anchor",
         )
     seconds = expires_after.get("seconds", _DEFAULT_SECRET_S)
     if (
@@ -68,22 +62,16 @@ async def client_secrets(request: web.Request) -> web.Response:
         or not isinstance(seconds, int)
         or not _MIN_SECRET_S <= seconds <= _MAX_SECRET_S
     ):
-        return json_error(
-            400,
+        raise RequestRefused(
+            "invalid_value",
             f"Invalid 'expires_after.seconds': expected an integer between {_MIN_SECRET_S} "
             f"and {_MAX_SECRET_S}.",
-            code="invalid_value",
-            param="expires_after.seconds",
+            "expires_after.seconds",
         )
     partial = body.get("session") or {"type": "realtime"}
     if not isinstance(partial, dict):
-        return json_error(
-            400, "Invalid type for 'session': expected an object.", code="invalid_type", param="session"
-        )
-    try:
-        session = merge_session(default_session(), partial)
-    except InvalidValue as exc:
-        return json_error(400, exc.message, code=exc.code, param=exc.param)
+        raise RequestRefused("invalid_type", "Invalid type for 'session': expected an object.", "session")
+    session = merge_session(default_session(), partial)  # a bad field is the refusal naming it
     state = request.app[STATE_KEY]
     secret = state.issue_client_secret(partial, seconds)
     # The service describes the session-to-be like a session object; its own expiry starts on connect.
@@ -94,13 +82,11 @@ async def client_secrets(request: web.Request) -> web.Response:
 
 async def hangup(request: web.Request) -> web.Response:
     """``POST /v1/realtime/calls/{call_id}/hangup``: end a WebRTC or SIP call."""
-    refused = require_key(request)
-    if refused is not None:
-        return refused
+    require_key(request)
     call_id = request.match_info["call_id"]
     call = request.app[STATE_KEY].calls.get(call_id)
     if call is None:
-        return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+        raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
     await call.hangup()
     return web.json_response({}, status=200)
 

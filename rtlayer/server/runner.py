@@ -29,6 +29,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
 from rtlayer.server.core.session import ServerSession
@@ -220,32 +221,20 @@ class SessionRunner:
         self.session.clear_media_audio(wall_now())
         self._pump()
 
-    def send_error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-    ) -> None:
-        """Emit an ``error`` event that the session core cannot produce (e.g. a binary frame)."""
-        error: dict[str, Any] = {
-            "type": type_,
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": None,
-        }
-        self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+    def refuse(self, refusal: RequestRefused) -> None:
+        """Emit the ``error`` event of a refusal the session core cannot see (e.g. a binary frame)."""
+        self._emit({**refusal.error_event(), "event_id": new_event_id()})
 
     def _internal_error(self) -> None:
         """A bug in the session core met this input: log it, tell the client, keep the session."""
         logger.exception("session %s failed to handle client input", self.id)
         self._pump()  # whatever the session queued before failing still goes out, in order
-        self.send_error(
-            "The server had an error while processing this event; the session goes on.",
-            code="server_error",
-            type_="server_error",
+        self.refuse(
+            RequestRefused(
+                "server_error",
+                "The server had an error while processing this event; the session goes on.",
+                status=500,
+            )
         )
 
     # -- the pump ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import EchoResponder, Responder, responder_info
 from rtlayer.server.runner import EventObserver, SessionRunner, wall_now
@@ -36,7 +37,6 @@ __all__ = [
     "EventObserver",
     "ServerLimits",
     "ServerState",
-    "SessionLimitReached",
     "is_loopback_host",
 ]
 
@@ -84,10 +84,6 @@ class ClientSecret:
     value: str
     expires_at: int
     session: dict[str, Any]
-
-
-class SessionLimitReached(Exception):
-    """Raised by ``ServerState.create_runner`` when ``max_sessions`` sessions are already open."""
 
 
 class Call(Protocol):
@@ -247,11 +243,14 @@ class ServerState:
         """Open a new session (``session.created`` is queued) and its runner, within the limits.
 
         ``config`` is a partial session config applied on top of the defaults (an ephemeral key's
-        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP).
+        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP). Raises
+        ``RequestRefused``: status 429 (``session_limit_reached``) past ``max_sessions``, 400 for a bad config.
         """
         if len(self.runners) >= self.limits.max_sessions:
             self.counters.connections_refused += 1
-            raise SessionLimitReached(f"session limit reached ({self.limits.max_sessions})")
+            raise RequestRefused(
+                "session_limit_reached", f"session limit reached ({self.limits.max_sessions})", status=429
+            )
         initial = dict(config or {})
         if model and "model" not in initial:
             initial["model"] = model

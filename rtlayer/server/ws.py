@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from rtlayer.server.http import STATE_KEY, bearer_key, json_error, require_key
-from rtlayer.server.state import Call, ServerState, SessionLimitReached
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server.http import STATE_KEY, require_key
+from rtlayer.server.state import Call, ServerState
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
@@ -91,40 +92,32 @@ class WebSocketSink:
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /v1/realtime?model=M`` opens a session; ``?call_id=rtc_...`` attaches to a call."""
     state = request.app[STATE_KEY]
-    refused = require_key(request, allow_ephemeral=True)
-    if refused is not None:
-        return refused
-    key, _via_subprotocol = bearer_key(request)
+    key = require_key(request, allow_ephemeral=True)
     if state.connections >= state.limits.max_connections:
         state.counters.connections_refused += 1
-        return json_error(
-            429, "Too many connections to this server.", type_="rate_limit_error", code="rate_limit_exceeded"
-        )
+        raise RequestRefused("rate_limit_exceeded", "Too many connections to this server.", status=429)
     call_id = request.query.get("call_id")
     runner: SessionRunner | None = None
     call: Call | None = None
     if call_id:
         call = state.calls.get(call_id)
         if call is None:
-            return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         runner = call.runner
         if runner is None or runner.closed:
-            return json_error(
-                409,
+            raise RequestRefused(
+                "call_not_active",
                 f"Call '{call_id}' has not been accepted or has ended.",
-                code="call_not_active",
-                param="call_id",
+                "call_id",
+                status=409,
             )
     elif len(state.runners) >= state.limits.max_sessions:
         state.counters.connections_refused += 1
-        return json_error(
-            429,
-            "Too many concurrent sessions on this server.",
-            type_="rate_limit_error",
-            code="rate_limit_exceeded",
+        raise RequestRefused(
+            "rate_limit_exceeded", "Too many concurrent sessions on this server.", status=429
         )
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        return json_error(400, "This endpoint only accepts WebSocket upgrades.", code="websocket_required")
+        raise RequestRefused("websocket_required", "This endpoint only accepts WebSocket upgrades.")
 
     ws = web.WebSocketResponse(
         protocols=("realtime",),
@@ -143,11 +136,13 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
                 config = dict(secret.session) if secret is not None else None
             try:
                 runner = state.create_runner(model=request.query.get("model"), config=config)
-            except SessionLimitReached:
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
-                return ws
-            except ValueError as exc:  # a session config the core refuses (an ek_ key's)
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
+            except (
+                ValueError
+            ) as exc:  # the session limit, or a session config the core refuses (an ek_ key's)
+                if isinstance(exc, RequestRefused) and exc.status == 429:
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
+                else:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
                 return ws
             await _serve(ws, runner, state, owner=True)
         else:
@@ -200,9 +195,11 @@ async def _serve(
             idle.touch()
             if msg.type is WSMsgType.BINARY:
                 state.counters.binary_frames += 1
-                runner.send_error(
-                    "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
-                    code="invalid_message_type",
+                runner.refuse(
+                    RequestRefused(
+                        "invalid_message_type",
+                        "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
+                    )
                 )
             elif msg.type is WSMsgType.ERROR:
                 if getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:

@@ -13,6 +13,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from rtlayer.exceptions import SipParseError
+
 __all__ = [
     "SipMessage",
     "SipParseError",
@@ -71,10 +73,6 @@ _CANONICAL = {
     )
 }
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
-
-
-class SipParseError(ValueError):
-    """The bytes are not a SIP message we can use; the text says why."""
 
 
 def _canonical(name: str) -> str:

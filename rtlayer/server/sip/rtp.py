@@ -21,6 +21,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rtlayer.exceptions import RtpError
+
 __all__ = [
     "DTMF_EVENTS",
     "RtpError",
@@ -36,10 +38,6 @@ _HEADER = struct.Struct("!BBHII")
 DTMF_EVENTS = "0123456789*#ABCD"
 # G.711 encodings of a zero sample: what a lost packet is filled with.
 SILENCE = {"pcmu": 0xFF, "pcma": 0xD5}
-
-
-class RtpError(ValueError):
-    """Not an RTP packet we can use."""
 
 
 @dataclass(frozen=True, slots=True)

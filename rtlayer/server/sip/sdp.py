@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtlayer.exceptions import SdpError
+
 __all__ = ["SdpAnswer", "SdpError", "SdpOffer", "build_answer", "negotiate", "parse_offer"]
 
 # Static payload types of RFC 3551 we speak, and their rtpmap names.
 _STATIC = {0: "pcmu", 8: "pcma"}
 _NAMES = {"pcmu": "PCMU", "pcma": "PCMA"}
 _PTIMES = (20, 30)
-
-
-class SdpError(ValueError):
-    """The offer cannot be answered; the front replies 488 Not Acceptable Here with this text."""
 
 
 @dataclass(frozen=True, slots=True)
