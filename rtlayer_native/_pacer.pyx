@@ -338,7 +338,8 @@ cdef class Pacer:
 
     cdef Shared* s
     cdef pthread_t thread
-    cdef bint started
+    cdef bint started  # a thread exists (until it is joined)
+    cdef bint stopping  # one caller is joining it (with the GIL released): nobody else may
     cdef bint closed
 
     def __cinit__(
@@ -430,14 +431,19 @@ cdef class Pacer:
         rtl_futex_wake(&self.s.doorbell)
 
     cdef void _stop(self) noexcept:
-        if self.s == NULL or not self.started:
+        if self.s == NULL or not self.started or self.stopping:
             return
+        # While this call waits without the GIL, other threads may call in: `stopping` keeps a second
+        # join of the same thread out, and `started` stays set so that close_stream leaves each socket
+        # to the thread (or to _close_fds after the join) instead of closing it under the thread.
+        self.stopping = True
         rtl_store32(&self.s.stop, 1)
         self._wake()
         with nogil:
             # bounded: the thread blocks nowhere but on the futex just rung (sendto does not block)
             pthread_join(self.thread, NULL)
         self.started = False
+        self.stopping = False
 
     cdef void _close_fds(self) noexcept:
         """With no thread running: close every stream's socket and count what was still queued."""
@@ -470,8 +476,8 @@ cdef class Pacer:
         Idempotent."""
         if self.closed:
             return
+        self.closed = True  # first: _stop lets other threads in, and they must see a closed pacer
         self._stop()
-        self.closed = True
         self._close_fds()
 
     @property
@@ -488,7 +494,7 @@ cdef class Pacer:
         numeric destination address; returns the stream id."""
         cdef sockaddr_in* a4
         cdef sockaddr_in6* a6
-        cdef bytes h = host.encode("ascii")
+        cdef bytes h = host.encode("ascii")  # UnicodeEncodeError (a ValueError) for any other text
         cdef int sid = -1
         cdef int i
         cdef int dup
@@ -498,6 +504,8 @@ cdef class Pacer:
             raise RuntimeError("the pacer is closed")
         if not 0 < port < 65536:
             raise ValueError(f"bad port {port}")
+        if b"\0" in h:
+            raise ValueError(f"not a numeric IP address: {host!r}")
         for i in range(self.s.max_streams):
             if rtl_load32(&self.s.streams[i].status) == FREE:
                 sid = i
@@ -559,12 +567,15 @@ cdef class Pacer:
     def enqueue(self, int sid, int64_t deadline_ns, packet) -> bool:
         """Queue ``packet`` to leave on ``sid`` at ``deadline_ns`` (``monotonic_ns`` clock). False: the
         pacer already holds ``max_packets``; the packet is refused and counted (``refused``)."""
-        cdef Stream* st = self._stream(sid)
+        cdef Stream* st
         cdef Shared* s = self.s
         cdef Py_buffer view
         cdef uint64_t head, i
+        # Taking the buffer may run Python code (and let another thread close the stream): it comes
+        # first, and from the stream's look-up on nothing here lets another thread in.
         PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE)
         try:
+            st = self._stream(sid)
             if view.len > s.packet_size or view.len == 0:
                 raise ValueError(f"a packet of {view.len} bytes (1..{s.packet_size})")
             if s.enqueued - rtl_load64(&s.freed) >= <uint64_t>s.max_packets:
