@@ -130,7 +130,16 @@ class RequestRefused(RemoteProtocolError, ValueError):
 
 
 class SipParseError(RemoteProtocolError, ValueError):
-    """The bytes are not a SIP message we can use; the text says why."""
+    """The bytes are not a SIP message we can use; the text says why.
+
+    ``request`` is the request as far as it could be read (start line and headers), when it was one:
+    enough for the SIP front to answer 400 Bad Request to where it came from. None for anything else.
+    """
+
+    def __init__(self, message: str, request: Any = None) -> None:
+        super().__init__(message)
+        #: the ``rtlayer.server.sip.message.SipRequest`` read so far, or None
+        self.request = request
 
 
 class SdpError(RemoteProtocolError, ValueError):
