@@ -342,12 +342,14 @@ class PlivoDialect(Dialect):
 
 
 class ExotelDialect(Dialect):
-    """Exotel voice streaming: PCM16 little-endian 8 kHz, ~100 ms chunks in, multiples of 320 B out, JSON."""
+    """Exotel voice streaming: PCM16 little-endian 8 kHz, ~100 ms chunks in, multiples of 320 B out (we send
+    320 B), JSON."""
 
     name = "exotel"
     marks_returned_on_clear = True
-    #: 100 ms = 1600 B at 8 kHz, a multiple of 320 B as Exotel requires
-    out_frame_ms = 100
+    #: 20 ms = 320 B at 8 kHz: the smallest multiple of 320 B Exotel takes, so playback marks (and so a
+    #: barge-in's truncation) are as fine as on the other providers
+    out_frame_ms = 20
 
     @classmethod
     def default_format(cls) -> ProviderFormat:

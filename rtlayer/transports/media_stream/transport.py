@@ -636,7 +636,7 @@ class PlivoMediaStreamTransport(MediaStreamTransport):
 
 
 class ExotelMediaStreamTransport(MediaStreamTransport):
-    """``MediaStreamTransport`` for Exotel voice streaming (L16 8 kHz; 100 ms frames out)."""
+    """``MediaStreamTransport`` for Exotel voice streaming (L16 8 kHz; 320 B frames out)."""
 
     def __init__(self, socket: Any, **options: Any) -> None:
         super().__init__(socket, "exotel", **options)
