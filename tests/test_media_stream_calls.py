@@ -20,12 +20,15 @@ from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
 
 
+@pytest.mark.parametrize("when", ["after_audio_done", "while_audio_streams"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_truncates_at_what_played(
-    provider: str, server: RealtimeServer, server_events: EmittedEvents
+    provider: str, when: str, server_events: EmittedEvents
 ) -> None:
     speech = hello_sentence()
-    async with websockets_bridge(provider, server.ws_url) as app:
+    # The model's answer arrives at once (barge-in after response.output_audio.done) or at real time.
+    pacing = 0.0 if when == "after_audio_done" else 1.0
+    async with RealtimeServer(audio_pacing=pacing) as server, websockets_bridge(provider, server.ws_url) as app:
         async with PhoneSimulator(provider, app.url, custom={"customer": "42"}) as phone:
             phone.say(speech, 24000)
             answer = await phone.wait_for_answer_end(1, within=10)
@@ -35,12 +38,17 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
 
             phone.press("7")
             phone.say(speech, 24000)
-            second = await phone.wait_answer(2, min_played_ms=200, within=10)
+            # Real-time audio: talk over it early, before the model has sent all of it.
+            second = await phone.wait_answer(2, min_played_ms=200 if pacing == 0 else 40, within=10)
             phone.say(speech, 24000)  # the caller talks over the answer
             await phone.wait_for(lambda: phone.clears, within=5)
             clear = phone.clears[0]
             truncated = await _truncated(server_events)
             assert truncated["audio_end_ms"] == clear.played_ms
+            # The second response had sent all its audio (completed) or was cut short by the barge-in.
+            await phone.wait_for(lambda: len(server_events.of_type("response.done")) >= 2, within=3)
+            status = server_events.of_type("response.done")[1]["response"]["status"]
+            assert status == ("completed" if when == "after_audio_done" else "cancelled")
             assert second.cleared and clear.discarded_ms > 0
             # Nothing of the cancelled answer plays after the clear: the next audio is the next answer.
             await phone.wait_for(lambda: phone.now_ms > clear.at_ms + 300, within=2)

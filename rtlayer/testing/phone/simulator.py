@@ -101,6 +101,7 @@ class PhoneSimulator:
         self.played_ms = 0
         self.closed_by: str | None = None
         self._conn: Any = None
+        self._opened = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._speech = bytearray()
         self._lose = 0
@@ -126,9 +127,15 @@ class PhoneSimulator:
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
         if self.send_opening:
-            for frame in self.side.opening(self.call):
-                await self._send(frame)
+            await self.open()
         self._tasks = [asyncio.ensure_future(self._clock()), asyncio.ensure_future(self._reader())]
+
+    async def open(self) -> None:
+        """Sends the provider's opening messages; the caller's audio flows from then on (``start`` does this
+        unless ``send_opening=False``, which lets a test send something else first)."""
+        for frame in self.side.opening(self.call):
+            await self._send(frame)
+        self._opened = True
 
     async def __aenter__(self) -> PhoneSimulator:
         await self.start()
@@ -249,7 +256,7 @@ class PhoneSimulator:
                     timestamp = (self._tick - chunk_ticks) * TICK_MS
                     if self._lose:
                         self._lose -= 1
-                    elif self.send_opening:
+                    elif self._opened:
                         await self._send(side.media(self.call, pcm, timestamp))
         except Exception as exc:  # the app closed the socket
             self._closed(exc)
