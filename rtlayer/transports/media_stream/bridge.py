@@ -8,7 +8,7 @@ Pacing. A frame leaves when either
 
 - the provider holds less than ``lead_ms`` of unacknowledged audio (ack-clocked: the provider's own playback
   clocks the stream, so its buffer stays at ``lead_ms`` whatever the network does), or
-- the real-time schedule of the current run of audio says it is due (``run_start + k * frame - lead_ms``),
+- the real-time schedule of the current run of audio says it is due (``run_start + (k + 1) * frame - lead_ms``),
   and the provider holds less than ``max_ahead_ms`` (so late acknowledgements never starve the caller, and
   never let the provider's buffer, and so the cost of a barge-in, grow past ``max_ahead_ms``).
 
@@ -104,7 +104,9 @@ class OutboundAudio:
             return now
         if self._unacked_ms + self.frame_ms > self.max_ahead_ms + 1e-6 or self._run_start is None:
             return None  # only an acknowledgement can release it
-        return self._run_start + (self._run_sent * self.frame_ms - self.lead_ms) / 1000.0
+        # Frame k leaves when the caller would otherwise hold less than lead_ms after it: frames played by
+        # then are (t - run_start) / frame_ms, so k is due at run_start + (k + 1) * frame_ms - lead_ms.
+        return self._run_start + ((self._run_sent + 1) * self.frame_ms - self.lead_ms) / 1000.0
 
     def pop_ready(self, now: float) -> list[SentFrame]:
         """The frames that may leave now, each with the marker the shell sends after it."""
