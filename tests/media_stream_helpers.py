@@ -23,7 +23,7 @@ SENTENCE_MS = 700
 def hello_sentence() -> bytes:
     """The first sentence of hello_24k.wav, PCM16 24 kHz."""
     with wave.open(str(DATA / "hello_24k.wav")) as wav:
-        pcm = wav.readframes(wav.getnframes())
+        pcm: bytes = wav.readframes(wav.getnframes())
     return pcm[: 24 * 2 * SENTENCE_MS]
 
 

@@ -7,15 +7,15 @@ The embedded server is the model (its echo responder answers a spoken turn with 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
-import rtlayer_native
+from conftest import EmittedEvents, eventually
+from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
+import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.testing.phone import PhoneSimulator
-
-from conftest import EmittedEvents
-from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
 PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
 
@@ -28,7 +28,10 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
     speech = hello_sentence()
     # The model's answer arrives at once (barge-in after response.output_audio.done) or at real time.
     pacing = 0.0 if when == "after_audio_done" else 1.0
-    async with RealtimeServer(audio_pacing=pacing) as server, websockets_bridge(provider, server.ws_url) as app:
+    async with (
+        RealtimeServer(audio_pacing=pacing) as server,
+        websockets_bridge(provider, server.ws_url) as app,
+    ):
         async with PhoneSimulator(provider, app.url, custom={"customer": "42"}) as phone:
             phone.say(speech, 24000)
             answer = await phone.wait_for_answer_end(1, within=10)
@@ -65,8 +68,6 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
     assert app.errors == []
 
 
-async def _truncated(events: EmittedEvents, within: float = 3.0) -> dict:
-    async with asyncio.timeout(within):
-        while not events.of_type("conversation.item.truncated"):
-            await asyncio.sleep(0.01)
+async def _truncated(events: EmittedEvents) -> dict[str, Any]:
+    await eventually(lambda: events.of_type("conversation.item.truncated"), within=3)
     return events.of_type("conversation.item.truncated")[0]

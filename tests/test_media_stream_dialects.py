@@ -34,11 +34,13 @@ FORMATS = [
 
 
 @pytest.mark.parametrize(("provider", "codec", "rate"), FORMATS)
-def test_a_dialect_reads_its_providers_opening_media_dtmf_and_stop(provider: str, codec: str, rate: int) -> None:
+def test_a_dialect_reads_its_providers_opening_media_dtmf_and_stop(
+    provider: str, codec: str, rate: int
+) -> None:
     side = provider_side(provider, codec, rate)
     dialect = dialect_for(provider)
     events = [e for frame in side.opening(CALL) for e in dialect.receive(frame)]
-    start = [e for e in events if isinstance(e, CallStart)][0]
+    start = next(e for e in events if isinstance(e, CallStart))
     assert start.call_id == CALL.call_id
     assert start.custom_parameters["lang"] == "fr"
     assert dialect.format.audio == AudioFormat(codec, rate)  # type: ignore[arg-type]
@@ -50,7 +52,10 @@ def test_a_dialect_reads_its_providers_opening_media_dtmf_and_stop(provider: str
     assert isinstance(media, MediaIn)
     assert media.audio == side.encode(pcm)
     assert media.timestamp_ms == (None if provider == "vonage" else 40)
-    assert dialect.receive(side.dtmf(CALL, "#"))[0] == DtmfEvent("#", dialect.receive(side.dtmf(CALL, "#"))[0].duration_ms)  # type: ignore[union-attr]
+    (dtmf,) = dialect.receive(side.dtmf(CALL, "#"))
+    assert isinstance(dtmf, DtmfEvent) and dtmf.digit == "#"
+        "#", dialect.receive(side.dtmf(CALL, "#"))[0].duration_ms
+    )  # type: ignore[union-attr]
     stop = side.stop(CALL)
     if stop is not None:
         assert isinstance(dialect.receive(stop)[0], CallStop)

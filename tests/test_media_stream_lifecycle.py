@@ -8,11 +8,11 @@ import json
 import logging
 
 import pytest
+from conftest import eventually
+from media_stream_helpers import hello_sentence, websockets_bridge
 
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.testing.phone import PhoneSimulator
-
-from media_stream_helpers import hello_sentence, websockets_bridge
 
 PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
 
@@ -24,12 +24,14 @@ async def test_the_caller_hanging_up_ends_the_model_session(provider: str, serve
             await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
             assert len(server.state.runners) == 1
         await asyncio.wait_for(app.done.wait(), 5)
-        await asyncio.wait_for(_until(lambda: not server.state.runners), 5)
+        await eventually(lambda: not server.state.runners)
     assert phone.closed_by == "caller"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-async def test_the_model_session_ending_closes_the_provider_socket(provider: str, server: RealtimeServer) -> None:
+async def test_the_model_session_ending_closes_the_provider_socket(
+    provider: str, server: RealtimeServer
+) -> None:
     async with websockets_bridge(provider, server.ws_url) as app:
         async with PhoneSimulator(provider, app.url) as phone:
             await phone.wait_for(lambda: server.state.runners)
@@ -50,12 +52,16 @@ async def test_a_session_update_never_switches_the_model_away_from_the_providers
             # What the JS SDK's handoff does: a session.update with the default PCM formats.
             pcm = {"type": "audio/pcm", "rate": 24000}
             transport.update_session_config({"audio": {"input": {"format": pcm}, "output": {"format": pcm}}})
-            transport.send_event({"type": "session.update", "session": {"type": "realtime", "output_audio_format": "pcm16"}})
+            transport.send_event(
+                {"type": "session.update", "session": {"type": "realtime", "output_audio_format": "pcm16"}}
+            )
             phone.say(hello_sentence(), 24000)
             answer = await phone.wait_for_answer_end(1, within=10)
             assert answer.played_ms >= 500
             session = transport.inner.session
-            assert str(session.session_output_format) == "pcmu" and str(session.session_input_format) == "pcmu"
+            assert (
+                str(session.session_output_format) == "pcmu" and str(session.session_input_format) == "pcmu"
+            )
             assert transport.format_pins >= 3
 
 
@@ -94,7 +100,9 @@ async def test_bad_provider_input_is_counted_and_logged_once_per_kind_and_the_ca
     assert len(logged) == len(problems)
 
 
-async def test_vonage_frames_of_the_wrong_size_are_counted_and_the_call_goes_on(server: RealtimeServer) -> None:
+async def test_vonage_frames_of_the_wrong_size_are_counted_and_the_call_goes_on(
+    server: RealtimeServer,
+) -> None:
     async with websockets_bridge("vonage", server.ws_url) as app:
         async with PhoneSimulator("vonage", app.url) as phone:
             await phone.send_raw(b"\x00" * 100)
@@ -110,8 +118,3 @@ async def test_a_stream_that_never_starts_ends_after_the_start_timeout(server: R
         await asyncio.wait_for(app.done.wait(), 5)
     assert "no start from the provider" in str(app.errors[0])
     assert not server.state.runners
-
-
-async def _until(predicate: object) -> None:
-    while not predicate():  # type: ignore[operator]
-        await asyncio.sleep(0.01)

@@ -193,23 +193,63 @@ class TwilioSide(ProviderSide):
         self._stream_id = call.stream_id
         return [
             _dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
-            _dumps({"event": "start", "sequenceNumber": str(self._next_seq()), "start": start, "streamSid": call.stream_id}),
+            _dumps(
+                {
+                    "event": "start",
+                    "sequenceNumber": str(self._next_seq()),
+                    "start": start,
+                    "streamSid": call.stream_id,
+                }
+            ),
         ]
 
     def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
         self.chunk += 1
-        media = {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(timestamp_ms), "payload": _b64(self.encode(pcm16))}
-        return _dumps({"event": "media", "sequenceNumber": str(self._next_seq()), "media": media, "streamSid": call.stream_id})
+        media = {
+            "track": "inbound",
+            "chunk": str(self.chunk),
+            "timestamp": str(timestamp_ms),
+            "payload": _b64(self.encode(pcm16)),
+        }
+        return _dumps(
+            {
+                "event": "media",
+                "sequenceNumber": str(self._next_seq()),
+                "media": media,
+                "streamSid": call.stream_id,
+            }
+        )
 
     def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps({"event": "dtmf", "streamSid": call.stream_id, "sequenceNumber": str(self._next_seq()), "dtmf": {"track": "inbound_track", "digit": digit}})
+        return _dumps(
+            {
+                "event": "dtmf",
+                "streamSid": call.stream_id,
+                "sequenceNumber": str(self._next_seq()),
+                "dtmf": {"track": "inbound_track", "digit": digit},
+            }
+        )
 
     def stop(self, call: CallInfo) -> Frame | None:
         stop = {"accountSid": "AC00000000000000000000000000000001", "callSid": call.call_id}
-        return _dumps({"event": "stop", "sequenceNumber": str(self._next_seq()), "streamSid": call.stream_id, "stop": stop})
+        return _dumps(
+            {
+                "event": "stop",
+                "sequenceNumber": str(self._next_seq()),
+                "streamSid": call.stream_id,
+                "stop": stop,
+            }
+        )
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps({"event": "mark", "sequenceNumber": str(self._next_seq()), "streamSid": call.stream_id, "mark": {"name": name}})
+        return _dumps(
+            {
+                "event": "mark",
+                "sequenceNumber": str(self._next_seq()),
+                "streamSid": call.stream_id,
+                "mark": {"name": name},
+            }
+        )
 
     def _parse(self, event: dict[str, Any]) -> AppMessage:
         kind = event.get("event")
@@ -243,27 +283,71 @@ class TelnyxSide(ProviderSide):
             "from": call.from_number,
             "to": call.to_number,
             "custom_parameters": dict(call.custom),
-            "media_format": {"encoding": self._ENCODINGS[self.codec], "sample_rate": self.rate, "channels": 1},
+            "media_format": {
+                "encoding": self._ENCODINGS[self.codec],
+                "sample_rate": self.rate,
+                "channels": 1,
+            },
         }
         return [
             _dumps({"event": "connected", "version": "1.0.0"}),
-            _dumps({"event": "start", "sequence_number": str(self._next_seq()), "start": start, "stream_id": call.stream_id}),
+            _dumps(
+                {
+                    "event": "start",
+                    "sequence_number": str(self._next_seq()),
+                    "start": start,
+                    "stream_id": call.stream_id,
+                }
+            ),
         ]
 
     def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
         self.chunk += 1
-        media = {"track": "inbound", "chunk": str(self.chunk), "timestamp": str(timestamp_ms), "payload": _b64(self.encode(pcm16))}
-        return _dumps({"event": "media", "sequence_number": str(self._next_seq()), "media": media, "stream_id": call.stream_id})
+        media = {
+            "track": "inbound",
+            "chunk": str(self.chunk),
+            "timestamp": str(timestamp_ms),
+            "payload": _b64(self.encode(pcm16)),
+        }
+        return _dumps(
+            {
+                "event": "media",
+                "sequence_number": str(self._next_seq()),
+                "media": media,
+                "stream_id": call.stream_id,
+            }
+        )
 
     def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps({"event": "dtmf", "stream_id": call.stream_id, "sequence_number": str(self._next_seq()), "dtmf": {"digit": digit}})
+        return _dumps(
+            {
+                "event": "dtmf",
+                "stream_id": call.stream_id,
+                "sequence_number": str(self._next_seq()),
+                "dtmf": {"digit": digit},
+            }
+        )
 
     def stop(self, call: CallInfo) -> Frame | None:
         stop = {"user_id": "00000000-0000-0000-0000-000000000001", "call_control_id": call.call_id}
-        return _dumps({"event": "stop", "sequence_number": str(self._next_seq()), "stop": stop, "stream_id": call.stream_id})
+        return _dumps(
+            {
+                "event": "stop",
+                "sequence_number": str(self._next_seq()),
+                "stop": stop,
+                "stream_id": call.stream_id,
+            }
+        )
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps({"event": "mark", "sequence_number": str(self._next_seq()), "stream_id": call.stream_id, "mark": {"name": name}})
+        return _dumps(
+            {
+                "event": "mark",
+                "sequence_number": str(self._next_seq()),
+                "stream_id": call.stream_id,
+                "mark": {"name": name},
+            }
+        )
 
     def _parse(self, event: dict[str, Any]) -> AppMessage:
         kind = event.get("event")
@@ -302,17 +386,40 @@ class PlivoSide(ProviderSide):
 
     def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
         self.chunk += 1
-        media = {"track": "inbound", "timestamp": str(timestamp_ms), "chunk": self.chunk, "payload": _b64(self.encode(pcm16))}
-        return _dumps({"event": "media", "sequenceNumber": self._next_seq(), "streamId": call.stream_id, "media": media})
+        media = {
+            "track": "inbound",
+            "timestamp": str(timestamp_ms),
+            "chunk": self.chunk,
+            "payload": _b64(self.encode(pcm16)),
+        }
+        return _dumps(
+            {"event": "media", "sequenceNumber": self._next_seq(), "streamId": call.stream_id, "media": media}
+        )
 
     def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps({"event": "dtmf", "sequenceNumber": self._next_seq(), "streamId": call.stream_id, "dtmf": {"digit": digit}})
+        return _dumps(
+            {
+                "event": "dtmf",
+                "sequenceNumber": self._next_seq(),
+                "streamId": call.stream_id,
+                "dtmf": {"digit": digit},
+            }
+        )
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps({"event": "playedStream", "sequenceNumber": self._next_seq(), "streamId": call.stream_id, "name": name})
+        return _dumps(
+            {
+                "event": "playedStream",
+                "sequenceNumber": self._next_seq(),
+                "streamId": call.stream_id,
+                "name": name,
+            }
+        )
 
     def clear_reply(self, call: CallInfo) -> Frame | None:
-        return _dumps({"event": "clearedAudio", "sequenceNumber": self._next_seq(), "streamId": call.stream_id})
+        return _dumps(
+            {"event": "clearedAudio", "sequenceNumber": self._next_seq(), "streamId": call.stream_id}
+        )
 
     def _parse(self, event: dict[str, Any]) -> AppMessage:
         kind = event.get("event")
@@ -348,25 +455,62 @@ class ExotelSide(ProviderSide):
         }
         return [
             _dumps({"event": "connected"}),
-            _dumps({"event": "start", "sequence_number": self._next_seq(), "stream_sid": call.stream_id, "start": start}),
+            _dumps(
+                {
+                    "event": "start",
+                    "sequence_number": self._next_seq(),
+                    "stream_sid": call.stream_id,
+                    "start": start,
+                }
+            ),
         ]
 
     def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
         self.chunk += 1
         media = {"chunk": self.chunk, "timestamp": str(timestamp_ms), "payload": _b64(pcm16)}
-        return _dumps({"event": "media", "sequence_number": self._next_seq(), "stream_sid": call.stream_id, "media": media})
+        return _dumps(
+            {
+                "event": "media",
+                "sequence_number": self._next_seq(),
+                "stream_sid": call.stream_id,
+                "media": media,
+            }
+        )
 
     def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps({"event": "dtmf", "sequence_number": self._next_seq(), "stream_sid": call.stream_id, "dtmf": {"duration": "120", "digit": digit}})
+        return _dumps(
+            {
+                "event": "dtmf",
+                "sequence_number": self._next_seq(),
+                "stream_sid": call.stream_id,
+                "dtmf": {"duration": "120", "digit": digit},
+            }
+        )
 
     def stop(self, call: CallInfo) -> Frame | None:
-        return _dumps({"event": "stop", "sequence_number": self._next_seq(), "stream_sid": call.stream_id, "stop": {"call_sid": call.call_id, "reason": "callended"}})
+        return _dumps(
+            {
+                "event": "stop",
+                "sequence_number": self._next_seq(),
+                "stream_sid": call.stream_id,
+                "stop": {"call_sid": call.call_id, "reason": "callended"},
+            }
+        )
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps({"event": "mark", "sequence_number": self._next_seq(), "stream_sid": call.stream_id, "mark": {"name": name}})
+        return _dumps(
+            {
+                "event": "mark",
+                "sequence_number": self._next_seq(),
+                "stream_sid": call.stream_id,
+                "mark": {"name": name},
+            }
+        )
 
     def check_out_size(self, nbytes: int) -> str | None:
-        return None if nbytes and nbytes % 320 == 0 else f"a media payload of {nbytes} B (not a multiple of 320)"
+        return (
+            None if nbytes and nbytes % 320 == 0 else f"a media payload of {nbytes} B (not a multiple of 320)"
+        )
 
     def _parse(self, event: dict[str, Any]) -> AppMessage:
         kind = event.get("event")
@@ -392,7 +536,18 @@ class VonageSide(ProviderSide):
         return self.rate * 2 // 50
 
     def opening(self, call: CallInfo) -> list[Frame]:
-        return [_dumps({"event": "websocket:connected", "content-type": f"audio/l16;rate={self.rate}", "uuid": call.call_id, "from": call.from_number, "to": call.to_number, **call.custom})]
+        return [
+            _dumps(
+                {
+                    "event": "websocket:connected",
+                    "content-type": f"audio/l16;rate={self.rate}",
+                    "uuid": call.call_id,
+                    "from": call.from_number,
+                    "to": call.to_number,
+                    **call.custom,
+                }
+            )
+        ]
 
     def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
         return pcm16
@@ -409,7 +564,9 @@ class VonageSide(ProviderSide):
     def parse(self, message: Frame) -> AppMessage:
         if isinstance(message, bytes):
             if len(message) != self.frame_bytes:
-                return AppProblem(f"a binary frame of {len(message)} B (Vonage takes exactly {self.frame_bytes} B)")
+                return AppProblem(
+                    f"a binary frame of {len(message)} B (Vonage takes exactly {self.frame_bytes} B)"
+                )
             return AppAudio(message)
         return super().parse(message)
 
@@ -435,5 +592,11 @@ def provider_side(name: str, codec: str | None = None, rate: int | None = None) 
         cls = PROVIDERS[name]
     except KeyError:
         raise ValueError(f"unknown provider {name!r}: expected one of {', '.join(PROVIDERS)}") from None
-    defaults = {"twilio": ("pcmu", 8000), "telnyx": ("pcmu", 8000), "plivo": ("pcm16", 8000), "exotel": ("pcm16", 8000), "vonage": ("pcm16", 16000)}[name]
+    defaults = {
+        "twilio": ("pcmu", 8000),
+        "telnyx": ("pcmu", 8000),
+        "plivo": ("pcm16", 8000),
+        "exotel": ("pcm16", 8000),
+        "vonage": ("pcm16", 16000),
+    }[name]
     return cls(codec or defaults[0], rate or (8000 if codec in ("pcmu", "pcma") else defaults[1]))

@@ -123,7 +123,9 @@ class PhoneSimulator:
     async def start(self) -> None:
         from websockets.asyncio.client import connect
 
-        self._conn = await connect(self.url, open_timeout=self.connect_timeout, max_size=2**22, ping_interval=None)
+        self._conn = await connect(
+            self.url, open_timeout=self.connect_timeout, max_size=2**22, ping_interval=None
+        )
         loop = asyncio.get_running_loop()
         self._t0 = loop.time()
         if self.send_opening:
@@ -162,7 +164,7 @@ class PhoneSimulator:
     def press(self, digit: str) -> None:
         """The caller presses a key (sent now, between audio chunks)."""
         self._note("dtmf", digit=digit)
-        asyncio.ensure_future(self._send(self.side.dtmf(self.call, digit)))
+        self._tasks.append(asyncio.ensure_future(self._send(self.side.dtmf(self.call, digit))))
 
     async def send_raw(self, frame: str | bytes) -> None:
         """Sends any frame as is (to test what an app does with input a provider should not send)."""
@@ -197,12 +199,16 @@ class PhoneSimulator:
 
     async def wait_answer(self, n: int = 1, min_played_ms: int = 0, within: float = 10.0) -> Answer:
         """Waits until the ``n``-th answer has played at least ``min_played_ms``."""
-        await self.wait_for(lambda: len(self.answers) >= n and self.answers[n - 1].played_ms >= min_played_ms, within)
+        await self.wait_for(
+            lambda: len(self.answers) >= n and self.answers[n - 1].played_ms >= min_played_ms, within
+        )
         return self.answers[n - 1]
 
     async def wait_for_answer_end(self, n: int = 1, within: float = 10.0) -> Answer:
         """Waits until the ``n``-th answer has finished playing (or was cleared)."""
-        await self.wait_for(lambda: len(self.answers) >= n and self.answers[n - 1].ended_ms is not None, within)
+        await self.wait_for(
+            lambda: len(self.answers) >= n and self.answers[n - 1].ended_ms is not None, within
+        )
         return self.answers[n - 1]
 
     def speaking(self) -> bool:

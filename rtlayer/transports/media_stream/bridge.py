@@ -202,8 +202,10 @@ class InboundAudio:
                     self.gap_filled_ms += fill
                     self.gap_unfilled_ms += gap - fill
                     out.append(self.silence(fill))
-            self._next_ts = timestamp_ms + duration if self._next_ts is None else max(
-                self._next_ts, timestamp_ms + duration
+            self._next_ts = (
+                timestamp_ms + duration
+                if self._next_ts is None
+                else max(self._next_ts, timestamp_ms + duration)
             )
         out.append(audio)
         self._last_audio = now

@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ...audio import PCMA, PCMU, AudioFormat
+from ...audio import PCMU, AudioFormat
 from ...exceptions import InvalidAudioError
 from .events import (
     CallStart,
@@ -116,7 +116,9 @@ class Dialect:
         return self._receive_event(event)
 
     def _receive_binary(self, data: bytes) -> list[ProviderEvent]:
-        return [ProviderProblem("binary_frame", f"a binary frame of {len(data)} B where JSON text was expected")]
+        return [
+            ProviderProblem("binary_frame", f"a binary frame of {len(data)} B where JSON text was expected")
+        ]
 
     def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
         raise NotImplementedError
@@ -204,7 +206,9 @@ class TwilioDialect(Dialect):
         return self._unknown(event)
 
     def audio(self, payload: bytes) -> Frame:
-        return _dumps({"event": "media", "streamSid": self.stream_id, "media": {"payload": self._b64(payload)}})
+        return _dumps(
+            {"event": "media", "streamSid": self.stream_id, "media": {"payload": self._b64(payload)}}
+        )
 
     def mark(self, name: str) -> Frame:
         return _dumps({"event": "mark", "streamSid": self.stream_id, "mark": {"name": name}})
@@ -391,7 +395,9 @@ class ExotelDialect(Dialect):
         return self._unknown(event)
 
     def audio(self, payload: bytes) -> Frame:
-        return _dumps({"event": "media", "stream_sid": self.stream_id, "media": {"payload": self._b64(payload)}})
+        return _dumps(
+            {"event": "media", "stream_sid": self.stream_id, "media": {"payload": self._b64(payload)}}
+        )
 
     def mark(self, name: str) -> Frame:
         return _dumps({"event": "mark", "stream_sid": self.stream_id, "mark": {"name": name}})
@@ -432,7 +438,9 @@ class VonageDialect(Dialect):
         if kind == "websocket:connected":
             match = _CONTENT_TYPE.fullmatch(str(event.get("content-type", "")).strip().lower())
             if match is None:
-                return [ProviderProblem("bad_format", f"unsupported content-type {event.get('content-type')!r}")]
+                return [
+                    ProviderProblem("bad_format", f"unsupported content-type {event.get('content-type')!r}")
+                ]
             rate = int(match.group(1))
             try:
                 audio = AudioFormat("pcm16", rate)

@@ -107,4 +107,6 @@ class ProviderProblem:
     detail: str
 
 
-ProviderEvent = Connected | CallStart | MediaIn | PlaybackAck | ClearConfirmed | DtmfEvent | CallStop | ProviderProblem
+ProviderEvent = (
+    Connected | CallStart | MediaIn | PlaybackAck | ClearConfirmed | DtmfEvent | CallStop | ProviderProblem
+)

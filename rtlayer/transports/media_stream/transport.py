@@ -216,11 +216,15 @@ class MediaStreamTransport(EventEmitter):
                 async with asyncio.timeout(self.start_timeout):
                     await self._first(self._started.wait(), self._reader_done.wait())
             except TimeoutError:
-                raise ConnectionClosedError(f"no start from the provider within {self.start_timeout} s") from None
+                raise ConnectionClosedError(
+                    f"no start from the provider within {self.start_timeout} s"
+                ) from None
             if self.call is None:
                 raise ConnectionClosedError("the provider closed the stream before its start message")
             fmt = self.dialect.format
-            self.outbound = OutboundAudio(self.dialect.out_frame_ms, lead_ms=self._lead_ms, max_ahead_ms=self._max_ahead_ms)
+            self.outbound = OutboundAudio(
+                self.dialect.out_frame_ms, lead_ms=self._lead_ms, max_ahead_ms=self._max_ahead_ms
+            )
             self.inner = self._make_inner(fmt.audio, url, api_key, model)
             for name in list(self._listeners):
                 self._forward(name)
@@ -228,8 +232,13 @@ class MediaStreamTransport(EventEmitter):
             self.inner.on("audio_interrupted", self._on_interrupted)
             self.inner.on("connection_change", self._on_model_connection)
             config = self._pin(dict(initial_session_config or {}))
-            await self.inner.connect(url or self.url, api_key if api_key is not None else self._api_key,
-                                     model or self.model, call_id, config)
+            await self.inner.connect(
+                url or self.url,
+                api_key if api_key is not None else self._api_key,
+                model or self.model,
+                call_id,
+                config,
+            )
             self._ready = True
             await self._flush_buffer()
             self._spawn(self._pacer())
@@ -267,7 +276,9 @@ class MediaStreamTransport(EventEmitter):
     def update_session_config(self, config: Mapping[str, Any]) -> None:
         self._require_inner().update_session_config(self._pin(dict(config)))
 
-    def send_function_call_output(self, call: FunctionCallEvent, output: str, start_response: bool = True) -> None:
+    def send_function_call_output(
+        self, call: FunctionCallEvent, output: str, start_response: bool = True
+    ) -> None:
         self._require_inner().send_function_call_output(call, output, start_response)
 
     def request_response(self, response: Mapping[str, Any] | None = None) -> None:
@@ -334,7 +345,9 @@ class MediaStreamTransport(EventEmitter):
 
     # -- internals: wiring -----------------------------------------------------------------------------------
 
-    def _make_inner(self, provider_audio: AudioFormat, url: str | None, api_key: Any, model: str | None) -> Any:
+    def _make_inner(
+        self, provider_audio: AudioFormat, url: str | None, api_key: Any, model: str | None
+    ) -> Any:
         factory = self._factory
         if factory is None:
             from ..websocket import WebSocketTransport
@@ -377,8 +390,12 @@ class MediaStreamTransport(EventEmitter):
                 if not same:
                     self.format_pins += 1
                     if self.format_pins == 1:
-                        logger.info("a session update asked for %r on %s; kept %s (the provider's)",
-                                    asked, direction, self.model_format)
+                        logger.info(
+                            "a session update asked for %r on %s; kept %s (the provider's)",
+                            asked,
+                            direction,
+                            self.model_format,
+                        )
             part["format"] = want
             audio[direction] = part
         # Legacy flat keys would be mapped onto the same fields: drop them, the GA ones above win.
@@ -479,8 +496,12 @@ class MediaStreamTransport(EventEmitter):
     def _problem(self, problem: ProviderProblem) -> None:
         self.problems[problem.kind] += 1
         if self.problems[problem.kind] == 1:  # once per kind: a provider repeating itself must not flood logs
-            logger.warning("%s stream: %s (ignored; counted in problems[%r])",
-                           self.dialect.name, problem.detail, problem.kind)
+            logger.warning(
+                "%s stream: %s (ignored; counted in problems[%r])",
+                self.dialect.name,
+                problem.detail,
+                problem.kind,
+            )
         self.emit("provider_problem", problem)
 
     async def _to_model(self, chunk: bytes) -> None:
@@ -530,7 +551,9 @@ class MediaStreamTransport(EventEmitter):
     def _on_ack(self, name: str) -> None:
         outbound = self.outbound
         if outbound is None:
-            self._problem(ProviderProblem("unknown_mark", f"a playback ack for {name[:40]!r} before any audio"))
+            self._problem(
+                ProviderProblem("unknown_mark", f"a playback ack for {name[:40]!r} before any audio")
+            )
             return
         stale = outbound.stale_acks
         pending = outbound.ack(name)
@@ -590,12 +613,14 @@ class MediaStreamTransport(EventEmitter):
                 continue  # the model transport truncated it already, at what the provider played
             heard = self.tracker.played_ms(item_id, content_index)
             received = session.audio_received_ms(item_id, content_index)
-            self.inner.send_event({
-                "type": "conversation.item.truncate",
-                "item_id": item_id,
-                "content_index": content_index,
-                "audio_end_ms": int(min(heard, received)),
-            })
+            self.inner.send_event(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item_id,
+                    "content_index": content_index,
+                    "audio_end_ms": int(min(heard, received)),
+                }
+            )
 
     async def _send_clear(self) -> None:
         async with self._send_lock:
@@ -611,7 +636,6 @@ def _swap16(data: bytes) -> bytes:
     samples.frombytes(data[: len(data) & ~1])
     samples.byteswap()
     return samples.tobytes()
-
 
 
 class TwilioMediaStreamTransport(MediaStreamTransport):
