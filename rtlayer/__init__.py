@@ -53,6 +53,14 @@ if TYPE_CHECKING:
     from rtlayer.transports import BaseRealtimeTransport, WebSocketTransport
     from rtlayer.transports.calls import CallsClient
     from rtlayer.transports.fetch_upgrade import FetchUpgradeTransport
+    from rtlayer.transports.media_stream import (
+        ExotelMediaStreamTransport,
+        MediaStreamTransport,
+        PlivoMediaStreamTransport,
+        TelnyxMediaStreamTransport,
+        TwilioMediaStreamTransport,
+        VonageMediaStreamTransport,
+    )
     from rtlayer.transports.sip import SIPTransport, build_initial_config
     from rtlayer.transports.webrtc import WebRTCTransport
 
@@ -67,6 +75,12 @@ _HOMES: dict[str, str] = {
     "SIPTransport": "rtlayer.transports.sip",
     "FetchUpgradeTransport": "rtlayer.transports.fetch_upgrade",
     "CallsClient": "rtlayer.transports.calls",
+    "MediaStreamTransport": "rtlayer.transports.media_stream",
+    "TwilioMediaStreamTransport": "rtlayer.transports.media_stream",
+    "TelnyxMediaStreamTransport": "rtlayer.transports.media_stream",
+    "PlivoMediaStreamTransport": "rtlayer.transports.media_stream",
+    "ExotelMediaStreamTransport": "rtlayer.transports.media_stream",
+    "VonageMediaStreamTransport": "rtlayer.transports.media_stream",
     "build_initial_config": "rtlayer.transports.sip",
     "verify_webhook": "rtlayer.protocol.webhooks",
     "ClientSession": "rtlayer.client_session",
@@ -121,6 +135,7 @@ __all__ = [
     "ConnectionClosedError",
     "ErrorEvent",
     "EventEmitter",
+    "ExotelMediaStreamTransport",
     "FetchUpgradeTransport",
     "FunctionCallEvent",
     "HandshakeError",
@@ -129,8 +144,10 @@ __all__ = [
     "ItemDeletedEvent",
     "ItemUpdateEvent",
     "LocalProtocolError",
+    "MediaStreamTransport",
     "OutputTextDeltaEvent",
     "PlaybackTracker",
+    "PlivoMediaStreamTransport",
     "ProxyError",
     "RealtimeServer",
     "RealtimeTransportLayer",
@@ -138,12 +155,15 @@ __all__ = [
     "RequestRefused",
     "RtlayerError",
     "SIPTransport",
+    "TelnyxMediaStreamTransport",
     "TranscriptDeltaEvent",
     "TransportStatus",
     "TurnDoneEvent",
     "TurnStartedEvent",
+    "TwilioMediaStreamTransport",
     "UnsupportedOperation",
     "Usage",
+    "VonageMediaStreamTransport",
     "WebRTCTransport",
     "WebSocketTransport",
     "WebhookVerificationError",
