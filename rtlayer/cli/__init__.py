@@ -23,6 +23,7 @@ _SUBCOMMANDS = {
     "serve": ("rtlayer.cli.serve", "run the embedded Realtime-compatible server"),
     "talk": ("rtlayer.cli.talk", "speak a WAV file to a Realtime server and write its spoken answer"),
     "events": ("rtlayer.cli.events", "send raw JSON events from stdin, print every server event"),
+    "load": ("rtlayer.cli.load", "simulated callers against a Realtime endpoint, measured per turn"),
 }
 
 
