@@ -43,6 +43,7 @@ _MIN_SECRET_S, _MAX_SECRET_S, _DEFAULT_SECRET_S = 10, 7200, 600
 # What the server lacks without the webrtc extra, in the sentence that names it.
 WEBRTC_FEATURE = "the WebRTC endpoint (POST /v1/realtime/calls and the talk page)"
 
+
 async def client_secrets(request: web.Request) -> web.Response:
     """``POST /v1/realtime/client_secrets``: an ``ek_`` key for a browser or other untrusted client."""
     require_key(request)
