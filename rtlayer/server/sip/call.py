@@ -28,6 +28,7 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.server.sip.dialog import UasDialog
@@ -38,7 +39,6 @@ from rtlayer.server.sip.sdp import SdpAnswer
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
-    from rtlayer.server.sip.front import SipFront
 
 __all__ = ["SipCall"]
 
@@ -72,12 +72,12 @@ class SipCall:
         dialog: UasDialog,
         answer: SdpAnswer,
         *,
-        front: SipFront,
+        on_hangup: Callable[[SipCall], None],
         direction: str = "sendrecv",
         symmetric_rtp: bool = False,
     ) -> None:
         self._id = call_id
-        self.front = front
+        self.on_hangup = on_hangup  # the front's hangup (BYE or 480 and the end of media); no import of it
         self.direction = direction
         self.dialog = dialog
         self.answer = answer
@@ -124,7 +124,7 @@ class SipCall:
 
     async def hangup(self) -> None:
         """End the call: BYE if answered, 480 if still ringing. Safe to call twice."""
-        self.front.hangup_call(self)
+        self.on_hangup(self)
 
     # -- media set-up -----------------------------------------------------------------------------
 

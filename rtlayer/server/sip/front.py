@@ -32,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.audio import PCMA, PCMU
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.server.sip.call import SipCall
 from rtlayer.server.sip.dialog import ALLOW, REASONS, CallState, UasDialog
@@ -49,7 +51,7 @@ if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
     from rtlayer.server.state import ServerState
 
-__all__ = ["CallError", "SipCounters", "SipFront"]
+__all__ = ["SipCounters", "SipFront", "front_of"]
 
 logger = logging.getLogger("rtlayer.server.sip")
 
@@ -58,16 +60,6 @@ Addr = tuple[str, int]
 # SDP (sipp with -mp and an RTP sink) gets its audio there.
 SYMMETRIC_RTP = False
 LINGER_S = 5.0  # RFC 3261 Timer J/K scale: keep an ended dialog this long to absorb retransmissions
-
-
-class CallError(Exception):
-    """A REST decision that cannot be applied; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
 
 
 @dataclass(slots=True)
@@ -181,6 +173,7 @@ class SipFront:
         self._webhooks: WebhookSender | None = None
         self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
+        _FRONTS[state] = self
         self._malformed_log = _LogBudget()
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -320,7 +313,7 @@ class SipFront:
             new_id("rtc"),
             dialog,
             answer,
-            front=self,
+            on_hangup=self.hangup_call,
             direction=offer.direction,
             symmetric_rtp=self.symmetric_rtp,
         )
@@ -401,20 +394,25 @@ class SipFront:
 
     def _live(self, call_id: str) -> SipCall | None:
         call = self.state.calls.get(call_id)
-        return call if isinstance(call, SipCall) and call.front is self and not call.ended else None
+        if not isinstance(call, SipCall) or call.ended or self.calls.get(call.dialog.call_id) is not call:
+            return None  # not a SIP call of this front, or over
+        return call
 
     def _ringing(self, call_id: str) -> SipCall:
         call = self._live(call_id)
         if call is None:
-            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         if call.dialog.state is not CallState.RINGING or call.accepting:
-            raise CallError(409, f"Call '{call_id}' was already answered or ended.", "call_already_handled")
+            raise RequestRefused(
+                "call_already_handled",
+                f"Call '{call_id}' was already answered or ended.",
+                "call_id",
+                status=409,
+            )
         return call
 
     async def accept_call(self, call_id: str, config: dict[str, Any]) -> SessionRunner:
         """Answer the call with a session configured by ``config`` (audio forced to what SIP negotiated)."""
-        from rtlayer.server.state import SessionLimitReached
-
         call = self._ringing(call_id)
         call.accepting = True  # a second accept while this one binds its port is a 409, not a second session
         fmt = {"type": f"audio/{call.answer.codec}"}
@@ -429,22 +427,29 @@ class SipFront:
             runner = self.state.create_runner(
                 model=config.get("model"), config=config, media=PCMU if call.answer.codec == "pcmu" else PCMA
             )
-        except SessionLimitReached as exc:
+        except RequestRefused as exc:
+            if exc.status != 429:  # the accept body was checked by the route; a limit is what is left
+                raise
             if call.dialog.reject(503, time.monotonic()):
                 self._service(call)
-            raise CallError(429, str(exc), "rate_limit_exceeded") from None
+            raise RequestRefused("rate_limit_exceeded", str(exc), "call_id", status=429) from None
         try:
             port = await call.open_rtp(self.host)
         except OSError as exc:
             runner.close()
             if call.dialog.reject(500, time.monotonic()):
                 self._service(call)
-            raise CallError(500, f"Call '{call_id}': no RTP port ({exc}).", "server_error") from None
+            raise RequestRefused(
+                "server_error", f"Call '{call_id}': no RTP port ({exc}).", "call_id", status=500
+            ) from None
         if call.ended or call.dialog.state is not CallState.RINGING:  # cancelled while we bound the port
             runner.close()
             call.close_media()
-            raise CallError(
-                409, f"Call '{call_id}' ended before it could be accepted.", "call_already_handled"
+            raise RequestRefused(
+                "call_already_handled",
+                f"Call '{call_id}' ended before it could be accepted.",
+                "call_id",
+                status=409,
             )
         sdp = build_answer(call.answer, self.host, port, int(time.time()), call.direction)
         try:
@@ -457,7 +462,7 @@ class SipFront:
             if call.dialog.reject(status, time.monotonic()):
                 self._service(call)
             http, code = (400, "invalid_value") if status == 488 else (429, "rate_limit_exceeded")
-            raise CallError(http, f"Call '{call_id}': {exc}.", code) from None
+            raise RequestRefused(code, f"Call '{call_id}': {exc}.", "call_id", status=http) from None
         runner.on_close(lambda _r: self.hangup_call(call))
         call.dialog.accept(sdp, time.monotonic())
         self.counters.calls_accepted += 1
@@ -473,9 +478,11 @@ class SipFront:
     def refer_call(self, call_id: str, target_uri: str) -> None:
         call = self._live(call_id)
         if call is None:
-            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         if not call.dialog.refer(target_uri, time.monotonic()):
-            raise CallError(409, f"Call '{call_id}' cannot be transferred now.", "call_not_active")
+            raise RequestRefused(
+                "call_not_active", f"Call '{call_id}' cannot be transferred now.", "call_id", status=409
+            )
         self._service(call)
 
     def hangup_call(self, call: SipCall) -> None:
@@ -488,3 +495,11 @@ class SipFront:
     def _pacing_failed(self, call: PacedCall) -> None:
         if isinstance(call, SipCall):
             self.hangup_call(call)
+
+
+_FRONTS: weakref.WeakKeyDictionary[ServerState, SipFront] = weakref.WeakKeyDictionary()
+
+
+def front_of(state: ServerState) -> SipFront | None:
+    """The SIP front serving ``state`` (its REST routes decide its calls), if one was started."""
+    return _FRONTS.get(state)

@@ -15,6 +15,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from rtlayer.exceptions import SipParseError
+
 __all__ = [
     "SipMessage",
     "SipParseError",
@@ -76,18 +78,6 @@ _CANONICAL = {
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
 _DIGITS = re.compile(r"[0-9]+")
 MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5: "MUST be less than 2**31"
-
-
-class SipParseError(ValueError):
-    """The bytes are not a SIP message we can use; the text says why.
-
-    ``request`` is the request as far as it could be read (start line and headers), when it was one:
-    enough for the front to answer 400 Bad Request to where it came from. None for anything else.
-    """
-
-    def __init__(self, message: str, request: SipRequest | None = None) -> None:
-        super().__init__(message)
-        self.request = request
 
 
 def ascii_int(text: str, max_digits: int = 10) -> int | None:

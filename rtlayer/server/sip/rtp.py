@@ -29,6 +29,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from rtlayer.exceptions import RtpError
+
 __all__ = [
     "DTMF_EVENTS",
     "RtpError",
@@ -48,10 +50,6 @@ G711_BYTES_PER_S = 8000  # one byte per sample at 8 kHz
 MAX_FRAME_BYTES = 480  # 60 ms: the longest packet time a lost packet is assumed to have held
 MAX_DROPOUT = 3000  # RFC 3550 A.1: a leap ahead this large needs the next packet to confirm it
 MAX_MISORDER = 100  # ... and so does a step back this large
-
-
-class RtpError(ValueError):
-    """Not an RTP packet we can use."""
 
 
 @dataclass(frozen=True, slots=True)

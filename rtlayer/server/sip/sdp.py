@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtlayer.exceptions import SdpError
+
 from .message import ascii_int
 
 __all__ = ["SdpAnswer", "SdpError", "SdpOffer", "build_answer", "negotiate", "parse_offer"]
@@ -20,10 +22,6 @@ __all__ = ["SdpAnswer", "SdpError", "SdpOffer", "build_answer", "negotiate", "pa
 _STATIC = {0: "pcmu", 8: "pcma"}
 _NAMES = {"pcmu": "PCMU", "pcma": "PCMA"}
 _PTIMES = (20, 30)
-
-
-class SdpError(ValueError):
-    """The offer cannot be answered; the front replies 488 Not Acceptable Here with this text."""
 
 
 @dataclass(frozen=True, slots=True)
