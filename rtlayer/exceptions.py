@@ -12,7 +12,8 @@ The tree::
     │   │                         ``param`` and the HTTP ``status`` (the embedded server's one refusal)
     │   ├── SipParseError         a datagram that is not a SIP message we can use
     │   ├── SdpError              an SDP offer that cannot be answered
-    │   └── RtpError              a datagram that is not an RTP packet we can use
+    │   ├── RtpError              a datagram that is not an RTP packet we can use
+    │   └── RtcpError             a datagram that is not an RTCP compound packet we can use
     ├── ConnectError              the connection could not be established
     │   ├── ConnectTimeout        nothing answered in time (an ICE or TCP hang becomes this)
     │   ├── HandshakeError        the server answered with an HTTP error; ``status`` and ``body`` kept
@@ -47,6 +48,7 @@ __all__ = [
     "ProxyError",
     "RemoteProtocolError",
     "RequestRefused",
+    "RtcpError",
     "RtlayerError",
     "RtpError",
     "SdpError",
@@ -148,6 +150,10 @@ class SdpError(RemoteProtocolError, ValueError):
 
 class RtpError(RemoteProtocolError, ValueError):
     """Not an RTP packet we can use."""
+
+
+class RtcpError(RemoteProtocolError, ValueError):
+    """Not an RTCP compound packet we can use (RFC 3550 appendix A.2's checks)."""
 
 
 class ConnectError(RtlayerError):
