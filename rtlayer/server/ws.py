@@ -171,9 +171,9 @@ async def _serve(
     detach = runner.add_sink(sink)
     if call is not None:
         replay = getattr(call, "replay_backlog", None)
-        if callable(replay):
-            replay()  # into the call's first control socket (the sink after the call's own backlog sink)
-        if not callable(replay) or runner.sinks.index(sink) != 1:
+        # the backlog goes to the call's first control socket only; every other one (a second socket,
+        # or one that attaches after the first left) is greeted with the session as it is now
+        if not (callable(replay) and replay()):
             runner.greet(sink)
 
     def on_session_end(_runner: SessionRunner) -> None:
