@@ -24,6 +24,7 @@ __all__ = [
     "merge_session",
     "normalize_format",
     "normalize_session",
+    "without_formats",
 ]
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
@@ -205,6 +206,35 @@ def normalize_session(partial: dict[str, Any]) -> dict[str, Any]:
     if isinstance(mods, list) and len(mods) > 1 and "audio" in mods:
         out["output_modalities"] = ["audio"]  # beta ["text", "audio"]: audio answers carry their transcript
     return out
+
+
+def without_formats(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """``config`` in the GA shape with its audio formats taken out, and what was taken
+    (``["audio.input.format=audio/pcm"]``): for a SIP call, whose formats the SDP answer fixed.
+
+    ``config`` is a dict (GA, legacy or camelCase) or a pydantic model with ``model_dump`` (an SDK's
+    session request); ``TypeError`` for anything else.
+    """
+    dump = getattr(config, "model_dump", None)
+    raw: Any = dump(mode="json", exclude_none=True) if callable(dump) else config
+    if not isinstance(raw, dict):
+        if not hasattr(raw, "keys"):
+            raise TypeError(f"a session config must be a mapping, got {type(config).__name__}")
+        raw = dict(raw)
+    session = normalize_session(copy.deepcopy(raw))
+    dropped: list[str] = []
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        for side in ("input", "output"):
+            part = audio.get(side)
+            if isinstance(part, dict) and "format" in part:
+                fmt = part.pop("format")
+                dropped.append(f"audio.{side}.format={fmt.get('type') if isinstance(fmt, dict) else fmt}")
+                if not part:
+                    del audio[side]
+        if not audio:
+            del session["audio"]
+    return session, dropped
 
 
 def _expect(cond: bool, param: str, message: str) -> None:
