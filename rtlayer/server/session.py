@@ -26,7 +26,7 @@ from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
 from rtlayer.server import item_events
-from rtlayer.server.client_events import check_client_event
+from rtlayer.server.client_events import check_client_event, without_nulls
 from rtlayer.server.conversation import Conversation
 from rtlayer.server.idle import IdleTimer
 from rtlayer.server.input_audio import InputAudio, TurnStarted
@@ -187,6 +187,7 @@ class ServerSession:
         """One parsed client event."""
         if not self._check_open(now):
             return
+        event = without_nulls(event)  # an optional field sent as null is a field not given
         problem = check_client_event(event)
         event_id = (
             event.get("event_id")
