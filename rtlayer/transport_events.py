@@ -20,8 +20,10 @@ __all__ = [
     "AudioEvent",
     "AudioInterruptedEvent",
     "ConnectionChangeEvent",
+    "DtmfEvent",
     "ErrorEvent",
     "FunctionCallEvent",
+    "InputAudioTimeoutEvent",
     "ItemDeletedEvent",
     "ItemUpdateEvent",
     "OutputTextDeltaEvent",
@@ -188,6 +190,26 @@ class ItemDeletedEvent:
     item_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    """``dtmf``: the caller pressed a key on a SIP call (``input_audio_buffer.dtmf_event_received``)."""
+
+    #: "0"-"9", "*", "#" or "A"-"D"
+    digit: str
+    #: when the service received it, Unix seconds
+    received_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudioTimeoutEvent:
+    """``input_audio_timeout``: the user said nothing for ``idle_timeout_ms`` after the last answer
+    (``input_audio_buffer.timeout_triggered``); the service answers unless ``create_response`` is off."""
+
+    item_id: str
+    audio_start_ms: int
+    audio_end_ms: int
+
+
 #: The convenience event names every transport emits (besides ``*`` and each server event type).
 TRANSPORT_EVENT_NAMES = (
     "connection_change",
@@ -203,4 +225,6 @@ TRANSPORT_EVENT_NAMES = (
     "item_update",
     "item_deleted",
     "usage_update",
+    "dtmf",
+    "input_audio_timeout",
 )

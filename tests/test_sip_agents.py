@@ -23,6 +23,7 @@ from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSessionEvent,
 from sip_helpers import SIPP, Phone, open_phone
 
 import rtlayer_native
+from rtlayer import DtmfEvent
 from rtlayer.integrations.openai_agents import RtlayerRealtimeModel, build_initial_config
 from rtlayer.server.responders import FunctionCallPart, Rule, ScriptedResponder
 from rtlayer.transports.sip import SIPTransport
@@ -120,6 +121,8 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
         model_config={"url": phone.server.ws_url, "api_key": "x", "call_id": call.call_id},
     )
     seen: list[RealtimeSessionEvent] = []
+    pressed: list[DtmfEvent] = []
+    model.transport.on("dtmf", pressed.append)  # the transport's typed view of the same server event
     handed_off = False
     heard_from: float | None = None  # when the billing agent's answer started, on the test's clock
     loop = asyncio.get_running_loop()
@@ -171,6 +174,7 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
         if (d := raw(e)) and d.get("type") == "input_audio_buffer.dtmf_event_received"
     ]
     assert digits == ["1"]
+    assert [e.digit for e in pressed] == ["1"] and pressed[0].received_at > 0
     tripped = [e for e in seen if e.type == "guardrail_tripped"]
     assert len(tripped) == 1 and "card number" in tripped[0].message.lower()  # type: ignore[attr-defined]
     assert SECRET_ANSWER not in transcripts  # cut before it was all said
