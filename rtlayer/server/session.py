@@ -32,6 +32,7 @@ from rtlayer.server.idle import IdleTimer
 from rtlayer.server.input_audio import InputAudio, TurnStarted
 from rtlayer.server.item_events import RequestError, copy_item
 from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.noise_reduction import noise_gate
 from rtlayer.server.responders import ResponderInfo, ResponsePart
 from rtlayer.server.responders import responder_info as info_of
 from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
@@ -89,6 +90,7 @@ class ServerSession:
         self._media_dropped_bytes = 0
         self.dtmf_ignored = 0
         self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        self._noise_gate = noise_gate(self.config)
         self._media_converter = AudioConverter(media, PCM16_24K) if media is not None else None
         self.media_output = MediaOutput(media) if media is not None else None
         self._arm_idle(now)
@@ -302,6 +304,8 @@ class ServerSession:
     # -- the input buffer and VAD -----------------------------------------------------------------
 
     def _ingest(self, pcm: bytes, now: float) -> None:
+        if self._noise_gate is not None:
+            pcm = self._noise_gate.process(pcm)
         for turn in self.input_audio.feed(pcm):
             if isinstance(turn, TurnStarted):
                 self._emit(
@@ -368,6 +372,8 @@ class ServerSession:
         self.config = new
         if new["audio"]["input"]["format"] != old["audio"]["input"]["format"]:
             self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        if new["audio"]["input"]["noise_reduction"] != old["audio"]["input"]["noise_reduction"]:
+            self._noise_gate = noise_gate(new)
         if new["audio"]["input"]["turn_detection"] != old["audio"]["input"]["turn_detection"]:
             self.input_audio.configure(self.turn_detection)
             if self._active is None:
