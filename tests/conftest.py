@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 DATA = Path(__file__).parent / "data"
 
+# rtlayer's own pytest plugin (tests/user_kit uses it as a user would); its pytest11 entry point loads it
+# too once rtlayer is installed, under the same name, so it is never loaded twice.
+pytest_plugins = ["rtlayer.testing.plugin"]
+
 _SERVER_EVENT = TypeAdapter(RealtimeServerEvent)
 
 
