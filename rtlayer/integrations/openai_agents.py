@@ -58,7 +58,6 @@ from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel, OpenAIRealti
 from ..audio import PCM16_24K
 from ..client_session import ClientSession
 from ..transport import FunctionCallEvent, RealtimeTransportLayer
-from ..transports.sip import build_initial_config as sip_initial_config
 from ._agents_events import AgentsTrackerBridge, tool_call_item
 from ._agents_mapper import EventMapper
 
@@ -106,6 +105,8 @@ async def build_initial_config(
     ``build_initial_config``, which drops the SDK's ``audio/pcm`` formats with one warning: the call's
     audio is the caller's codec.
     """
+    from ..transports.sip import build_initial_config as sip_initial_config  # httpx: only for SIP apps
+
     payload = await OpenAIRealtimeSIPModel.build_initial_session_payload(
         agent, context=context, model_config=model_config, run_config=run_config, overrides=overrides
     )
