@@ -7,7 +7,7 @@ import pytest
 from session_helpers import Driver, of_type, silence, wav
 
 import rtlayer_native
-from rtlayer.server.noise_reduction import NoiseGate
+from rtlayer.server.core.noise_reduction import NoiseGate
 
 
 def hum(dbfs: float, seconds: float) -> bytes:

@@ -1,4 +1,6 @@
-"""Test kits for voice apps: the embedded server as a pytest plugin, a scripted model, and assertions.
+"""Test kits for voice apps: the embedded server as a pytest plugin, a scripted model, assertions, and the
+provider-side phone simulator (``rtlayer.testing.phone``: a Twilio, Telnyx, Plivo, Exotel or Vonage media
+stream calling the app).
 
 rtlayer has a real Realtime server; testing a voice app against it exercises the same sockets,
 events and timing the app meets in production, with answers the test decides:

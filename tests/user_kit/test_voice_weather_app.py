@@ -1,4 +1,8 @@
-"""A user's tests of their voice app with rtlayer.testing: only the public API, as in a user's project."""
+"""A user's tests of their voice app with rtlayer.testing: only the public API, as in a user's project.
+
+The model is scripted by overriding ``realtime_responder`` (here for this module; in a conftest.py for a
+whole folder), with the server's scope so the fixtures agree whatever ``rtlayer_server_scope`` says.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,33 @@ from rtlayer import HandshakeError, WebSocketTransport
 from rtlayer.testing import (
     BackgroundServer,
     EventLog,
+    FunctionCallPart,
     Rule,
     ScriptedResponder,
     ServerLimits,
     assert_tool_called,
     assert_truncated_at,
     assert_turn_answered,
+    server_scope,
 )
 
 pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture(scope=server_scope)
+def realtime_responder() -> ScriptedResponder:
+    return ScriptedResponder(
+        [
+            Rule(
+                words=("weather", "forecast"),
+                calls=(FunctionCallPart("get_weather", {"city": "Paris"}),),
+                require_tools=True,  # a session without the tool is not asked to call it
+            ),
+            Rule(after_tool="get_weather", say="It is sunny in Paris."),
+            Rule(words=("story",), say="Once upon a time there was a very long answer.", delay_ms=400),
+        ],
+        default="I only know the weather.",
+    )
 
 
 async def test_the_weather_question_calls_the_tool_and_answers(realtime_server: BackgroundServer) -> None:
