@@ -92,7 +92,9 @@ def _int(value: Any) -> int:
 
 def _dtmf(event: dict[str, Any]) -> DtmfEvent | None:
     digit = event.get("event")
-    return DtmfEvent(digit, _int(event.get("received_at"))) if isinstance(digit, str) and digit else None
+    if not isinstance(digit, str) or not digit:
+        return None
+    return DtmfEvent(digit, received_at=_int(event.get("received_at")))
 
 
 def _input_audio_timeout(event: dict[str, Any]) -> InputAudioTimeoutEvent:

@@ -192,12 +192,15 @@ class ItemDeletedEvent:
 
 @dataclass(frozen=True, slots=True)
 class DtmfEvent:
-    """``dtmf``: the caller pressed a key on a SIP call (``input_audio_buffer.dtmf_event_received``)."""
+    """``dtmf``: the caller pressed a key, on a SIP call (``input_audio_buffer.dtmf_event_received``) or a
+    provider's media stream (``MediaStreamTransport``)."""
 
     #: "0"-"9", "*", "#" or "A"-"D"
     digit: str
-    #: when the service received it, Unix seconds
-    received_at: int
+    #: how long the key was held, when the provider says (media streams)
+    duration_ms: int | None = None
+    #: when the service received it, Unix seconds (SIP)
+    received_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
