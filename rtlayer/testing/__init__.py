@@ -46,6 +46,7 @@ from rtlayer.server.responders import (
 )
 from rtlayer.server.state import ServerLimits
 from rtlayer.testing.assertions import EventLog, assert_tool_called, assert_truncated_at, assert_turn_answered
+from rtlayer.testing.phone import PhoneSimulator
 from rtlayer.testing.plugin import server_scope
 from rtlayer.testing.server_thread import BackgroundServer
 
@@ -55,6 +56,7 @@ __all__ = [
     "EchoResponder",
     "EventLog",
     "FunctionCallPart",
+    "PhoneSimulator",
     "Responder",
     "ResponseRequest",
     "Rule",
