@@ -38,7 +38,15 @@ pytestmark = pytest.mark.timeout(60)
 HELLO = Path(__file__).parent / "data" / "hello_24k.wav"
 
 
-@pytest.mark.parametrize(("provider", "call_format"), [("twilio", {"type": "audio/pcmu"})])
+@pytest.mark.parametrize(
+    ("provider", "call_format"),
+    [
+        ("twilio", {"type": "audio/pcmu"}),  # mu-law passthrough
+        pytest.param(
+            "vonage", {"type": "audio/pcm", "rate": 24000}, marks=pytest.mark.slow
+        ),  # L16, converted
+    ],
+)
 async def test_an_agent_takes_a_media_stream_call(provider: str, call_format: dict[str, Any]) -> None:
     record = AgentCall()
     ended = asyncio.Event()
