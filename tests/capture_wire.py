@@ -27,7 +27,8 @@ from typing import Any
 
 import websockets
 
-sys.path[:0] = [str(Path(__file__).parent.parent), str(Path(__file__).parent)]  # this checkout, then tests/
+sys.path.insert(0, str(Path(__file__).parent))  # tests/ (helpers)
+sys.path.insert(0, str(Path(__file__).parent.parent))  # this checkout first, not an installed rtlayer
 from helpers import append_event, chunks, silence, wav
 from sip_helpers import PhoneApp, g711_speech, run_sipp
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import event_problems
+from helpers import AUDIO_ANSWER_END, event_problems
 
 from rtlayer.client_session import ClientSession
 from rtlayer.protocol import codec
@@ -154,12 +154,7 @@ def test_the_recorded_turn_is_the_services_sequence() -> None:
         "response.output_item.added",
         "conversation.item.added",
         "response.content_part.added",
-        "response.output_audio.done",
-        "response.output_audio_transcript.done",
-        "response.content_part.done",
-        "conversation.item.done",
-        "response.output_item.done",
-        "response.done",
+        *AUDIO_ANSWER_END,
     ]
 
 
