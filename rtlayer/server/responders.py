@@ -11,6 +11,9 @@ the ``ResponseRequest`` and yields parts, which the ``ServerSession`` turns into
 Optionally ``async transcribe(pcm16_24k) -> str | None`` transcribes committed user audio (only used when the
 session configures ``audio.input.transcription``).
 
+The parts, the request and the ``Responder`` protocol are defined in ``rtlayer.server.core.parts`` (the
+session core reads them and imports nothing of this module) and exported from here, where users look.
+
 Two responders ship: ``EchoResponder`` (the default; no model, it says back what it got) and
 ``ScriptedResponder`` (rules from a dict or JSON file, for deterministic tests of tool flows).
 """
@@ -21,12 +24,22 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
+from rtlayer.server.core.parts import (
+    AudioPart,
+    FunctionCallPart,
+    Responder,
+    ResponderInfo,
+    ResponsePart,
+    ResponseRequest,
+    TextPart,
+    responder_info,
+)
 from rtlayer.server.speech import synthesize
 
 __all__ = [
@@ -44,76 +57,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 4800  # 100 ms of PCM16 24 kHz per AudioPart: small enough to interrupt, few enough events
-
-
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    """Output text, or the transcript of the audio that goes with it."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioPart:
-    """Output audio, PCM16 24 kHz mono."""
-
-    pcm16_24k: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCallPart:
-    """A call of one of the session's tools; ``arguments`` is JSON text or a dict (encoded by the session)."""
-
-    name: str
-    arguments: str | Mapping[str, Any] = "{}"
-    call_id: str | None = None
-
-
-ResponsePart = TextPart | AudioPart | FunctionCallPart
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRequest:
-    """Everything a responder may look at to answer one ``response.create``."""
-
-    response_id: str
-    items: list[dict[str, Any]]  # the conversation (or the response's own ``input``), oldest first
-    instructions: str = ""
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: Any = "auto"
-    output_modalities: list[str] = field(default_factory=lambda: ["audio"])
-    output_format: dict[str, Any] = field(default_factory=lambda: {"type": "audio/pcm", "rate": 24000})
-    voice: str = "marin"
-    speed: float = 1.0
-    user_audio: bytes | None = None  # the last committed user audio, PCM16 24 kHz
-    metadata: dict[str, Any] | None = None
-    max_output_tokens: int | str = "inf"
-
-    @property
-    def wants_audio(self) -> bool:
-        return "audio" in self.output_modalities
-
-
-@runtime_checkable
-class Responder(Protocol):
-    """Answers responses; see the module docstring."""
-
-    def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ResponderInfo:
-    """What a ``ServerSession`` needs to know about its responder (it never calls it: the shell does)."""
-
-    name: str = "echo"
-    can_transcribe: bool = False
-
-
-def responder_info(responder: object) -> ResponderInfo:
-    """The ``ResponderInfo`` of a responder object."""
-    return ResponderInfo(
-        name=type(responder).__name__, can_transcribe=callable(getattr(responder, "transcribe", None))
-    )
 
 
 def _last_turn(items: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -26,8 +26,8 @@ from rtlayer.protocol.session_config import (
 )
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.item_events import copy_item
+from rtlayer.server.core.parts import ResponseRequest
 from rtlayer.server.core.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
-from rtlayer.server.responders import ResponseRequest
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 

@@ -32,11 +32,11 @@ from rtlayer.server.core.idle import IdleTimer
 from rtlayer.server.core.input_audio import InputAudio, TurnStarted
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.parts import ResponderInfo, ResponsePart
+from rtlayer.server.core.parts import responder_info as info_of
 from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.core.response_options import resolve_response_options
 from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
-from rtlayer.server.responders import ResponderInfo, ResponsePart
-from rtlayer.server.responders import responder_info as info_of
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
