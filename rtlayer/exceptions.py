@@ -5,6 +5,7 @@ The tree::
     RtlayerError
     ├── LocalProtocolError        the app (or this library's caller) did something the protocol forbids
     │   ├── InvalidAudioError     bad PCM (odd length), unsupported format or rate
+    │   ├── InvalidURL            a server URL rtlayer cannot read (scheme, host, port, path)
     │   └── UnsupportedOperation  e.g. send_audio on a SIP transport, where audio travels over RTP
     ├── RemoteProtocolError       the peer sent something malformed or unexpected
     │   ├── RequestRefused        a request refused in the Realtime API's terms: ``code``, ``message``,
@@ -41,6 +42,7 @@ __all__ = [
     "ConnectionClosedError",
     "HandshakeError",
     "InvalidAudioError",
+    "InvalidURL",
     "LocalProtocolError",
     "ProxyError",
     "RemoteProtocolError",
@@ -64,6 +66,10 @@ class LocalProtocolError(RtlayerError):
 
 class InvalidAudioError(LocalProtocolError, ValueError):
     """Audio that cannot be used: odd-length PCM16, an unknown format, an unsupported rate."""
+
+
+class InvalidURL(LocalProtocolError, ValueError):
+    """A server URL that cannot be read: an unknown scheme, no host, a bad port, a path with no endpoint."""
 
 
 class UnsupportedOperation(LocalProtocolError):
@@ -124,7 +130,16 @@ class RequestRefused(RemoteProtocolError, ValueError):
 
 
 class SipParseError(RemoteProtocolError, ValueError):
-    """The bytes are not a SIP message we can use; the text says why."""
+    """The bytes are not a SIP message we can use; the text says why.
+
+    ``request`` is the request as far as it could be read (start line and headers), when it was one:
+    enough for the SIP front to answer 400 Bad Request to where it came from. None for anything else.
+    """
+
+    def __init__(self, message: str, request: Any = None) -> None:
+        super().__init__(message)
+        #: the ``rtlayer.server.sip.message.SipRequest`` read so far, or None
+        self.request = request
 
 
 class SdpError(RemoteProtocolError, ValueError):

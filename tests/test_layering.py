@@ -115,6 +115,10 @@ NATIVE_USERS = {
     "rtlayer.server.responders",  # speed change of the spoken answer
     "rtlayer.server.speech",  # espeak's 22.05 kHz to 24 kHz
     "rtlayer.server.sip.pacer",  # the RTP send pacer's thread
+    "rtlayer.wav",  # a stereo WAV to mono
+    "rtlayer.load.scenario",  # where the caller's speech starts and ends (a level meter)
+    "rtlayer.testing.phone.providers",  # the provider's G.711, written apart from the app's on purpose
+    "rtlayer.testing.phone.simulator",  # the caller's speech to the provider's rate
 }
 """The modules that call ``rtlayer_native`` directly (docs/INTERNALS.md); a new one belongs on this list on
 purpose, with its reason, or goes through ``rtlayer.audio``."""

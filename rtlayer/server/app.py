@@ -8,9 +8,10 @@ Routes installed here:
 - ``POST /v1/realtime/calls/{call_id}/hangup`` — ends any registered call (WebRTC or SIP);
 - ``GET /healthz`` — liveness and counts.
 
-The optional fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webrtc``
+The other fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webrtc``
 (``POST /v1/realtime/calls``, the talk page at ``/``) and ``rtlayer.server.sip``
-(``/v1/realtime/calls/{call_id}/accept|reject|refer``).
+(``/v1/realtime/calls/{call_id}/accept|reject|refer``). The WebRTC front needs aiortc, from the
+``webrtc`` extra: without it the server starts without that front and logs one line naming the extra.
 
 A route refuses by raising ``RequestRefused``; the app's one middleware (``rtlayer.server.http.json_errors``)
 answers with the service's JSON (``{"error": {"message", "type", "code", "param"}}``), aiohttp's own
@@ -20,12 +21,12 @@ answers with the service's JSON (``{"error": {"message", "type", "code", "param"
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import logging
 from typing import Any
 
 from aiohttp import web
 
+from rtlayer._extras import MissingExtraError, missing_extra
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.session_config import default_session, merge_session
@@ -38,6 +39,9 @@ __all__ = ["create_app"]
 logger = logging.getLogger("rtlayer.server")
 
 _MIN_SECRET_S, _MAX_SECRET_S, _DEFAULT_SECRET_S = 10, 7200, 600
+
+# What the server lacks without the webrtc extra, in the sentence that names it.
+WEBRTC_FEATURE = "the WebRTC endpoint (POST /v1/realtime/calls and the talk page)"
 
 
 async def client_secrets(request: web.Request) -> web.Response:
@@ -111,17 +115,22 @@ def create_app(state: ServerState) -> web.Application:
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup)
     app.router.add_get("/healthz", healthz)
-    webrtc = _optional_module("rtlayer.server.webrtc")
+    webrtc = _webrtc_front()
     if webrtc is not None:
         webrtc.setup(app, state)
-    sip = _optional_module("rtlayer.server.sip")
-    if sip is not None:
-        sip.setup(app, state)
+    sip = importlib.import_module("rtlayer.server.sip")
+    sip.setup(app, state)
     return app
 
 
-def _optional_module(name: str) -> Any:
-    """Import a front that may not be installed yet; an ImportError *inside* it still propagates."""
-    if importlib.util.find_spec(name) is None:
+def _webrtc_front() -> Any:
+    """The WebRTC front, or None (saying so in one log line) when aiortc, from the ``webrtc`` extra, is not
+    installed; any other ImportError is a bug and propagates."""
+    try:
+        return importlib.import_module("rtlayer.server.webrtc")
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc, "webrtc", WEBRTC_FEATURE)
+        if not isinstance(missing, MissingExtraError):
+            raise
+        logger.info("%s; starting without it", missing)
         return None
-    return importlib.import_module(name)

@@ -2,12 +2,16 @@
 
 What it does with each datagram on the SIP port:
 
-- unparseable: dropped and counted (``counters.sip_malformed``); other calls never notice;
+- unparseable: counted (``counters.sip_malformed``) and answered 400 Bad Request when it was a
+  request readable enough to answer (start line and headers), else dropped; one log line at most per
+  second says why; other calls never notice;
 - a new INVITE: the offer is negotiated (no PCMU/PCMA: 488), a :class:`UasDialog` answers 100
   Trying, the call is registered in ``state.calls`` as ``rtc_...``, and a signed
   ``realtime.call.incoming`` webhook goes to ``state.webhook_url``; the app then decides over REST
   (:meth:`accept_call`, :meth:`reject_call`, :meth:`refer_call`, the registry's hangup);
-- a request or response of a known Call-ID: handed to that call's dialog;
+- a request or response of a known Call-ID: handed to that call's dialog, which answers 481 to a
+  request whose tags are not the dialog's (``counters.sip_unmatched``: a BYE from a stranger who
+  knows only the Call-ID ends nothing);
 - OPTIONS outside a dialog: 200 with what we allow; anything else unknown: 481/405.
 
 Every reply goes to the packet's source address. Dialog timers (200 OK retransmission, ring timeout,
@@ -62,6 +66,7 @@ LINGER_S = 5.0  # RFC 3261 Timer J/K scale: keep an ended dialog this long to ab
 class SipCounters:
     sip_received: int = 0
     sip_malformed: int = 0
+    sip_unmatched: int = 0  # requests and responses with a call's Call-ID but not its dialog's tags
     sip_errors: int = 0
     calls_offered: int = 0
     calls_accepted: int = 0
@@ -89,6 +94,30 @@ def info_dtmf(info: SipRequest) -> str | None:
         return None
     digit = text.strip().upper()
     return digit if len(digit) == 1 and digit in "0123456789*#ABCD" else None
+
+
+def _printable(text: str) -> str:
+    """``text`` fit for a quoted header value: printable ASCII, no quotes or backslashes."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)[:120]
+
+
+class _LogBudget:
+    """At most one log line per ``interval`` seconds for what peers can cause at will (malformed
+    datagrams): the next line says how many were left out, so a flood costs no disk."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self.suppressed = 0
+
+    def take(self, now: float) -> int | None:
+        """None: stay quiet; else log now, mentioning the returned count of lines left out."""
+        if now < self._next:
+            self.suppressed += 1
+            return None
+        self._next = now + self.interval
+        left_out, self.suppressed = self.suppressed, 0
+        return left_out
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -145,6 +174,7 @@ class SipFront:
         self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
         _FRONTS[state] = self
+        self._malformed_log = _LogBudget()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -205,23 +235,24 @@ class SipFront:
         self.counters.sip_received += 1
         if not data.strip():
             return  # RFC 5626 keepalive (CRLF)
+        now = time.monotonic()
         try:
             msg = parse_message(data)
         except SipParseError as exc:
-            self.counters.sip_malformed += 1
-            logger.debug("dropped a malformed SIP message from %s: %s", addr, exc)
+            self._malformed(exc, addr, now)
             return
-        now = time.monotonic()
         call = self.calls.get(msg.call_id)
         if isinstance(msg, SipResponse):
             if call is not None:
-                call.dialog.receive_response(msg, now)
+                if not call.dialog.receive_response(msg, now):
+                    self.counters.sip_unmatched += 1
                 self._service(call)
             return
         if call is not None:
-            call.dialog.receive_request(msg, addr, now)
+            matched = call.dialog.receive_request(msg, addr, now)
+            self.counters.sip_unmatched += not matched
             self._service(call)
-            if msg.method == "INFO":
+            if matched and msg.method == "INFO":
                 digit = info_dtmf(msg)
                 if digit is not None:
                     call.receive_dtmf(digit)
@@ -237,6 +268,25 @@ class SipFront:
         elif msg.method != "ACK":
             self._reply(msg, addr, 481 if msg.method in ("BYE", "CANCEL") else 405, [("Allow", ALLOW)])
 
+    def _malformed(self, exc: SipParseError, addr: Addr, now: float) -> None:
+        """Count it; answer 400 (RFC 3261 8.2.2) when it was a request we can answer, never an ACK."""
+        self.counters.sip_malformed += 1
+        req = exc.request
+        answered = req is not None and req.method != "ACK" and bool(req.get_all("Via"))
+        if answered:
+            assert req is not None
+            self._reply(req, addr, 400, [("Warning", f'399 rtlayer "{_printable(str(exc))}"')])
+        left_out = self._malformed_log.take(now)
+        if left_out is not None:
+            logger.warning(
+                "malformed SIP message from %s:%s (%s)%s%s",
+                addr[0],
+                addr[1],
+                exc,
+                "; answered 400" if answered else "",
+                f"; {left_out} more since the last line" if left_out else "",
+            )
+
     def _reply(
         self, req: SipRequest, addr: Addr, status: int, headers: list[tuple[str, str]] | None = None
     ) -> None:
@@ -251,7 +301,7 @@ class SipFront:
             answer = negotiate(offer)
         except SdpError as exc:
             self.counters.calls_refused_sdp += 1
-            self._reply(invite, addr, 488, [("Warning", f'304 rtlayer "{exc}"')])
+            self._reply(invite, addr, 488, [("Warning", f'304 rtlayer "{_printable(str(exc))}"')])
             return
         if len(self.calls) >= 2 * self.state.limits.max_sessions:
             self._reply(invite, addr, 503, [("Retry-After", "5")])
