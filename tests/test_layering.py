@@ -11,6 +11,7 @@ type checkers or a lazy import see is still two modules that cannot be understoo
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,18 @@ def test_protocol_imports_only_itself_and_the_exceptions() -> None:
 
 def test_only_the_listed_modules_call_rtlayer_native() -> None:
     assert {name for name, targets in GRAPH.items() if "rtlayer_native" in targets} == NATIVE_USERS
+
+
+def test_the_server_state_and_core_load_without_the_fronts_and_their_stacks() -> None:
+    code = (
+        "import sys, rtlayer.server.state, rtlayer.server.core.session; "
+        "print(','.join(m for m in ('aiohttp', 'aiortc', 'websockets', 'rtlayer.server.ws', "
+        "'rtlayer.server.webrtc', 'rtlayer.server.sip', 'rtlayer.server.app') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == ""
 
 
 def _figures() -> None:
