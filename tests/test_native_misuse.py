@@ -18,12 +18,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rtlayer_native as rn
 
+ROOT = Path(__file__).resolve().parents[1]
 NOT_INITIALISED = "is not initialised: its __init__ did not run"
 IN_USE = "is in use by another call"
 
@@ -33,6 +35,7 @@ def run_child(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str
     try:
         done = subprocess.run(
             [sys.executable, "-c", "import rtlayer_native as n\n" + textwrap.dedent(code)],
+            cwd=ROOT,  # this checkout's rtlayer_native, not an installed copy
             capture_output=True,
             text=True,
             timeout=timeout,
