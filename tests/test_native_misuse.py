@@ -257,6 +257,26 @@ def test_a_pacer_closed_from_several_threads_while_others_use_it() -> None:
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
+@pytest.mark.parametrize(
+    "code",
+    [
+        "n.AudioRing(2**62)",
+        "n.Framer(2**62)",
+        "n.Pacer(max_packets=2**31 - 1, packet_size=2**31 - 1)",
+    ],
+)
+def test_a_capacity_no_allocator_grants_is_a_memory_error(code: str) -> None:
+    assert_raises_in_child(code, "MemoryError", "cannot allocate")
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["n.AudioRing(2**70)", "n.Framer(2**63)", "n.Resampler(2**70, 8000)", "n.Pacer(max_packets=2**31)"],
+)
+def test_a_number_past_a_c_integer_is_an_overflow_error(code: str) -> None:
+    assert_raises_in_child(code, "OverflowError", "")
+
+
 def test_a_pacer_refuses_a_host_with_a_nul() -> None:
     pacer = rn.Pacer(max_packets=4, max_streams=2)
     try:
