@@ -13,6 +13,8 @@ import copy
 import re
 from typing import Any
 
+from rtlayer.protocol import codec
+
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_VAD_DEFAULTS",
@@ -388,6 +390,11 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
     Raises ``InvalidValue`` for the first bad field, naming it; on error nothing is applied.
     """
     _expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    try:
+        codec.check_depth(partial, codec.MAX_DEPTH, "session")
+    except codec.TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        where = ".".join(exc.path.split(".")[:2])
+        raise InvalidValue(where, f"Invalid '{where}': {exc}.", "invalid_value") from None
     update = normalize_session(partial)
     new = copy.deepcopy(current)
     for key, value in update.items():

@@ -12,7 +12,7 @@ whose message is what the client will read in ``{"error": {"message": ...}}``.
 
 from __future__ import annotations
 
-import json
+from rtlayer.protocol import codec
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -27,10 +27,13 @@ MAX_BODY_BYTES = 256 * 1024
 class CallRequestError(Exception):
     """A request the endpoint refuses; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, message: str, *, status: int = 400, code: str = "invalid_request") -> None:
+    def __init__(
+        self, message: str, *, status: int = 400, code: str = "invalid_request", param: str | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.param = param
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,12 @@ def _parse_multipart(content_type: str, body: bytes) -> CallRequest:
     session: dict[str, Any] | None = None
     if "session" in parts:
         try:
-            loaded = json.loads(_text(parts["session"], "session part"))
-        except json.JSONDecodeError as exc:
+            loaded = codec.loads(_text(parts["session"], "session part"))
+        except codec.TooDeep as exc:
+            raise CallRequestError(
+                f"invalid session: {exc}", code="invalid_value", param="session"
+            ) from None
+        except ValueError as exc:
             raise CallRequestError(
                 f"the 'session' part is not valid JSON: {exc}", code="invalid_json"
             ) from None

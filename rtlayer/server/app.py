@@ -12,6 +12,10 @@ The optional fronts add theirs through ``setup(app, state)``: ``rtlayer.server.w
 (``POST /v1/realtime/calls``, the talk page at ``/``) and ``rtlayer.server.sip``
 (``/v1/realtime/calls/{call_id}/accept|reject|refer``).
 
+Browser-reachable routes (all of them, the WebSocket included) check ``Origin`` first
+(``rtlayer.server.origins``): a page that is neither the server's own nor in ``allow_origins`` is refused
+with 403, its preflight too; allowed cross-origin responses carry the CORS headers.
+
 Every HTTP error leaves as the service's JSON (``{"error": {"message", "type", "code", "param"}}``),
 including aiohttp's own 404/405, so that clients can surface the message.
 """
@@ -20,13 +24,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
 from rtlayer.server.state import ServerState
@@ -53,6 +57,30 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return json_error(exc.status, exc.reason if exc.text is None else exc.text.strip(), type_=kind)
 
 
+@web.middleware
+async def _origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse pages the server does not know; answer CORS preflights; label allowed cross-origin answers."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return await handler(request)  # not a browser acting for a page
+    state = request.app[STATE_KEY]
+    policy = state.origins
+    if not policy.allows(origin):
+        state.counters.origins_refused += 1
+        return json_error(
+            403,
+            f"Origin {origin[:100]!r} is not allowed: serve your page from this server, or start it with "
+            "--allow-origin (RealtimeServer(allow_origins=...)).",
+            code="origin_not_allowed",
+        )
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return web.Response(status=204, headers=policy.preflight_headers(origin))
+    response = await handler(request)
+    if not response.prepared:  # a WebSocket answer has gone already (and needs no CORS headers)
+        response.headers.update(policy.response_headers(origin))
+    return response
+
+
 def require_key(request: web.Request, *, allow_ephemeral: bool = False) -> web.Response | None:
     """None if the request's bearer key is good, else the 401 response to return."""
     state = request.app[STATE_KEY]
@@ -68,7 +96,9 @@ async def _read_json(request: web.Request) -> dict[str, Any] | web.Response:
     if not request.can_read_body:
         return {}
     try:
-        body = json.loads(await request.read() or b"{}")
+        body = codec.loads(await request.read() or b"{}")
+    except codec.TooDeep as exc:
+        return json_error(400, f"Invalid '{exc.param}': {exc}.", code="invalid_value", param=exc.param)
     except ValueError:
         return json_error(400, "We could not parse the JSON body of your request.", code="invalid_json")
     if not isinstance(body, dict):
@@ -157,7 +187,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(state: ServerState) -> web.Application:
     """The application for ``state``: core routes, then each optional front's ``setup(app, state)``."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=state.limits.max_message_bytes)
+    app = web.Application(
+        middlewares=[_origin_check, _json_errors], client_max_size=state.limits.max_message_bytes
+    )
     app[STATE_KEY] = state
     app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)

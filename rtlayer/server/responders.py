@@ -17,7 +17,6 @@ Two responders ship: ``EchoResponder`` (the default; no model, it says back what
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Mapping
@@ -27,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
+from rtlayer.server import fair
 from rtlayer.server.speech import synthesize
 
 __all__ = [
@@ -140,7 +140,7 @@ async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePa
         for i, word in enumerate(words):
             yield TextPart(word if i == 0 else " " + word)
         return
-    pcm = await asyncio.to_thread(synthesize, text, request.speed, request.voice)
+    pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
 

@@ -27,10 +27,12 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
+from rtlayer.server import fair
 from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
 from rtlayer.server.session import ServerSession
 
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from rtlayer.audio import AudioFormat
     from rtlayer.server.state import ServerState
 
-__all__ = ["EventSink", "SessionRunner"]
+__all__ = ["EventSink", "SessionRunner", "SessionStats"]
 
 logger = logging.getLogger("rtlayer.server")
 
@@ -46,6 +48,29 @@ EventSink = Callable[[str], None]
 """Takes one serialized server event. Must not block and must not raise (queue and return)."""
 
 _PCM16_24K_BYTES_PER_MS = 48
+_SLICE_S = 0.005
+"""A response task gives the loop back after this much work in one go, so one long answer (a 2 MB text
+echoed word by word) cannot hold every other session of the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What one session holds and what its bounds dropped (``SessionRunner.stats()``)."""
+
+    conversation_items: int
+    conversation_bytes: int
+    items_dropped: int
+    """Oldest items dropped to stay within ``max_conversation_bytes``."""
+    item_bytes_dropped: int
+    input_bytes_dropped: int
+    """Input audio dropped: past ``max_input_buffer_bytes``, or undecodable media frames."""
+    events_dropped: int
+    """Events not delivered to a reader that was cut off (or whose queue was over its bytes)."""
+    event_bytes_dropped: int
+    readers_cut_off: int
+    """Sockets or data channels closed for falling ``max_queued_bytes`` behind."""
+    events_unserializable: int
+    """Events that could not be serialized (sent as an ``error`` instead); 0 unless there is a bug."""
 
 
 class SessionRunner:
@@ -70,6 +95,13 @@ class SessionRunner:
         self.sinks: list[EventSink] = []
         self.last_activity = self.loop.time()
         self.events_sent = 0
+        self.events_dropped = 0
+        self.event_bytes_dropped = 0
+        self.readers_cut_off = 0
+        self.events_unserializable = 0
+        self.work_slot = asyncio.Semaphore(1)
+        """One blocking job (speech synthesis, a transcription) of this session at a time: its others wait
+        their turn instead of filling the shared thread pool (``rtlayer.server.fair``)."""
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # transcriptions in flight
         self._timer: asyncio.TimerHandle | None = None
@@ -92,7 +124,11 @@ class SessionRunner:
         initial = dict(config or {})
         if model and "model" not in initial:
             initial["model"] = model
-        extra: dict[str, Any] = {}
+        limits = state.limits
+        extra: dict[str, Any] = {
+            "max_conversation_bytes": limits.max_conversation_bytes,
+            "max_input_buffer_bytes": limits.max_input_buffer_bytes,
+        }
         if state.limits.session_expiry_s is not None:
             extra["max_duration_s"] = state.limits.session_expiry_s
         session = ServerSession(
@@ -160,6 +196,28 @@ class SessionRunner:
             sink(codec.dumps(event))
         except Exception:
             logger.exception("event sink failed while greeting it")
+
+    def stats(self) -> SessionStats:
+        """What the session holds and what its bounds dropped, now."""
+        session = self.session
+        conversation = session.conversation
+        return SessionStats(
+            conversation_items=len(conversation),
+            conversation_bytes=conversation.nbytes,
+            items_dropped=conversation.dropped_items,
+            item_bytes_dropped=conversation.dropped_bytes,
+            input_bytes_dropped=session.input_dropped_bytes,
+            events_dropped=self.events_dropped,
+            event_bytes_dropped=self.event_bytes_dropped,
+            readers_cut_off=self.readers_cut_off,
+            events_unserializable=self.events_unserializable,
+        )
+
+    def count_dropped(self, events: int, nbytes: int, *, cut_off: bool = False) -> None:
+        """A reader's sink dropped ``events`` (``nbytes``); ``cut_off``: the reader itself was closed."""
+        self.events_dropped += events
+        self.event_bytes_dropped += nbytes
+        self.readers_cut_off += int(cut_off)
 
     def start(self) -> None:
         """Flush what the session queued at creation (``session.created``) and arm its timer."""
@@ -298,7 +356,13 @@ class SessionRunner:
         state = self.state
         if state is not None:
             state.observe(self.id, event)
-        text = codec.dumps(event)
+        try:
+            text = codec.dumps(event)
+        except (TypeError, ValueError):  # a value past the encoder's limits reached an event: a bug upstream
+            logger.exception("session %s: could not serialize a %s event", self.id, event.get("type"))
+            self.events_unserializable += 1
+            event = _unserializable_error(event)
+            text = codec.dumps(event)
         for sink in self.sinks:
             try:
                 sink(text)
@@ -348,11 +412,19 @@ class SessionRunner:
         start: float | None = None
         audio_s = 0.0
         error: str | None = None
+        loop = self.loop
+        slice_end = loop.time() + _SLICE_S
+        fair.enter_session(self.work_slot)
         try:
             async with _closing(self.responder.respond(job.request)) as parts:
                 async for part in parts:
                     if self._closed or job.cancelled:
                         return
+                    if loop.time() > slice_end:  # a responder that never awaits: let the others run
+                        await asyncio.sleep(0)
+                        if self._closed or job.cancelled:
+                            return
+                        slice_end = loop.time() + _SLICE_S
                     if isinstance(part, AudioPart) and start is None:
                         start = self.loop.time()
                     if (
@@ -388,6 +460,7 @@ class SessionRunner:
 
     async def _transcribe(self, job: Any) -> None:
         """Run the responder's ``transcribe`` on committed user audio and hand the result back."""
+        fair.enter_session(self.work_slot)
         transcribe = getattr(self.responder, "transcribe", None)
         transcript: str | None = None
         error: str | None = None
@@ -422,6 +495,20 @@ async def _closing(parts: AsyncIterator[ResponsePart]) -> AsyncIterator[AsyncIte
         aclose = getattr(parts, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _unserializable_error(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "event_id": new_event_id(),
+        "error": {
+            "type": "server_error",
+            "code": "server_error",
+            "message": f"The server could not send a {str(event.get('type'))[:60]} event; the session goes on.",
+            "param": None,
+            "event_id": None,
+        },
+    }
 
 
 def _wall_now() -> float:

@@ -31,7 +31,8 @@ from rtlayer._ice import host_policy, policy_for
 from rtlayer.audio import PCM16_48K
 from rtlayer.protocol.ids import new_id
 from rtlayer.server._webrtc_call import WebRTCCall
-from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
+from rtlayer.protocol.session_config import InvalidValue
+from rtlayer.server._webrtc_request import MAX_BODY_BYTES, CallRequestError, parse_call_request
 from rtlayer.server.state import ServerState, SessionLimitReached
 from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
 
@@ -72,23 +73,27 @@ class WebRTCFront:
                 runner = self.state.create_runner(model=model, config=config, media=PCM16_48K)
             except SessionLimitReached as exc:
                 raise CallRequestError(str(exc), status=429, code="session_limit_reached") from None
-            except ValueError as exc:  # an invalid session config
-                raise CallRequestError(f"invalid session: {exc}", code="invalid_value") from None
-            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_events)
+            except InvalidValue as exc:  # an invalid session config
+                raise CallRequestError(
+                    f"invalid session: {exc.message}", code=exc.code, param=exc.param
+                ) from None
+            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_bytes)
             try:
                 call.attach_media()
                 with host_policy(policy_for(self.state.host, True)):
                     await pc.setLocalDescription(await pc.createAnswer())
+                call.start(CONNECT_DEADLINE_S)  # session.created queued, the ICE deadline armed
             except BaseException:
                 runner.close()
                 raise
         except BaseException:
+            # Nothing of a refused call stays: its runner is closed above, its peer here, and it was
+            # never registered (registration is the last step).
             await self._close_peer(pc)
             raise
         self.calls[call.id] = call
         self.state.calls.add(call)
         call.on_ended(self._forget)
-        call.start(CONNECT_DEADLINE_S)
         self.calls_created += 1
         return call
 
@@ -133,21 +138,30 @@ async def create_call(request: web.Request) -> web.Response:
         secret = state.client_secret(key)
         if secret is not None:
             config.update(secret.session)
+    body = await _read_body(request, MAX_BODY_BYTES)
+    if body is None:
+        front.calls_refused += 1
+        return json_error(
+            413,
+            f"Request body too large: an SDP offer (with its session) is at most {MAX_BODY_BYTES} bytes.",
+            code="request_too_large",
+        )
     try:
-        parsed = parse_call_request(request.headers.get("Content-Type", ""), await request.read())
+        parsed = parse_call_request(request.headers.get("Content-Type", ""), body)
         if parsed.session:
             config = _deep_merge(config, parsed.session)
         model = request.query.get("model") or _str_or_none(config.get("model"))
         call = await front.create_call(parsed.sdp, config or None, model)
     except CallRequestError as exc:
         front.calls_refused += 1
-        return json_error(exc.status, str(exc), code=exc.code)
+        return json_error(exc.status, str(exc), code=exc.code, param=exc.param)
     except Exception as exc:  # an offer aiortc cannot answer: say so, never a bare 500
         logger.exception("could not answer a WebRTC offer")
         front.calls_refused += 1
         return json_error(
             500, f"could not answer the SDP offer: {exc}", type_="server_error", code="offer_failed"
         )
+    state.bind_call(key, call.id)  # its ek_ key (if one) may now open this call's sideband socket
     assert call.pc.localDescription is not None
     return web.Response(
         status=201,
@@ -183,6 +197,20 @@ def setup(app: web.Application, state: ServerState) -> None:
     app.router.add_get("/", talk_page)
     app.router.add_get("/static/{name}", static_file)
     app.on_shutdown.append(_on_shutdown)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes (never read past it)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
