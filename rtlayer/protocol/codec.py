@@ -64,7 +64,9 @@ def check_depth(value: Any, limit: int = MAX_DEPTH, path: str = "") -> None:
 
 def _checked(value: Any, text: str | bytes) -> Any:
     # Fast path: a text with fewer brackets than the limit cannot nest deeper (audio appends are flat).
-    opens = text.count("{") + text.count("[") if isinstance(text, str) else text.count(b"{") + text.count(b"[")
+    opens = (
+        text.count("{") + text.count("[") if isinstance(text, str) else text.count(b"{") + text.count(b"[")
+    )
     if opens > MAX_DEPTH:
         check_depth(value)
     return value

@@ -135,7 +135,9 @@ class WebRTCCall:
                 # The caller's data channel does not drain: a reader this far behind is cut off.
                 self.events_dropped += 1
                 if not self.ended:
-                    logger.warning("call %s: data channel %d bytes behind, hanging up", self._id, self._max_queued)
+                    logger.warning(
+                        "call %s: data channel %d bytes behind, hanging up", self._id, self._max_queued
+                    )
                     self._runner.count_dropped(1, len(text), cut_off=True)
                     self._schedule_hangup()
                 return

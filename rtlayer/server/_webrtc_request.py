@@ -12,11 +12,12 @@ whose message is what the client will read in ``{"error": {"message": ...}}``.
 
 from __future__ import annotations
 
-from rtlayer.protocol import codec
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
+
+from rtlayer.protocol import codec
 
 __all__ = ["CallRequest", "CallRequestError", "check_offer", "parse_call_request"]
 
@@ -95,9 +96,7 @@ def _parse_multipart(content_type: str, body: bytes) -> CallRequest:
         try:
             loaded = codec.loads(_text(parts["session"], "session part"))
         except codec.TooDeep as exc:
-            raise CallRequestError(
-                f"invalid session: {exc}", code="invalid_value", param="session"
-            ) from None
+            raise CallRequestError(f"invalid session: {exc}", code="invalid_value", param="session") from None
         except ValueError as exc:
             raise CallRequestError(
                 f"the 'session' part is not valid JSON: {exc}", code="invalid_json"

@@ -30,8 +30,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from rtlayer._ice import host_policy, policy_for
 from rtlayer.audio import PCM16_48K
 from rtlayer.protocol.ids import new_id
-from rtlayer.server._webrtc_call import WebRTCCall
 from rtlayer.protocol.session_config import InvalidValue
+from rtlayer.server._webrtc_call import WebRTCCall
 from rtlayer.server._webrtc_request import MAX_BODY_BYTES, CallRequestError, parse_call_request
 from rtlayer.server.state import ServerState, SessionLimitReached
 from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
