@@ -41,14 +41,14 @@ class ServeProcess:
         self.log: list[str] = []
         self._drain: asyncio.Task[None] | None = None
 
-    async def start(self, timeout: float = 20.0) -> None:
+    async def start(self) -> None:
         env = dict(os.environ, **(self.env or {}))
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "rtlayer.cli", "serve", "--port", str(self.port), *self.args,
             stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, cwd=str(ROOT), env=env,
         )  # fmt: skip
         assert self.proc.stderr is not None
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(20):
             while "listening on " not in (line := (await self.proc.stderr.readline()).decode()):
                 assert line, f"rtlayer serve exited early: {self.log}"
                 self.log.append(line)
