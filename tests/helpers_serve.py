@@ -123,50 +123,62 @@ class LatencyProbe:
 
     Each probe is a ``conversation.item.retrieve`` of an item that does not exist: the session answers it
     with an ``error`` carrying the probe's ``event_id``, through the whole path (socket, parser, session,
-    serializer, writer) and nothing else.
+    serializer, writer) and nothing else. The probe runs in a process of its own, so that the test's own
+    attacking client (busy reading a flood of events) never delays the measurement.
     """
 
     def __init__(self, url: str, interval: float = 0.02) -> None:
         self.url = url
         self.interval = interval
         self.rtts: list[float] = []
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
-
-    async def _run(self) -> None:
-        ws = await open_session(self.url)
-        try:
-            n = 0
-            self.ready.set()
-            while not self._stop.is_set():
-                n += 1
-                probe = f"probe_{n}"
-                sent = time.monotonic()
-                await ws.send(
-                    json.dumps({"type": "conversation.item.retrieve", "item_id": "x", "event_id": probe})
-                )
-                async with asyncio.timeout(60):
-                    while True:
-                        event = json.loads(await ws.recv())
-                        if event["type"] == "error" and event["error"].get("event_id") == probe:
-                            break
-                self.rtts.append(time.monotonic() - sent)
-                await asyncio.sleep(self.interval)
-        finally:
-            await ws.close()
+        self.proc: asyncio.subprocess.Process | None = None
 
     async def __aenter__(self) -> LatencyProbe:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-        async with asyncio.timeout(10):
-            await self.ready.wait()
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, __file__, "probe", self.url, str(self.interval),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(20):
+            assert (await self.proc.stdout.readline()).strip() == b"ready"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self._stop.set()
-        assert self._task is not None
-        await self._task
+        assert self.proc is not None and self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        async with asyncio.timeout(70):
+            out = await self.proc.stdout.read()
+            await self.proc.wait()
+        self.rtts = json.loads(out)
 
     @property
     def worst_ms(self) -> float:
         return 1000 * max(self.rtts, default=0.0)
+
+
+async def _probe(url: str, interval: float) -> None:
+    """The probe process: round trips until stdin closes, then their list (seconds) as JSON on stdout."""
+    loop = asyncio.get_running_loop()
+    stop = loop.run_in_executor(None, sys.stdin.buffer.read)
+    rtts: list[float] = []
+    ws = await open_session(url)
+    print("ready", flush=True)
+    n = 0
+    while not stop.done():
+        n += 1
+        probe = f"probe_{n}"
+        sent = time.monotonic()
+        await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": "x", "event_id": probe}))
+        async with asyncio.timeout(60):
+            while True:
+                event = json.loads(await ws.recv())
+                if event["type"] == "error" and event["error"].get("event_id") == probe:
+                    break
+        rtts.append(time.monotonic() - sent)
+        await asyncio.sleep(interval)
+    await ws.close()
+    print(json.dumps(rtts), flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    asyncio.run(_probe(sys.argv[2], float(sys.argv[3])))

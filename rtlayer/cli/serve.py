@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--max-conversation-bytes", type=_positive_int, default=limits.max_conversation_bytes,
-        help="per session: conversation items (as JSON) plus kept user audio; the oldest items past it are "
+        help="per session: conversation items plus kept user audio; the oldest items past it are "
         "dropped, an item larger than all of it refused with an error event "
         f"(default {limits.max_conversation_bytes})",
     )  # fmt: skip

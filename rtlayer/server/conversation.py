@@ -7,24 +7,27 @@ is bounded (``MAX_USER_AUDIO_ITEMS``); older audio is dropped, its item and dura
 
 Order is a doubly linked list over a dict (id -> links), so inserting after any item (``"root"`` included),
 finding an item's predecessor and deleting are O(1): 10,000 inserts at the root once stalled every session for
-seconds when each one rebuilt an ordered dict. Memory is bounded in bytes (``max_bytes``: each item's JSON size
+seconds when each one rebuilt an ordered dict. Memory is bounded in bytes (``max_bytes``: each item's size in memory
 plus the user audio kept): past it the oldest items are dropped and counted, like the service's truncation of a
 long conversation; ``fits`` tells a caller whether one new item could ever fit.
 """
 
 from __future__ import annotations
 
+import sys
+
 from dataclasses import dataclass, field
 from typing import Any
 
 from rtlayer.audio import AudioFormat
-from rtlayer.protocol import codec
 
 __all__ = ["DEFAULT_MAX_BYTES", "MAX_USER_AUDIO_ITEMS", "AudioRecord", "Conversation"]
 
 MAX_USER_AUDIO_ITEMS = 4
 DEFAULT_MAX_BYTES = 32 * 1024 * 1024
-"""Items (as JSON) plus kept user audio of one conversation; ``ServerLimits.max_conversation_bytes``."""
+"""Items plus kept user audio of one conversation; ``ServerLimits.max_conversation_bytes``."""
+_CONTAINER_BYTES = 64  # what a small dict or list costs beside its contents
+_SCALAR_BYTES = 32  # a number, a boolean, None
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ class Conversation:
     dropped_items: int = 0
     dropped_bytes: int = 0
     nbytes: int = 0
-    """Bytes held: each item's JSON size plus the user audio kept."""
+    """Bytes held: each item's size in memory plus the user audio kept."""
     _nodes: dict[str, _Node] = field(default_factory=dict)
     _first: str | None = None
     _last: str | None = None
@@ -94,8 +97,26 @@ class Conversation:
 
     @staticmethod
     def item_bytes(item: dict[str, Any]) -> int:
-        """What an item costs: the size of its JSON."""
-        return len(codec.dumps(item))
+        """What an item costs in memory: its strings' sizes plus a little per value and container.
+
+        A walk over the item's values, not a serialization: a 2 MB text costs O(1) to measure.
+        """
+        total = 0
+        stack: list[Any] = [item]
+        while stack:
+            value = stack.pop()
+            if isinstance(value, str):
+                total += sys.getsizeof(value)
+            elif isinstance(value, dict):
+                total += _CONTAINER_BYTES
+                stack.extend(value.values())
+                stack.extend(value.keys())
+            elif isinstance(value, list):
+                total += _CONTAINER_BYTES
+                stack.extend(value)
+            else:
+                total += _SCALAR_BYTES
+        return total
 
     def fits(self, item: dict[str, Any], extra_bytes: int = 0) -> bool:
         """Whether ``item`` (and ``extra_bytes`` of audio kept with it) fits in an empty conversation."""

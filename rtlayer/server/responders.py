@@ -146,11 +146,14 @@ async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePa
 
 
 async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePart]:
-    chunks = [pcm[i : i + CHUNK_BYTES] for i in range(0, len(pcm), CHUNK_BYTES)] or [b""]
+    # Each chunk is cut when it is sent, never all up front: many answers in progress at once (out-of-band
+    # responses) would otherwise each hold a second copy of their whole audio.
+    n_chunks = max(1, -(-len(pcm) // CHUNK_BYTES))
     next_word = 0
-    for c, chunk in enumerate(chunks):
+    for c in range(n_chunks):
+        chunk = pcm[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]
         # Words are spread evenly over the audio so transcript and audio advance together.
-        until = -(-(c + 1) * len(words) // len(chunks))  # ceil: text leads its audio, as on the service
+        until = -(-(c + 1) * len(words) // n_chunks)  # ceil: text leads its audio, as on the service
         if until > next_word:
             yield TextPart(
                 " ".join(words[next_word:until]) if next_word == 0 else " " + " ".join(words[next_word:until])

@@ -48,7 +48,7 @@ EventSink = Callable[[str], None]
 """Takes one serialized server event. Must not block and must not raise (queue and return)."""
 
 _PCM16_24K_BYTES_PER_MS = 48
-_SLICE_S = 0.005
+_SLICE_S = 0.001
 """A response task gives the loop back after this much work in one go, so one long answer (a 2 MB text
 echoed word by word) cannot hold every other session of the server."""
 

@@ -82,7 +82,7 @@ class ServerLimits:
     this the reader is cut off (a WebSocket closed with 1008) and its queue freed, counted in the session's
     stats, rather than the server's memory growing without bound."""
     max_conversation_bytes: int = DEFAULT_MAX_CONVERSATION_BYTES
-    """One session's conversation: items as JSON plus the user audio kept. Past it the oldest items are
+    """One session's conversation: items (their size in memory) plus the user audio kept. Past it the oldest items are
     dropped (counted); one item larger than all of it is refused with an ``error`` (``invalid_value``)."""
     max_input_buffer_bytes: int = MAX_BUFFER_BYTES
     """One session's input audio buffer (PCM16 24 kHz; default 5 minutes); the oldest audio past it is

@@ -40,7 +40,7 @@ STATE_KEY: web.AppKey[ServerState] = web.AppKey("rtlayer_state", ServerState)
 _KEY_PROTOCOL_PREFIX = "openai-insecure-api-key."
 _BACKGROUND: set[asyncio.Task[None]] = set()  # closing tasks, referenced until they finish
 _SLOW_CLOSE_S = 1.0  # how long a slow reader's close may take before its connection is aborted
-_SLICE_S = 0.005  # a socket's frames are handled for this long at most before the loop runs the others
+_SLICE_S = 0.001  # a socket's frames are handled for this long at most before the loop runs the others
 
 
 def json_error(
@@ -331,7 +331,7 @@ def _aborter(request: web.Request) -> Callable[[], None]:
 
     def abort() -> None:
         transport = request.transport
-        if transport is not None and not transport.is_closing():
+        if transport is not None:  # closing is not enough: a close waits for a buffer nobody reads
             transport.abort()
 
     return abort
