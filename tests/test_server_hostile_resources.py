@@ -62,7 +62,11 @@ async def test_a_client_that_never_reads_is_closed_and_pins_no_more_than_its_que
         rss = asyncio.create_task(watch_rss(server, stop))
         ws = await open_session(server.ws_url, max_queue=1, max_size=None)
         pcm = b"\x00\x10" * 24000 * 20  # 20 s: every echo answer is ~1.3 MB of events
-        item = {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": base64.b64encode(pcm).decode()}]}
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_audio", "audio": base64.b64encode(pcm).decode()}],
+        }
         await ws.send(json.dumps({"type": "conversation.item.create", "item": item}))
         for _ in range(60):  # 80 MB of answers if nothing bounded them
             await ws.send(json.dumps({"type": "response.create", "response": {"conversation": "none"}}))
@@ -108,7 +112,9 @@ async def test_a_long_text_answer_does_not_stall_other_sessions():
                 await asyncio.sleep(0.2)
         ws.transport.abort()
     assert any("bytes behind" in line for line in server.log)  # the attack ran to the end
-    assert probe.worst_ms < OTHER_SESSIONS_MS, f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    assert probe.worst_ms < OTHER_SESSIONS_MS, (
+        f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    )
 
 
 async def test_ten_thousand_inserts_at_the_root_do_not_stall_other_sessions():
@@ -125,7 +131,9 @@ async def test_ten_thousand_inserts_at_the_root_do_not_stall_other_sessions():
                 received += 1
         await ws.close()
     assert received == 20_000  # every insert was answered (item added + done), in order
-    assert probe.worst_ms < OTHER_SESSIONS_MS, f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    assert probe.worst_ms < OTHER_SESSIONS_MS, (
+        f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    )
 
 
 async def test_sixty_out_of_band_audio_answers_do_not_delay_another_sessions_first_audio():
@@ -149,4 +157,6 @@ async def test_sixty_out_of_band_audio_answers_do_not_delay_another_sessions_fir
         await drain
     # One synthesis of the attacker runs at a time; "hello" gets a worker of its own at once.
     assert first_audio_s < 2.0, f"first audio after {first_audio_s:.1f} s"
-    assert probe.worst_ms < OTHER_SESSIONS_MS, f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    assert probe.worst_ms < OTHER_SESSIONS_MS, (
+        f"worst round trip {probe.worst_ms:.0f} ms over {len(probe.rtts)}"
+    )

@@ -15,7 +15,6 @@ long conversation; ``fits`` tells a caller whether one new item could ever fit.
 from __future__ import annotations
 
 import sys
-
 from dataclasses import dataclass, field
 from typing import Any
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -135,14 +135,23 @@ def _is_audio_turn(item: dict[str, Any] | None) -> bool:
 
 async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
     """The parts of saying ``text``: words as transcript, spread over 100 ms chunks of synthesized speech."""
-    words = text.split(" ")
     if not request.wants_audio:
-        for i, word in enumerate(words):
+        for i, word in enumerate(_words(text)):
             yield TextPart(word if i == 0 else " " + word)
         return
+    words = text.split(" ")
     pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
+
+
+def _words(text: str) -> Iterator[str]:
+    """``text.split(" ")``, one word at a time: a 2 MB text is never a million strings at once."""
+    start = 0
+    while (end := text.find(" ", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
 
 
 async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePart]:
