@@ -82,6 +82,12 @@ class ServeProcess:
 
         return await asyncio.to_thread(get)
 
+    async def wait_sessions(self, at_most: int, within: float = 20.0) -> None:
+        """Poll ``/healthz`` until at most ``at_most`` sessions are open (another process: no event to await)."""
+        async with asyncio.timeout(within):
+            while (await self.health())["sessions"] > at_most:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+
     async def kill(self) -> None:
         """SIGKILL, by the pid this object started: no goodbye to any client."""
         if self.proc is not None and self.proc.returncode is None:
