@@ -361,10 +361,11 @@ async def test_listed_origins_get_deliberate_cors_answers(keyed_server):
 def test_the_config_check_bounds_depth_for_configs_built_in_code_too():
     """A config that never went through the codec (an in-process ``config=``, a SIP accept body) is
     checked by ``merge_session`` itself, naming the field."""
-    from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+    from rtlayer.exceptions import RequestRefused
+    from rtlayer.protocol.session_config import default_session, merge_session
 
-    with pytest.raises(InvalidValue) as refused:
+    with pytest.raises(RequestRefused) as refused:
         merge_session(default_session(), {"tracing": nested(100)})
     assert refused.value.param == "session.tracing" and refused.value.code == "invalid_value"
-    with pytest.raises(InvalidValue):
+    with pytest.raises(RequestRefused):
         merge_session(default_session(), {"tracing": nested(5000)})  # past Python's recursion limit too

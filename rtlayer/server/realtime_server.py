@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from rtlayer.server.app import _optional_module, create_app
+from rtlayer.server.app import create_app
 from rtlayer.server.responders import Responder
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits, ServerState
 
@@ -130,8 +130,6 @@ class RealtimeServer:
                 raise
 
     async def _start_sip(self) -> _Closable:
-        if _optional_module("rtlayer.server.sip") is None:
-            raise RuntimeError("SIP was asked for (sip_port) but rtlayer.server.sip is not available")
         sip = importlib.import_module("rtlayer.server.sip")
         front: _Closable = await sip.start_sip_front(self.state, self.host, self.sip_port)
         return front

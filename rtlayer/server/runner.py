@@ -28,24 +28,24 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
 from rtlayer.server import fair
-from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
-from rtlayer.server.session import ServerSession
+from rtlayer.server.core.session import ServerSession
+from rtlayer.server.responders import AudioPart, Responder, ResponsePart
 
-if TYPE_CHECKING:
-    from rtlayer.audio import AudioFormat
-    from rtlayer.server.state import ServerState
-
-__all__ = ["EventSink", "SessionRunner", "SessionStats"]
+__all__ = ["EventObserver", "EventSink", "SessionRunner", "SessionStats", "wall_now"]
 
 logger = logging.getLogger("rtlayer.server")
 
 EventSink = Callable[[str], None]
 """Takes one serialized server event. Must not block and must not raise (queue and return)."""
+
+EventObserver = Callable[[str, dict[str, Any]], None]
+"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
 
 _PCM16_24K_BYTES_PER_MS = 48
 _SLICE_S = 0.001
@@ -80,14 +80,15 @@ class SessionRunner:
         self,
         session: ServerSession,
         responder: Responder,
-        state: ServerState | None = None,
         *,
+        observe: EventObserver | None = None,
         audio_pacing: float = 4.0,
         chunk_ms: int = 100,
     ) -> None:
+        """``observe`` sees every event before the sinks do (the server's observers: ``ServerState.observe``)."""
         self.session = session
         self.responder = responder
-        self.state = state
+        self.observe = observe
         self.audio_pacing = audio_pacing
         self.chunk_bytes = max(2, chunk_ms * _PCM16_24K_BYTES_PER_MS)
         self.media_mode = getattr(session, "media", None) is not None
@@ -109,33 +110,6 @@ class SessionRunner:
         self._closed = False
         self._close_callbacks: list[Callable[[SessionRunner], None]] = []
         self._done = asyncio.Event()
-
-    @classmethod
-    def open(
-        cls,
-        state: ServerState,
-        *,
-        model: str | None = None,
-        config: dict[str, Any] | None = None,
-        media: AudioFormat | None = None,
-        audio_pacing: float = 4.0,
-    ) -> SessionRunner:
-        """Create a session with the server's responder and wrap it (``session.created`` queued)."""
-        initial = dict(config or {})
-        if model and "model" not in initial:
-            initial["model"] = model
-        limits = state.limits
-        extra: dict[str, Any] = {
-            "max_conversation_bytes": limits.max_conversation_bytes,
-            "max_input_buffer_bytes": limits.max_input_buffer_bytes,
-        }
-        if state.limits.session_expiry_s is not None:
-            extra["max_duration_s"] = state.limits.session_expiry_s
-        session = ServerSession(
-            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media, **extra
-        )
-        runner = cls(session, state.responder, state, audio_pacing=audio_pacing)
-        return runner
 
     # -- identity and lifecycle -------------------------------------------------------------------
 
@@ -190,8 +164,8 @@ class SessionRunner:
             "event_id": new_event_id(),
             "session": self.session.session_object(),
         }
-        if self.state is not None:
-            self.state.observe(self.id, event)
+        if self.observe is not None:
+            self.observe(self.id, event)
         try:
             sink(codec.dumps(event))
         except Exception:
@@ -236,8 +210,6 @@ class SessionRunner:
             self._timer.cancel()
             self._timer = None
         self.sinks.clear()
-        if self.state is not None:
-            self.state.forget_runner(self)
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
@@ -254,7 +226,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_text(text, _wall_now())
+            self.session.receive_text(text, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -265,7 +237,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_event(event, _wall_now())
+            self.session.receive_event(event, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -275,7 +247,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_media_audio(data, _wall_now())
+            self.session.receive_media_audio(data, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -284,7 +256,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_dtmf(digit, _wall_now())
+            self.session.receive_dtmf(digit, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -293,42 +265,30 @@ class SessionRunner:
         """One paced frame of output audio in media mode (None: nothing playing)."""
         if self._closed:
             return None
-        frame: bytes | None = self.session.pull_media_audio(nbytes, _wall_now())
+        frame: bytes | None = self.session.pull_media_audio(nbytes, wall_now())
         self._pump()
         return frame
 
     def clear_media_audio(self) -> None:
         if self._closed:
             return
-        self.session.clear_media_audio(_wall_now())
+        self.session.clear_media_audio(wall_now())
         self._pump()
 
-    def send_error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-    ) -> None:
-        """Emit an ``error`` event that the session core cannot produce (e.g. a binary frame)."""
-        error: dict[str, Any] = {
-            "type": type_,
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": None,
-        }
-        self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+    def refuse(self, refusal: RequestRefused) -> None:
+        """Emit the ``error`` event of a refusal the session core cannot see (e.g. a binary frame)."""
+        self._emit({**refusal.error_event(), "event_id": new_event_id()})
 
     def _internal_error(self) -> None:
         """A bug in the session core met this input: log it, tell the client, keep the session."""
         logger.exception("session %s failed to handle client input", self.id)
         self._pump()  # whatever the session queued before failing still goes out, in order
-        self.send_error(
-            "The server had an error while processing this event; the session goes on.",
-            code="server_error",
-            type_="server_error",
+        self.refuse(
+            RequestRefused(
+                "server_error",
+                "The server had an error while processing this event; the session goes on.",
+                status=500,
+            )
         )
 
     # -- the pump ---------------------------------------------------------------------------------
@@ -353,9 +313,8 @@ class SessionRunner:
     def _emit(self, event: dict[str, Any]) -> None:
         if self._closed:
             return
-        state = self.state
-        if state is not None:
-            state.observe(self.id, event)
+        if self.observe is not None:
+            self.observe(self.id, event)
         try:
             text = codec.dumps(event)
         except (TypeError, ValueError):  # a value past the encoder's limits reached an event: a bug upstream
@@ -389,7 +348,7 @@ class SessionRunner:
         self._timer_at = when
         if when is None:
             return
-        delay = max(0.0, float(when) - _wall_now())
+        delay = max(0.0, float(when) - wall_now())
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -397,7 +356,7 @@ class SessionRunner:
         self._timer_at = None
         if self._closed:
             return
-        self.session.handle_timer(_wall_now())
+        self.session.handle_timer(wall_now())
         self._pump()
 
     # -- responses --------------------------------------------------------------------------------
@@ -436,13 +395,13 @@ class SessionRunner:
                         for offset in range(0, len(pcm), self.chunk_bytes):
                             chunk = pcm[offset : offset + self.chunk_bytes]
                             session.response_part(
-                                response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
+                                response_id, dataclasses.replace(part, pcm16_24k=chunk), wall_now()
                             )
                             self._pump()
                             audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
                             await self._pace(paced, start or 0.0, audio_s)
                     else:
-                        session.response_part(response_id, part, _wall_now())
+                        session.response_part(response_id, part, wall_now())
                         self._pump()
                         if isinstance(part, AudioPart):
                             audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
@@ -454,7 +413,7 @@ class SessionRunner:
             error = f"responder failed: {type(exc).__name__}: {exc}"
         if self._closed or response_id not in self._jobs:
             return
-        session.response_finished(response_id, _wall_now(), error=error)
+        session.response_finished(response_id, wall_now(), error=error)
         self._jobs.pop(response_id, None)
         self._pump()
 
@@ -474,7 +433,7 @@ class SessionRunner:
                 error = f"transcription failed: {type(exc).__name__}: {exc}"
         if self._closed:
             return
-        self.session.transcription_result(job.item_id, transcript, _wall_now(), error=error)
+        self.session.transcription_result(job.item_id, transcript, wall_now(), error=error)
         self._pump()
 
     async def _pace(self, paced: bool, start: float, audio_s: float) -> None:
@@ -511,6 +470,6 @@ def _unserializable_error(event: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _wall_now() -> float:
+def wall_now() -> float:
     """The session core's clock: Unix time in seconds (``expires_at`` and ``received_at`` are Unix)."""
     return time.time()
