@@ -20,16 +20,16 @@ Two responders ship: ``EchoResponder`` (the default; no model, it says back what
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
+from rtlayer.server import fair
 from rtlayer.server.core.parts import (
     AudioPart,
     FunctionCallPart,
@@ -78,22 +78,34 @@ def _is_audio_turn(item: dict[str, Any] | None) -> bool:
 
 async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
     """The parts of saying ``text``: words as transcript, spread over 100 ms chunks of synthesized speech."""
-    words = text.split(" ")
     if not request.wants_audio:
-        for i, word in enumerate(words):
+        for i, word in enumerate(_words(text)):
             yield TextPart(word if i == 0 else " " + word)
         return
-    pcm = await asyncio.to_thread(synthesize, text, request.speed, request.voice)
+    words = text.split(" ")
+    pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
 
 
+def _words(text: str) -> Iterator[str]:
+    """``text.split(" ")``, one word at a time: a 2 MB text is never a million strings at once."""
+    start = 0
+    while (end := text.find(" ", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
 async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePart]:
-    chunks = [pcm[i : i + CHUNK_BYTES] for i in range(0, len(pcm), CHUNK_BYTES)] or [b""]
+    # Each chunk is cut when it is sent, never all up front: many answers in progress at once (out-of-band
+    # responses) would otherwise each hold a second copy of their whole audio.
+    n_chunks = max(1, -(-len(pcm) // CHUNK_BYTES))
     next_word = 0
-    for c, chunk in enumerate(chunks):
+    for c in range(n_chunks):
+        chunk = pcm[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]
         # Words are spread evenly over the audio so transcript and audio advance together.
-        until = -(-(c + 1) * len(words) // len(chunks))  # ceil: text leads its audio, as on the service
+        until = -(-(c + 1) * len(words) // n_chunks)  # ceil: text leads its audio, as on the service
         if until > next_word:
             yield TextPart(
                 " ".join(words[next_word:until]) if next_word == 0 else " " + " ".join(words[next_word:until])

@@ -187,6 +187,7 @@ class ResponseState:
     def _finish_item(self, item: dict[str, Any], status: str) -> None:
         item["status"] = status
         if self.conversation is not None and item["id"] in self.conversation:
+            self.conversation.remeasure(item["id"])  # its text streamed in since it was added
             prev = self.conversation.previous_id(item["id"])
             self._ev("conversation.item.done", previous_item_id=prev, item=_copy_item(item))
         self._ev(
