@@ -14,7 +14,7 @@ buffers while a 20 ms frame, done in a few microseconds, never pays two thread-s
 
 ``AudioRing`` and ``Framer`` hold the GIL (they copy a few bytes), which also makes one ring safe to share
 between threads. ``tests/test_native_stress.py`` proves the release from several threads on large buffers,
-against audioop (which holds it) as the control.
+against a call that holds it (``bytes.translate``) as the control.
 """
 
 from __future__ import annotations

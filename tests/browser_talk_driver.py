@@ -37,7 +37,6 @@ from pydantic import TypeAdapter, ValidationError
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
-from rtlayer.server.state import ServerState
 from rtlayer.server.webrtc import front_of
 
 DATA = Path(__file__).parent / "data"
@@ -153,8 +152,8 @@ async def run(out_dir: Path) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     result: dict[str, Any] = {"wav": loud_stats(speech, 24000)}
     emitted: list[dict[str, Any]] = []
-    ServerState.add_global_observer(lambda _session_id, event: emitted.append(event))
     async with RealtimeServer(responder=responder) as server, async_playwright() as pw:
+        server.state.add_event_observer(lambda _session_id, event: emitted.append(event))
         front = front_of(server.state)
         assert front is not None
         with tempfile.TemporaryDirectory(prefix="rtlayer-chromium-") as profile:

@@ -186,14 +186,22 @@ class EmittedEvents:
 
 
 @pytest.fixture(autouse=True)
-def server_events() -> Iterator[EmittedEvents]:
-    """Collects every server event emitted in this test and fails it if any is invalid."""
+def server_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmittedEvents]:
+    """Collects every server event emitted in this test and fails it if any is invalid.
+
+    Every ``ServerState`` built during the test (by a ``RealtimeServer``, a transport's implicit
+    server, the CLI in-process) gets ``collected`` through its public ``add_event_observer``; the
+    product keeps no process-wide hook for the test suite.
+    """
     collected = EmittedEvents()
-    stop = ServerState.add_global_observer(collected)
-    try:
-        yield collected
-    finally:
-        stop()
+    build = ServerState.__init__
+
+    def observed(self: ServerState, *args: Any, **kwargs: Any) -> None:
+        build(self, *args, **kwargs)
+        self.add_event_observer(collected)
+
+    monkeypatch.setattr(ServerState, "__init__", observed)
+    yield collected
     problems = collected.invalid()
     if problems:
         shown = "\n  ".join(problems[:20])

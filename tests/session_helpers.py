@@ -17,8 +17,8 @@ from openai.types.realtime import RealtimeServerEvent
 from pydantic import TypeAdapter
 
 from rtlayer.audio import AudioFormat
+from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import EchoResponder, Responder
-from rtlayer.server.session import ServerSession
 
 DATA = Path(__file__).parent / "data"
 AUDIO_ANSWER_END = [

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, ServerEventType
 from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import audio_duration_ms, item_text, normalize_client_item
-from rtlayer.protocol.session_config import InvalidValue
 
 SHARED = Path("/work/shared/protocol")
 
@@ -43,10 +43,10 @@ def test_client_items_are_completed_in_the_services_shape() -> None:
     assert item["content"] == [{"type": "output_text", "text": "hi"}]  # the beta name mapped to GA
     call = normalize_client_item({"type": "function_call", "name": "f", "call_id": "call_1"})
     assert call["arguments"] == "" and item_text(call) == "f()"
-    with pytest.raises(InvalidValue) as info:
+    with pytest.raises(RequestRefused) as info:
         normalize_client_item({"type": "message", "role": "system", "content": [{"type": "input_audio"}]})
     assert info.value.param == "item.content[0].type"
-    with pytest.raises(InvalidValue) as info:
+    with pytest.raises(RequestRefused) as info:
         normalize_client_item(
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}
         )

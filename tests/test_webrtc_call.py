@@ -303,13 +303,13 @@ async def test_no_url_and_no_key_starts_the_embedded_server_for_the_call():
     transport = WebRTCTransport()
     rec = Recorder().attach(transport)
     await transport.connect()
-    server = transport._embedded
+    server = transport.embedded_server
     assert isinstance(server, RealtimeServer)
     assert transport.call_id in server.state.calls
     transport.send_message("hello without a server of my own")
     await rec.wait_for(lambda: rec.count("response.done") == 1, within=10)
     await transport.close()
-    assert transport._embedded is None
+    assert transport.embedded_server is None
     with pytest.raises(httpx.ConnectError):  # stopped with the call
         async with httpx.AsyncClient(timeout=2) as http:
             await http.get(server.url + "/healthz")

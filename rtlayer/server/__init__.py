@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rtlayer.server.realtime_server import RealtimeServer
     from rtlayer.server.runner import EventSink, SessionRunner
-    from rtlayer.server.state import Call, CallRegistry, ServerLimits, ServerState, SessionLimitReached
+    from rtlayer.server.state import Call, CallRegistry, ServerLimits, ServerState
 
 __all__ = [
     "Call",
@@ -25,7 +25,6 @@ __all__ = [
     "RealtimeServer",
     "ServerLimits",
     "ServerState",
-    "SessionLimitReached",
     "SessionRunner",
 ]
 
@@ -37,7 +36,6 @@ _HOMES = {
     "CallRegistry": "rtlayer.server.state",
     "ServerLimits": "rtlayer.server.state",
     "ServerState": "rtlayer.server.state",
-    "SessionLimitReached": "rtlayer.server.state",
 }
 
 

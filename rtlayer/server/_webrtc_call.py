@@ -23,6 +23,7 @@ from av import AudioFrame
 
 import rtlayer_native
 from rtlayer._rtc_audio import FRAME_MS, RTC_RATE, PacedAudioTrack, frame_pcm16
+from rtlayer.exceptions import RequestRefused
 from rtlayer.server.runner import SessionRunner
 
 __all__ = ["InputStats", "WebRTCCall"]
@@ -153,9 +154,11 @@ class WebRTCCall:
         if isinstance(message, str):
             self._runner.receive_text(message)
         else:
-            self._runner.send_error(
-                f"binary data channel messages are not supported ({len(message)} bytes): send JSON text",
-                code="invalid_message",
+            self._runner.refuse(
+                RequestRefused(
+                    "invalid_message",
+                    f"binary data channel messages are not supported ({len(message)} bytes): send JSON text",
+                )
             )
 
     async def _receive_audio(self, track: MediaStreamTrack) -> None:

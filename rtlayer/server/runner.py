@@ -27,23 +27,23 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
-from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
-from rtlayer.server.session import ServerSession
+from rtlayer.server.core.session import ServerSession
+from rtlayer.server.responders import AudioPart, Responder, ResponsePart
 
-if TYPE_CHECKING:
-    from rtlayer.audio import AudioFormat
-    from rtlayer.server.state import ServerState
-
-__all__ = ["EventSink", "SessionRunner"]
+__all__ = ["EventObserver", "EventSink", "SessionRunner", "wall_now"]
 
 logger = logging.getLogger("rtlayer.server")
 
 EventSink = Callable[[str], None]
 """Takes one serialized server event. Must not block and must not raise (queue and return)."""
+
+EventObserver = Callable[[str, dict[str, Any]], None]
+"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
 
 _PCM16_24K_BYTES_PER_MS = 48
 
@@ -55,14 +55,15 @@ class SessionRunner:
         self,
         session: ServerSession,
         responder: Responder,
-        state: ServerState | None = None,
         *,
+        observe: EventObserver | None = None,
         audio_pacing: float = 4.0,
         chunk_ms: int = 100,
     ) -> None:
+        """``observe`` sees every event before the sinks do (the server's observers: ``ServerState.observe``)."""
         self.session = session
         self.responder = responder
-        self.state = state
+        self.observe = observe
         self.audio_pacing = audio_pacing
         self.chunk_bytes = max(2, chunk_ms * _PCM16_24K_BYTES_PER_MS)
         self.media_mode = getattr(session, "media", None) is not None
@@ -77,29 +78,6 @@ class SessionRunner:
         self._closed = False
         self._close_callbacks: list[Callable[[SessionRunner], None]] = []
         self._done = asyncio.Event()
-
-    @classmethod
-    def open(
-        cls,
-        state: ServerState,
-        *,
-        model: str | None = None,
-        config: dict[str, Any] | None = None,
-        media: AudioFormat | None = None,
-        audio_pacing: float = 4.0,
-    ) -> SessionRunner:
-        """Create a session with the server's responder and wrap it (``session.created`` queued)."""
-        initial = dict(config or {})
-        if model and "model" not in initial:
-            initial["model"] = model
-        extra: dict[str, Any] = {}
-        if state.limits.session_expiry_s is not None:
-            extra["max_duration_s"] = state.limits.session_expiry_s
-        session = ServerSession(
-            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media, **extra
-        )
-        runner = cls(session, state.responder, state, audio_pacing=audio_pacing)
-        return runner
 
     # -- identity and lifecycle -------------------------------------------------------------------
 
@@ -154,8 +132,8 @@ class SessionRunner:
             "event_id": new_event_id(),
             "session": self.session.session_object(),
         }
-        if self.state is not None:
-            self.state.observe(self.id, event)
+        if self.observe is not None:
+            self.observe(self.id, event)
         try:
             sink(codec.dumps(event))
         except Exception:
@@ -178,8 +156,6 @@ class SessionRunner:
             self._timer.cancel()
             self._timer = None
         self.sinks.clear()
-        if self.state is not None:
-            self.state.forget_runner(self)
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
@@ -196,7 +172,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_text(text, _wall_now())
+            self.session.receive_text(text, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -207,7 +183,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_event(event, _wall_now())
+            self.session.receive_event(event, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -217,7 +193,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_media_audio(data, _wall_now())
+            self.session.receive_media_audio(data, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -226,7 +202,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_dtmf(digit, _wall_now())
+            self.session.receive_dtmf(digit, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -235,42 +211,30 @@ class SessionRunner:
         """One paced frame of output audio in media mode (None: nothing playing)."""
         if self._closed:
             return None
-        frame: bytes | None = self.session.pull_media_audio(nbytes, _wall_now())
+        frame: bytes | None = self.session.pull_media_audio(nbytes, wall_now())
         self._pump()
         return frame
 
     def clear_media_audio(self) -> None:
         if self._closed:
             return
-        self.session.clear_media_audio(_wall_now())
+        self.session.clear_media_audio(wall_now())
         self._pump()
 
-    def send_error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-    ) -> None:
-        """Emit an ``error`` event that the session core cannot produce (e.g. a binary frame)."""
-        error: dict[str, Any] = {
-            "type": type_,
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": None,
-        }
-        self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+    def refuse(self, refusal: RequestRefused) -> None:
+        """Emit the ``error`` event of a refusal the session core cannot see (e.g. a binary frame)."""
+        self._emit({**refusal.error_event(), "event_id": new_event_id()})
 
     def _internal_error(self) -> None:
         """A bug in the session core met this input: log it, tell the client, keep the session."""
         logger.exception("session %s failed to handle client input", self.id)
         self._pump()  # whatever the session queued before failing still goes out, in order
-        self.send_error(
-            "The server had an error while processing this event; the session goes on.",
-            code="server_error",
-            type_="server_error",
+        self.refuse(
+            RequestRefused(
+                "server_error",
+                "The server had an error while processing this event; the session goes on.",
+                status=500,
+            )
         )
 
     # -- the pump ---------------------------------------------------------------------------------
@@ -295,9 +259,8 @@ class SessionRunner:
     def _emit(self, event: dict[str, Any]) -> None:
         if self._closed:
             return
-        state = self.state
-        if state is not None:
-            state.observe(self.id, event)
+        if self.observe is not None:
+            self.observe(self.id, event)
         text = codec.dumps(event)
         for sink in self.sinks:
             try:
@@ -325,7 +288,7 @@ class SessionRunner:
         self._timer_at = when
         if when is None:
             return
-        delay = max(0.0, float(when) - _wall_now())
+        delay = max(0.0, float(when) - wall_now())
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -333,7 +296,7 @@ class SessionRunner:
         self._timer_at = None
         if self._closed:
             return
-        self.session.handle_timer(_wall_now())
+        self.session.handle_timer(wall_now())
         self._pump()
 
     # -- responses --------------------------------------------------------------------------------
@@ -364,13 +327,13 @@ class SessionRunner:
                         for offset in range(0, len(pcm), self.chunk_bytes):
                             chunk = pcm[offset : offset + self.chunk_bytes]
                             session.response_part(
-                                response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
+                                response_id, dataclasses.replace(part, pcm16_24k=chunk), wall_now()
                             )
                             self._pump()
                             audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
                             await self._pace(paced, start or 0.0, audio_s)
                     else:
-                        session.response_part(response_id, part, _wall_now())
+                        session.response_part(response_id, part, wall_now())
                         self._pump()
                         if isinstance(part, AudioPart):
                             audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
@@ -382,7 +345,7 @@ class SessionRunner:
             error = f"responder failed: {type(exc).__name__}: {exc}"
         if self._closed or response_id not in self._jobs:
             return
-        session.response_finished(response_id, _wall_now(), error=error)
+        session.response_finished(response_id, wall_now(), error=error)
         self._jobs.pop(response_id, None)
         self._pump()
 
@@ -401,7 +364,7 @@ class SessionRunner:
                 error = f"transcription failed: {type(exc).__name__}: {exc}"
         if self._closed:
             return
-        self.session.transcription_result(job.item_id, transcript, _wall_now(), error=error)
+        self.session.transcription_result(job.item_id, transcript, wall_now(), error=error)
         self._pump()
 
     async def _pace(self, paced: bool, start: float, audio_s: float) -> None:
@@ -424,6 +387,6 @@ async def _closing(parts: AsyncIterator[ResponsePart]) -> AsyncIterator[AsyncIte
             await aclose()
 
 
-def _wall_now() -> float:
+def wall_now() -> float:
     """The session core's clock: Unix time in seconds (``expires_at`` and ``received_at`` are Unix)."""
     return time.time()

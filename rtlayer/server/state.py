@@ -2,8 +2,9 @@
 
 Every front (the WebSocket, WebRTC and SIP fronts and the REST endpoints) receives the one
 ``ServerState`` of its server and goes through it to check a key, open a session (``create_runner``,
-which enforces the session limit), or find a call by id. Nothing here does I/O; the asyncio pieces
-(``SessionRunner``) only register themselves here.
+which enforces the session limit), or find a call by id. Nothing here does I/O. The runners it opens
+never import this module: each one it opens is given ``observe`` (the server's event observers) and
+tells it of its end through ``on_close`` (``forget_runner``).
 
 Ephemeral keys (``ek_...``) are issued by ``POST /v1/realtime/client_secrets``: each carries the
 session config it was minted with (applied to the session it opens) and an expiry in Unix time.
@@ -20,10 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server.core.session import ServerSession
+from rtlayer.server.responders import EchoResponder, Responder, responder_info
+from rtlayer.server.runner import EventObserver, SessionRunner, wall_now
+
 if TYPE_CHECKING:
     from rtlayer.audio import AudioFormat
-    from rtlayer.server.responders import Responder
-    from rtlayer.server.runner import SessionRunner
 
 __all__ = [
     "DEFAULT_AUDIO_PACING",
@@ -33,7 +37,6 @@ __all__ = [
     "EventObserver",
     "ServerLimits",
     "ServerState",
-    "SessionLimitReached",
     "is_loopback_host",
 ]
 
@@ -43,11 +46,6 @@ DEFAULT_AUDIO_PACING = 4.0
 """WebSocket answer audio goes out at 4x real time by default: like the service, faster than playback
 (a client must buffer and truncate at what it played), yet slow enough that an answer is still arriving
 when a client interrupts it. ``RealtimeServer`` and ``rtlayer serve`` share this default."""
-
-EventObserver = Callable[[str, dict[str, Any]], None]
-"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
-
-_GLOBAL_OBSERVERS: list[EventObserver] = []
 
 
 def is_loopback_host(host: str) -> bool:
@@ -86,10 +84,6 @@ class ClientSecret:
     value: str
     expires_at: int
     session: dict[str, Any]
-
-
-class SessionLimitReached(Exception):
-    """Raised by ``ServerState.create_runner`` when ``max_sessions`` sessions are already open."""
 
 
 class Call(Protocol):
@@ -167,8 +161,6 @@ class ServerState:
         if audio_pacing < 0:
             raise ValueError("audio_pacing must be >= 0 (0 sends audio as fast as it is produced)")
         if responder is None:
-            from rtlayer.server.responders import EchoResponder
-
             responder = EchoResponder()
         self.host = host
         self.clock = clock
@@ -251,20 +243,30 @@ class ServerState:
         """Open a new session (``session.created`` is queued) and its runner, within the limits.
 
         ``config`` is a partial session config applied on top of the defaults (an ephemeral key's
-        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP).
+        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP). Raises
+        ``RequestRefused``: status 429 (``session_limit_reached``) past ``max_sessions``, 400 for a bad config.
         """
         if len(self.runners) >= self.limits.max_sessions:
             self.counters.connections_refused += 1
-            raise SessionLimitReached(f"session limit reached ({self.limits.max_sessions})")
-        from rtlayer.server.runner import SessionRunner
-
-        runner = SessionRunner.open(
-            self,
-            model=model,
-            config=config,
-            media=media,
+            raise RequestRefused(
+                "session_limit_reached", f"session limit reached ({self.limits.max_sessions})", status=429
+            )
+        initial = dict(config or {})
+        if model and "model" not in initial:
+            initial["model"] = model
+        extra: dict[str, Any] = {}
+        if self.limits.session_expiry_s is not None:
+            extra["max_duration_s"] = self.limits.session_expiry_s
+        session = ServerSession(
+            responder_info(self.responder), now=wall_now(), config=initial or None, media=media, **extra
+        )
+        runner = SessionRunner(
+            session,
+            self.responder,
+            observe=self.observe,
             audio_pacing=self.audio_pacing if audio_pacing is None else audio_pacing,
         )
+        runner.on_close(self.forget_runner)  # the runner tells us it closed; it never imports this module
         self.runners[runner.id] = runner
         self.counters.sessions_opened += 1
         return runner
@@ -280,22 +282,9 @@ class ServerState:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer) if observer in self._observers else None
 
-    @staticmethod
-    def add_global_observer(observer: EventObserver) -> Callable[[], None]:
-        """Observe every server event of every server in this process (the test suite's validator)."""
-        _GLOBAL_OBSERVERS.append(observer)
-        return lambda: _GLOBAL_OBSERVERS.remove(observer) if observer in _GLOBAL_OBSERVERS else None
-
-    @property
-    def observers(self) -> list[EventObserver]:
-        """This server's observers followed by the process-wide ones (read on every event)."""
-        if not _GLOBAL_OBSERVERS:
-            return self._observers
-        return self._observers + _GLOBAL_OBSERVERS
-
     def observe(self, session_id: str, event: dict[str, Any]) -> None:
         """Hand one event to every observer; an observer that raises is logged, never fatal."""
-        for observer in self.observers:
+        for observer in self._observers:
             try:
                 observer(session_id, event)
             except Exception:

@@ -19,45 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from rtlayer.server.state import Call, ServerState, SessionLimitReached
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server.http import STATE_KEY, require_key
+from rtlayer.server.state import Call, ServerState
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
 
-__all__ = ["STATE_KEY", "WebSocketSink", "bearer_key", "json_error", "realtime_websocket"]
+__all__ = ["WebSocketSink", "realtime_websocket"]
 
 logger = logging.getLogger("rtlayer.server")
 
-STATE_KEY: web.AppKey[ServerState] = web.AppKey("rtlayer_state", ServerState)
-"""Where the application keeps its ``ServerState`` (``request.app[STATE_KEY]``)."""
-
-_KEY_PROTOCOL_PREFIX = "openai-insecure-api-key."
 _BACKGROUND: set[asyncio.Task[None]] = set()  # closing tasks, referenced until they finish
-
-
-def json_error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    code: str | None = None,
-    param: str | None = None,
-) -> web.Response:
-    """An HTTP error in the service's shape: ``{"error": {"message", "type", "code", "param"}}``."""
-    body = {"error": {"message": message, "type": type_, "code": code, "param": param}}
-    return web.json_response(body, status=status)
-
-
-def bearer_key(request: web.Request) -> tuple[str | None, bool]:
-    """The key a request presents and whether it came as a browser subprotocol."""
-    header = request.headers.get("Authorization", "")
-    if header[:7].lower() == "bearer ":
-        return header[7:].strip(), False
-    for proto in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
-        proto = proto.strip()
-        if proto.startswith(_KEY_PROTOCOL_PREFIX):
-            return proto[len(_KEY_PROTOCOL_PREFIX) :], True
-    return None, False
 
 
 class WebSocketSink:
@@ -119,41 +92,32 @@ class WebSocketSink:
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     """``GET /v1/realtime?model=M`` opens a session; ``?call_id=rtc_...`` attaches to a call."""
     state = request.app[STATE_KEY]
-    key, _via_subprotocol = bearer_key(request)
-    if not state.check_key(key):
-        if key:
-            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
+    key = require_key(request, allow_ephemeral=True)
     if state.connections >= state.limits.max_connections:
         state.counters.connections_refused += 1
-        return json_error(
-            429, "Too many connections to this server.", type_="rate_limit_error", code="rate_limit_exceeded"
-        )
+        raise RequestRefused("rate_limit_exceeded", "Too many connections to this server.", status=429)
     call_id = request.query.get("call_id")
     runner: SessionRunner | None = None
     call: Call | None = None
     if call_id:
         call = state.calls.get(call_id)
         if call is None:
-            return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         runner = call.runner
         if runner is None or runner.closed:
-            return json_error(
-                409,
+            raise RequestRefused(
+                "call_not_active",
                 f"Call '{call_id}' has not been accepted or has ended.",
-                code="call_not_active",
-                param="call_id",
+                "call_id",
+                status=409,
             )
     elif len(state.runners) >= state.limits.max_sessions:
         state.counters.connections_refused += 1
-        return json_error(
-            429,
-            "Too many concurrent sessions on this server.",
-            type_="rate_limit_error",
-            code="rate_limit_exceeded",
+        raise RequestRefused(
+            "rate_limit_exceeded", "Too many concurrent sessions on this server.", status=429
         )
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        return json_error(400, "This endpoint only accepts WebSocket upgrades.", code="websocket_required")
+        raise RequestRefused("websocket_required", "This endpoint only accepts WebSocket upgrades.")
 
     ws = web.WebSocketResponse(
         protocols=("realtime",),
@@ -172,11 +136,13 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
                 config = dict(secret.session) if secret is not None else None
             try:
                 runner = state.create_runner(model=request.query.get("model"), config=config)
-            except SessionLimitReached:
-                await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
-                return ws
-            except ValueError as exc:  # a session config the core refuses (an ek_ key's)
-                await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
+            except (
+                ValueError
+            ) as exc:  # the session limit, or a session config the core refuses (an ek_ key's)
+                if isinstance(exc, RequestRefused) and exc.status == 429:
+                    await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"session limit reached")
+                else:
+                    await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
                 return ws
             await _serve(ws, runner, state, owner=True)
         else:
@@ -229,9 +195,11 @@ async def _serve(
             idle.touch()
             if msg.type is WSMsgType.BINARY:
                 state.counters.binary_frames += 1
-                runner.send_error(
-                    "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
-                    code="invalid_message_type",
+                runner.refuse(
+                    RequestRefused(
+                        "invalid_message_type",
+                        "Binary WebSocket frames are not supported: send each event as a JSON text frame.",
+                    )
                 )
             elif msg.type is WSMsgType.ERROR:
                 if getattr(msg.data, "code", None) == WSCloseCode.MESSAGE_TOO_BIG:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rtlayer.audio import AudioFormat
-from rtlayer.server.conversation import Conversation
-from rtlayer.server.item_events import truncate
+from rtlayer.server.core.conversation import Conversation
+from rtlayer.server.core.item_events import truncate
 
 __all__ = ["MediaOutput", "Played", "PulledAhead", "Segment", "clear_playback", "pull_playback"]
 

@@ -4,7 +4,7 @@ Every field of the ``response`` object overrides the session's for this response
 ``tools``, ``tool_choice``, ``output_modalities``, ``audio.output`` (format, voice), ``max_output_tokens``,
 ``metadata``; ``conversation: "none"`` makes it out-of-band (its items stay out of the conversation), and
 ``input`` (items, or ``{"type": "item_reference", "id": ...}``) replaces the conversation as its context.
-Bad values raise ``InvalidValue`` naming ``response.<field>``.
+Bad values raise ``RequestRefused`` naming ``response.<field>``.
 """
 
 from __future__ import annotations
@@ -14,19 +14,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtlayer.audio import AudioFormat
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.items import item_text, normalize_client_item
 from rtlayer.protocol.session_config import (
     VOICES,
-    InvalidValue,
     check_max_output_tokens,
     check_output_modalities,
+    invalid_value,
     merge_session,
     normalize_format,
 )
-from rtlayer.server.conversation import Conversation
-from rtlayer.server.item_events import copy_item
+from rtlayer.server.core.conversation import Conversation
+from rtlayer.server.core.item_events import copy_item
+from rtlayer.server.core.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 from rtlayer.server.responders import ResponseRequest
-from rtlayer.server.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 
@@ -108,14 +109,16 @@ class ResponseOptions:
 
 def _input_items(value: Any, conversation: Conversation) -> list[dict[str, Any]]:
     if not isinstance(value, list):
-        raise InvalidValue("response.input", "Invalid type for 'response.input': expected an array of items.")
+        raise invalid_value(
+            "response.input", "Invalid type for 'response.input': expected an array of items."
+        )
     items = []
     for i, raw in enumerate(value):
         p = f"response.input[{i}]"
         if isinstance(raw, dict) and raw.get("type") == "item_reference":
             ref = conversation.get(str(raw.get("id")))
             if ref is None:
-                raise InvalidValue(
+                raise invalid_value(
                     f"{p}.id", f"Item with id '{raw.get('id')}' does not exist in the conversation."
                 )
             items.append(ref)
@@ -130,10 +133,10 @@ def resolve_response_options(
     """Resolve ``response.create``'s ``response`` object against the session config."""
     for key in options:
         if key not in _KNOWN:
-            raise InvalidValue(f"response.{key}", f"Unknown parameter: 'response.{key}'.")
+            raise invalid_value(f"response.{key}", f"Unknown parameter: 'response.{key}'.")
     conv = options.get("conversation", "auto")
     if conv not in ("auto", "none", conversation.id):
-        raise InvalidValue(
+        raise invalid_value(
             "response.conversation", f"Invalid value: '{conv}'. Supported values are: 'auto' and 'none'."
         )
     in_conversation = conv != "none"
@@ -144,18 +147,18 @@ def resolve_response_options(
     )
     instructions = options.get("instructions", session.get("instructions") or "")
     if not isinstance(instructions, str):
-        raise InvalidValue(
+        raise invalid_value(
             "response.instructions", "Invalid type for 'response.instructions': expected a string."
         )
     # tools and tool_choice are checked by the same rules as the session's
     overrides: dict[str, Any] = {k: options[k] for k in ("tools", "tool_choice") if k in options}
     try:
         merged = merge_session(session, overrides) if overrides else session
-    except InvalidValue as exc:
-        raise InvalidValue(
-            exc.param.replace("session.", "response.", 1),
-            exc.message.replace("session.", "response."),
+    except RequestRefused as exc:
+        raise RequestRefused(
             exc.code,
+            exc.message.replace("session.", "response."),
+            None if exc.param is None else exc.param.replace("session.", "response.", 1),
         ) from None
     mods_raw = options.get("output_modalities", options.get("modalities"))
     if isinstance(mods_raw, list) and len(mods_raw) > 1 and "audio" in mods_raw:
@@ -167,7 +170,7 @@ def resolve_response_options(
     )
     audio_out = options.get("audio", {}).get("output", {}) if isinstance(options.get("audio"), dict) else {}
     if not isinstance(audio_out, dict):
-        raise InvalidValue(
+        raise invalid_value(
             "response.audio.output", "Invalid type for 'response.audio.output': expected an object."
         )
     fmt_raw = audio_out.get("format", options.get("output_audio_format"))
@@ -181,7 +184,7 @@ def resolve_response_options(
         (isinstance(voice, str) and voice in VOICES)
         or (isinstance(voice, dict) and isinstance(voice.get("id"), str))
     ):
-        raise InvalidValue(
+        raise invalid_value(
             "response.audio.output.voice",
             f"Invalid value: '{voice}'. Supported values are: " + ", ".join(repr(v) for v in VOICES) + ".",
         )
@@ -199,7 +202,7 @@ def resolve_response_options(
                 for k, v in metadata.items()
             )
         ):
-            raise InvalidValue(
+            raise invalid_value(
                 "response.metadata",
                 "Invalid 'response.metadata': expected at most 16 string keys "
                 "(64 characters) with string values (512 characters).",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rtlayer.server.conversation import Conversation
+from rtlayer.server.core.conversation import Conversation
 
 __all__ = ["TranscriptionJob", "transcription_events"]
 

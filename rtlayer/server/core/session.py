@@ -20,23 +20,23 @@ from collections.abc import Callable
 from typing import Any
 
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
-from rtlayer.exceptions import InvalidAudioError
+from rtlayer.exceptions import InvalidAudioError, RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import user_audio_message
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
-from rtlayer.server import item_events
-from rtlayer.server.client_events import check_client_event
-from rtlayer.server.conversation import Conversation
-from rtlayer.server.idle import IdleTimer
-from rtlayer.server.input_audio import InputAudio, TurnStarted
-from rtlayer.server.item_events import RequestError, copy_item
-from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.protocol.session_config import default_session, merge_session
+from rtlayer.server.core import item_events
+from rtlayer.server.core.client_events import check_client_event
+from rtlayer.server.core.conversation import Conversation
+from rtlayer.server.core.idle import IdleTimer
+from rtlayer.server.core.input_audio import InputAudio, TurnStarted
+from rtlayer.server.core.item_events import copy_item
+from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
+from rtlayer.server.core.response_options import resolve_response_options
+from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
 from rtlayer.server.responders import ResponderInfo, ResponsePart
 from rtlayer.server.responders import responder_info as info_of
-from rtlayer.server.response import ResponseJob, ResponseState, rate_limits
-from rtlayer.server.response_options import resolve_response_options
-from rtlayer.server.transcription import TranscriptionJob, transcription_events
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
@@ -59,7 +59,7 @@ class ServerSession:
     ) -> None:
         """``responder_info``: a ``ResponderInfo`` or the responder itself (the session never calls it).
 
-        Raises ``InvalidValue`` when ``config`` (an initial session config, e.g. an ephemeral key's) is invalid.
+        Raises ``RequestRefused`` when ``config`` (an initial session config, e.g. an ephemeral key's) is invalid.
         """
         if isinstance(responder_info, ResponderInfo):
             self.responder = responder_info
@@ -137,24 +137,17 @@ class ServerSession:
 
     def _error(
         self,
-        code: str | None,
+        code: str,
         message: str,
         param: str | None = None,
         event_id: str | None = None,
         type_: str = "invalid_request_error",
     ) -> None:
-        self._emit(
-            {
-                "type": "error",
-                "error": {
-                    "type": type_,
-                    "code": code,
-                    "message": message,
-                    "param": param,
-                    "event_id": event_id,
-                },
-            }
-        )
+        self._refuse(RequestRefused(code, message, param, type=type_), event_id)
+
+    def _refuse(self, refusal: RequestRefused, event_id: str | None = None) -> None:
+        """Answer the client event ``event_id`` with the ``error`` event of ``refusal``; the session goes on."""
+        self._emit(refusal.error_event(event_id))
 
     def events_to_send(self) -> list[dict[str, Any]]:
         """Server events produced since the last call, in order."""
@@ -187,14 +180,15 @@ class ServerSession:
         """One parsed client event."""
         if not self._check_open(now):
             return
-        problem = check_client_event(event)
         event_id = (
             event.get("event_id")
             if isinstance(event, dict) and isinstance(event.get("event_id"), str)
             else None
         )
-        if problem is not None:
-            self._error(problem.code, problem.message, problem.param, event_id)
+        try:
+            check_client_event(event)
+        except RequestRefused as refusal:
+            self._refuse(refusal, event_id)
             return
         handler = getattr(self, "_on_" + event["type"].replace(".", "_"))
         handler(event, event_id, now)
@@ -272,7 +266,7 @@ class ServerSession:
         return True
 
     def _arm_idle(self, now: float, delay_s: float = 0.0) -> None:
-        """Start ``idle_timeout_ms`` once ``delay_s`` of answer audio has played (see ``rtlayer.server.idle``)."""
+        """Start ``idle_timeout_ms`` once ``delay_s`` of answer audio has played (see ``rtlayer.server.core.idle``)."""
         vad = self.input_audio.vad
         self._idle.arm(
             self.turn_detection,
@@ -351,8 +345,8 @@ class ServerSession:
     def _on_session_update(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
         try:
             new = merge_session(self.config, event["session"])
-        except InvalidValue as exc:
-            self._error(exc.code, exc.message, exc.param, event_id)
+        except RequestRefused as refusal:
+            self._refuse(refusal, event_id)
             return
         old_out, new_out = self.config["audio"]["output"], new["audio"]["output"]
         if self._voice_locked and new_out.get("voice") != old_out.get("voice"):
@@ -422,11 +416,11 @@ class ServerSession:
     def _answer(
         self, event_id: str | None, build: Callable[[], list[dict[str, Any]] | dict[str, Any]]
     ) -> bool:
-        """Emit what ``build`` answers, or the ``error`` its ``RequestError`` describes (then False)."""
+        """Emit what ``build`` answers, or the ``error`` its ``RequestRefused`` describes (then False)."""
         try:
             answer = build()
-        except RequestError as exc:
-            self._error(exc.code, exc.message, exc.param, event_id)
+        except RequestRefused as refusal:
+            self._refuse(refusal, event_id)
             return False
         for event in answer if isinstance(answer, list) else [answer]:
             self._emit(event)
@@ -476,8 +470,8 @@ class ServerSession:
     def _create_response(self, options: dict[str, Any], event_id: str | None, now: float) -> None:
         try:
             opts = resolve_response_options(options, self.config, self.conversation)
-        except InvalidValue as exc:
-            self._error(exc.code, exc.message, exc.param, event_id)
+        except RequestRefused as refusal:
+            self._refuse(refusal, event_id)
             return
         if opts.in_conversation and self._active is not None:
             self._error(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rtlayer.protocol.ids import new_id
-from rtlayer.server.turn_detection import SpeechStarted, TurnDetector
+from rtlayer.server.core.turn_detection import SpeechStarted, TurnDetector
 
 __all__ = ["MAX_BUFFER_MS", "VAD_IDLE_KEEP_MS", "InputAudio", "TurnEnded", "TurnStarted"]
 

@@ -1,6 +1,6 @@
 """Checking client events before the session acts on them: types, required fields, field types.
 
-``check_client_event`` returns ``None`` for a well-formed event or a ``ClientEventError`` with the code,
+``check_client_event`` returns for a well-formed event and raises ``RequestRefused`` with the code,
 message and ``param`` the service uses (``missing_required_parameter``, ``invalid_type``, ``invalid_value``,
 ``unknown_parameter``),
 so the session answers with one ``error`` event and carries on.
@@ -8,12 +8,12 @@ so the session answers with one ``error`` event and carries on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES
 
-__all__ = ["ClientEventError", "check_client_event"]
+__all__ = ["check_client_event"]
 
 _STR, _INT, _DICT = "string", "integer", "object"
 # type -> ((field, kind, required), ...)
@@ -36,15 +36,6 @@ _FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ClientEventError:
-    """Why a client event was refused, in the service's terms."""
-
-    code: str
-    message: str
-    param: str | None = None
-
-
 def _kind_ok(value: Any, kind: str) -> bool:
     if kind == _STR:
         return isinstance(value, str)
@@ -61,49 +52,48 @@ def _type_name(value: Any) -> str:
     )
 
 
-def check_client_event(event: Any) -> ClientEventError | None:
-    """``None`` if ``event`` is a well-formed client event, else what is wrong with it."""
+def check_client_event(event: Any) -> None:
+    """Return if ``event`` is a well-formed client event; else raise ``RequestRefused`` saying what is wrong."""
     if not isinstance(event, dict):
-        return ClientEventError("invalid_json", "Expected a JSON object as the event.")
+        raise RequestRefused("invalid_json", "Expected a JSON object as the event.")
     event_id = event.get("event_id")
     if event_id is not None and not isinstance(event_id, str):
-        return ClientEventError(
+        raise RequestRefused(
             "invalid_type",
             f"Invalid type for 'event_id': expected a string, but got {_type_name(event_id)} instead.",
             "event_id",
         )
     kind = event.get("type")
     if kind is None:
-        return ClientEventError("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+        raise RequestRefused("missing_required_parameter", "Missing required parameter: 'type'.", "type")
     if not isinstance(kind, str):
-        return ClientEventError(
+        raise RequestRefused(
             "invalid_type",
             f"Invalid type for 'type': expected a string, but got {_type_name(kind)} instead.",
             "type",
         )
     if kind not in CLIENT_EVENT_TYPES:
         supported = ", ".join(f"'{t}'" for t in sorted(CLIENT_EVENT_TYPES))
-        return ClientEventError(
+        raise RequestRefused(
             "invalid_value", f"Invalid value: '{kind}'. Supported values are: {supported}.", "type"
         )
     fields = _FIELDS[kind]
     for name in event:
         if name not in ("type", "event_id") and all(name != known for known, _, _ in fields):
             # Like the service: a misspelt field is an error, never silently ignored.
-            return ClientEventError("unknown_parameter", f"Unknown parameter: '{name}'.", name)
+            raise RequestRefused("unknown_parameter", f"Unknown parameter: '{name}'.", name)
     for name, field_kind, required in fields:
         value = event.get(name)
         if value is None:
             if required:
-                return ClientEventError(
+                raise RequestRefused(
                     "missing_required_parameter", f"Missing required parameter: '{name}'.", name
                 )
             continue
         if not _kind_ok(value, field_kind):
-            return ClientEventError(
+            raise RequestRefused(
                 "invalid_type",
                 f"Invalid type for '{name}': expected {'an' if field_kind[0] in 'aeiou' else 'a'} {field_kind}, "
                 f"but got {_type_name(value)} instead.",
                 name,
             )
-    return None

@@ -6,7 +6,7 @@ and no ``param`` (what a suite run against both the service and its own server a
 as pipecat match on).
 
 Each takes the session's ``Conversation`` and the client event and returns the server events that answer it,
-or raises ``RequestError`` with the service's code and ``param`` (the session turns it into an ``error``
+or raises ``RequestRefused`` with the service's code and ``param`` (the session turns it into an ``error``
 event that echoes the client's ``event_id``).
 """
 
@@ -18,12 +18,11 @@ import math
 from typing import Any
 
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.items import normalize_client_item
-from rtlayer.protocol.session_config import InvalidValue
-from rtlayer.server.conversation import Conversation
+from rtlayer.server.core.conversation import Conversation
 
 __all__ = [
-    "RequestError",
     "copy_item",
     "create_item",
     "delete_item",
@@ -31,16 +30,6 @@ __all__ = [
     "truncate",
     "truncate_item",
 ]
-
-
-class RequestError(Exception):
-    """A client request the session refuses: ``code``, ``message`` and the ``param`` at fault."""
-
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
 
 
 def copy_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +50,7 @@ def _take_audio(item: dict[str, Any], input_format: AudioFormat) -> bytes:
         try:
             pcm += AudioConverter(input_format, PCM16_24K).convert(base64.b64decode(audio, validate=True))
         except (binascii.Error, ValueError) as exc:
-            raise RequestError(
+            raise RequestRefused(
                 "invalid_value", f"Invalid 'item.content[{i}].audio': {exc}.", f"item.content[{i}].audio"
             ) from None
     return pcm
@@ -71,15 +60,12 @@ def create_item(conv: Conversation, event: dict[str, Any], input_format: AudioFo
     """``conversation.item.create``: insert after ``previous_item_id`` (``"root"``: first; none: last)."""
     prev = event.get("previous_item_id")
     if prev is not None and prev != "root" and prev not in conv:
-        raise RequestError(
+        raise RequestRefused(
             "invalid_value", f"Previous item with id '{prev}' does not exist.", "previous_item_id"
         )
-    try:
-        item = normalize_client_item(event["item"])
-    except InvalidValue as exc:
-        raise RequestError(exc.code, exc.message, exc.param) from None
+    item = normalize_client_item(event["item"])
     if item["id"] in conv:
-        raise RequestError("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
+        raise RequestRefused("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
     pcm = _take_audio(item, input_format)
     previous = conv.add(item, None if prev == "root" else prev, append=prev is None)
     if pcm:
@@ -95,7 +81,7 @@ def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -
     format (what the client sent: G.711 stays G.711), so a client can replay or re-send it as is."""
     item = conv.get(item_id)
     if item is None:
-        raise RequestError(
+        raise RequestRefused(
             "item_retrieve_invalid_item_id",
             f"Error retrieving item: the item with id '{item_id}' does not exist.",
             None,  # the service names no param here (its code already says which field)
@@ -111,7 +97,7 @@ def retrieve_item(conv: Conversation, item_id: str, input_format: AudioFormat) -
 def delete_item(conv: Conversation, item_id: str) -> dict[str, Any]:
     """``conversation.item.delete``."""
     if not conv.delete(item_id):
-        raise RequestError(
+        raise RequestRefused(
             "item_delete_invalid_item_id",
             f"Error deleting item: the item with id '{item_id}' does not exist.",
             None,  # the service names no param here (its code already says which field)
@@ -124,21 +110,21 @@ def truncate_item(conv: Conversation, item_id: str, content_index: int, audio_en
     item = conv.get(item_id)
     record = conv.audio.get(item_id)
     if item is None or item.get("role") != "assistant" or record is None:
-        raise RequestError(
+        raise RequestRefused(
             "item_truncate_invalid_item_id",
             f"Error truncating item: the item with id '{item_id}' "
             "does not exist or is not an assistant message with audio.",
             "item_id",
         )
     if content_index != 0:
-        raise RequestError(
+        raise RequestRefused(
             "invalid_value",
             f"Invalid 'content_index': {content_index}. The item has one content part (0).",
             "content_index",
         )
     duration = record.duration_ms
     if audio_end_ms < 0 or audio_end_ms > math.ceil(duration):
-        raise RequestError(
+        raise RequestRefused(
             "invalid_value",
             f"Audio content of {duration:.0f}ms is shorter than the requested "
             f"truncation point of {audio_end_ms}ms.",
