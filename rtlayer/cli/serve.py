@@ -18,11 +18,9 @@ from rtlayer._extras import unavailable
 from rtlayer.server.app import WEBRTC_FEATURE
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits
 
-from ._args import non_negative, port, positive_int, positive_seconds, seconds_or_never
+from ._args import LOG_LEVELS, non_negative, port, positive_int, positive_seconds, seconds_or_never
 
 logger = logging.getLogger("rtlayer.serve")
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _DELTAS = frozenset(
     {
