@@ -23,6 +23,8 @@ _SUBCOMMANDS = {
     "serve": ("rtlayer.cli.serve", "run the embedded Realtime-compatible server"),
     "talk": ("rtlayer.cli.talk", "speak a WAV file to a Realtime server and write its spoken answer"),
     "events": ("rtlayer.cli.events", "send raw JSON events from stdin, print every server event"),
+    "bridge": ("rtlayer.cli.bridge", "bridge a telephony provider's media streams to a Realtime model"),
+    "phone": ("rtlayer.cli.phone", "call a media-stream app as a telephony provider would (simulator)"),
     "load": ("rtlayer.cli.load", "simulated callers against a Realtime endpoint, measured per turn"),
 }
 
