@@ -33,6 +33,7 @@ from rtlayer.server.responders import ScriptedResponder
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = str(ROOT / "tests" / "data" / "hello_24k.wav")
+SENTENCE = str(ROOT / "tests" / "data" / "joke_24k.wav")  # one phrase, 1.1 s
 
 
 # -- scenarios -------------------------------------------------------------------------------------------
@@ -416,3 +417,56 @@ async def test_a_generator_short_of_cpu_says_that_the_figures_are_its_own(
     assert load.returncode == 1, text
     assert "GENERATOR SATURATED" in text
     assert json.loads((tmp_path / "report.json").read_text())["generator"]["saturated"]
+
+
+# -- phone bots: the provider's media stream ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["twilio", "vonage"])
+def test_phone_callers_measure_a_bridge_as_the_caller_hears_it(provider: str, tmp_path: Path) -> None:
+    """``rtlayer load --provider`` with no URL calls an ``rtlayer bridge`` in another process."""
+    scenario = tmp_path / "calls.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "pause_jitter_ms": 0,
+                "turns": [
+                    {"name": "cut", "audio": SENTENCE, "interrupt_after_ms": 400},
+                    {"name": "hello", "audio": SENTENCE, "pause_ms": 300},
+                ],
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtlayer.cli",
+            "load",
+            "--provider",
+            provider,
+            "--sessions",
+            "2",
+            "--duration",
+            "9",
+            "--scenario",
+            str(scenario),
+            "--report",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{provider} media streams -> ws://127.0.0.1:" in done.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    figures = report["figures"]
+    assert report["errors"] == {}
+    assert figures["first_audio"]["turns"]["cut"]["count"] >= 2
+    assert figures["answer_duration"]["turns"]["hello"]["count"] >= 1
+    # The bridge cleared the answer soon after the caller talked over it (the model's VAD needs some speech).
+    clear = figures["barge_in_clear"]["turns"]["cut"]
+    assert clear["count"] >= 2 and 0 < clear["max"] < 2000

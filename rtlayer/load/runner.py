@@ -23,6 +23,7 @@ from ..transport import RealtimeTransportLayer
 from .caller import Caller
 from .figures import Figures
 from .monitor import GeneratorStats, ProcessMonitor, SendSchedule
+from .phone import PhoneCaller
 from .scenario import CALLER_FORMAT, Scenario, default_scenario
 
 __all__ = [
@@ -60,6 +61,9 @@ class LoadConfig:
     seed: int = 0
     #: the embedded server's responder when there is no URL (``echo`` or ``scripted:RULES.json``)
     responder: str = "echo"
+    #: call a phone bot's media-stream endpoint as this provider would (twilio, telnyx, plivo, exotel,
+    #: vonage) instead of a Realtime endpoint; with no URL, ``rtlayer bridge`` runs in another process
+    provider: str | None = None
 
     def __post_init__(self) -> None:
         if self.sessions < 1:
@@ -72,6 +76,13 @@ class LoadConfig:
             raise ValueError("processes must be at least 1")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+        if self.provider is not None:
+            from ..testing.phone import PROVIDERS
+
+            if self.provider not in PROVIDERS:
+                raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+            if any(turn.speech is None for turn in self.scenario.turns):
+                raise ValueError("a phone caller can only speak: every turn of the scenario needs 'audio'")
 
 
 @dataclass
@@ -122,7 +133,7 @@ async def _run_callers(
     schedule = SendSchedule()
     monitor = ProcessMonitor(origin, schedule)
     monitor.start()
-    make_transport = transport_factory(config, url)
+    make_transport = transport_factory(config, url) if config.provider is None else None
     tasks: list[asyncio.Task[None]] = []
 
     async def one(index: int) -> None:
@@ -130,14 +141,15 @@ async def _run_callers(
         await asyncio.sleep(max(0.0, start_at - loop.time()))
         if loop.time() >= until:
             return
-        caller = Caller(
-            make_transport,
-            config.scenario,
-            figures,
-            origin=origin,
-            schedule=schedule,
-            rng=random.Random(config.seed * 1_000_003 + first + index),
-        )
+        rng = random.Random(config.seed * 1_000_003 + first + index)
+        caller: Caller | PhoneCaller
+        if config.provider is not None:
+            caller = PhoneCaller(config.provider, url, config.scenario, figures, origin=origin, rng=rng)
+        else:
+            assert make_transport is not None
+            caller = Caller(
+                make_transport, config.scenario, figures, origin=origin, schedule=schedule, rng=rng
+            )
         monitor.active += 1
         try:
             await caller.run(until)
@@ -252,33 +264,37 @@ def run_worker_job(job: tuple[Any, ...]) -> tuple[Any, Any]:
 
 # -- the embedded server in its own process ----------------------------------------------------------------
 
-_LISTENING = re.compile(rb"listening on (https?)://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"listening on https?://127\.0\.0\.1:(\d+)")
+_BRIDGE = re.compile(rb"media streams on (ws://127\.0\.0\.1:\d+/\S*)")
 
 
 class _ServerProcess:
-    """``rtlayer serve`` in a child process, on 127.0.0.1 and a free port, sized for the run."""
+    """``rtlayer serve`` (or, for phone callers, ``rtlayer bridge``, which starts its own embedded model
+    server) in a child process, on 127.0.0.1 and a free port, sized for the run."""
 
     def __init__(self, config: LoadConfig) -> None:
         self._config = config
         self._process: asyncio.subprocess.Process | None = None
 
     async def start(self) -> str:
-        sessions = max(1000, 2 * self._config.sessions)
+        config = self._config
+        if config.provider is not None:
+            command = ["bridge", "--provider", config.provider, "--responder", config.responder]
+            ready = _BRIDGE
+        else:
+            sessions = max(1000, 2 * config.sessions)
+            command = [
+                "serve",
+                "--responder",
+                config.responder,
+                "--max-sessions",
+                str(sessions),
+                "--max-connections",
+                str(2 * sessions),
+            ]
+            ready = _LISTENING
         self._process = process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "rtlayer.cli",
-            "serve",
-            "--port",
-            "0",
-            "--responder",
-            self._config.responder,
-            "--max-sessions",
-            str(sessions),
-            "--max-connections",
-            str(2 * sessions),
-            stdout=PIPE,
-            stderr=STDOUT,
+            sys.executable, "-m", "rtlayer.cli", *command, "--port", "0", stdout=PIPE, stderr=STDOUT
         )
         assert process.stdout is not None
         seen = b""
@@ -286,7 +302,7 @@ class _ServerProcess:
             async with asyncio.timeout(_SERVER_START_TIMEOUT_S):
                 while line := await process.stdout.readline():
                     seen += line
-                    found = _LISTENING.search(line)
+                    found = ready.search(line)
                     if found:
                         break
                 else:
@@ -297,8 +313,10 @@ class _ServerProcess:
             raise RuntimeError("the embedded server did not start: " + seen.decode(errors="replace")[-500:])
         # Keep reading its log so that a full pipe never blocks the server.
         self._drain = asyncio.get_running_loop().create_task(process.stdout.read())
-        port = int(found.group(2))
-        if self._config.transport == "webrtc":
+        if config.provider is not None:
+            return str(found.group(1).decode())
+        port = int(found.group(1))
+        if config.transport == "webrtc":
             return f"http://127.0.0.1:{port}"
         return f"ws://127.0.0.1:{port}/v1/realtime"
 
