@@ -470,3 +470,90 @@ def test_phone_callers_measure_a_bridge_as_the_caller_hears_it(provider: str, tm
     # The bridge cleared the answer soon after the caller talked over it (the model's VAD needs some speech).
     clear = figures["barge_in_clear"]["turns"]["cut"]
     assert clear["count"] >= 2 and 0 < clear["max"] < 2000
+
+
+# -- SIP: sipp places the calls ----------------------------------------------------------------------------
+
+
+def test_sip_callers_are_sipp_calls_into_an_embedded_server_that_answers_them(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtlayer.cli",
+            "load",
+            "--transport",
+            "sip",
+            "--sessions",
+            "3",
+            "--duration",
+            "4",
+            "--report",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["url"].startswith("sip:127.0.0.1:")
+    assert report["errors"] == {}
+    counters = report["counters"]
+    assert counters["sessions"] >= 3 and counters["answered"] == counters["sessions"]
+    assert report["figures"]["sip_setup"]["all"]["count"] == counters["sessions"]
+
+
+def test_the_generated_sipp_scenario_plays_each_turn_as_pcmu_then_hangs_up() -> None:
+    from rtlayer.load.sip import call_ms, sipp_scenario
+
+    scenario = parse_scenario({"turns": [{"audio": SENTENCE, "pause_ms": 500}, {"audio": SENTENCE}]})
+    xml, files = sipp_scenario(scenario)
+    assert list(files) == ["turn1.pcmu", "turn2.pcmu"]
+    # 8 kHz, one byte a sample: as long as the speech (the resampler's delay line adds under 2 ms).
+    assert abs(len(files["turn1.pcmu"]) / 8 - scenario.turns[0].speech_ms) < 2
+    assert (
+        xml.index('rtp_stream="turn1.pcmu,1,0"') < xml.index('rtp_stream="turn2.pcmu,1,0"') < xml.index("BYE")
+    )
+    assert call_ms(scenario) == 4 * scenario.turns[0].speech_ms + 500 + 800
+    with pytest.raises(ValueError, match="needs 'audio'"):
+        sipp_scenario(parse_scenario({"turns": [{"text": "hi"}]}))
+
+
+async def test_refused_sip_calls_show_with_their_status(tmp_path: Path) -> None:
+    """A SIP endpoint whose app rejects every call (486): each call fails, with the status that ended it."""
+    from aiohttp import web as aioweb
+
+    from rtlayer.transports.calls import CallsClient
+    from rtlayer.transports.sip_webhooks import IncomingCall, add_webhook_route
+
+    secret = "whsec_cnRsYXllci1sb2FkLXRlc3RzLXNlY3JldA=="
+    app = aioweb.Application()
+    calls: list[CallsClient] = []
+
+    async def reject(call: IncomingCall) -> None:
+        await calls[0].reject(call.call_id, 486)
+
+    add_webhook_route(app, "/webhook", secret=secret, on_call=reject)
+    runner = aioweb.AppRunner(app)
+    await runner.setup()
+    await aioweb.TCPSite(runner, "127.0.0.1", 0).start()
+    webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/webhook"
+    try:
+        async with RealtimeServer(sip_port=0, webhook_url=webhook, webhook_secret=secret) as server:
+            calls.append(CallsClient(base_url=server.url + "/v1", api_key="x"))
+            result = await run_load(
+                LoadConfig(
+                    url=f"sip:127.0.0.1:{server.sip.port}", transport="sip", sessions=2, ramp=10, duration=2.0
+                )
+            )
+            await calls[0].aclose()
+    finally:
+        await runner.cleanup()
+    errors = result.figures.error_counts()
+    calls = result.figures.counters["sessions"]
+    assert calls >= 2
+    assert errors == {"sip_failed:unexpected_message": calls, "sip_status:486": calls}
+    assert result.figures.counters["answered"] == 0

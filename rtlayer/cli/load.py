@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..exceptions import RtlayerError
 
-_TRANSPORTS = ("websocket", "webrtc", "fetch-upgrade")
+_TRANSPORTS = ("websocket", "webrtc", "fetch-upgrade", "sip")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
