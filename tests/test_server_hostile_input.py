@@ -16,7 +16,7 @@ import httpx
 import pytest
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
-from conftest import eventually
+from helpers import eventually
 from helpers_webrtc import open_peer_connections
 from websockets.asyncio.client import ClientConnection
 
