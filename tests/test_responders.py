@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_helpers import silence, wav
+from helpers import silence, wav
 
 import rtlayer_native
 from rtlayer.protocol.items import user_audio_message, user_text_message

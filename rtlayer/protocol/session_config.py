@@ -14,6 +14,8 @@ import copy
 import re
 from typing import Any
 
+from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol import codec
 from rtlayer.protocol.session_fields import (
     SEMANTIC_VAD_DEFAULTS,
     SERVER_VAD_DEFAULTS,
@@ -268,6 +270,11 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
     Raises ``RequestRefused`` for the first bad field, naming it; on error nothing is applied.
     """
     expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    try:
+        codec.check_depth(partial, codec.MAX_DEPTH, "session")
+    except codec.TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        where = ".".join(exc.path.split(".")[:2])
+        raise RequestRefused("invalid_value", f"Invalid '{where}': {exc}.", where) from None
     update = normalize_session(partial)
     new = copy.deepcopy(current)
     for key, value in update.items():

@@ -20,9 +20,9 @@ from rtlayer.protocol.session_config import VOICES, merge_session, normalize_for
 from rtlayer.protocol.session_fields import check_max_output_tokens, check_output_modalities, invalid_value
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.item_events import copy_item
+from rtlayer.server.core.parts import ResponseRequest
 from rtlayer.server.core.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
 from rtlayer.server.core.truncation import truncate
-from rtlayer.server.responders import ResponseRequest
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 

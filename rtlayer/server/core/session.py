@@ -27,17 +27,18 @@ from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import default_session, merge_session
 from rtlayer.server.core import item_events
 from rtlayer.server.core.client_events import check_client_event, without_nulls
+from rtlayer.server.core.conversation import DEFAULT_MAX_BYTES as DEFAULT_MAX_CONVERSATION_BYTES
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.idle import IdleTimer
-from rtlayer.server.core.input_audio import InputAudio, TurnStarted
+from rtlayer.server.core.input_audio import MAX_BUFFER_BYTES, InputAudio, TurnStarted
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
 from rtlayer.server.core.noise_reduction import noise_gate
+from rtlayer.server.core.parts import ResponderInfo, ResponsePart
+from rtlayer.server.core.parts import responder_info as info_of
 from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.core.response_options import resolve_response_options
 from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
-from rtlayer.server.responders import ResponderInfo, ResponsePart
-from rtlayer.server.responders import responder_info as info_of
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
@@ -57,6 +58,8 @@ class ServerSession:
         media: AudioFormat | None = None,
         *,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
+        max_conversation_bytes: int = DEFAULT_MAX_CONVERSATION_BYTES,
+        max_input_buffer_bytes: int = MAX_BUFFER_BYTES,
     ) -> None:
         """``responder_info``: a ``ResponderInfo`` or the responder itself (the session never calls it).
 
@@ -74,7 +77,7 @@ class ServerSession:
         self.config: dict[str, Any] = merge_session(
             default_session(str(initial.pop("model", "gpt-realtime"))), initial
         )
-        self.conversation = Conversation(new_id("conv"))
+        self.conversation = Conversation(new_id("conv"), max_bytes=max_conversation_bytes)
         self.closed = False
         self._out: list[dict[str, Any]] = []
         self._jobs: list[ResponseJob] = []
@@ -86,7 +89,7 @@ class ServerSession:
         self._requests_made = 0
         self._idle = IdleTimer()
         # input audio: one buffer of PCM16 24 kHz, positioned on the session's audio clock
-        self.input_audio = InputAudio(self.turn_detection)
+        self.input_audio = InputAudio(self.turn_detection, max_input_buffer_bytes)
         self._media_dropped_bytes = 0
         self.dtmf_ignored = 0
         self._input_converter = AudioConverter(self.input_format, PCM16_24K)
@@ -172,6 +175,10 @@ class ServerSession:
         """One client text frame; malformed JSON is answered with an ``error`` event."""
         try:
             event = codec.loads(text)
+        except codec.TooDeep as exc:
+            if self._check_open(now):
+                self._error("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param)
+            return
         except ValueError as exc:
             if self._check_open(now):
                 self._error("invalid_json", f"The message could not be parsed as JSON: {exc}", None)
