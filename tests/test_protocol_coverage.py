@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Driver
 from openai.types.realtime import RealtimeServerEvent, RealtimeSessionCreateRequest
 from pydantic import BaseModel
-from session_helpers import Driver
 
 import rtlayer.server
 from rtlayer.protocol.events import SERVER_EVENT_TYPES, UNSUPPORTED_SERVER_EVENT_TYPES
