@@ -10,13 +10,15 @@ guardrail trips mid-answer; the caller hangs up and the session ends (tests/phon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from agents.realtime import RealtimeRunner
+from agents.realtime import RealtimeAgent, RealtimeRunner
 from phone_agents import (
     RESPONDER,
     RUN_CONFIG,
@@ -25,8 +27,9 @@ from phone_agents import (
     check_the_call,
     converse,
     phone_agents,
+    raw,
 )
-from sip_helpers import SIPP, Phone, open_phone
+from sip_helpers import SIPP, Phone, RtpSink, answered_call, open_phone, sip_rig
 
 import rtlayer_native
 from rtlayer import DtmfEvent
@@ -82,3 +85,38 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
     # the caller's BYE ended the call and its control socket
     assert call.call_id not in phone.server.state.calls
     assert phone.server.state.connections == 0
+
+
+async def test_update_agent_on_a_call_keeps_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    """``session.update_agent()`` over SIP (the shape of the first bug report): the update the SDK builds
+    reaches the call without formats, the call's codec stays, and nothing fails. A minimal UAC calls."""
+    caplog.set_level(logging.WARNING)
+    sink = RtpSink()
+    await sink.start()
+    async with sip_rig() as (server, app):
+        caller, call_id, _ = await answered_call(server, app, sink.port)
+        try:
+            model = RtlayerRealtimeModel(transport=SIPTransport())
+            first: RealtimeAgent[Any] = RealtimeAgent(name="first", instructions="You greet.")
+            second: RealtimeAgent[Any] = RealtimeAgent(name="second", instructions="You do billing.")
+            session = await RealtimeRunner(first, model=model).run(
+                model_config={"url": server.ws_url, "api_key": "x", "call_id": call_id}
+            )
+            updated: list[dict[str, Any]] = []
+            async with session, asyncio.timeout(10):
+                async for event in session:
+                    data = raw(event)
+                    assert event.type != "error", event
+                    if data is not None and data.get("type") == "session.updated":
+                        updated.append(data["session"])
+                        if len(updated) == 1:
+                            await session.update_agent(second)
+                        elif data["session"]["instructions"] == "You do billing.":
+                            break
+        finally:
+            caller.close()
+            sink.close()
+    assert updated[-1]["audio"]["input"]["format"] == updated[-1]["audio"]["output"]["format"]
+    assert updated[-1]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    warnings = [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
+    assert len(warnings) <= 1, warnings
