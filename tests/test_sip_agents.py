@@ -81,7 +81,9 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
     # one warning, for the SDK's formats in the accept body; none at connect or at the handoff (the model
     # kept the call's id, so the SDK's builder left the formats out)
     format_warnings = [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
-    assert len(format_warnings) == 1 and format_warnings[0].startswith("build_initial_config"), format_warnings
+    assert len(format_warnings) == 1 and format_warnings[0].startswith("build_initial_config"), (
+        format_warnings
+    )
     assert not any("Tool output send failed" in r.getMessage() for r in caplog.records)
     # the caller's BYE ended the call and its control socket
     assert call.call_id not in phone.server.state.calls
@@ -90,7 +92,8 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
 
 async def test_update_agent_on_a_call_keeps_the_call(caplog: pytest.LogCaptureFixture) -> None:
     """``session.update_agent()`` over SIP (the shape of the first bug report): the update the SDK builds
-    reaches the call without formats, the call's codec stays, and nothing fails. A minimal UAC calls."""
+    reaches the call without formats, the call's codec stays, and nothing fails; a raw ``session.update``
+    with a format has it dropped, with the transport's one warning. A minimal UAC calls."""
     caplog.set_level(logging.WARNING)
     sink = RtpSink()
     await sink.start()
@@ -104,19 +107,39 @@ async def test_update_agent_on_a_call_keeps_the_call(caplog: pytest.LogCaptureFi
                 model_config={"url": server.ws_url, "api_key": "x", "call_id": call_id}
             )
             updated: list[dict[str, Any]] = []
+            raw_update = {
+                "type": "realtime",
+                "instructions": "Raw.",
+                "audio": {"output": {"format": "pcm16"}},
+            }
             async with session, asyncio.timeout(10):
                 async for event in session:
                     data = raw(event)
                     assert event.type != "error", event
-                    if data is not None and data.get("type") == "session.updated":
-                        updated.append(data["session"])
-                        if len(updated) == 1:
-                            await session.update_agent(second)
-                        elif data["session"]["instructions"] == "You do billing.":
-                            break
+                    if data is None or data.get("type") != "session.updated":
+                        continue
+                    updated.append(data["session"])
+                    if len(updated) == 1:
+                        no_warnings_yet = not [
+                            r for r in caplog.records if "dropping audio" in r.getMessage()
+                        ]
+                        await session.update_agent(second)
+                    elif data["session"]["instructions"] == "You do billing.":
+                        model.transport.send_event({"type": "session.update", "session": raw_update})
+                    elif data["session"]["instructions"] == "Raw.":
+                        break
         finally:
             caller.close()
             sink.close()
-    assert updated[-1]["audio"]["input"]["format"] == updated[-1]["audio"]["output"]["format"]
-    assert updated[-1]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
-    assert not [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
+    assert no_warnings_yet  # connect and update_agent: the kept call_id left the formats out
+    for config in updated:
+        assert (
+            config["audio"]["input"]["format"]
+            == config["audio"]["output"]["format"]
+            == {"type": "audio/pcmu"}
+        )
+    warnings = [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
+    assert warnings == [
+        "SIPTransport.send_event: dropping audio.output.format=pcm16: "
+        "a SIP call's audio is the caller's codec, negotiated over SIP"
+    ]
