@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from rtlayer.exceptions import RequestRefused
-from rtlayer.protocol import codec
+from rtlayer.protocol.codec import MAX_DEPTH, TooDeep, check_depth
 from rtlayer.protocol.session_fields import (
     SEMANTIC_VAD_DEFAULTS,
     SERVER_VAD_DEFAULTS,
@@ -271,8 +271,8 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
     """
     expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
     try:
-        codec.check_depth(partial, codec.MAX_DEPTH, "session")
-    except codec.TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        check_depth(partial, MAX_DEPTH, "session")
+    except TooDeep as exc:  # every later step (and every event that carries it) would fail on it
         where = ".".join(exc.path.split(".")[:2])
         raise RequestRefused("invalid_value", f"Invalid '{where}': {exc}.", where) from None
     update = normalize_session(partial)
