@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aioice.ice import StunProtocol
-from helpers_webrtc import Recorder, open_peer_connections
+from helpers import Recorder, open_peer_connections
 from impairment import ImpairedTransport, Impairment
 
 from rtlayer.server.realtime_server import RealtimeServer
