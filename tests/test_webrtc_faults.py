@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aioice.ice import StunProtocol
-from helpers_webrtc import Recorder
+from helpers import Recorder
 from impairment import ImpairedTransport, Impairment
 
 from rtlayer.server.realtime_server import RealtimeServer

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on standard error, exit status 2."""
@@ -53,6 +55,14 @@ def non_negative(text: str) -> float:
     value = _number(text, float)
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
+def positive(text: str) -> float:
+    """A number > 0 (NaN and infinity refused)."""
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 

@@ -3,8 +3,9 @@
 A session config is a plain dict in the GA shape of ``REALTIME_PROTOCOL.md`` section 4. Clients send
 partial configs in ``session.update``, sometimes in the legacy beta shape (flat ``voice``,
 ``input_audio_format: "pcm16"``, ``modalities``, camelCase keys from JS code): ``normalize_session`` maps
-them onto the GA shape, and ``merge_session`` applies one onto the current config, validating each field and
-raising ``RequestRefused`` (``invalid_value``) with the dotted ``param`` the service names (``session.audio.output.speed``).
+them onto the GA shape, and ``merge_session`` applies one onto the current config, validating each field (the
+checkers are in ``session_fields.py``) and raising ``RequestRefused`` (``invalid_value``) with the dotted
+``param`` the service names (``session.audio.output.speed``).
 """
 
 from __future__ import annotations
@@ -14,11 +15,30 @@ import re
 from typing import Any
 
 from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol.codec import MAX_DEPTH, TooDeep, check_depth
+from rtlayer.protocol.session_fields import (
+    SEMANTIC_VAD_DEFAULTS,
+    SERVER_VAD_DEFAULTS,
+    check_max_output_tokens,
+    check_noise_reduction,
+    check_output_modalities,
+    check_reasoning,
+    check_tool_choice,
+    check_tools,
+    check_transcription,
+    check_truncation,
+    expect,
+    invalid_value,
+    is_number,
+    merge_optional_object,
+    merge_turn_detection,
+)
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_VAD_DEFAULTS",
     "SERVER_VAD_DEFAULTS",
+    "UNSUPPORTED_SESSION_FIELDS",
     "VOICES",
     "default_session",
     "format_from_session",
@@ -26,25 +46,11 @@ __all__ = [
     "merge_session",
     "normalize_format",
     "normalize_session",
+    "without_formats",
 ]
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
 _LEGACY_FORMATS: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
     "audio/pcm": {"type": "audio/pcm", "rate": 24000},
@@ -68,26 +74,10 @@ _FLAT_KEYS: dict[str, tuple[str, ...]] = {
 _DROPPED_KEYS = frozenset({"temperature", "object", "id", "expires_at", "client_secret"})
 # Fields where null is a value (off / none); elsewhere null means "not set".
 _NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
+#: Session fields of ``openai.types.realtime`` the embedded server refuses, on purpose, and why (none today:
+#: every field is accepted, and validated; see tests/test_protocol_coverage.py).
+UNSUPPORTED_SESSION_FIELDS: dict[str, str] = {}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-_CODES_BY_PREFIX = (
-    ("Missing required parameter", "missing_required_parameter"),
-    ("Invalid type", "invalid_type"),
-    ("Unknown parameter", "unknown_parameter"),
-)
-
-
-def invalid_value(param: str, message: str, code: str | None = None) -> RequestRefused:
-    """The refusal of a config value the service would refuse; ``param`` is the dotted path of the field.
-
-    ``code`` is the service's error code; by default it follows from the message, which states the kind
-    of problem the way the service does ("Missing required parameter: ..." is
-    ``missing_required_parameter``, "Invalid type for ..." ``invalid_type``, anything else
-    ``invalid_value``), so the many checks need not repeat it.
-    """
-    code = code or next((c for prefix, c in _CODES_BY_PREFIX if message.startswith(prefix)), "invalid_value")
-    return RequestRefused(code, message, param)
 
 
 def default_session(model: str = "gpt-realtime") -> dict[str, Any]:
@@ -203,83 +193,42 @@ def normalize_session(partial: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _expect(cond: bool, param: str, message: str) -> None:
-    if not cond:
-        raise invalid_value(param, message)
+def without_formats(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """``config`` in the GA shape with its audio formats taken out, and what was taken
+    (``["audio.input.format=audio/pcm"]``): for a SIP call, whose formats the SDP answer fixed.
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    kind = value.get("type", current.get("type") if isinstance(current, dict) else "server_vad")
-    _expect(
-        kind in ("server_vad", "semantic_vad"),
-        f"{p}.type",
-        f"Invalid value: '{kind}'. Supported values are: 'server_vad' and 'semantic_vad'.",
-    )
-    defaults = SERVER_VAD_DEFAULTS if kind == "server_vad" else SEMANTIC_VAD_DEFAULTS
-    base = dict(current) if isinstance(current, dict) and current.get("type") == kind else dict(defaults)
-    for key, v in value.items():
-        if v is None and key != "idle_timeout_ms":
-            continue  # null means "not set" (SDKs serialise unset fields so): keep the current value
-        if key not in defaults:
-            raise invalid_value(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
-        if key == "threshold":
-            _expect(
-                _number(v) and 0.0 <= v <= 1.0,
-                f"{p}.threshold",
-                f"Invalid '{p}.threshold': expected a number between 0 and 1, got {v!r}.",
-            )
-            v = float(v)
-        elif key in ("prefix_padding_ms", "silence_duration_ms"):
-            _expect(
-                _integer(v) and 0 <= v <= 10_000,
-                f"{p}.{key}",
-                f"Invalid '{p}.{key}': expected an integer between 0 and 10000, got {v!r}.",
-            )
-        elif key == "idle_timeout_ms":
-            _expect(
-                v is None or (_integer(v) and 0 < v <= 3_600_000),
-                f"{p}.idle_timeout_ms",
-                f"Invalid '{p}.idle_timeout_ms': expected a positive integer or null, got {v!r}.",
-            )
-        elif key in ("create_response", "interrupt_response"):
-            _expect(isinstance(v, bool), f"{p}.{key}", f"Invalid type for '{p}.{key}': expected a boolean.")
-        elif key == "eagerness":
-            _expect(
-                v in ("low", "medium", "high", "auto"),
-                f"{p}.eagerness",
-                f"Invalid value: '{v}'. Supported values are: 'low', 'medium', 'high' and 'auto'.",
-            )
-        base[key] = v
-    return base
-
-
-def _merge_optional_object(value: Any, p: str, required: tuple[str, ...] = ()) -> Any:
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    for key in required:
-        _expect(key in value, f"{p}.{key}", f"Missing required parameter: '{p}.{key}'.")
-    return copy.deepcopy(value)
+    ``config`` is a dict (GA, legacy or camelCase) or a pydantic model with ``model_dump`` (an SDK's
+    session request); ``TypeError`` for anything else.
+    """
+    dump = getattr(config, "model_dump", None)
+    raw: Any = dump(mode="json", exclude_none=True) if callable(dump) else config
+    if not isinstance(raw, dict):
+        if not hasattr(raw, "keys"):
+            raise TypeError(f"a session config must be a mapping, got {type(config).__name__}")
+        raw = dict(raw)
+    session = normalize_session(copy.deepcopy(raw))
+    dropped: list[str] = []
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        for side in ("input", "output"):
+            part = audio.get(side)
+            if isinstance(part, dict) and "format" in part:
+                fmt = part.pop("format")
+                dropped.append(f"audio.{side}.format={fmt.get('type') if isinstance(fmt, dict) else fmt}")
+                if not part:
+                    del audio[side]
+        if not audio:
+            del session["audio"]
+    return session, dropped
 
 
 def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
-    _expect(isinstance(value, dict), "session.audio", "Invalid type for 'session.audio': expected an object.")
+    expect(isinstance(value, dict), "session.audio", "Invalid type for 'session.audio': expected an object.")
     audio = copy.deepcopy(current)
     for side, fields in value.items():
         p = f"session.audio.{side}"
-        _expect(side in ("input", "output"), p, f"Unknown parameter: '{p}'.")
-        _expect(isinstance(fields, dict), p, f"Invalid type for '{p}': expected an object.")
+        expect(side in ("input", "output"), p, f"Unknown parameter: '{p}'.")
+        expect(isinstance(fields, dict), p, f"Invalid type for '{p}': expected an object.")
         node = audio.setdefault(side, {})
         for key, v in fields.items():
             if v is None and key in ("format", "voice", "speed"):
@@ -288,31 +237,24 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
             if key == "format":
                 node["format"] = normalize_format(v, q)
             elif side == "input" and key == "turn_detection":
-                node["turn_detection"] = _merge_turn_detection(node.get("turn_detection"), v, q)
+                node["turn_detection"] = merge_turn_detection(node.get("turn_detection"), v, q)
             elif side == "input" and key == "transcription":
-                node["transcription"] = _merge_optional_object(v, q)
+                node["transcription"] = check_transcription(v, q)
             elif side == "input" and key == "noise_reduction":
-                nr = _merge_optional_object(v, q)
-                if nr is not None:
-                    _expect(
-                        nr.get("type") in ("near_field", "far_field"),
-                        f"{q}.type",
-                        f"Invalid value: '{nr.get('type')}'. Supported values are: 'near_field' and 'far_field'.",
-                    )
-                node["noise_reduction"] = nr
+                node["noise_reduction"] = check_noise_reduction(v, q)
             elif side == "output" and key == "voice":
                 ok = (isinstance(v, str) and v in VOICES) or (
                     isinstance(v, dict) and isinstance(v.get("id"), str)
                 )
-                _expect(
+                expect(
                     ok,
                     q,
                     f"Invalid value: '{v}'. Supported values are: {', '.join(repr(x) for x in VOICES)}.",
                 )
                 node["voice"] = v
             elif side == "output" and key == "speed":
-                _expect(
-                    _number(v) and 0.25 <= v <= 1.5,
+                expect(
+                    is_number(v) and 0.25 <= v <= 1.5,
                     q,
                     f"Invalid '{q}': expected a number between 0.25 and 1.5, got {v!r}.",
                 )
@@ -322,68 +264,17 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
     return audio
 
 
-def _check_tools(value: Any) -> list[Any]:
-    _expect(isinstance(value, list), "session.tools", "Invalid type for 'session.tools': expected an array.")
-    for i, tool in enumerate(value):
-        p = f"session.tools[{i}]"
-        _expect(isinstance(tool, dict), p, f"Invalid type for '{p}': expected an object.")
-        kind = tool.get("type", "function")
-        _expect(
-            kind in ("function", "mcp"),
-            f"{p}.type",
-            f"Invalid value: '{kind}'. Supported values are: 'function' and 'mcp'.",
-        )
-        if kind == "function":
-            _expect(
-                isinstance(tool.get("name"), str) and bool(tool.get("name")),
-                f"{p}.name",
-                f"Missing required parameter: '{p}.name'.",
-            )
-    return copy.deepcopy(value)
-
-
-def _check_tool_choice(value: Any, param: str) -> Any:
-    if isinstance(value, str):
-        _expect(
-            value in ("auto", "none", "required"),
-            param,
-            f"Invalid value: '{value}'. Supported values are: 'auto', 'none' and 'required'.",
-        )
-        return value
-    _expect(
-        isinstance(value, dict) and value.get("type") in ("function", "mcp"),
-        param,
-        f"Invalid '{param}': expected 'auto', 'none', 'required' or a function/mcp choice.",
-    )
-    return copy.deepcopy(value)
-
-
-def check_max_output_tokens(value: Any, param: str) -> Any:
-    """``max_output_tokens`` is an integer 1..4096 or ``"inf"``."""
-    _expect(
-        value == "inf" or (_integer(value) and 1 <= value <= 4096),
-        param,
-        f"Invalid '{param}': expected an integer between 1 and 4096 or 'inf', got {value!r}.",
-    )
-    return value
-
-
-def check_output_modalities(value: Any, param: str) -> list[str]:
-    """``output_modalities`` is ``["audio"]`` or ``["text"]``."""
-    _expect(
-        isinstance(value, list) and len(value) == 1 and value[0] in ("audio", "text"),
-        param,
-        f"Invalid '{param}': expected ['audio'] or ['text'], got {value!r}.",
-    )
-    return list(value)
-
-
 def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
     """The config after applying ``partial`` (any accepted shape) to ``current``; ``current`` is not changed.
 
     Raises ``RequestRefused`` for the first bad field, naming it; on error nothing is applied.
     """
-    _expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    try:
+        check_depth(partial, MAX_DEPTH, "session")
+    except TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        where = ".".join(exc.path.split(".")[:2])
+        raise RequestRefused("invalid_value", f"Invalid '{where}': {exc}.", where) from None
     update = normalize_session(partial)
     new = copy.deepcopy(current)
     for key, value in update.items():
@@ -391,44 +282,38 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
             continue  # not set: keep the current value
         p = f"session.{key}"
         if key == "type":
-            _expect(
+            expect(
                 value == "realtime",
                 p,
                 f"Invalid value: '{value}'. This server supports sessions of type 'realtime'.",
             )
         elif key == "model":
-            _expect(isinstance(value, str) and bool(value), p, f"Invalid type for '{p}': expected a string.")
+            expect(isinstance(value, str) and bool(value), p, f"Invalid type for '{p}': expected a string.")
             new["model"] = value
         elif key == "output_modalities":
             new[key] = check_output_modalities(value, p)
         elif key == "instructions":
-            _expect(isinstance(value, str), p, f"Invalid type for '{p}': expected a string.")
+            expect(isinstance(value, str), p, f"Invalid type for '{p}': expected a string.")
             new[key] = value
         elif key == "tools":
-            new[key] = _check_tools(value)
+            new[key] = check_tools(value)
         elif key == "tool_choice":
-            new[key] = _check_tool_choice(value, p)
+            new[key] = check_tool_choice(value, p)
         elif key == "max_output_tokens":
             new[key] = check_max_output_tokens(value, p)
         elif key == "tracing":
-            _expect(
+            expect(
                 value is None or value == "auto" or isinstance(value, dict),
                 p,
                 f"Invalid '{p}': expected 'auto', an object or null.",
             )
             new[key] = copy.deepcopy(value)
         elif key == "truncation":
-            _expect(
-                value in ("auto", "disabled")
-                or (isinstance(value, dict) and value.get("type") == "retention_ratio"),
-                p,
-                f"Invalid '{p}': expected 'auto', 'disabled' or a retention_ratio object.",
-            )
-            new[key] = copy.deepcopy(value)
+            new[key] = check_truncation(value, p)
         elif key == "prompt":
-            new[key] = _merge_optional_object(value, p, required=("id",))
+            new[key] = merge_optional_object(value, p, required=("id",))
         elif key == "include":
-            _expect(
+            expect(
                 value is None
                 or (
                     isinstance(value, list)
@@ -441,10 +326,10 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
         elif key == "audio":
             new["audio"] = _merge_audio(new["audio"], value)
         elif key in ("parallel_tool_calls",):
-            _expect(isinstance(value, bool), p, f"Invalid type for '{p}': expected a boolean.")
+            expect(isinstance(value, bool), p, f"Invalid type for '{p}': expected a boolean.")
             new[key] = value
         elif key == "reasoning":
-            new[key] = _merge_optional_object(value, p)
+            new[key] = check_reasoning(value, p)
         else:
             raise invalid_value(p, f"Unknown parameter: '{p}'.")
     return new
