@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 import pytest
+from helpers import Driver
 from openai.types.realtime import (
     ConversationItemCreateEvent,
     ConversationItemDeleteEvent,
@@ -31,7 +32,6 @@ from openai.types.realtime import (
     SessionUpdateEvent,
 )
 from pydantic import BaseModel
-from session_helpers import Driver
 
 # One valid event of each client type, with the nested objects the null variants go into.
 EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {

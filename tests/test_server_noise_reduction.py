@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from session_helpers import Driver, of_type, silence, wav
+from helpers import Driver, of_type, silence, wav
 
 import rtlayer_native
 from rtlayer.server.core.noise_reduction import NoiseGate

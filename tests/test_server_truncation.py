@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from session_helpers import Driver, of_type
+from helpers import Driver, of_type
 
 from rtlayer.server.responders import ResponsePart, ResponseRequest, TextPart
 
