@@ -106,6 +106,21 @@ async def test_deep_values_anywhere_in_an_event_are_refused_before_the_session_a
     await eventually(lambda: not server.state.runners)
 
 
+async def test_a_frame_of_a_hundred_thousand_brackets_is_an_error_not_a_crash(server):
+    """orjson 3.8 parses nesting without a limit and segfaults past ~50,000 levels: one 200 kB frame took
+    the whole server down. Such a text goes to the stdlib parser, which stops it."""
+    async with websockets.connect(server.ws_url, additional_headers=AUTH) as ws:
+        await until(ws, "session.created")
+        for frame in (
+            "[" * 100_000 + "]" * 100_000,
+            '{"type":"session.update","session":' + '{"a":' * 100_000,
+        ):
+            await ws.send(frame)
+            error = (await until(ws, "error"))["error"]
+            assert error["code"] in ("invalid_value", "invalid_json")
+        await text_turn(ws)
+
+
 async def test_a_deep_ephemeral_key_session_is_refused_when_minted(server):
     async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=5) as http:
         body = {"session": {"type": "realtime", "tracing": nested(300)}}

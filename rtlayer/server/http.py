@@ -80,7 +80,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = codec.loads(raw or b"{}")
     except codec.TooDeep as exc:
-        raise RequestRefused("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param) from None
+        raise RequestRefused("invalid_value", f"Invalid {exc.what}: {exc}.", exc.param) from None
     except ValueError:
         raise RequestRefused("invalid_json", "We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):

@@ -175,7 +175,7 @@ class ServerSession:
             event = codec.loads(text)
         except codec.TooDeep as exc:
             if self._check_open(now):
-                self._error("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param)
+                self._error("invalid_value", f"Invalid {exc.what}: {exc}.", exc.param)
             return
         except ValueError as exc:
             if self._check_open(now):
