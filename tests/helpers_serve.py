@@ -52,6 +52,7 @@ class ServeProcess:
             while "listening on " not in (line := (await self.proc.stderr.readline()).decode()):
                 assert line, f"rtlayer serve exited early: {self.log}"
                 self.log.append(line)
+        self.log.append(line)
         self.url = line.split("listening on ")[1].split()[0]
         self.port = int(self.url.rsplit(":", 1)[1])
         self._drain = asyncio.get_running_loop().create_task(self._read_log())
