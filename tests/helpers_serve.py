@@ -67,6 +67,12 @@ class ServeProcess:
     def ws_url(self) -> str:
         return "ws" + self.url[4:] + "/v1/realtime?model=gpt-realtime"
 
+    def cmdline(self) -> bytes:
+        """What any user of the machine reads in ``/proc/PID/cmdline`` (a key given there leaks)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/cmdline", "rb") as f:
+            return f.read()
+
     def rss_mb(self) -> float:
         assert self.proc is not None
         with open(f"/proc/{self.proc.pid}/status") as f:
