@@ -384,3 +384,20 @@ def test_the_config_check_bounds_depth_for_configs_built_in_code_too():
     assert refused.value.param == "session.tracing" and refused.value.code == "invalid_value"
     with pytest.raises(RequestRefused):
         merge_session(default_session(), {"tracing": nested(5000)})  # past Python's recursion limit too
+
+
+async def test_every_control_socket_on_a_sip_call_gets_session_created_the_first_one_its_backlog():
+    """A SIP call keeps what its session said before anyone attached and replays it to the first control
+    socket (``session.created`` first); every later one is greeted with the session as it is now."""
+    from sip_helpers import answered_call, free_udp_port, sip_rig
+
+    async with sip_rig() as (server, app):
+        caller, call_id, _rtp = await answered_call(server, app, free_udp_port())
+        try:
+            url = server.ws_url + f"?call_id={call_id}"
+            for n in range(3):
+                async with websockets.connect(url, additional_headers=AUTH) as ws:
+                    created = await until(ws, "session.created", 3)
+                    assert created["session"]["id"].startswith("sess_"), n
+        finally:
+            caller.close()
