@@ -401,3 +401,28 @@ async def test_every_control_socket_on_a_sip_call_gets_session_created_the_first
                     assert created["session"]["id"].startswith("sess_"), n
         finally:
             caller.close()
+
+
+async def test_a_deep_calls_api_accept_is_a_400_and_the_call_can_still_be_accepted():
+    from sip_helpers import Caller, free_udp_port, sip_rig
+
+    async with sip_rig() as (server, app):
+        caller = Caller(server.sip.port)
+        await caller.start()
+        try:
+            caller.invite(free_udp_port())
+            call = await app.next_call()
+            async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=10) as http:
+                accept = f"/v1/realtime/calls/{call.call_id}/accept"
+                deep = await http.post(accept, json={"type": "realtime", "tracing": nested(300)})
+                assert deep.status_code == 400
+                assert (deep.json()["error"]["code"], deep.json()["error"]["param"]) == (
+                    "invalid_value",
+                    "tracing",
+                )
+                assert not server.state.runners
+                fine = await http.post(accept, json={"type": "realtime", "instructions": "ok"})
+                assert fine.status_code == 200
+            await caller.expect(200)
+        finally:
+            caller.close()
