@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import websockets
-from conftest import EmittedEvents, eventually
+from helpers import EmittedEvents, eventually
 
 from rtlayer.server import RealtimeServer, ServerLimits
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart

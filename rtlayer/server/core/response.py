@@ -30,7 +30,7 @@ from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.items import assistant_message, function_call_item
 from rtlayer.server.core.conversation import AudioRecord, Conversation
-from rtlayer.server.responders import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
+from rtlayer.server.core.parts import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
 
 __all__ = ["ResponseJob", "ResponseState", "estimate_text_tokens", "rate_limits", "usage_dict"]
 
