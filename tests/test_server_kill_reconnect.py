@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import eventually
+from helpers import eventually
 from helpers_serve import ServeProcess, free_tcp_port
 
 from rtlayer.transport_events import ConnectionChangeEvent, TransportStatus
