@@ -425,3 +425,23 @@ async def test_a_deep_calls_api_accept_is_a_400_and_the_call_can_still_be_accept
             await caller.expect(200)
         finally:
             caller.close()
+
+
+async def test_responses_in_progress_are_bounded_per_session():
+    from rtlayer.server.core.session import MAX_RESPONSES_IN_PROGRESS
+
+    async with RealtimeServer(audio_pacing=1.0) as server:  # answers take real time: they pile up
+        async with websockets.connect(server.ws_url, additional_headers=AUTH, max_size=None) as ws:
+            await until(ws, "session.created")
+            for n in range(MAX_RESPONSES_IN_PROGRESS + 1):
+                create = {
+                    "type": "response.create",
+                    "event_id": f"r{n}",
+                    "response": {"conversation": "none"},
+                }
+                await ws.send(json.dumps(create))
+            error = (await until(ws, "error"))["error"]
+            assert (error["code"], error["event_id"]) == (
+                "too_many_active_responses",
+                f"r{MAX_RESPONSES_IN_PROGRESS}",
+            )
