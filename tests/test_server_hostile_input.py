@@ -445,3 +445,28 @@ async def test_responses_in_progress_are_bounded_per_session():
                 "too_many_active_responses",
                 f"r{MAX_RESPONSES_IN_PROGRESS}",
             )
+
+
+async def test_a_data_channel_too_far_behind_hangs_the_call_up_and_leaves_nothing_registered():
+    """A WebRTC caller's events pile up in the data channel past ``max_queued_bytes``: the call is hung up,
+    the cut-off counted in the session's stats, and no call, session or peer connection stays."""
+    from rtlayer.transports.webrtc import WebRTCTransport
+
+    async with RealtimeServer(limits=ServerLimits(max_queued_bytes=20_000)) as server:
+        transport = WebRTCTransport()
+        await transport.connect(url=server.url)
+        call = front_of(server.state).calls[transport.call_id]
+        runner = call.runner
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "word " * 20_000}],
+        }
+        transport.send_event({"type": "conversation.item.create", "item": item})
+        transport.send_event({"type": "response.create", "response": {"output_modalities": ["text"]}})
+        await eventually(lambda: not server.state.calls, within=10)
+        stats = runner.stats()
+        assert stats.readers_cut_off == 1 and stats.events_dropped >= 1
+        await eventually(lambda: not server.state.runners and not front_of(server.state).peers)
+        await transport.close()
+    assert not open_peer_connections()
