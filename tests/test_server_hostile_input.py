@@ -470,3 +470,28 @@ async def test_a_data_channel_too_far_behind_hangs_the_call_up_and_leaves_nothin
         await eventually(lambda: not server.state.runners and not front_of(server.state).peers)
         await transport.close()
     assert not open_peer_connections()
+
+
+async def test_the_input_audio_buffer_is_bounded_in_bytes_and_what_it_drops_is_counted():
+    import base64
+
+    limits = ServerLimits(max_input_buffer_bytes=96_000)  # 2 s of PCM16 24 kHz
+    async with RealtimeServer(limits=limits) as server:
+        async with websockets.connect(server.ws_url, additional_headers=AUTH) as ws:
+            await until(ws, "session.created")
+            runner = next(iter(server.state.runners.values()))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+                )
+            )
+            await until(ws, "session.updated")
+            second = base64.b64encode(b"\x10\x00" * 24_000).decode()
+            for _ in range(5):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": second}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            committed = await until(ws, "input_audio_buffer.committed")
+            await eventually(lambda: runner.stats().input_bytes_dropped == 3 * 48_000)
+            await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": committed["item_id"]}))
+            retrieved = await until(ws, "conversation.item.retrieved")
+            assert len(base64.b64decode(retrieved["item"]["content"][0]["audio"])) == 96_000
