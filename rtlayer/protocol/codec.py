@@ -58,11 +58,29 @@ class TooDeep(ValueError):
         return f"'{self.param}'" if self.param else "the message"
 
 
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit``: a walk of containers only, no paths built."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                if depth >= limit:
+                    return True
+                push((child, depth + 1))
+    return False
+
+
 def check_depth(value: Any, limit: int = MAX_DEPTH, path: str = "") -> None:
     """Raise ``TooDeep`` if ``value`` nests objects/arrays deeper than ``limit`` levels.
 
-    Iterative (an explicit stack), so a value deeper than Python's recursion limit is measured too.
+    Iterative (an explicit stack), so a value deeper than Python's recursion limit is measured too. The
+    path of the deep branch is only worked out once a value is known to be too deep.
     """
+    if not isinstance(value, (dict, list)) or not _too_deep(value, limit):
+        return
     stack: list[tuple[Any, str, int]] = [(value, path, 1)]
     while stack:
         node, where, depth = stack.pop()
@@ -107,6 +125,15 @@ def _stdlib_loads(text: str | bytes) -> Any:
         raise TooDeep("(top)", MAX_DEPTH) from None
 
 
+def _may_nest(value: Any) -> bool:
+    """False for a flat object (an audio append): it cannot be too deep, and counting is skipped."""
+    if type(value) is dict:
+        return any(type(v) is dict or type(v) is list for v in value.values())
+    return type(value) is list
+
+
+ORJSON_SAFE_CHARS = 10_000
+"""A text this short cannot nest deep enough to hurt orjson (it survives 50,000 levels): parsed at once."""
 ORJSON_SAFE_OPENS = 1000
 """orjson (3.8) parses nesting without a limit of its own and crashes the process (SIGSEGV) somewhere
 between 50,000 and 100,000 levels: a 200 kB frame of ``[`` brought the whole server down. A text that can
@@ -129,9 +156,14 @@ if _orjson is not None:
 
     def loads(text: str | bytes) -> Any:
         """Parse one JSON value (a wire event is an object; the caller checks); ``TooDeep`` past ``MAX_DEPTH``."""
+        if len(text) <= ORJSON_SAFE_CHARS:  # the hot path: audio appends, small events
+            value = _loads(text)
+            if _may_nest(value) and _opens(text) > MAX_DEPTH:  # fewer brackets cannot nest deeper
+                check_depth(value)
+            return value
         opens = _opens(text)
         value = _loads(text) if opens <= ORJSON_SAFE_OPENS else _stdlib_loads(text)
-        if opens > MAX_DEPTH:  # fewer brackets than the limit cannot nest deeper
+        if opens > MAX_DEPTH:
             check_depth(value)
         return value
 
