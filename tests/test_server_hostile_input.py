@@ -495,3 +495,25 @@ async def test_the_input_audio_buffer_is_bounded_in_bytes_and_what_it_drops_is_c
             await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": committed["item_id"]}))
             retrieved = await until(ws, "conversation.item.retrieved")
             assert len(base64.b64decode(retrieved["item"]["content"][0]["audio"])) == 96_000
+
+
+def test_the_origin_policy_on_loopback_and_off_it():
+    from rtlayer.server.origins import OriginPolicy, normalize_origin
+
+    assert normalize_origin("HTTPS://App.Example:443") == "https://app.example"
+    assert normalize_origin("http://[::1]:8765") == "http://[::1]:8765"
+    loopback = OriginPolicy(["https://app.example"])
+    loopback.set_base_url("http://127.0.0.1:8765")
+    assert (
+        loopback.allows(None)
+        and loopback.allows("http://localhost:8765")
+        and loopback.allows("https://app.example")
+    )
+    # DNS rebinding: the Host header says evil.example too, and it is still not the server's own page.
+    assert not loopback.allows("http://evil.example:8765", "evil.example:8765")
+    assert not loopback.allows("null") and not loopback.allows("not an origin")
+    public = OriginPolicy(loopback=False)
+    public.set_base_url("http://0.0.0.0:8765")  # bound to every address: its names are not known in advance
+    assert public.allows("http://voice.example:8765", "voice.example:8765")
+    assert not public.allows("http://evil.example:8765", "voice.example:8765")
+    assert OriginPolicy(["*"]).allows("http://anything.example")

@@ -113,7 +113,7 @@ async def origin_check(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)  # not a browser acting for a page
     state = request.app[STATE_KEY]
     policy = state.origins
-    if not policy.allows(origin):
+    if not policy.allows(origin, request.host):
         state.counters.origins_refused += 1
         return refusal_response(
             RequestRefused(
