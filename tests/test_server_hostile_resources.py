@@ -102,6 +102,11 @@ async def test_conversation_memory_is_bounded_in_bytes_not_items():
 async def test_a_long_text_answer_does_not_stall_other_sessions():
     async with ServeProcess() as server, LatencyProbe(server.ws_url) as probe:
         ws = await open_session(server.ws_url, max_size=None)
+        # Without truncation the whole 2 MB text reaches the responder (else the context window drops it).
+        await ws.send(json.dumps({"type": "session.update", "session": {"truncation": "disabled"}}))
+        async with asyncio.timeout(10):
+            while b'"session.updated"' not in await ws.recv(decode=False):
+                pass
         await ws.send(user_text("a " * 1_000_000))  # 2 MB: a million one-letter words, echoed one by one
         await ws.send(json.dumps({"type": "response.create", "response": {"output_modalities": ["text"]}}))
         # The attacker does not even read (its own process stays idle, as a real one would): the server
