@@ -46,7 +46,7 @@ DEFAULT_MAX_DURATION_S = 3600.0
 MIN_COMMIT_MS = 100.0
 MAX_RESPONSES_IN_PROGRESS = 64
 """Responses (out-of-band ones included) one session may have running at once. Each holds a copy of its
-context and a task; without a bound, one client asking for thousands at once took the server's memory."""
+context and a task: without a bound, one client asking for thousands at once could take the server's memory."""
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
