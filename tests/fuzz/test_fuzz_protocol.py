@@ -140,7 +140,7 @@ _FIELDS = [
 
 
 @settings(
-    max_examples=20_000 if LONG else 100,
+    max_examples=5_000 if LONG else 100,
     derandomize=True,
     deadline=None,
     database=None,
