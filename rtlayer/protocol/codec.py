@@ -18,9 +18,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rtlayer.exceptions import RemoteProtocolError
+
 __all__ = [
     "BACKEND",
     "MAX_DEPTH",
+    "ORJSON_SAFE_CHARS",
     "ORJSON_SAFE_OPENS",
     "JSONDecodeError",
     "TooDeep",
@@ -37,7 +40,7 @@ schemas stay far below it; events wrap what they carry in a few levels more, sti
 that orjson can serialise."""
 
 
-class TooDeep(ValueError):
+class TooDeep(RemoteProtocolError, ValueError):
     """A JSON value nested deeper than ``MAX_DEPTH``; ``path`` names where (``session.tools[0].parameters``)."""
 
     def __init__(self, path: str, limit: int) -> None:
