@@ -1,32 +1,40 @@
 """Exceptions raised by rtlayer.
 
-The tree::
+The tree (classes defined elsewhere name their module)::
 
     RtlayerError
     ├── LocalProtocolError        the app (or this library's caller) did something the protocol forbids
     │   ├── InvalidAudioError     bad PCM (odd length), unsupported format or rate
     │   ├── InvalidURL            a server URL rtlayer cannot read (scheme, host, port, path)
-    │   └── UnsupportedOperation  e.g. send_audio on a SIP transport, where audio travels over RTP
+    │   ├── UnsupportedOperation  e.g. send_audio on a SIP transport, where audio travels over RTP
+    │   └── ScenarioError         (rtlayer.load.scenario) a load scenario file that cannot be used
     ├── RemoteProtocolError       the peer sent something malformed or unexpected
     │   ├── RequestRefused        a request refused in the Realtime API's terms: ``code``, ``message``,
     │   │                         ``param`` and the HTTP ``status`` (the embedded server's one refusal)
     │   ├── SipParseError         a datagram that is not a SIP message we can use
     │   ├── SdpError              an SDP offer that cannot be answered
-    │   └── RtpError              a datagram that is not an RTP packet we can use
+    │   ├── RtpError              a datagram that is not an RTP packet we can use
+    │   └── RtcpError             a datagram that is not an RTCP compound packet we can use
     ├── ConnectError              the connection could not be established
     │   ├── ConnectTimeout        nothing answered in time (an ICE or TCP hang becomes this)
     │   ├── HandshakeError        the server answered with an HTTP error; ``status`` and ``body`` kept
     │   └── ProxyError            an HTTP proxy refused the tunnel (407, 403, ...)
+    ├── CallsAPIError             (rtlayer.transports.calls) the Calls API refused; ``status``, ``code``, ``body``
     ├── ConnectionClosedError     the connection ended while an operation needed it
     └── WebhookVerificationError  a webhook's signature, timestamp or secret did not check out
 
+Outside the tree on purpose: ``MissingExtraError`` (rtlayer._extras), an ``ImportError`` raised where an
+optional dependency is imported, and ``LoadError`` (rtlayer.load.locust), the form in which Locust counts a
+simulated caller's failure. ``tests/test_exceptions.py`` holds this drawing to the classes.
+
 "Remote" is the other end of whoever raises. The embedded server's parsers raise the subclasses of
 ``RemoteProtocolError`` for what a client or a phone sent, and the server answers them without ending
-anything else (an ``error`` event, an HTTP error, a SIP 400/488, a dropped packet). A client transport does
-not raise it for a malformed server frame either: the frame is reported as an ``error`` event and the
-session reads on, as the service's clients do. ``RequestRefused`` becomes the service's ``error`` event (``error_event``) on a session and
-the service's JSON error body (``error_body``, with ``status``) on an HTTP route. The parse errors and
-``RequestRefused`` are also ``ValueError``s: bad input is a bad value.
+anything else (an ``error`` event, an HTTP error, a SIP 400/488, a dropped packet). ``RequestRefused`` becomes
+the service's ``error`` event (``error_event``) on a session and the service's JSON error body
+(``error_body``, with ``status``) on an HTTP route. The parse errors and ``RequestRefused`` are also
+``ValueError``s: bad input is a bad value. A client transport does not raise ``RemoteProtocolError`` for a
+malformed server frame: the frame is reported as an ``error`` event and the session reads on, as the
+service's clients do.
 
 Errors carry what the peer said: a server's JSON ``error.message`` is in the exception text, never
 replaced by a generic one. API keys never appear in any message.
@@ -47,6 +55,7 @@ __all__ = [
     "ProxyError",
     "RemoteProtocolError",
     "RequestRefused",
+    "RtcpError",
     "RtlayerError",
     "RtpError",
     "SdpError",
@@ -148,6 +157,10 @@ class SdpError(RemoteProtocolError, ValueError):
 
 class RtpError(RemoteProtocolError, ValueError):
     """Not an RTP packet we can use."""
+
+
+class RtcpError(RemoteProtocolError, ValueError):
+    """Not an RTCP compound packet we can use."""
 
 
 class ConnectError(RtlayerError):

@@ -392,7 +392,10 @@ cdef class Pacer:
             or s.heap == NULL or s.streams == NULL or s.lateness == NULL
         ):
             self._free()
-            raise MemoryError()
+            raise MemoryError(
+                f"cannot allocate the pacer's queues: {max_packets} packets of {packet_size} bytes, "
+                f"{max_streams} streams, {lateness_samples} lateness samples"
+            )
         for i in range(max_packets):
             s.free_slots[i] = max_packets - 1 - i
         s.free_n = max_packets

@@ -50,7 +50,7 @@ cdef class AudioRing:
             PyMem_Free(self.buf)
         self.buf = <unsigned char*>PyMem_Malloc(capacity)
         if self.buf == NULL:
-            raise MemoryError()
+            raise MemoryError(f"cannot allocate a ring of {capacity} bytes")
         self.capacity = capacity
         self.overflow = overflow
         self.reject = overflow == "reject"
@@ -185,7 +185,7 @@ cdef class Framer:
             PyMem_Free(self.buf)
         self.buf = <unsigned char*>PyMem_Malloc(frame_bytes)
         if self.buf == NULL:
-            raise MemoryError()
+            raise MemoryError(f"cannot allocate a frame of {frame_bytes} bytes")
         self.frame_bytes = frame_bytes
         self.pad_last = pad_last
         self.pending = 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import shutil
 import socket
@@ -30,7 +31,8 @@ from aiohttp import web
 
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
-from rtlayer.server.sip.message import SipRequest, SipResponse, parse_message
+from rtlayer.server.responders import Responder
+from rtlayer.server.sip.message import SipParseError, SipRequest, SipResponse, parse_message
 from rtlayer.server.sip.sdp import parse_offer
 from rtlayer.transports.calls import CallsClient
 from rtlayer.transports.sip import build_initial_config
@@ -204,12 +206,62 @@ def link_pcaps(workdir: Path, audio_packets: int = 86) -> int:
     return kept
 
 
+@dataclass
+class Phone:
+    """A phone line into an embedded server: the app (webhook + Calls API), the caller's RTP sink, and
+    ``ring`` to have sipp call."""
+
+    server: RealtimeServer
+    app: PhoneApp
+    sink: RtpSink
+    workdir: Path
+    runs: list[SippRun] = field(default_factory=list)
+
+    @property
+    def sip_port(self) -> int:
+        return int(self.server.sip.port)
+
+    async def ring(self, scenario: str) -> tuple[SippRun, IncomingCall]:
+        """sipp calls with ``scenario`` (its SDP naming our RTP sink); the app's incoming call."""
+        sipp = await run_sipp(scenario, self.sip_port, self.workdir, keys={"rtp_sink": str(self.sink.port)})
+        self.runs.append(sipp)
+        return sipp, await self.app.next_call()
+
+
+@contextlib.asynccontextmanager
+async def open_phone(workdir: Path, responder: Responder | None = None) -> AsyncIterator[Phone]:
+    """A server with a SIP front and a webhook to a fresh app; ``workdir/speech.pcmu`` holds what the
+    PCMU scenarios' caller says."""
+    app = PhoneApp(server_url="")
+    await app.start()
+    server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret, responder=responder)
+    await server.start()
+    app.server_url = server.url
+    assert app.client is not None
+    app.client.base_url = server.url + "/v1"
+    sink = RtpSink()
+    await sink.start()
+    (workdir / "speech.pcmu").write_bytes(g711_speech("pcmu"))
+    phone = Phone(server, app, sink, workdir)
+    try:
+        yield phone
+    finally:
+        for run in phone.runs:  # a test that failed half-way leaves its caller on the line
+            if run.process.returncode is None:
+                run.process.kill()
+                await run.process.wait()
+        sink.close()
+        await server.close()
+        await app.close()
+
+
 class Caller:
     """A minimal UAC on 127.0.0.1: sends requests, collects what comes back."""
 
-    def __init__(self, server_port: int, host: str = "127.0.0.1") -> None:
+    def __init__(self, server_port: int, host: str = "127.0.0.1", server_host: str | None = None) -> None:
+        """A caller on ``host`` calling the server at ``server_host`` (default: ``host``)."""
         self.host = host
-        self.server = (host, server_port)
+        self.server = (server_host or host, server_port)
         self.inbox: asyncio.Queue[SipRequest | SipResponse] = asyncio.Queue()
         self.call_id = secrets.token_hex(8) + "@127.0.0.1"
         self.tag = secrets.token_hex(4)
@@ -224,7 +276,7 @@ class Caller:
 
         class _Proto(asyncio.DatagramProtocol):
             def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-                inbox.put_nowait(parse_message(data))
+                inbox.put_nowait(_read_reply(data))
 
         self.transport, _ = await loop.create_datagram_endpoint(_Proto, local_addr=(self.host, 0))
         self.port = int(self.transport.get_extra_info("sockname")[1])
@@ -280,6 +332,19 @@ class Caller:
             self.transport.close()
 
 
+def _read_reply(data: bytes) -> SipRequest | SipResponse:
+    """What the caller got. A reply to a malformed request echoes the bad header (a 400 copies the
+    request's CSeq and Call-ID, RFC 3261 8.2.6.2), so the caller may not parse it whole: then it keeps
+    the status line, and a CSeq that says so."""
+    try:
+        return parse_message(data)
+    except SipParseError:
+        start = data.split(b"\r\n", 1)[0].decode(errors="replace").split(" ", 2)
+        if start[0] != "SIP/2.0" or len(start) < 2 or not start[1].isascii() or not start[1].isdigit():
+            raise
+        return SipResponse(headers=[("CSeq", "0 UNREADABLE")], status=int(start[1]), reason=start[-1])
+
+
 @contextlib.asynccontextmanager
 async def sip_rig(**server_options: Any) -> AsyncIterator[tuple[RealtimeServer, PhoneApp]]:
     """An embedded server with its SIP front on 127.0.0.1, and the app that gets its webhooks."""
@@ -318,3 +383,36 @@ async def answered_call(
     ok = await caller.expect(200)
     caller.send_raw(caller.request("ACK", cseq=1).to_bytes())
     return caller, call.call_id, ("127.0.0.1", parse_offer(ok.body).port)
+
+
+def rss_mb() -> float:
+    """This process's resident memory, in MB (the embedded server runs in it)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class LoopLag:
+    """A ticker on the running loop: ``worst`` is the longest it was late (a blocked loop), in s."""
+
+    period: float = 0.005
+    worst: float = 0.0
+    _task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(self.period)
+            self.worst = max(self.worst, loop.time() - start - self.period)
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task

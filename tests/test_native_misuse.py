@@ -18,12 +18,14 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import rtlayer_native as rn
 
+ROOT = Path(__file__).resolve().parents[1]
 NOT_INITIALISED = "is not initialised: its __init__ did not run"
 IN_USE = "is in use by another call"
 
@@ -33,6 +35,7 @@ def run_child(code: str, timeout: float = 30) -> subprocess.CompletedProcess[str
     try:
         done = subprocess.run(
             [sys.executable, "-c", "import rtlayer_native as n\n" + textwrap.dedent(code)],
+            cwd=ROOT,  # this checkout's rtlayer_native, not an installed copy
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -252,6 +255,26 @@ def test_a_pacer_closed_from_several_threads_while_others_use_it() -> None:
         """
     )
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "n.AudioRing(2**62)",
+        "n.Framer(2**62)",
+        "n.Pacer(max_packets=2**31 - 1, packet_size=2**31 - 1)",
+    ],
+)
+def test_a_capacity_no_allocator_grants_is_a_memory_error(code: str) -> None:
+    assert_raises_in_child(code, "MemoryError", "cannot allocate")
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["n.AudioRing(2**70)", "n.Framer(2**63)", "n.Resampler(2**70, 8000)", "n.Pacer(max_packets=2**31)"],
+)
+def test_a_number_past_a_c_integer_is_an_overflow_error(code: str) -> None:
+    assert_raises_in_child(code, "OverflowError", "")
 
 
 def test_a_pacer_refuses_a_host_with_a_nul() -> None:

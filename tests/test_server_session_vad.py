@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from session_helpers import silence, wav
+from helpers import silence, wav
 
 import rtlayer_native
 from rtlayer.server.core.input_audio import MAX_BUFFER_MS, InputAudio, TurnEnded, TurnStarted

@@ -229,18 +229,41 @@ def test_a_new_ssrc_is_a_resync_not_a_loss() -> None:
     assert (rx.resyncs, rx.lost, rx.out_of_range) == (1, 0, 0)
 
 
-def test_before_the_caller_speaks_only_the_sdp_host_may_latch_when_it_is_routable() -> None:
-    pcmu = _pkt(1, b"\xff" * 160)
+def test_the_sdp_address_is_heard_at_once_another_port_of_its_host_after_probation() -> None:
+    guard = RtpSourceGuard(("127.0.0.1", 4000), [0, 101])
+    voice = RtpSender(0, ssrc=1)
+    pcma = RtpSender(8, ssrc=2).packet(b"\xd5" * 160)
+    # garbage and a payload type we did not negotiate count for no one's probation
+    assert not guard.admit(b"\x00" * 5, ("127.0.0.1", 5000)) and not guard.admit(pcma, ("127.0.0.1", 5000))
+    # another port of the SDP's host (sipp's -mp): two packets in sequence, and it latches
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.latched == ("127.0.0.1", 5002)
+    # from then on everyone else is refused, but for the SDP's own address, which takes the latch over
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5000))
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.2", 5002))
+    assert guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 4000))
+    assert guard.latched == ("127.0.0.1", 4000) and guard.relatched == 1
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.rejected == 6
+    # addresses compare in one spelling (IPv6 has several)
+    v6 = RtpSourceGuard(("0:0::1", 4000), [0])
+    assert v6.admit(voice.packet(b"\xff" * 160), ("::1", 4000)) and v6.latched == ("::1", 4000)
+    assert not v6.admit(voice.packet(b"\xff" * 160), ("::1", 4004))
+
+
+def test_before_the_caller_speaks_a_stranger_is_refused_when_the_sdp_address_is_routable() -> None:
     guard = RtpSourceGuard(("127.0.0.1", 4000), [0])
     assert guard.pins_host
-    assert not guard.admit(pcmu, ("127.0.0.2", 4000))  # a stranger first: refused, counted
-    assert guard.latched is None and guard.rejected == 1
-    assert guard.admit(pcmu, ("127.0.0.1", 5002))  # the caller, from another port of its host
-    assert guard.latched == ("127.0.0.1", 5002)
-    public = RtpSourceGuard(("2001:db8::1", 4000), [0])  # documentation prefix: not global either
-    assert not public.pins_host
-    # a private SDP address may be a NAT'd caller: the first valid packet latches, wherever from
+    for seq in range(5):  # a stranger first, in perfect sequence: refused, counted
+        assert not guard.admit(_pkt(seq, b"\xff" * 160), ("127.0.0.2", 4000))
+    assert guard.latched is None and guard.rejected == 5
+    assert guard.admit(_pkt(9, b"\xff" * 160), ("127.0.0.1", 4000))  # the caller
+    assert guard.latched == ("127.0.0.1", 4000)
+    assert not RtpSourceGuard(("2001:db8::1", 4000), [0]).pins_host  # documentation prefix: not global
+    # a private SDP address may be a NAT'd caller: a source anywhere may pass probation
     natted = RtpSourceGuard(("192.168.1.20", 4000), [0])
     assert not natted.pins_host
-    assert natted.admit(pcmu, ("127.0.0.2", 7000)) and natted.latched == ("127.0.0.2", 7000)
-    assert not natted.admit(pcmu, ("127.0.0.3", 7000)) and natted.rejected == 1
+    assert not natted.admit(_pkt(1, b"\xff" * 160), ("127.0.0.2", 7000))
+    assert natted.admit(_pkt(2, b"\xff" * 160), ("127.0.0.2", 7000)) and natted.latched == ("127.0.0.2", 7000)
+    assert not natted.admit(_pkt(3, b"\xff" * 160), ("127.0.0.3", 7000)) and natted.rejected == 2

@@ -7,7 +7,7 @@ import time
 import aioice.ice
 import pytest
 from av import AudioFrame
-from helpers_webrtc import tone
+from helpers import tone
 
 import rtlayer_native
 from rtlayer._ice import host_policy, policy_for

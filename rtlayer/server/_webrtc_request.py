@@ -12,13 +12,13 @@ Two forms reach the endpoint (REALTIME_PROTOCOL.md section 5):
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import Any
 
 from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol import codec
 
 __all__ = ["CallRequest", "check_offer", "parse_call_request"]
 
@@ -85,8 +85,10 @@ def _parse_multipart(content_type: str, body: bytes) -> CallRequest:
     session: dict[str, Any] | None = None
     if "session" in parts:
         try:
-            loaded = json.loads(_text(parts["session"], "session part"))
-        except json.JSONDecodeError as exc:
+            loaded = codec.loads(_text(parts["session"], "session part"))
+        except codec.TooDeep as exc:
+            raise RequestRefused("invalid_value", f"invalid session: {exc}", "session") from None
+        except ValueError as exc:
             raise RequestRefused("invalid_json", f"the 'session' part is not valid JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise RequestRefused("invalid_json", "the 'session' part must be a JSON object")

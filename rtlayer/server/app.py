@@ -13,6 +13,10 @@ The other fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webr
 (``/v1/realtime/calls/{call_id}/accept|reject|refer``). The WebRTC front needs aiortc, from the
 ``webrtc`` extra: without it the server starts without that front and logs one line naming the extra.
 
+Browser-reachable routes (all of them, the WebSocket included) check ``Origin`` first
+(``rtlayer.server.http.origin_check``): a page that is neither the server's own nor in ``allow_origins``
+is refused with 403, its preflight too; allowed cross-origin responses carry the CORS headers.
+
 A route refuses by raising ``RequestRefused``; the app's one middleware (``rtlayer.server.http.json_errors``)
 answers with the service's JSON (``{"error": {"message", "type", "code", "param"}}``), aiohttp's own
 404/405 included, so that clients can surface the message.
@@ -30,7 +34,7 @@ from rtlayer._extras import MissingExtraError, missing_extra
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.session_config import default_session, merge_session
-from rtlayer.server.http import STATE_KEY, json_errors, read_json, require_key
+from rtlayer.server.http import STATE_KEY, json_errors, origin_check, read_json, require_key
 from rtlayer.server.state import ServerState
 from rtlayer.server.ws import realtime_websocket
 
@@ -109,7 +113,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(state: ServerState) -> web.Application:
     """The application for ``state``: core routes, then each optional front's ``setup(app, state)``."""
-    app = web.Application(middlewares=[json_errors], client_max_size=state.limits.max_message_bytes)
+    app = web.Application(
+        middlewares=[origin_check, json_errors], client_max_size=state.limits.max_message_bytes
+    )
     app[STATE_KEY] = state
     app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)

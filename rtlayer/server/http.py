@@ -3,7 +3,9 @@
 The WebSocket front (``ws``), the WebRTC front (``webrtc``), the SIP REST routes (``sip.rest``) and the
 core routes (``app``) are siblings; none imports another. What they have in common lives here: where the
 application keeps its ``ServerState`` (``STATE_KEY``), how a request presents its key (``bearer_key``) and
-is refused without a good one (``require_key``), and how a JSON body is read (``read_json``).
+is refused without a good one (``require_key``), how a JSON body is read (``read_json``: nesting bounded
+by the codec), and which web pages may call at all (``origin_check``, the policy of
+``rtlayer.server.origins``).
 
 A route refuses a request by raising ``rtlayer.exceptions.RequestRefused``; the one middleware of the app
 (``json_errors``) answers it with its HTTP ``status`` and the service's body
@@ -13,13 +15,13 @@ the same shape, so that every client can surface the message.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol import codec
 from rtlayer.server.state import ServerState
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "Handler",
     "bearer_key",
     "json_errors",
+    "origin_check",
     "read_json",
     "refusal_response",
     "require_key",
@@ -75,7 +78,9 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     """The request's JSON object body (``{}`` when there is none); else raise a 400 ``RequestRefused``."""
     raw = await request.read() if request.can_read_body else b""
     try:
-        body = json.loads(raw or b"{}")
+        body = codec.loads(raw or b"{}")
+    except codec.TooDeep as exc:
+        raise RequestRefused("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param) from None
     except ValueError:
         raise RequestRefused("invalid_json", "We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
@@ -95,3 +100,32 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             raise
         message = exc.reason if exc.text is None else exc.text.strip()
         return refusal_response(RequestRefused(None, message, status=exc.status))
+
+
+@web.middleware
+async def origin_check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse pages the server does not know; answer CORS preflights; label allowed cross-origin answers.
+
+    The outermost middleware: a refused page learns nothing else (not even whether its key was good).
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return await handler(request)  # not a browser acting for a page
+    state = request.app[STATE_KEY]
+    policy = state.origins
+    if not policy.allows(origin):
+        state.counters.origins_refused += 1
+        return refusal_response(
+            RequestRefused(
+                "origin_not_allowed",
+                f"Origin {origin[:100]!r} is not allowed: serve your page from this server, or start it "
+                "with --allow-origin (RealtimeServer(allow_origins=...)).",
+                status=403,
+            )
+        )
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        return web.Response(status=204, headers=policy.preflight_headers(origin))
+    response = await handler(request)
+    if not response.prepared:  # a WebSocket answer has gone already (and needs no CORS headers)
+        response.headers.update(policy.response_headers(origin))
+    return response

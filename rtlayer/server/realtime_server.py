@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -51,9 +51,14 @@ class RealtimeServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         clock: Callable[[], float] = time.time,
+        allow_origins: Iterable[str] = (),
     ) -> None:
         """``audio_pacing``: WebSocket answer audio at this multiple of real time (0: as fast as produced).
-        ``clock``: Unix seconds, what ephemeral keys expire against (tests move it instead of sleeping)."""
+        ``clock``: Unix seconds, what ephemeral keys expire against (tests move it instead of sleeping).
+        ``limits``: per-server and per-session bounds (``ServerLimits``: sessions, message size, and the
+        per-session bytes of conversation, queued outbound events and input audio).
+        ``allow_origins``: web pages (``https://app.example``, or ``*``) that may use the server from a
+        browser besides its own pages; every other ``Origin`` is refused with 403."""
         # ServerState refuses a non-loopback host without a key, before anything is bound.
         self.state = ServerState(
             host=host,
@@ -64,6 +69,7 @@ class RealtimeServer:
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             clock=clock,
+            allow_origins=allow_origins,
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("TLS needs both certfile and keyfile")

@@ -27,15 +27,17 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
+from rtlayer.server import fair
 from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import AudioPart, Responder, ResponsePart
 
-__all__ = ["EventObserver", "EventSink", "SessionRunner", "wall_now"]
+__all__ = ["EventObserver", "EventSink", "SessionRunner", "SessionStats", "wall_now"]
 
 logger = logging.getLogger("rtlayer.server")
 
@@ -46,6 +48,29 @@ EventObserver = Callable[[str, dict[str, Any]], None]
 """Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
 
 _PCM16_24K_BYTES_PER_MS = 48
+_SLICE_S = 0.001
+"""A response task gives the loop back after this much work in one go, so one long answer (a 2 MB text
+echoed word by word) cannot hold every other session of the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What one session holds and what its bounds dropped (``SessionRunner.stats()``)."""
+
+    conversation_items: int
+    conversation_bytes: int
+    items_dropped: int
+    """Oldest items dropped to stay within ``max_conversation_bytes``."""
+    item_bytes_dropped: int
+    input_bytes_dropped: int
+    """Input audio dropped: past ``max_input_buffer_bytes``, or undecodable media frames."""
+    events_dropped: int
+    """Events not delivered to a reader that was cut off (or whose queue was over its bytes)."""
+    event_bytes_dropped: int
+    readers_cut_off: int
+    """Sockets or data channels closed for falling ``max_queued_bytes`` behind."""
+    events_unserializable: int
+    """Events that could not be serialized (sent as an ``error`` instead); 0 unless there is a bug."""
 
 
 class SessionRunner:
@@ -71,6 +96,13 @@ class SessionRunner:
         self.sinks: list[EventSink] = []
         self.last_activity = self.loop.time()
         self.events_sent = 0
+        self.events_dropped = 0
+        self.event_bytes_dropped = 0
+        self.readers_cut_off = 0
+        self.events_unserializable = 0
+        self.work_slot = asyncio.Semaphore(1)
+        """One blocking job (speech synthesis, a transcription) of this session at a time: its others wait
+        their turn instead of filling the shared thread pool (``rtlayer.server.fair``)."""
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # transcriptions in flight
         self._timer: asyncio.TimerHandle | None = None
@@ -138,6 +170,28 @@ class SessionRunner:
             sink(codec.dumps(event))
         except Exception:
             logger.exception("event sink failed while greeting it")
+
+    def stats(self) -> SessionStats:
+        """What the session holds and what its bounds dropped, now."""
+        session = self.session
+        conversation = session.conversation
+        return SessionStats(
+            conversation_items=len(conversation),
+            conversation_bytes=conversation.nbytes,
+            items_dropped=conversation.dropped_items,
+            item_bytes_dropped=conversation.dropped_bytes,
+            input_bytes_dropped=session.input_dropped_bytes,
+            events_dropped=self.events_dropped,
+            event_bytes_dropped=self.event_bytes_dropped,
+            readers_cut_off=self.readers_cut_off,
+            events_unserializable=self.events_unserializable,
+        )
+
+    def count_dropped(self, events: int, nbytes: int, *, cut_off: bool = False) -> None:
+        """A reader's sink dropped ``events`` (``nbytes``); ``cut_off``: the reader itself was closed."""
+        self.events_dropped += events
+        self.event_bytes_dropped += nbytes
+        self.readers_cut_off += int(cut_off)
 
     def start(self) -> None:
         """Flush what the session queued at creation (``session.created``) and arm its timer."""
@@ -261,7 +315,13 @@ class SessionRunner:
             return
         if self.observe is not None:
             self.observe(self.id, event)
-        text = codec.dumps(event)
+        try:
+            text = codec.dumps(event)
+        except (TypeError, ValueError):  # a value past the encoder's limits reached an event: a bug upstream
+            logger.exception("session %s: could not serialize a %s event", self.id, event.get("type"))
+            self.events_unserializable += 1
+            event = _unserializable_error(event)
+            text = codec.dumps(event)
         for sink in self.sinks:
             try:
                 sink(text)
@@ -311,11 +371,19 @@ class SessionRunner:
         start: float | None = None
         audio_s = 0.0
         error: str | None = None
+        loop = self.loop
+        slice_end = loop.time() + _SLICE_S
+        fair.enter_session(self.work_slot)
         try:
             async with _closing(self.responder.respond(job.request)) as parts:
                 async for part in parts:
                     if self._closed or job.cancelled:
                         return
+                    if loop.time() > slice_end:  # a responder that never awaits: let the others run
+                        await asyncio.sleep(0)
+                        if self._closed or job.cancelled:
+                            return
+                        slice_end = loop.time() + _SLICE_S
                     if isinstance(part, AudioPart) and start is None:
                         start = self.loop.time()
                     if (
@@ -351,6 +419,7 @@ class SessionRunner:
 
     async def _transcribe(self, job: Any) -> None:
         """Run the responder's ``transcribe`` on committed user audio and hand the result back."""
+        fair.enter_session(self.work_slot)
         transcribe = getattr(self.responder, "transcribe", None)
         transcript: str | None = None
         error: str | None = None
@@ -385,6 +454,20 @@ async def _closing(parts: AsyncIterator[ResponsePart]) -> AsyncIterator[AsyncIte
         aclose = getattr(parts, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+def _unserializable_error(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "event_id": new_event_id(),
+        "error": {
+            "type": "server_error",
+            "code": "server_error",
+            "message": f"The server could not send a {str(event.get('type'))[:60]} event; the session goes on.",
+            "param": None,
+            "event_id": None,
+        },
+    }
 
 
 def wall_now() -> float:

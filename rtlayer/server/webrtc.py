@@ -33,7 +33,7 @@ from rtlayer.audio import PCM16_48K
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.server._webrtc_call import WebRTCCall
-from rtlayer.server._webrtc_request import parse_call_request
+from rtlayer.server._webrtc_request import MAX_BODY_BYTES, parse_call_request
 from rtlayer.server.http import STATE_KEY, require_key
 from rtlayer.server.state import ServerState
 
@@ -72,25 +72,31 @@ class WebRTCFront:
                 raise RequestRefused("invalid_offer", f"invalid SDP offer: {exc}") from None
             try:
                 runner = self.state.create_runner(model=model, config=config, media=PCM16_48K)
-            except ValueError as exc:  # an invalid session config; the session limit (429) goes as it is
-                if isinstance(exc, RequestRefused) and exc.status == 429:
+            except (
+                RequestRefused
+            ) as exc:  # the session limit (429) goes as it is; a bad config names its field
+                if exc.status == 429:
                     raise
+                raise RequestRefused(exc.code, f"invalid session: {exc.message}", exc.param) from None
+            except ValueError as exc:
                 raise RequestRefused("invalid_value", f"invalid session: {exc}") from None
-            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_events)
+            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_bytes)
             try:
                 call.attach_media()
                 with host_policy(policy_for(self.state.host, True)):
                     await pc.setLocalDescription(await pc.createAnswer())
+                call.start(CONNECT_DEADLINE_S)  # session.created queued, the ICE deadline armed
             except BaseException:
                 runner.close()
                 raise
         except BaseException:
+            # Nothing of a refused call stays: its runner is closed above, its peer here, and it was
+            # never registered (registration is the last step).
             await self._close_peer(pc)
             raise
         self.calls[call.id] = call
         self.state.calls.add(call)
         call.on_ended(self._forget)
-        call.start(CONNECT_DEADLINE_S)
         self.calls_created += 1
         return call
 
@@ -131,7 +137,14 @@ async def create_call(request: web.Request) -> web.Response:
             secret = state.client_secret(key)
             if secret is not None:
                 config.update(secret.session)
-        parsed = parse_call_request(request.headers.get("Content-Type", ""), await request.read())
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            raise RequestRefused(
+                "request_too_large",
+                f"Request body too large: an SDP offer (with its session) is at most {MAX_BODY_BYTES} bytes.",
+                status=413,
+            )
+        parsed = parse_call_request(request.headers.get("Content-Type", ""), body)
         if parsed.session:
             config = _deep_merge(config, parsed.session)
         model = request.query.get("model") or _str_or_none(config.get("model"))
@@ -143,6 +156,7 @@ async def create_call(request: web.Request) -> web.Response:
         logger.exception("could not answer a WebRTC offer")
         front.calls_refused += 1
         raise RequestRefused("offer_failed", f"could not answer the SDP offer: {exc}", status=500) from None
+    state.bind_call(key, call.id)  # its ek_ key (if one) may now open this call's sideband socket
     assert call.pc.localDescription is not None
     return web.Response(
         status=201,
@@ -178,6 +192,20 @@ def setup(app: web.Application, state: ServerState) -> None:
     app.router.add_get("/", talk_page)
     app.router.add_get("/static/{name}", static_file)
     app.on_shutdown.append(_on_shutdown)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes (never read past it)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,20 @@ session with the config they were minted with. A refused handshake is an HTTP st
 service's JSON error body. ``OpenAI-Beta`` is accepted and ignored.
 
 Once open, every text frame goes to the session; a binary frame is answered with an ``error`` event
-and the socket carries on; a message over the size limit closes that socket only (1009).
+and the socket carries on; a message over the size limit closes that socket only (1009; a message of
+exactly the limit is accepted). A reader that falls ``max_queued_bytes`` behind is closed (1008).
+
+A sideband socket (``?call_id=``) acts on someone's call, so it needs the server's key (as the service
+needs the app's), or an ``ek_`` key that opened that very call: any other ``ek_`` key is refused (403).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -31,39 +37,80 @@ __all__ = ["WebSocketSink", "realtime_websocket"]
 logger = logging.getLogger("rtlayer.server")
 
 _BACKGROUND: set[asyncio.Task[None]] = set()  # closing tasks, referenced until they finish
+_SLOW_CLOSE_S = 1.0  # how long a slow reader's close may take before its connection is aborted
+_SLICE_S = 0.001  # a socket's frames are handled for this long at most before the loop runs the others
 
 
 class WebSocketSink:
     """Queues serialized events for one socket and writes them in order from one task.
 
-    The runner calls the sink synchronously; the writer task absorbs the socket's back-pressure.
-    A client that stops reading is cut off once ``limit`` events are waiting (counted in
-    ``state.counters.sinks_dropped``) instead of growing the server's memory.
+    The runner calls the sink synchronously; the writer task absorbs the socket's back-pressure. A client
+    that stops reading is cut off once more than ``limit`` bytes of events wait for it: the queue is freed,
+    the socket closed with 1008 (and its transport aborted if the close cannot get through), and what was
+    dropped is counted in the session's stats and ``state.counters.sinks_dropped``.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, state: ServerState) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        state: ServerState,
+        runner: SessionRunner | None = None,
+        abort: Callable[[], None] | None = None,
+    ) -> None:
         self.ws = ws
         self.state = state
-        self.limit = state.limits.max_queued_events
+        self.runner = runner
+        self.limit = state.limits.max_queued_bytes
         self.dropped = False
-        self._queue: deque[str] = deque()
+        self.queued_bytes = 0
+        self.events_queued = 0
+        self._abort = abort
+        self._queue: deque[tuple[str, int]] = deque()
         self._stopping = False
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._write())
 
     def __call__(self, text: str) -> None:
+        size = sys.getsizeof(text)
         if self.dropped:
+            self._count(1, size)
             return
-        if len(self._queue) >= self.limit:
-            self.dropped = True
-            self.state.counters.sinks_dropped += 1
-            self._queue.clear()
-            logger.warning("dropping a WebSocket that fell %d events behind", self.limit)
-            self._task.cancel()
-            asyncio.get_running_loop().create_task(self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER))
+        self.events_queued += 1
+        if self.queued_bytes + size > self.limit:
+            self._cut_off(size)
             return
-        self._queue.append(text)
+        self._queue.append((text, size))
+        self.queued_bytes += size
         self._wakeup.set()
+
+    def _count(self, events: int, nbytes: int, cut_off: bool = False) -> None:
+        if self.runner is not None:
+            self.runner.count_dropped(events, nbytes, cut_off=cut_off)
+
+    def _cut_off(self, size: int) -> None:
+        self.dropped = True
+        self.state.counters.sinks_dropped += 1
+        self._count(len(self._queue) + 1, self.queued_bytes + size, cut_off=True)
+        self._queue.clear()
+        self.queued_bytes = 0
+        logger.warning("closing a WebSocket that fell %d bytes behind", self.limit)
+        self._task.cancel()
+        task = asyncio.get_running_loop().create_task(self._close_slow_reader())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
+    async def _close_slow_reader(self) -> None:
+        """1008 if the close frame gets through at once; a reader that does not read it is aborted."""
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow reading events"),
+                _SLOW_CLOSE_S,
+            )
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            if self._abort is not None:
+                self._abort()
 
     async def _write(self) -> None:
         queue, ws = self._queue, self.ws
@@ -74,12 +121,16 @@ class WebSocketSink:
                 while queue:
                     if ws.closed:
                         queue.clear()
+                        self.queued_bytes = 0
                         return
-                    await ws.send_str(queue.popleft())
+                    text, size = queue.popleft()
+                    self.queued_bytes -= size
+                    await ws.send_str(text)
                 if self._stopping:
                     return
         except (ConnectionError, RuntimeError):
             queue.clear()  # the peer went away; the reader side notices and cleans up
+            self.queued_bytes = 0
 
     async def drain_and_stop(self, grace: float = 2.0) -> None:
         """Let queued events go out (for at most ``grace`` seconds), then stop the writer."""
@@ -87,6 +138,8 @@ class WebSocketSink:
         self._wakeup.set()
         await asyncio.wait({self._task}, timeout=grace)
         self._task.cancel()
+        self._queue.clear()
+        self.queued_bytes = 0
 
 
 async def realtime_websocket(request: web.Request) -> web.StreamResponse:
@@ -100,6 +153,14 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
     runner: SessionRunner | None = None
     call: Call | None = None
     if call_id:
+        if not state.may_attach(key, call_id):
+            raise RequestRefused(
+                "insufficient_permissions",
+                "An ephemeral key can only attach to the call it opened: "
+                "a sideband socket needs the server's API key.",
+                "call_id",
+                status=403,
+            )
         call = state.calls.get(call_id)
         if call is None:
             raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
@@ -121,7 +182,7 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
 
     ws = web.WebSocketResponse(
         protocols=("realtime",),
-        max_msg_size=state.limits.max_message_bytes,
+        max_msg_size=state.limits.max_message_bytes + 1,  # aiohttp refuses at its limit: ours is inclusive
         autoping=True,
         heartbeat=None,
         compress=False,
@@ -144,9 +205,12 @@ async def realtime_websocket(request: web.Request) -> web.StreamResponse:
                 else:
                     await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=str(exc)[:120].encode())
                 return ws
-            await _serve(ws, runner, state, owner=True)
+            try:
+                await _serve(ws, runner, state, owner=True, abort=_aborter(request))
+            finally:
+                runner.close()  # whatever happened in _serve: the session never outlives its socket
         else:
-            await _serve(ws, runner, state, owner=False, call=call)
+            await _serve(ws, runner, state, owner=False, call=call, abort=_aborter(request))
     finally:
         state.connections -= 1
     return ws
@@ -159,6 +223,7 @@ async def _serve(
     *,
     owner: bool,
     call: Call | None = None,
+    abort: Callable[[], None] | None = None,
 ) -> None:
     """Pump one socket: frames in, events out, until either side ends.
 
@@ -167,14 +232,8 @@ async def _serve(
     first; any other sideband socket is greeted with a ``session.created`` of the session as it is now.
     """
     loop = asyncio.get_running_loop()
-    sink = WebSocketSink(ws, state)
+    sink = WebSocketSink(ws, state, runner, abort)
     detach = runner.add_sink(sink)
-    if call is not None:
-        replay = getattr(call, "replay_backlog", None)
-        if callable(replay):
-            replay()  # into the call's first control socket (the sink after the call's own backlog sink)
-        if not callable(replay) or runner.sinks.index(sink) != 1:
-            runner.greet(sink)
 
     def on_session_end(_runner: SessionRunner) -> None:
         if not ws.closed:
@@ -184,11 +243,23 @@ async def _serve(
 
     forget_close = runner.on_close(on_session_end)
     idle = _IdleWatch(ws, runner, state.limits.idle_timeout_s)
-    if owner:
-        runner.start()
     try:
+        if owner:
+            runner.start()  # session.created, and the expiry timer armed
+        if call is not None:
+            replay = getattr(call, "replay_backlog", None)
+            if callable(replay):
+                replay()  # into the call's first control socket (the sink after the call's own backlog sink)
+            if sink.events_queued == 0:  # not that first socket (its backlog starts with session.created)
+                runner.greet(sink)
+        slice_end = loop.time() + _SLICE_S
         while not ws.closed:
             msg = await ws.receive()
+            if loop.time() > slice_end:
+                # Frames already buffered come back without a pause: a client sending thousands of
+                # events in one burst must not keep the loop from the other sessions.
+                await asyncio.sleep(0)
+                slice_end = loop.time() + _SLICE_S
             if msg.type is WSMsgType.TEXT:
                 runner.receive_text(msg.data)  # also marks the runner active (the idle watch reads it)
                 continue
@@ -221,6 +292,17 @@ async def _serve(
         await sink.drain_and_stop(grace=0.2)
         if not ws.closed:
             await ws.close()
+
+
+def _aborter(request: web.Request) -> Callable[[], None]:
+    """Drop the request's connection at once (a reader that does not even read its close frame)."""
+
+    def abort() -> None:
+        transport = request.transport
+        if transport is not None:  # closing is not enough: a close waits for a buffer nobody reads
+            transport.abort()
+
+    return abort
 
 
 async def _close_after_drain(ws: web.WebSocketResponse, sink: WebSocketSink) -> None:

@@ -22,6 +22,8 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from sip_helpers import rss_mb
+
 LONG = os.environ.get("RTLAYER_FUZZ_LONG") == "1"
 CI_SECONDS = 2.0
 HANG_S = 1.0
@@ -59,11 +61,6 @@ TOKENS = [
     b"\x85",
     b"\xc2\x85",
 ]
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 class Mutator:

@@ -5,7 +5,8 @@ PCM16 24 kHz goes in (``feed``); user turns come out: ``TurnStarted`` when VAD h
 received since the session began, which is what ``audio_start_ms`` / ``audio_end_ms`` mean on the wire.
 
 Bounded: while nobody speaks under VAD only the last ``VAD_IDLE_KEEP_MS`` are kept (enough for prefix padding
-and a manual commit); otherwise at most ``MAX_BUFFER_MS``, the oldest audio dropped and counted.
+and a manual commit); otherwise at most ``max_bytes`` (default ``MAX_BUFFER_BYTES``, 5 minutes), the oldest
+audio dropped and counted in ``dropped_bytes``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 from rtlayer.protocol.ids import new_id
 from rtlayer.server.core.turn_detection import SpeechStarted, TurnDetector
 
-__all__ = ["MAX_BUFFER_MS", "VAD_IDLE_KEEP_MS", "InputAudio", "TurnEnded", "TurnStarted"]
+__all__ = ["MAX_BUFFER_BYTES", "MAX_BUFFER_MS", "VAD_IDLE_KEEP_MS", "InputAudio", "TurnEnded", "TurnStarted"]
 
 MAX_BUFFER_MS = 5 * 60 * 1000
 VAD_IDLE_KEEP_MS = 5000
 _BYTES_PER_MS = 48  # PCM16 24 kHz mono
+MAX_BUFFER_BYTES = MAX_BUFFER_MS * _BYTES_PER_MS
+"""The default bound of the buffer (``ServerLimits.max_input_buffer_bytes``): 5 minutes, 14.4 MB."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +47,9 @@ class TurnEnded:
 class InputAudio:
     """The input buffer (PCM16 24 kHz) positioned on the audio clock, and the VAD that cuts it into turns."""
 
-    def __init__(self, turn_detection: dict[str, Any] | None) -> None:
+    def __init__(self, turn_detection: dict[str, Any] | None, max_bytes: int = MAX_BUFFER_BYTES) -> None:
         self._buf = bytearray()
+        self.max_bytes = max(2, max_bytes) & ~1
         self.start_ms = 0.0  # audio clock at the buffer's first byte
         self.audio_ms = 0.0  # audio clock at its end: all input received so far
         self.dropped_bytes = 0
@@ -70,7 +74,7 @@ class InputAudio:
         self.audio_ms += len(pcm) / _BYTES_PER_MS
         vad = self.vad
         if vad is None:
-            self._bound(MAX_BUFFER_MS, count_drop=True)
+            self._bound(self.max_bytes, count_drop=True)
             return []
         out: list[TurnStarted | TurnEnded] = []
         for ev in vad.feed(pcm):
@@ -90,9 +94,9 @@ class InputAudio:
                 self.start_ms = ev.audio_end_ms
                 out.append(TurnEnded(item_id, ev.audio_end_ms, turn))
         if vad.speaking:
-            self._bound(MAX_BUFFER_MS, count_drop=True)
+            self._bound(self.max_bytes, count_drop=True)
         else:
-            self._bound(VAD_IDLE_KEEP_MS, count_drop=False)
+            self._bound(min(self.max_bytes, VAD_IDLE_KEEP_MS * _BYTES_PER_MS), count_drop=False)
         return out
 
     def take(self) -> tuple[str, bytes]:
@@ -116,8 +120,8 @@ class InputAudio:
             del self._buf[: min(drop, len(self._buf))]
             self.start_ms = start_ms
 
-    def _bound(self, max_ms: int, count_drop: bool) -> None:
-        excess = len(self._buf) - max_ms * _BYTES_PER_MS
+    def _bound(self, max_bytes: int, count_drop: bool) -> None:
+        excess = len(self._buf) - max_bytes
         if excess > 0:
             del self._buf[:excess]
             self.start_ms += excess / _BYTES_PER_MS

@@ -30,7 +30,7 @@ from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.items import assistant_message, function_call_item
 from rtlayer.server.core.conversation import AudioRecord, Conversation
-from rtlayer.server.responders import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
+from rtlayer.server.core.parts import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
 
 __all__ = ["ResponseJob", "ResponseState", "estimate_text_tokens", "rate_limits", "usage_dict"]
 
@@ -187,6 +187,7 @@ class ResponseState:
     def _finish_item(self, item: dict[str, Any], status: str) -> None:
         item["status"] = status
         if self.conversation is not None and item["id"] in self.conversation:
+            self.conversation.remeasure(item["id"])  # its text streamed in since it was added
             prev = self.conversation.previous_id(item["id"])
             self._ev("conversation.item.done", previous_item_id=prev, item=_copy_item(item))
         self._ev(

@@ -26,17 +26,19 @@ from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import default_session, merge_session
 from rtlayer.server.core import item_events
-from rtlayer.server.core.client_events import check_client_event
+from rtlayer.server.core.client_events import check_client_event, without_nulls
+from rtlayer.server.core.conversation import DEFAULT_MAX_BYTES as DEFAULT_MAX_CONVERSATION_BYTES
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.idle import IdleTimer
-from rtlayer.server.core.input_audio import InputAudio, TurnStarted
+from rtlayer.server.core.input_audio import MAX_BUFFER_BYTES, InputAudio, TurnStarted
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.noise_reduction import noise_gate
+from rtlayer.server.core.parts import ResponderInfo, ResponsePart
+from rtlayer.server.core.parts import responder_info as info_of
 from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.core.response_options import resolve_response_options
 from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
-from rtlayer.server.responders import ResponderInfo, ResponsePart
-from rtlayer.server.responders import responder_info as info_of
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
@@ -56,6 +58,8 @@ class ServerSession:
         media: AudioFormat | None = None,
         *,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
+        max_conversation_bytes: int = DEFAULT_MAX_CONVERSATION_BYTES,
+        max_input_buffer_bytes: int = MAX_BUFFER_BYTES,
     ) -> None:
         """``responder_info``: a ``ResponderInfo`` or the responder itself (the session never calls it).
 
@@ -73,7 +77,7 @@ class ServerSession:
         self.config: dict[str, Any] = merge_session(
             default_session(str(initial.pop("model", "gpt-realtime"))), initial
         )
-        self.conversation = Conversation(new_id("conv"))
+        self.conversation = Conversation(new_id("conv"), max_bytes=max_conversation_bytes)
         self.closed = False
         self._out: list[dict[str, Any]] = []
         self._jobs: list[ResponseJob] = []
@@ -85,10 +89,11 @@ class ServerSession:
         self._requests_made = 0
         self._idle = IdleTimer()
         # input audio: one buffer of PCM16 24 kHz, positioned on the session's audio clock
-        self.input_audio = InputAudio(self.turn_detection)
+        self.input_audio = InputAudio(self.turn_detection, max_input_buffer_bytes)
         self._media_dropped_bytes = 0
         self.dtmf_ignored = 0
         self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        self._noise_gate = noise_gate(self.config)
         self._media_converter = AudioConverter(media, PCM16_24K) if media is not None else None
         self.media_output = MediaOutput(media) if media is not None else None
         self._arm_idle(now)
@@ -170,6 +175,10 @@ class ServerSession:
         """One client text frame; malformed JSON is answered with an ``error`` event."""
         try:
             event = codec.loads(text)
+        except codec.TooDeep as exc:
+            if self._check_open(now):
+                self._error("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param)
+            return
         except ValueError as exc:
             if self._check_open(now):
                 self._error("invalid_json", f"The message could not be parsed as JSON: {exc}", None)
@@ -180,6 +189,7 @@ class ServerSession:
         """One parsed client event."""
         if not self._check_open(now):
             return
+        event = without_nulls(event)  # an optional field sent as null is a field not given
         event_id = (
             event.get("event_id")
             if isinstance(event, dict) and isinstance(event.get("event_id"), str)
@@ -295,6 +305,8 @@ class ServerSession:
     # -- the input buffer and VAD -----------------------------------------------------------------
 
     def _ingest(self, pcm: bytes, now: float) -> None:
+        if self._noise_gate is not None:
+            pcm = self._noise_gate.process(pcm)
         for turn in self.input_audio.feed(pcm):
             if isinstance(turn, TurnStarted):
                 self._emit(
@@ -361,6 +373,8 @@ class ServerSession:
         self.config = new
         if new["audio"]["input"]["format"] != old["audio"]["input"]["format"]:
             self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        if new["audio"]["input"]["noise_reduction"] != old["audio"]["input"]["noise_reduction"]:
+            self._noise_gate = noise_gate(new)
         if new["audio"]["input"]["turn_detection"] != old["audio"]["input"]["turn_detection"]:
             self.input_audio.configure(self.turn_detection)
             if self._active is None:

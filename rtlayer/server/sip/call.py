@@ -342,6 +342,7 @@ class SipCall:
             "rtp_received": rx.received,
             "rtp_invalid": rx.invalid,
             "rtp_foreign": self.guard.rejected,
+            "rtp_relatched": self.guard.relatched,
             "rtp_lost": rx.lost,
             "rtp_concealed_bytes": rx.concealed,
             "rtp_resyncs": rx.resyncs,

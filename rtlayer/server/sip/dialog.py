@@ -72,6 +72,7 @@ REASONS = {
     200: "OK",
     202: "Accepted",
     302: "Moved Temporarily",
+    400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",

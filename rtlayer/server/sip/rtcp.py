@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from rtlayer.exceptions import RtcpError
+
 __all__ = ["ReportBlock", "RtcpError", "RtcpPacket", "is_rtcp", "parse_rtcp"]
 
 SR = 200
@@ -21,10 +23,6 @@ RR = 201
 _COMMON = struct.Struct("!BBH")
 _BLOCK = struct.Struct("!IB3sIIII")
 _SENDER_INFO = 20  # NTP timestamp (8), RTP timestamp, packet count, octet count
-
-
-class RtcpError(ValueError):
-    """Not an RTCP compound packet we can use."""
 
 
 @dataclass(frozen=True, slots=True)

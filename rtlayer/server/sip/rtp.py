@@ -16,8 +16,8 @@
   filled in between. So one 3-packet burst can cost at most ``max_conceal_ms`` of silence, whatever its
   sequence numbers and payload sizes. RFC 4733 ``telephone-event`` packets become DTMF digits, one per
   event (an event is identified by its timestamp; its repeated end packets are ignored).
-- :class:`RtpSourceGuard`: which source addresses may feed a call (the SDP's, and the one latched on
-  the first valid packet from the SDP's host); the rest is dropped and counted.
+- :class:`RtpSourceGuard`: which source addresses may feed a call (the SDP's address:port, or one
+  other source of the SDP's host that passed probation); the rest is dropped and counted.
 """
 
 from __future__ import annotations
@@ -366,44 +366,63 @@ def _pins_host(host: str) -> bool:
 class RtpSourceGuard:
     """Which source addresses may send a call's RTP (strict RTP with latching), sans-I/O.
 
-    Admitted: the address:port the caller's SDP offered, and the source of the first packet that is
-    version-2 RTP with one of the call's negotiated payload types (the codec, telephone-event): that
-    source is *latched* and kept for the rest of the call. Latching is what lets a caller that sends
-    from another port than it receives on (sipp's ``-mp``, a NAT that maps ports) be heard; refusing
-    every other source once latched keeps anyone who can reach the port from injecting audio.
+    The address:port the caller's SDP offered is authoritative: its packets are always admitted, and
+    the first valid one (version-2 RTP of a negotiated payload type: the codec, telephone-event)
+    latches it, displacing any source latched before (counted in ``relatched``). Another source may be
+    the caller too (sipp's ``-mp`` sends from another port than it receives on; a NAT maps ports), so
+    it may latch, but only after ``probation`` valid packets in sequence from one SSRC (as RFC 3550
+    A.1 probation and Asterisk's strict RTP learning do), and only while nothing is latched; its
+    packets before that are dropped. Once latched, every other source is refused, which keeps anyone
+    who can reach the port from injecting audio.
 
-    Before anything latched, the race goes to whoever sends first, so who may latch is narrowed too:
-    when the SDP's address is a global or loopback address (``pins_host``), only a source on that
-    host may latch or be heard; a stranger's packets are refused and counted even before the caller's
-    first packet. When it is a private or unspecified address, the caller may be behind a NAT that
-    left its SDP unrewritten, and the first valid packet from anywhere latches (as media servers'
-    "comedia" does): deploy with routable SDP addresses where that matters. Before anything latched,
-    packets that could not latch (garbage, other payload types) from an admitted host still go to the
-    receiver, which counts and drops them and makes no audio of them. Refused packets are counted in
+    Who may even try is narrowed by the SDP's address: when it is a global or loopback address
+    (``pins_host``), only a source on that host; a stranger's packets are refused and counted even
+    before the caller's first packet. When it is private or unspecified, the caller may be behind a
+    NAT that left its SDP unrewritten, and a source anywhere may pass probation (media servers'
+    "comedia"): deploy with routable SDP addresses where that matters. Everything refused is counted in
     ``rejected``.
     """
 
-    def __init__(self, offered: Addr, payload_types: Iterable[int]) -> None:
+    def __init__(self, offered: Addr, payload_types: Iterable[int], *, probation: int = 2) -> None:
         self.offered = (_same_host(offered[0]), offered[1])
         self.pins_host = _pins_host(self.offered[0])
         self.payload_types = frozenset(payload_types)
+        self.probation = probation
         self.latched: Addr | None = None
         self.rejected = 0
+        self.relatched = 0
+        self._candidate: tuple[Addr, int, int, int] | None = None  # (source, ssrc, next seq, packets)
 
     def admit(self, data: bytes, source: Addr) -> bool:
         """Whether the datagram ``data`` from ``source`` may reach the call's receiver; may latch."""
         src = (_same_host(source[0]), source[1])
-        known = src == self.latched or src == self.offered
-        if known or (self.latched is None and (not self.pins_host or src[0] == self.offered[0])):
-            if self.latched is None and self._latches(data):
+        if src == self.offered:
+            if self.latched != src and self._valid(data) is not None:
+                self.relatched += self.latched is not None
                 self.latched = src
+            return True
+        if src == self.latched:
+            return True
+        may_learn = self.latched is None and (not self.pins_host or src[0] == self.offered[0])
+        if may_learn and self._learn(data, src):
+            self.latched = src
             return True
         self.rejected += 1
         return False
 
-    def _latches(self, data: bytes) -> bool:
+    def _learn(self, data: bytes, src: Addr) -> bool:
+        """One more packet of probation for ``src``; True once it has sent ``probation`` in sequence."""
+        pkt = self._valid(data)
+        if pkt is None:
+            return False
+        cand = self._candidate
+        count = cand[3] + 1 if cand is not None and cand[:3] == (src, pkt.ssrc, pkt.sequence) else 1
+        self._candidate = (src, pkt.ssrc, (pkt.sequence + 1) & 0xFFFF, count)
+        return count >= self.probation
+
+    def _valid(self, data: bytes) -> RtpPacket | None:
         try:
             pkt = parse_rtp(data)
         except RtpError:
-            return False
-        return pkt.payload_type in self.payload_types and bool(pkt.payload)
+            return None
+        return pkt if pkt.payload_type in self.payload_types and pkt.payload else None
