@@ -70,6 +70,7 @@ def test_the_provider_side_takes_what_a_dialect_builds(provider: str, codec: str
     assert isinstance(heard, AppAudio), heard
     assert side.encode(heard.pcm16) == payload
     assert side.parse(dialect.mark("3.17")) == AppMark("3.17")
+    assert side.parse(dialect.bridge_mark("3.17")) == AppMark("3.17")  # the hot path's concatenation
     assert side.parse(dialect.clear()) == AppClear()
 
 

@@ -594,7 +594,7 @@ class MediaStreamTransport(EventEmitter):
                     if frame.mark.partition(".")[0] != str(outbound.generation):
                         break  # a barge-in cleared it while we waited for the socket
                     await self._send(self.dialect.audio(frame.audio))
-                    await self._send(self.dialect.mark(frame.mark))
+                    await self._send(self.dialect.bridge_mark(frame.mark))
                 self.frames_out += 1
             due = outbound.next_due(loop.time())
             self._wake.clear()
