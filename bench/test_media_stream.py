@@ -171,6 +171,8 @@ class ModelDouble:
         self.append_times: list[float] = []
         self.conn: Any = None
         self.ready = asyncio.Event()
+        #: set once FRAMES appends arrived
+        self.enough = asyncio.Event()
 
     async def handler(self, conn: Any) -> None:
         self.conn = conn
@@ -186,13 +188,14 @@ class ModelDouble:
             kind = json.loads(message).get("type")
             if kind == "input_audio_buffer.append":
                 self.append_times.append(time.perf_counter())
+                if len(self.append_times) >= FRAMES:
+                    self.enough.set()
             elif kind == "session.update":
                 await conn.send(json.dumps({"type": "session.updated", "event_id": "e1", "session": session}))
                 self.ready.set()
 
 
 async def _latencies() -> dict[str, list[float]]:
-    from conftest import eventually
     from media_stream_helpers import websockets_bridge
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
@@ -214,7 +217,7 @@ async def _latencies() -> dict[str, list[float]]:
                     sent_in.append(time.perf_counter())
                     await provider.send(INBOUND[k % 50])
                     await asyncio.sleep(0.002)
-                await eventually(lambda: len(model.append_times) >= FRAMES, within=10)
+                await asyncio.wait_for(model.enough.wait(), 10)
                 inbound = [b - a for a, b in zip(sent_in, model.append_times[-FRAMES:], strict=True)]
                 # model delta (20 ms) out -> provider media frame received
                 outbound: list[float] = []
