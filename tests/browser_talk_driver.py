@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import tempfile
 import time
@@ -29,21 +28,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-from openai.types.realtime import RealtimeServerEvent
+from helpers import event_problems, load_wav, tone
 from playwright.async_api import Page, async_playwright
-from pydantic import TypeAdapter, ValidationError
 
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
-from rtlayer.server.state import ServerState
 from rtlayer.server.webrtc import front_of
 
-DATA = Path(__file__).parent / "data"
 CHROMIUM = "/usr/bin/chromium"
 DEADLINE_S = 30.0
-SESSION = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 600}}}}
+# The page's own session defaults are under test (input transcription on, and a silence long enough
+# that hello_24k.wav's two sentences stay one turn); ?session= only names a voice on top.
+SESSION = {"audio": {"output": {"voice": "cedar"}}}
 
 # Playwright's own --disable-features list (chromiumSwitches.ts): a second --disable-features flag
 # replaces the first, so ours must repeat it, plus WebRtcHideLocalIpsWithMdns (loopback candidates
@@ -97,24 +94,14 @@ def loud_stats(pcm: bytes, rate: int) -> dict[str, float]:
     }
 
 
-def invalid_events(events: list[dict[str, Any]]) -> list[str]:
-    """The server events that the official client's models refuse (as the test fixture checks)."""
-    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
-    problems = []
-    for event in events:
-        try:
-            adapter.validate_python(event)
-        except ValidationError as exc:
-            problems.append(f"{event.get('type')}: {exc.errors()[0]['msg']}")
-    return problems
-
-
 class RecordingResponder:
-    """Records each turn's user audio; answers with 1.5 s of a 440 Hz tone at amplitude 0.3."""
+    """Records each turn's user audio; answers with 1.5 s of a 440 Hz tone at amplitude 0.3; "transcribes"
+    every turn as the WAV's words."""
+
+    words = "Hello there, how are you today?"
 
     def __init__(self) -> None:
-        t = np.arange(24000 * 3 // 2) / 24000
-        self.answer = (np.sin(2 * math.pi * 440 * t) * 0.3 * 32767).astype("<i2").tobytes()
+        self.answer = tone(1500)
         self.turns: list[dict[str, float]] = []
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
@@ -124,10 +111,12 @@ class RecordingResponder:
         for offset in range(0, len(self.answer), 4800):
             yield AudioPart(self.answer[offset : offset + 4800])
 
+    async def transcribe(self, pcm16_24k: bytes) -> str | None:
+        return self.words
+
 
 def fake_microphone(out_dir: Path) -> tuple[Path, bytes]:
-    with wave.open(str(DATA / "hello_24k.wav"), "rb") as wav:
-        rate, speech = wav.getframerate(), wav.readframes(wav.getnframes())
+    speech, rate = load_wav("hello_24k")
     path = out_dir / "fake_mic.wav"
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
@@ -153,8 +142,8 @@ async def run(out_dir: Path) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     result: dict[str, Any] = {"wav": loud_stats(speech, 24000)}
     emitted: list[dict[str, Any]] = []
-    ServerState.add_global_observer(lambda _session_id, event: emitted.append(event))
     async with RealtimeServer(responder=responder) as server, async_playwright() as pw:
+        server.state.add_event_observer(lambda _session_id, event: emitted.append(event))
         front = front_of(server.state)
         assert front is not None
         with tempfile.TemporaryDirectory(prefix="rtlayer-chromium-") as profile:
@@ -206,6 +195,13 @@ async def run(out_dir: Path) -> dict[str, Any]:
                     page, "(talk.eventCounts['output_audio_buffer.cleared'] || 0) >= 1", deadline
                 )
                 result["events"] = await page.evaluate("talk.eventCounts")
+                await wait_until(page, "talk.transcript.filter((e) => e.final).length >= 4", deadline)
+                result["transcript"] = await page.evaluate(
+                    "talk.transcript.map((e) => ({role: e.role, text: e.text, final: e.final}))"
+                )
+                result["transcript_text"] = await page.inner_text("#transcript")
+                result["log_folded"] = not await page.evaluate("document.getElementById('events').open")
+                result["log_visible"] = await page.is_visible("#log")
                 await page.screenshot(path=str(out_dir / "browser_talk.png"), full_page=True)
                 await page.click("#hangup")
                 await wait_until(page, "talk.status === 'closed'", deadline)
@@ -216,7 +212,7 @@ async def run(out_dir: Path) -> dict[str, Any]:
                 result["calls_left"] = len(server.state.calls)
                 result["peers_left"] = len(front.peers)
                 result["console_errors"] = [c for c in console if c.startswith("error")]
-                result["invalid_events"] = invalid_events(emitted)
+                result["invalid_events"] = [problem for event in emitted for problem in event_problems(event)]
             finally:
                 await context.close()
     return result

@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from conftest import EmittedEvents, eventually
+from helpers import EmittedEvents, eventually
 from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
 import rtlayer_native

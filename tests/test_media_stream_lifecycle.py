@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import eventually
+from helpers import eventually
 from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
 from rtlayer.server.realtime_server import RealtimeServer

@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 from websockets.server import ServerProtocol as WsServerProtocol
@@ -353,8 +353,13 @@ async def test_failed_connect_leaves_nothing_behind() -> None:
 class StallingPeer(asyncio.Protocol):
     """Accepts the WebSocket, says ``session.created``, then never reads again: the client's socket fills up."""
 
+    #: A transport that does not read is referenced by nothing else: without this the garbage collector
+    #: would close its socket, and the client would see a dropped connection instead of a stalled one.
+    alive: ClassVar[list[StallingPeer]] = []
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        self.alive.append(self)
         self.transport = transport
         self.ws = WsServerProtocol()
 

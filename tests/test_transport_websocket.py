@@ -7,7 +7,7 @@ import base64
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 
 from rtlayer.audio import PCM16_16K, PCM16_24K, PCM16_48K, AudioConverter, PlaybackTracker
 from rtlayer.server.realtime_server import RealtimeServer
@@ -245,12 +245,12 @@ async def test_embedded_server_when_no_url() -> None:
     t = WebSocketTransport()
     rec = Recorder(t, ("turn_done", "audio"))
     await t.connect()
-    assert t._embedded is not None
+    assert t.embedded_server is not None
     t.send_message("hi")
     await rec.next("turn_done")
     assert rec.events["audio"]
     await t.close()
-    assert t._embedded is None
+    assert t.embedded_server is None
     assert not [task for task in asyncio.all_tasks() if "rtlayer" in repr(task.get_coro())]
     _ = base64  # (kept for symmetry with the other transport tests)
 

@@ -7,15 +7,16 @@ import time
 import aioice.ice
 import pytest
 from av import AudioFrame
-from helpers_webrtc import tone
+from helpers import tone
 
 import rtlayer_native
 from rtlayer._ice import host_policy, policy_for
 from rtlayer._rtc_audio import FRAME_BYTES, FrameDownmixer, PacedAudioTrack, PcmFrameQueue
 from rtlayer.audio import PCM16_24K, PCMU
-from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server._webrtc_request import parse_call_request
+from rtlayer.transports._connect import calls_url
 from rtlayer.transports._webrtc_output import POST_ROLL, OutputGate
-from rtlayer.transports._webrtc_peer import calls_url
 
 SILENT, LOUD = b"\x00" * 960, b"\x10" * 960
 
@@ -140,7 +141,8 @@ def test_downmixer_takes_frames_to_the_apps_format():
 @pytest.mark.parametrize(
     ("url", "endpoint"),
     [
-        (None, "http://127.0.0.1:8765/v1/realtime/calls"),
+        (None, "https://api.openai.com/v1/realtime/calls"),  # a key and no URL: the hosted service
+        ("127.0.0.1:9", "http://127.0.0.1:9/v1/realtime/calls"),
         ("http://127.0.0.1:9/", "http://127.0.0.1:9/v1/realtime/calls"),
         ("http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1/realtime/calls"),
         ("ws://127.0.0.1:9/v1/realtime?model=m", "http://127.0.0.1:9/v1/realtime/calls"),
@@ -168,6 +170,6 @@ def test_call_request_forms():
     )
     multipart = parse_call_request("multipart/form-data; boundary=b", body)
     assert multipart.session == {"instructions": "hi"} and multipart.sdp.startswith("v=0\r\n")
-    with pytest.raises(CallRequestError, match="too large") as caught:
+    with pytest.raises(RequestRefused, match="too large") as caught:
         parse_call_request("application/sdp", b"v=0" + b"x" * 300_000)
     assert caught.value.status == 413

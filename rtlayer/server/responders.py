@@ -11,6 +11,9 @@ the ``ResponseRequest`` and yields parts, which the ``ServerSession`` turns into
 Optionally ``async transcribe(pcm16_24k) -> str | None`` transcribes committed user audio (only used when the
 session configures ``audio.input.transcription``).
 
+The parts, the request and the ``Responder`` protocol are defined in ``rtlayer.server.core.parts`` (the
+session core reads them and imports nothing of this module) and exported from here, where users look.
+
 Two responders ship: ``EchoResponder`` (the default; no model, it says back what it got) and
 ``ScriptedResponder`` (rules from a dict or JSON file, for deterministic tests of tool flows).
 """
@@ -20,13 +23,24 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
+from rtlayer.server import fair
+from rtlayer.server.core.parts import (
+    AudioPart,
+    FunctionCallPart,
+    Responder,
+    ResponderInfo,
+    ResponsePart,
+    ResponseRequest,
+    TextPart,
+    responder_info,
+)
 from rtlayer.server.speech import synthesize
 
 __all__ = [
@@ -37,6 +51,7 @@ __all__ = [
     "ResponderInfo",
     "ResponsePart",
     "ResponseRequest",
+    "Rule",
     "ScriptedResponder",
     "TextPart",
     "responder_info",
@@ -44,76 +59,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 4800  # 100 ms of PCM16 24 kHz per AudioPart: small enough to interrupt, few enough events
-
-
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    """Output text, or the transcript of the audio that goes with it."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioPart:
-    """Output audio, PCM16 24 kHz mono."""
-
-    pcm16_24k: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCallPart:
-    """A call of one of the session's tools; ``arguments`` is JSON text or a dict (encoded by the session)."""
-
-    name: str
-    arguments: str | Mapping[str, Any] = "{}"
-    call_id: str | None = None
-
-
-ResponsePart = TextPart | AudioPart | FunctionCallPart
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRequest:
-    """Everything a responder may look at to answer one ``response.create``."""
-
-    response_id: str
-    items: list[dict[str, Any]]  # the conversation (or the response's own ``input``), oldest first
-    instructions: str = ""
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: Any = "auto"
-    output_modalities: list[str] = field(default_factory=lambda: ["audio"])
-    output_format: dict[str, Any] = field(default_factory=lambda: {"type": "audio/pcm", "rate": 24000})
-    voice: str = "marin"
-    speed: float = 1.0
-    user_audio: bytes | None = None  # the last committed user audio, PCM16 24 kHz
-    metadata: dict[str, Any] | None = None
-    max_output_tokens: int | str = "inf"
-
-    @property
-    def wants_audio(self) -> bool:
-        return "audio" in self.output_modalities
-
-
-@runtime_checkable
-class Responder(Protocol):
-    """Answers responses; see the module docstring."""
-
-    def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ResponderInfo:
-    """What a ``ServerSession`` needs to know about its responder (it never calls it: the shell does)."""
-
-    name: str = "echo"
-    can_transcribe: bool = False
-
-
-def responder_info(responder: object) -> ResponderInfo:
-    """The ``ResponderInfo`` of a responder object."""
-    return ResponderInfo(
-        name=type(responder).__name__, can_transcribe=callable(getattr(responder, "transcribe", None))
-    )
 
 
 def _last_turn(items: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -135,22 +80,34 @@ def _is_audio_turn(item: dict[str, Any] | None) -> bool:
 
 async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
     """The parts of saying ``text``: words as transcript, spread over 100 ms chunks of synthesized speech."""
-    words = text.split(" ")
     if not request.wants_audio:
-        for i, word in enumerate(words):
+        for i, word in enumerate(_words(text)):
             yield TextPart(word if i == 0 else " " + word)
         return
-    pcm = await asyncio.to_thread(synthesize, text, request.speed, request.voice)
+    words = text.split(" ")
+    pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
 
 
+def _words(text: str) -> Iterator[str]:
+    """``text.split(" ")``, one word at a time: a 2 MB text is never a million strings at once."""
+    start = 0
+    while (end := text.find(" ", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
 async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePart]:
-    chunks = [pcm[i : i + CHUNK_BYTES] for i in range(0, len(pcm), CHUNK_BYTES)] or [b""]
+    # Each chunk is cut when it is sent, never all up front: many answers in progress at once (out-of-band
+    # responses) would otherwise each hold a second copy of their whole audio.
+    n_chunks = max(1, -(-len(pcm) // CHUNK_BYTES))
     next_word = 0
-    for c, chunk in enumerate(chunks):
+    for c in range(n_chunks):
+        chunk = pcm[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]
         # Words are spread evenly over the audio so transcript and audio advance together.
-        until = -(-(c + 1) * len(words) // len(chunks))  # ceil: text leads its audio, as on the service
+        until = -(-(c + 1) * len(words) // n_chunks)  # ceil: text leads its audio, as on the service
         if until > next_word:
             yield TextPart(
                 " ".join(words[next_word:until]) if next_word == 0 else " " + " ".join(words[next_word:until])
@@ -212,14 +169,92 @@ class EchoResponder:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
-    text_contains: tuple[str, ...] = ()
-    text_matches: re.Pattern[str] | None = None
-    audio: bool = False
-    always: bool = False
-    after_function_output: bool | str = False
+class Rule:
+    """One rule of a :class:`ScriptedResponder`: when it applies, and what the answer does.
+
+    When (a user turn): ``always``, ``audio`` (an audio turn; its transcript, if any, is also matched as
+    text), ``contains`` (substrings, case-insensitive), ``words`` (whole words or phrases, case-insensitive:
+    "no" does not match "know") or ``matches`` (a regular expression, case-insensitive); any of them is
+    enough. ``after_tool`` instead makes it a rule for the turn after a function output (``True``: any
+    function, or the function's name). On top, and all required: ``instructions_contain`` (the session's
+    current instructions contain this text: the active agent of an agents app) and ``require_tools``
+    (every function the rule calls is among the session's current tools, so an agent that was handed the
+    call and lacks the tool is not asked to call it).
+
+    What: ``say`` (spoken, or text in a text session), then ``calls`` (function calls); ``delay_ms`` waits
+    before the first part is sent (a model that thinks: gives barge-in tests a window).
+    """
+
     say: str | None = None
     calls: tuple[FunctionCallPart, ...] = ()
+    always: bool = False
+    audio: bool = False
+    contains: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    matches: str | None = None
+    after_tool: bool | str = False
+    instructions_contain: str | None = None
+    require_tools: bool = False
+    delay_ms: int = 0
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _words: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.say is None and not self.calls:
+            raise ValueError("Rule needs 'say' or 'call'")
+        if not (self.always or self.audio or self.contains or self.words or self.matches or self.after_tool):
+            raise ValueError("Rule needs a 'when' condition or 'after_function_output'")
+        if (
+            isinstance(self.delay_ms, bool)
+            or not isinstance(self.delay_ms, int)
+            or not 0 <= self.delay_ms <= 60_000
+        ):
+            raise ValueError(f"Rule: delay_ms must be an integer between 0 and 60000, got {self.delay_ms!r}")
+        for name in ("contains", "words"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+        object.__setattr__(self, "contains", tuple(c.lower() for c in self.contains))
+        try:
+            if self.matches is not None:
+                object.__setattr__(self, "_pattern", re.compile(self.matches, re.IGNORECASE))
+        except re.error as exc:
+            raise ValueError(f"Rule: bad regular expression {self.matches!r}: {exc}") from None
+        if self.words:
+            alternatives = "|".join(re.escape(w) for w in self.words)
+            object.__setattr__(self, "_words", re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE))
+
+    def applies(self, request: ResponseRequest, turn: dict[str, Any] | None, tool: str | None) -> bool:
+        """Whether this rule answers ``request``, whose last turn is ``turn`` (``tool``: the function
+        whose output it is, if it is one)."""
+        if self.instructions_contain is not None and self.instructions_contain.lower() not in (
+            request.instructions.lower()
+        ):
+            return False
+        if self.require_tools:
+            present = {t.get("name") for t in request.tools}
+            if any(call.name not in present for call in self.calls):
+                return False
+        if turn is not None and turn.get("type") == "function_call_output":
+            return self.after_tool is True or (bool(self.after_tool) and self.after_tool == tool)
+        if self.after_tool:
+            return False
+        text = item_text(turn) if turn else ""
+        return (
+            self.always
+            or (self.audio and _is_audio_turn(turn))
+            or (bool(text) and any(c in text.lower() for c in self.contains))
+            or (bool(text) and self._words is not None and self._words.search(text) is not None)
+            or (bool(text) and self._pattern is not None and self._pattern.search(text) is not None)
+        )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} must be a string or a list of strings")
+    return tuple(value)
 
 
 def _parse_action(raw: Mapping[str, Any], where: str) -> tuple[str | None, tuple[FunctionCallPart, ...]]:
@@ -245,55 +280,87 @@ def _parse_action(raw: Mapping[str, Any], where: str) -> tuple[str | None, tuple
     return say, tuple(calls)
 
 
+def _parse_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be an object")
+    when = raw.get("when", {})
+    if not isinstance(when, Mapping):
+        raise ValueError(f"{where}.when must be an object")
+    say, calls = _parse_action(raw, where)
+    instructions = when.get("instructions_contain")
+    if instructions is not None and not isinstance(instructions, str):
+        raise ValueError(f"{where}.when.instructions_contain must be a string")
+    pattern = when.get("text_matches")
+    if pattern is not None and not isinstance(pattern, str):
+        raise ValueError(f"{where}.when.text_matches must be a string")
+    try:
+        return Rule(
+            say=say,
+            calls=calls,
+            always=bool(when.get("always")),
+            audio=bool(when.get("audio")),
+            contains=_strings(when.get("text_contains", []), f"{where}.when.text_contains"),
+            words=_strings(when.get("words", []), f"{where}.when.words"),
+            matches=pattern,
+            after_tool=raw.get("after_function_output", False),
+            instructions_contain=instructions,
+            require_tools=bool(raw.get("require_tools", False)),
+            delay_ms=raw.get("delay_ms", 0),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{where} {str(exc).split(' ', 1)[-1]}") from None  # "Rule ..." -> "rules[i] ..."
+
+
 class ScriptedResponder:
     """Answers by rules, deterministically; for tests and demos of tool flows.
 
-    Rules (JSON)::
+    Built from Python, with :class:`Rule`::
+
+        ScriptedResponder(
+            [
+                Rule(words=("weather", "forecast"), calls=(FunctionCallPart("get_weather", {"city": "Paris"}),),
+                     require_tools=True),
+                Rule(after_tool="get_weather", say="It is sunny in Paris."),
+                Rule(audio=True, instructions_contain="billing", say="Billing here.", delay_ms=300),
+            ],
+            default="Sorry, I have no rule for that.",
+        )
+
+    or from a dict or a JSON file (``from_file``) of the same rules::
 
         {"rules": [
-            {"when": {"text_contains": "weather"}, "call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+            {"when": {"words": ["weather", "forecast"]}, "call": {"name": "get_weather", "arguments": {"city": "Paris"}},
+             "require_tools": true},
             {"after_function_output": "get_weather", "say": "It is sunny in Paris."},
-            {"when": {"audio": true}, "say": "I heard you."}
+            {"when": {"audio": true, "instructions_contain": "billing"}, "say": "Billing here.", "delay_ms": 300}
          ],
          "default": {"say": "Sorry, I have no rule for that."}}
 
-    ``when`` takes ``text_contains`` (a string or a list, case-insensitive, any matches), ``text_matches`` (a
-    regular expression), ``audio: true`` (an audio turn; its transcript, if any, is also matched as text) or
-    ``always: true``. ``after_function_output`` is ``true`` or the function's name. A rule does ``say``, ``call``
-    (one object or a list) or both (speech first). The first matching rule wins, then ``default``.
+    ``when`` takes ``always``, ``audio``, ``text_contains``, ``words``, ``text_matches`` and
+    ``instructions_contain`` (see :class:`Rule` for what each means). The first rule that applies wins, then
+    the default.
     """
 
-    def __init__(self, rules: Mapping[str, Any]) -> None:
-        if not isinstance(rules, Mapping) or not isinstance(rules.get("rules", []), list):
-            raise ValueError("scripted rules must be an object with a 'rules' list")
-        self._rules: list[_Rule] = []
-        for i, raw in enumerate(rules.get("rules", [])):
-            where = f"rules[{i}]"
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{where} must be an object")
-            when = raw.get("when", {})
-            if not isinstance(when, Mapping):
-                raise ValueError(f"{where}.when must be an object")
-            contains = when.get("text_contains", ())
-            contains = (contains,) if isinstance(contains, str) else tuple(contains)
-            pattern = when.get("text_matches")
-            after = raw.get("after_function_output", False)
-            if not (contains or pattern or when.get("audio") or when.get("always") or after):
-                raise ValueError(f"{where} needs a 'when' condition or 'after_function_output'")
-            say, calls = _parse_action(raw, where)
-            self._rules.append(
-                _Rule(
-                    text_contains=tuple(c.lower() for c in contains),
-                    text_matches=re.compile(pattern, re.IGNORECASE) if pattern else None,
-                    audio=bool(when.get("audio")),
-                    always=bool(when.get("always")),
-                    after_function_output=after,
-                    say=say,
-                    calls=calls,
-                )
-            )
-        default = rules.get("default", {"say": "Sorry, I have no rule for that."})
-        self._default = _parse_action(default, "default")
+    def __init__(self, rules: Mapping[str, Any] | Sequence[Rule], default: str | Rule | None = None) -> None:
+        if isinstance(rules, Mapping):
+            if not isinstance(rules.get("rules", []), list):
+                raise ValueError("scripted rules must be an object with a 'rules' list")
+            self.rules = [_parse_rule(raw, f"rules[{i}]") for i, raw in enumerate(rules.get("rules", []))]
+            say, calls = _parse_action(rules.get("default", {"say": _NO_RULE}), "default")
+            self.default = Rule(say=say, calls=calls, always=True)
+        elif (
+            isinstance(rules, Sequence)
+            and not isinstance(rules, str)
+            and all(isinstance(r, Rule) for r in rules)
+        ):
+            self.rules = list(rules)
+            self.default = Rule(say=_NO_RULE, always=True)
+        else:
+            raise ValueError("scripted rules must be an object with a 'rules' list, or a list of Rule")
+        if isinstance(default, str):
+            self.default = Rule(say=default, always=True)
+        elif isinstance(default, Rule):
+            self.default = default
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedResponder:
@@ -301,42 +368,30 @@ class ScriptedResponder:
         with open(path, encoding="utf-8") as f:
             return cls(json.load(f))
 
-    def _match(
-        self, turn: dict[str, Any] | None, items: list[dict[str, Any]]
-    ) -> tuple[str | None, tuple[FunctionCallPart, ...]]:
+    def match(self, request: ResponseRequest) -> Rule:
+        """The rule that answers ``request`` (the default when none applies)."""
+        turn = _last_turn(request.items)
+        tool = None
         if turn is not None and turn.get("type") == "function_call_output":
-            name = next(
+            tool = next(
                 (
                     i.get("name")
-                    for i in items
+                    for i in request.items
                     if i.get("type") == "function_call" and i.get("call_id") == turn.get("call_id")
                 ),
                 None,
             )
-            for rule in self._rules:
-                if rule.after_function_output is True or (
-                    rule.after_function_output and rule.after_function_output == name
-                ):
-                    return rule.say, rule.calls
-            return self._default
-        text = item_text(turn).lower() if turn else ""
-        audio = _is_audio_turn(turn)
-        for rule in self._rules:
-            if rule.after_function_output:
-                continue
-            if (
-                rule.always
-                or (rule.audio and audio)
-                or (text and any(c in text for c in rule.text_contains))
-                or (text and rule.text_matches is not None and rule.text_matches.search(text))
-            ):
-                return rule.say, rule.calls
-        return self._default
+        return next((rule for rule in self.rules if rule.applies(request, turn, tool)), self.default)
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
-        say, calls = self._match(_last_turn(request.items), request.items)
-        if say:
-            async for part in speak(say, request):
+        rule = self.match(request)
+        if rule.delay_ms:
+            await asyncio.sleep(rule.delay_ms / 1000)
+        if rule.say:
+            async for part in speak(rule.say, request):
                 yield part
-        for call in calls:
+        for call in rule.calls:
             yield call
+
+
+_NO_RULE = "Sorry, I have no rule for that."

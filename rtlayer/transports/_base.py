@@ -1,12 +1,11 @@
 """``BaseRealtimeTransport``: the asyncio machinery every socket-like transport shares.
 
-A concrete transport only says how to open one connection (``_open`` returns a ``WireConnection``); this
-class does the rest around a sans-I/O ``ClientSession``: the emitter and ``events()``, the status and
-``connection_change``, the connect timeout, keepalive pings, reconnection with backoff after an abnormal
-close (session config re-sent, each step announced), an idempotent ``close()`` that leaves no task behind,
+A concrete transport only says how to open one connection (``_open`` returns a ``WireConnection``).
+``ClientShell`` does what every transport shares (where to connect, the embedded server, status, tasks,
+closing); this class does what the socket transports share around a sans-I/O ``ClientSession``: the
+connect timeout, a write timeout (``send_timeout``), keepalive pings, reconnection with backoff after an
+abnormal close within a budget that counts every failure (session config re-sent, each step announced),
 audio conversion to and from the app's formats, and the receive fast path for audio deltas.
-
-With no URL and no key, ``connect()`` starts the embedded server in-process and stops it at ``close()``.
 
 Two deliberate choices, both visible to the app:
 
@@ -35,26 +34,22 @@ import asyncio
 import contextlib
 import copy
 import logging
-import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.exceptions import ConnectionClosed
 
 from ..audio import AudioFormat, PlaybackTracker
 from ..client_session import ClientSession
-from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout, LocalProtocolError
+from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout
 from ..protocol.codec import dumps, loads
-from ..transport import (
-    ConnectionChangeEvent,
-    ErrorEvent,
-    EventEmitter,
-    TransportStatus,
-    WireConnection,
-)
-from ._connect import ApiKey, SecretRedactor, auth_for, env_api_key, realtime_url, resolve_api_key
-from ._session_methods import EmbeddedServer, SessionMethods
+from ..transport import ErrorEvent, TransportStatus, WireConnection
+from ._connect import ApiKey, auth_for, connect_failure, safe_url, websocket_url
+from ._shell import ClientShell, ReconnectBudget
+
+if TYPE_CHECKING:
+    from ..server.responders import Responder
 
 __all__ = ["BaseRealtimeTransport", "WireConnection"]
 
@@ -68,8 +63,15 @@ _MAX_QUEUED_WHILE_RECONNECTING = 256
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
-class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
-    """The shared shell; subclasses implement ``_open`` (and may override ``_default_url``)."""
+class BaseRealtimeTransport(ClientShell):
+    """The shared socket shell; subclasses implement ``_open``.
+
+    ``send_timeout`` bounds one write to the socket: a peer that stops reading for that long is presumed
+    dead (the ``send_audio`` that waited raises ``ConnectionClosedError``, an ``error`` event with code
+    ``send_timeout`` is emitted, and the connection is dropped, then reconnected when ``reconnect``).
+    ``max_reconnect_attempts`` counts every failure since the connection was last healthy (up for
+    ``reconnect_healthy_after`` seconds), connections that opened and then failed included.
+    """
 
     def __init__(
         self,
@@ -77,6 +79,7 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         url: str | None = None,
         api_key: ApiKey | None = None,
         model: str = "gpt-realtime",
+        responder: Responder | None = None,
         headers: Mapping[str, str] | None = None,
         use_subprotocol_auth: bool = False,
         input_format: AudioFormat | None = None,
@@ -84,26 +87,27 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         output_frame_ms: int | None = None,
         playback_tracker: PlaybackTracker | None = None,
         connect_timeout: float = 10.0,
+        send_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 20.0,
         reconnect: bool = True,
         max_reconnect_attempts: int = 5,
         reconnect_backoff: tuple[float, float] = (0.25, 5.0),
+        reconnect_healthy_after: float = 30.0,
         retrieve_items: bool = False,
     ) -> None:
-        super().__init__()
-        self.url = url
-        self.model = model
+        super().__init__(
+            url=url, api_key=api_key, model=model, responder=responder, connect_timeout=connect_timeout
+        )
         self.headers = dict(headers) if headers is not None else None
         self.use_subprotocol_auth = use_subprotocol_auth
-        self.connect_timeout = connect_timeout
+        self.send_timeout = send_timeout
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self.reconnect = reconnect
         self.max_reconnect_attempts = max_reconnect_attempts
         self.reconnect_backoff = reconnect_backoff
-        self._api_key = api_key
-        self._redactor = SecretRedactor()
+        self.reconnect_healthy_after = reconnect_healthy_after
         self._wire_logger = logging.getLogger(f"rtlayer.wire.{type(self).__name__}")
         self._wire_logger.addFilter(self._redactor)
         self.session = ClientSession(
@@ -115,9 +119,7 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
             send=self._send_dict,
             retrieve_items=retrieve_items,
         )
-        self._status = TransportStatus.DISCONNECTED
         self._conn: WireConnection | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._out: deque[str] = deque()
         self._out_ready = asyncio.Event()
         # Set whenever nothing waits in ``_out`` (or nothing can be sent any more): ``send_audio`` awaits it,
@@ -127,18 +129,14 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         self._session_seen = asyncio.Event()
         self._target: tuple[str, dict[str, str], list[str] | None] | None = None
         self._desired_config: dict[str, Any] = {}
-        self._call_id: str | None = None
-        self._closing = False
+        self._budget = ReconnectBudget(max_reconnect_attempts, reconnect_backoff, reconnect_healthy_after)
+        self._stalled: WireConnection | None = None
         #: counters: what was dropped and why (bounded buffers count what they drop)
         self.dropped_audio_bytes = 0
         self.dropped_events = 0
         self.reconnects = 0
 
     # -- the contract ----------------------------------------------------------------------------------------
-
-    @property
-    def status(self) -> TransportStatus:
-        return self._status
 
     @property
     def muted(self) -> bool | None:
@@ -148,57 +146,6 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
     def queued(self) -> int:
         """Messages waiting for the socket (events sent while it was busy, or while reconnecting)."""
         return len(self._out)
-
-    async def connect(
-        self,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str | None = None,
-        call_id: str | None = None,
-        initial_session_config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Opens the connection, sends the initial ``session.update`` and waits for the session to exist."""
-        if self._status is not TransportStatus.DISCONNECTED:
-            raise LocalProtocolError(f"connect() while {self._status.value}: close() first")
-        self._closing = False
-        self.model = model or self.model
-        self._call_id = call_id
-        self._set_status(TransportStatus.CONNECTING)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.connect_timeout
-        try:
-            key = await resolve_api_key(api_key if api_key is not None else self._api_key)
-            url = url or self.url
-            if url is None and call_id is None and key is None:
-                url = str((await self._start_embedded_server()).ws_url)
-            elif key is None:
-                key = env_api_key()
-            if key:
-                self._redactor.secrets.add(key)
-            target_url = realtime_url(url, self.model, call_id)
-            headers, subprotocols = auth_for(target_url, key, self.headers, self.use_subprotocol_auth)
-            self._target = (target_url, headers, subprotocols)
-            self._desired_config = {}
-            update = self.session.session_update(
-                initial_session_config or {}, None if call_id else self.model
-            )
-            self._remember_config(update["session"])
-            self._session_seen.clear()
-            conn = await self._open_within(deadline)
-            self._attach(conn)
-            self._set_status(TransportStatus.CONNECTED)
-            self._send_dict(update)
-            if call_id is None:
-                try:
-                    async with asyncio.timeout_at(deadline):
-                        await self._session_seen.wait()
-                except TimeoutError:
-                    raise ConnectTimeout(
-                        f"connected, but no session.created within {self.connect_timeout} s"
-                    ) from None
-        except BaseException:
-            await self._shutdown(emit=True)
-            raise
 
     async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """App audio (in ``input_format``) -> the session's input format -> ``input_audio_buffer.append``."""
@@ -211,11 +158,18 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
             # Events wait for the socket: queue behind them, in order, and return once the socket took it all.
             self._queue_text(text)
             await self._out_drained.wait()
+            if self._stalled is conn:
+                raise ConnectionClosedError(self._stall_message())
         else:
             try:
-                await conn.send(text)
+                async with asyncio.timeout(self.send_timeout):
+                    await conn.send(text)
             except ConnectionClosed:
                 self.dropped_audio_bytes += len(data)
+            except TimeoutError:
+                self.dropped_audio_bytes += len(data)
+                self._send_stalled(conn)
+                raise ConnectionClosedError(self._stall_message()) from None
         if commit:
             self.send_event({"type": "input_audio_buffer.commit"})
 
@@ -227,19 +181,6 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
     def mute(self, muted: bool) -> None:
         """While muted, ``send_audio`` sends silence of the same length (turn detection keeps its timeline)."""
         self.session.mute(muted)
-
-    async def close(self) -> None:
-        """Closes everything this transport opened; safe to call twice or before ``connect``."""
-        if self._status is TransportStatus.DISCONNECTED and self._conn is None and not self._tasks:
-            self.close_listeners()
-            return
-        await self._shutdown(emit=True)
-
-    async def __aenter__(self) -> BaseRealtimeTransport:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     # -- for subclasses --------------------------------------------------------------------------------------
 
@@ -253,11 +194,59 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         """Opens one connection (raising ``ConnectError`` subclasses); ``timeout`` bounds the handshake."""
         raise NotImplementedError
 
-    # -- internals -------------------------------------------------------------------------------------------
+    def _close_code(self, conn: WireConnection) -> int | None:
+        """The close code of a connection that ended (None: no closing handshake happened)."""
+        return conn.close_code
 
-    def _set_status(self, status: TransportStatus, attempt: int = 0, reason: str | None = None) -> None:
-        self._status = status
-        self.emit("connection_change", ConnectionChangeEvent(status, attempt, reason))
+    # -- the shell's hooks -----------------------------------------------------------------------------------
+
+    def _endpoint(self, base: str, call_id: str | None) -> str:
+        return websocket_url(base, self.model, call_id)
+
+    async def _open_session(
+        self, endpoint: str, key: str | None, call_id: str | None, config: Mapping[str, Any]
+    ) -> None:
+        """Opens the socket, sends the initial ``session.update`` and waits for the session to exist."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.connect_timeout
+        headers, subprotocols = auth_for(endpoint, key, self.headers, self.use_subprotocol_auth)
+        self._target = (endpoint, headers, subprotocols)
+        self._desired_config = {}
+        self._budget = ReconnectBudget(
+            self.max_reconnect_attempts, self.reconnect_backoff, self.reconnect_healthy_after
+        )
+        update = self.session.session_update(config, None if call_id else self.model)
+        self._remember_config(update["session"])
+        self._session_seen.clear()
+        conn = await self._open_within(deadline)
+        self._attach(conn)
+        self._set_status(TransportStatus.CONNECTED)
+        self._send_dict(update)
+        if call_id is None:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._session_seen.wait()
+            except TimeoutError:
+                raise ConnectTimeout(
+                    f"connected, but no session.created within {self.connect_timeout} s"
+                ) from None
+        self._budget.connected(loop.time())
+
+    def _has_open_medium(self) -> bool:
+        return self._conn is not None
+
+    async def _release(self, reason: str | None) -> None:
+        conn, self._conn = self._conn, None
+        self._out_ready.set()
+        self._out_drained.set()  # a send_audio waiting for the socket returns: nothing more will be sent
+        try:
+            if conn is not None:
+                await _close_or_abort(conn, 1000, "", 2.0)
+        finally:
+            self.session.connection_lost()
+            self._out.clear()
+
+    # -- internals -------------------------------------------------------------------------------------------
 
     def _require_open(self) -> None:
         if self._status in (TransportStatus.DISCONNECTED, TransportStatus.DISCONNECTING):
@@ -283,7 +272,9 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         except TimeoutError as exc:
             if isinstance(exc, ConnectError):
                 raise
-            raise ConnectTimeout(f"no answer from {_safe_url(url)} within {self.connect_timeout} s") from None
+            raise ConnectTimeout(f"no answer from {safe_url(url)} within {self.connect_timeout} s") from None
+        except OSError as exc:
+            raise connect_failure(exc, url) from None
 
     def _attach(self, conn: WireConnection) -> None:
         self._conn = conn
@@ -291,12 +282,6 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         self._spawn(self._writer(conn))
         if self.ping_interval:
             self._spawn(self._keepalive(conn))
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
 
     def _send_dict(self, event: dict[str, Any]) -> None:
         self._queue_text(dumps(event))
@@ -309,6 +294,18 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         self._out_ready.set()
         self._out_drained.clear()
 
+    def _stall_message(self) -> str:
+        return f"the server took nothing for {self.send_timeout:g} s (it stopped reading): connection dropped"
+
+    def _send_stalled(self, conn: WireConnection) -> None:
+        """A write made no progress within ``send_timeout``: the peer stopped reading. A half-written frame
+        leaves the socket unusable, so drop it; the reader then sees the end and reconnects or shuts down."""
+        if self._stalled is conn:
+            return
+        self._stalled = conn
+        self.emit("error", ErrorEvent(self._stall_message(), "send_timeout"))
+        _abort(conn)
+
     async def _writer(self, conn: WireConnection) -> None:
         while self._conn is conn:
             await self._out_ready.wait()
@@ -316,9 +313,13 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
             while self._out and self._conn is conn:
                 text = self._out[0]
                 try:
-                    await conn.send(text)
+                    async with asyncio.timeout(self.send_timeout):
+                        await conn.send(text)
                 except ConnectionClosed:
                     return  # kept in the queue: sent after a reconnection
+                except TimeoutError:
+                    self._send_stalled(conn)
+                    return
                 if self._out and self._out[0] is text:
                     self._out.popleft()
             if not self._out:
@@ -384,12 +385,14 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
         )
 
     async def _keepalive(self, conn: WireConnection) -> None:
+        """A ping every ``ping_interval``; no pong within ``ping_timeout`` of starting it (sending it
+        included: a ping stuck behind a blocked write counts too) drops the connection."""
         assert self.ping_interval
         while self._conn is conn:
             await asyncio.sleep(self.ping_interval)
             try:
-                pong = await conn.ping()
                 async with asyncio.timeout(self.ping_timeout):
+                    pong = await conn.ping()
                     await pong
             except ConnectionClosed:
                 return
@@ -400,20 +403,23 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
                         f"no pong within {self.ping_timeout} s: connection presumed dead", "keepalive_timeout"
                     ),
                 )
-                await _close_or_abort(conn, 1011, "keepalive timeout", 1.0)
+                _abort(conn)
                 return
 
     async def _connection_lost(self, conn: WireConnection, exc: BaseException | None) -> None:
-        code = conn.close_code
+        code = self._close_code(conn)
         reason = f"connection closed (code {code})" if code is not None else f"connection lost ({exc!r})"
+        loop = asyncio.get_running_loop()
+        self._budget.lost(loop.time())
         self.session.connection_lost()
         self._conn = None
         self._out_ready.set()  # lets the old writer see it is detached
         self._drop_queued_audio()
+        await _close_or_abort(conn, 1011, "", 1.0)  # whatever ended the reader, the socket goes too
         if self.reconnect and code not in _FINAL_CLOSE_CODES and self._target is not None:
             if await self._reconnect(reason):
                 return
-        await self._shutdown(emit=True, reason=reason)
+        await self._shutdown(reason)
 
     def _drop_queued_audio(self) -> None:
         """Audio still queued when the connection dropped is stale by the time a new session exists (it would
@@ -431,12 +437,14 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
 
     async def _reconnect(self, reason: str) -> bool:
         loop = asyncio.get_running_loop()
-        base, cap = self.reconnect_backoff
-        for attempt in range(1, self.max_reconnect_attempts + 1):
-            if self._closing:
-                return False
+        budget = self._budget
+        while not self._closing:
+            delay = budget.next_delay()
+            if delay is None:
+                break
+            attempt = budget.used
             self._set_status(TransportStatus.RECONNECTING, attempt, reason)
-            await asyncio.sleep(min(cap, base * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+            await asyncio.sleep(delay)
             if self._closing:
                 return False
             self._session_seen.clear()
@@ -446,45 +454,26 @@ class BaseRealtimeTransport(SessionMethods, EmbeddedServer, EventEmitter):
                 reason = f"reconnection attempt {attempt} failed: {err}"
                 continue
             if self._closing:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                await _close_or_abort(conn, 1000, "", 1.0)
                 return False
             # The new server session starts from defaults: restore what the app configured, first in line.
             self._out.appendleft(
                 dumps({"type": "session.update", "session": {"type": "realtime", **self._desired_config}})
             )
             self._attach(conn)
+            budget.connected(loop.time())
             self.reconnects += 1
             self._set_status(TransportStatus.CONNECTED, attempt, "reconnected")
             self._out_ready.set()
             return True
-        self.emit("error", ErrorEvent(f"gave up reconnecting: {reason}", "reconnect_failed"))
+        if not self._closing:
+            self.emit(
+                "error",
+                ErrorEvent(
+                    f"gave up reconnecting after {budget.used} attempts: {reason}", "reconnect_failed"
+                ),
+            )
         return False
-
-    async def _shutdown(self, *, emit: bool, reason: str | None = None) -> None:
-        if self._closing and self._status is TransportStatus.DISCONNECTED:
-            return
-        self._closing = True
-        if self._status is not TransportStatus.DISCONNECTED and emit:
-            self._set_status(TransportStatus.DISCONNECTING, reason=reason)
-        conn, self._conn = self._conn, None
-        self._out_ready.set()
-        self._out_drained.set()  # a send_audio waiting for the socket returns: nothing more will be sent
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if conn is not None:
-            await _close_or_abort(conn, 1000, "", 2.0)
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self._drain_listener_tasks()
-        self.session.connection_lost()
-        self._out.clear()
-        await self._stop_embedded_server()
-        if self._status is not TransportStatus.DISCONNECTED:
-            self._set_status(TransportStatus.DISCONNECTED, reason=reason)
-        self.close_listeners()
 
 
 async def _close_or_abort(conn: WireConnection, code: int, reason: str, timeout: float) -> None:  # noqa: ASYNC109
@@ -494,8 +483,19 @@ async def _close_or_abort(conn: WireConnection, code: int, reason: str, timeout:
         async with asyncio.timeout(timeout):
             await conn.close(code, reason)
         return
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # our own caller is being cancelled: let it
+        # else a cancellation from inside the connection (its reader was aborted): a peer-side end
     except Exception:
         pass
+    _abort(conn)
+
+
+def _abort(conn: WireConnection) -> None:
+    """Drops the connection at once, without a closing handshake (``UpgradedConnection.abort``, or the
+    asyncio transport under a ``websockets`` connection)."""
     abort = getattr(conn, "abort", None) or getattr(getattr(conn, "transport", None), "abort", None)
     if abort is not None:
         with contextlib.suppress(Exception):
@@ -508,8 +508,3 @@ def _deep_merge(target: dict[str, Any], update: dict[str, Any]) -> None:
             _deep_merge(target[key], value)
         else:
             target[key] = value
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its query (never print what an app may have put there)."""
-    return url.split("?", 1)[0]

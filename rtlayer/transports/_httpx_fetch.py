@@ -32,7 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from ..exceptions import ConnectError, ConnectTimeout, ProxyError
+from ..exceptions import ConnectError, ConnectTimeout, InvalidURL, ProxyError
+from ._connect import connect_failure
 from ._upgraded import ByteStream
 
 __all__ = ["PROXY_AUTH_STATUSES", "Fetch", "HttpxFetch", "UpgradeResponse", "http_url", "proxy_auth_failed"]
@@ -65,7 +66,7 @@ def http_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
     if scheme not in ("http", "https"):
-        raise ValueError(f"not a WebSocket or HTTP URL: {url!r}")
+        raise InvalidURL(f"not a WebSocket or HTTP URL: {url!r}")
     return urlunsplit((scheme, *parts[1:]))
 
 
@@ -167,7 +168,7 @@ def map_httpx_error(exc: httpx.HTTPError, url: str, proxy: str | None) -> Connec
         )
     if cause is not None:
         return ConnectError(f"TLS handshake with {url}{via} failed: {cause.reason or cause}")
-    return ConnectError(f"Could not connect to {url}{via}: {exc or exc.__class__.__name__}")
+    return connect_failure(exc, url, via)
 
 
 class HttpxFetch:

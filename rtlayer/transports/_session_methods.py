@@ -3,25 +3,20 @@
 ``SessionMethods`` holds the contract methods that only check the transport can send and hand the call to
 the sans-I/O ``ClientSession``; a transport says how to get that session (``_require_session``, which raises
 ``ConnectionClosedError`` when it cannot send) and how to send one event as is (``_send_dict``, the
-session's ``send`` callback). ``EmbeddedServer`` starts the embedded Realtime server in-process when a
-transport is given no URL and no key, and stops it at close.
+session's ``send`` callback).
 
-Used by ``BaseRealtimeTransport`` (the socket transports) and ``WebRTCTransport`` (no socket, same session).
+Used through ``ClientShell`` by every transport (the socket transports and WebRTC: no socket, same session).
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..client_session import ClientSession, event_type
 from ..transport import FunctionCallEvent
 
-if TYPE_CHECKING:
-    from ..server.realtime_server import RealtimeServer
-
-__all__ = ["EmbeddedServer", "SessionMethods"]
+__all__ = ["SessionMethods"]
 
 
 class SessionMethods:
@@ -73,24 +68,3 @@ class SessionMethods:
 
     def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
         self._require_session().reset_history(old_history, new_history)
-
-
-class EmbeddedServer:
-    """The embedded server a transport started because it was given no URL and no key (None otherwise)."""
-
-    _embedded: RealtimeServer | None = None
-
-    async def _start_embedded_server(self) -> RealtimeServer:
-        # Imported here: only the no-URL default needs the server; transports do not depend on it otherwise.
-        from ..server.realtime_server import RealtimeServer
-
-        server = RealtimeServer()
-        await server.start()
-        self._embedded = server
-        return server
-
-    async def _stop_embedded_server(self) -> None:
-        if self._embedded is not None:
-            server, self._embedded = self._embedded, None
-            with contextlib.suppress(Exception):
-                await server.close()

@@ -26,9 +26,9 @@ from typing import Protocol
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
-from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PONG, OP_TEXT, CloseCode, Frame
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import CLOSED, OPEN
+from websockets.protocol import State
 from websockets.uri import parse_uri
 
 __all__ = ["ByteStream", "UpgradedConnection"]
@@ -79,7 +79,7 @@ class UpgradedConnection:
         self._stream = stream
         self.url = url
         self.subprotocol = subprotocol
-        self._protocol = ClientProtocol(parse_uri(url), state=OPEN, max_size=max_size)
+        self._protocol = ClientProtocol(parse_uri(url), state=State.OPEN, max_size=max_size)
         self._max_queue = max(1, max_queue)
         self._close_timeout = close_timeout
         self._read_size = read_size
@@ -132,7 +132,7 @@ class UpgradedConnection:
 
     async def send(self, message: str | bytes) -> None:
         """Send one message: text for ``str``, binary for bytes."""
-        if self._protocol.state is not OPEN:
+        if self._protocol.state is not State.OPEN:
             await self._wait_closed_briefly()
             raise self._closed_exc()
         if isinstance(message, str):
@@ -143,7 +143,7 @@ class UpgradedConnection:
 
     async def ping(self, data: bytes | None = None) -> Awaitable[float]:
         """Send a ping; the returned future resolves to the round-trip time in seconds at the pong."""
-        if self._protocol.state is not OPEN:
+        if self._protocol.state is not State.OPEN:
             await self._wait_closed_briefly()
             raise self._closed_exc()
         payload = os.urandom(4) if data is None else data
@@ -156,27 +156,31 @@ class UpgradedConnection:
         return future
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        """Perform the closing handshake (bounded by ``close_timeout``) and release the stream."""
-        if self._protocol.state is OPEN:
-            self._protocol.send_close(code, reason)
-            with contextlib.suppress(Exception):
-                await self._flush()
-        # Unblock a reader paused by flow control: it must reach the server's close frame and EOF.
-        self._resume()
+        """Perform the closing handshake (bounded by ``close_timeout``) and release the stream.
+
+        Idempotent, and never raises for what the peer did (or failed to do): a peer that does not
+        answer within ``close_timeout``, or a connection already aborted, ends with the stream released.
+        Only the caller's own cancellation propagates (the connection is aborted first).
+        """
         try:
             async with asyncio.timeout(self._close_timeout):
-                await asyncio.shield(self._reader)
+                if self._protocol.state is State.OPEN:
+                    self._protocol.send_close(code, reason)
+                    with contextlib.suppress(Exception):
+                        await self._flush()  # under the write lock: bounded by the timeout too
+                # Unblock a reader paused by flow control: it must reach the server's close frame and EOF.
+                self._resume()
+                await asyncio.wait([self._reader])  # never raises the reader's own outcome
+        except TimeoutError:
+            pass
         except asyncio.CancelledError:
             # The caller gave up waiting (a keepalive timeout, a shutdown): abort, so that the reader
             # ends and recv() reports the connection closed instead of waiting on a dead stream.
             self.abort()
             raise
-        except TimeoutError:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-        except Exception:  # the reader's own failure was already turned into a closed state
-            pass
+        if not self._reader.done():
+            self.abort()
+            await asyncio.wait([self._reader], timeout=self._close_timeout)
         await self._teardown()
 
     def abort(self) -> None:
@@ -191,7 +195,7 @@ class UpgradedConnection:
     # -- internals -------------------------------------------------------------------------------
 
     def _closed_exc(self) -> ConnectionClosed:
-        if self._protocol.state is not CLOSED:
+        if self._protocol.state is not State.CLOSED:
             # The reader ended without EOF reaching the protocol (cancelled): close it abnormally.
             self._protocol.receive_eof()
             self.close_code = self._protocol.close_code
@@ -242,8 +246,8 @@ class UpgradedConnection:
     async def _read_loop(self) -> None:
         protocol = self._protocol
         try:
-            while protocol.state is not CLOSED:
-                if len(self._messages) >= self._max_queue and protocol.state is OPEN:
+            while protocol.state is not State.CLOSED:
+                if len(self._messages) >= self._max_queue and protocol.state is State.OPEN:
                     self._resume_reading = asyncio.get_running_loop().create_future()
                     await self._resume_reading
                     self._resume_reading = None
@@ -263,7 +267,7 @@ class UpgradedConnection:
                 with contextlib.suppress(Exception):
                     await self._flush()
         finally:
-            if protocol.state is not CLOSED:
+            if protocol.state is not State.CLOSED:
                 protocol.receive_eof()
             self.close_code = protocol.close_code
             self._finished = True
@@ -277,20 +281,20 @@ class UpgradedConnection:
             if not isinstance(frame, Frame):  # handshake events cannot occur: the handshake is over
                 continue
             opcode = frame.opcode
-            if opcode is OP_TEXT or opcode is OP_BINARY:
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if frame.fin:
-                    delivered |= self._deliver(bytes(frame.data), opcode is OP_TEXT)
+                    delivered |= self._deliver(bytes(frame.data), opcode is Opcode.TEXT)
                 else:
                     self._fragments = [bytes(frame.data)]
-                    self._fragment_is_text = opcode is OP_TEXT
-            elif opcode is OP_CONT:
+                    self._fragment_is_text = opcode is Opcode.TEXT
+            elif opcode is Opcode.CONT:
                 self._fragments.append(bytes(frame.data))
                 if frame.fin:
                     data, self._fragments = b"".join(self._fragments), []
                     delivered |= self._deliver(data, self._fragment_is_text)
-            elif opcode is OP_PONG:
+            elif opcode is Opcode.PONG:
                 self._acknowledge_pings(bytes(frame.data))
-            elif opcode is OP_CLOSE:
+            elif opcode is Opcode.CLOSE:
                 self._fail_pings()
         if delivered:
             self._wake_receiver()

@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
@@ -29,52 +29,16 @@ from rtlayer._ice import host_policy, policy_for
 from rtlayer._rtc_audio import FrameDownmixer, PacedAudioTrack, PcmFrameQueue
 from rtlayer.audio import AudioFormat
 from rtlayer.exceptions import ConnectError, HandshakeError
+from rtlayer.transports._connect import connect_failure, server_message
 
-__all__ = ["DEFAULT_CALLS_URL", "SignallingForm", "WebRTCPeer", "calls_url"]
+__all__ = ["SignallingForm", "WebRTCPeer"]
 
 logger = logging.getLogger("rtlayer.transports.webrtc")
 
-DEFAULT_CALLS_URL = "http://127.0.0.1:8765/v1/realtime/calls"
-"""The embedded server's default address (``rtlayer serve``)."""
-
 SignallingForm = Literal["sdp", "multipart"]
 
-
-def calls_url(url: str | None) -> str:
-    """The ``/v1/realtime/calls`` endpoint for ``url``.
-
-    Takes the endpoint itself, a ``.../v1/realtime`` or ``.../v1`` base, a bare origin, or a
-    WebSocket URL of the same server (``ws`` -> ``http``); the query string is dropped.
-    """
-    if url is None:
-        return DEFAULT_CALLS_URL
-    parts = urlsplit(url)
-    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
-    if scheme not in ("http", "https"):
-        raise ValueError(f"unsupported URL scheme {parts.scheme!r} for WebRTC signalling: {url!r}")
-    path = parts.path.rstrip("/")
-    if path.endswith("/calls"):
-        pass
-    elif path.endswith("/realtime"):
-        path += "/calls"
-    elif path.endswith("/v1"):
-        path += "/realtime/calls"
-    elif path == "":
-        path = "/v1/realtime/calls"
-    else:
-        raise ValueError(f"cannot tell the /v1/realtime/calls endpoint from {url!r}")
-    return urlunsplit((scheme, parts.netloc, path, "", ""))
-
-
-def _error_message(status: int, body: str) -> str:
-    """The server's own ``error.message`` (never a generic "failed to parse SDP")."""
-    try:
-        message = json.loads(body)["error"]["message"]
-        if isinstance(message, str) and message:
-            return message
-    except (ValueError, KeyError, TypeError):
-        pass
-    return body.strip()[:500] or f"HTTP {status}"
+MAX_ERROR_BODY = 64 * 1024
+"""Bytes of a refusal's body read (the rest is not)."""
 
 
 class WebRTCPeer:
@@ -186,16 +150,18 @@ class WebRTCPeer:
                 aiohttp.ClientSession() as http,
                 http.post(url, data=data, headers=request_headers, params=params) as response,
             ):
-                text = await response.text()
                 if response.status not in (200, 201):
+                    raw = await response.content.read(MAX_ERROR_BODY)
+                    text = raw.decode("utf-8", "replace")
                     raise HandshakeError(
-                        f"the server refused the call ({response.status}): {_error_message(response.status, text)}",
+                        f"the server refused the call ({response.status}): "
+                        f"{server_message(response.status, text)}",
                         status=response.status,
                         body=text,
                     )
-                return text, response.headers.get("Location", "")
+                return await response.text(), response.headers.get("Location", "")
         except aiohttp.ClientError as exc:
-            raise ConnectError(f"could not reach {url}: {exc}") from exc
+            raise connect_failure(exc, url) from exc
 
     # -- data channel and media -------------------------------------------------------------------
 

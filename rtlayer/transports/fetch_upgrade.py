@@ -37,6 +37,7 @@ from websockets.utils import accept_key
 from ..exceptions import HandshakeError, ProxyError
 from ..transport import WireConnection
 from ._base import BaseRealtimeTransport
+from ._connect import quote_body
 from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse, proxy_auth_failed
 from ._upgraded import DEFAULT_MAX_SIZE, ByteStream, UpgradedConnection
 
@@ -113,7 +114,7 @@ async def upgrade_websocket(
         if response.status == 426:
             hint = " (if this went through a forward proxy for a ws:// URL: proxies drop Upgrade, use wss://)"
         raise HandshakeError(
-            f"Failed to upgrade websocket: {response.status} {body}".rstrip() + hint,
+            f"Failed to upgrade websocket: {response.status} {quote_body(body)}".rstrip() + hint,
             status=response.status,
             body=body,
         )

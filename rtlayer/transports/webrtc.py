@@ -21,9 +21,9 @@ same ``ClientSession`` underneath; only the medium differs:
 - interrupting sends ``response.cancel`` and ``output_audio_buffer.clear``: the server knows what was
   played, so no truncate.
 
-With no URL and no key, ``connect()`` starts the embedded server in-process (as the WebSocket
-transport does) and ``close()`` stops it; with no URL and a key, it calls ``http://127.0.0.1:8765``
-(a running ``rtlayer serve``).
+Where to connect is decided as on every transport (``ClientShell``): no URL and no key -> the embedded
+server, in-process; a key and no URL -> the hosted service; any URL form of the server works (``http(s)``,
+``ws(s)``, bare ``host:port``, with or without ``/v1``): the ``/v1/realtime/calls`` endpoint is derived.
 
 ``connect`` resolves once the session is confirmed on the data channel (``session.created``, then
 ``session.updated`` when an initial config was sent), fails with the server's own message when the
@@ -36,16 +36,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import time
 from collections.abc import Mapping
-from typing import Any
-
-from aiortc import RTCIceServer
-from aiortc.mediastreams import MediaStreamTrack
-from av import AudioFrame
+from typing import TYPE_CHECKING, Any
 
 import rtlayer_native
+from rtlayer._extras import missing_extra
+
+try:
+    from aiortc import RTCIceServer
+    from aiortc.mediastreams import MediaStreamTrack
+    from av import AudioFrame
+except ModuleNotFoundError as exc:  # pip install rtlayer has no aiortc: name the extra
+    raise missing_extra(exc, "webrtc", "WebRTCTransport") from None
+
 from rtlayer._rtc_audio import FRAME_MS, frame_pcm16
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
 from rtlayer.client_session import ClientSession
@@ -57,18 +61,14 @@ from rtlayer.exceptions import (
     UnsupportedOperation,
 )
 from rtlayer.protocol import codec
-from rtlayer.transport import (
-    AudioEvent,
-    AudioInterruptedEvent,
-    ConnectionChangeEvent,
-    ErrorEvent,
-    EventEmitter,
-    TransportStatus,
-)
-from rtlayer.transports._connect import ApiKey
-from rtlayer.transports._session_methods import EmbeddedServer, SessionMethods
+from rtlayer.transport import AudioEvent, AudioInterruptedEvent, ErrorEvent, TransportStatus
+from rtlayer.transports._connect import ApiKey, calls_url
+from rtlayer.transports._shell import ClientShell
 from rtlayer.transports._webrtc_output import OutputGate
-from rtlayer.transports._webrtc_peer import SignallingForm, WebRTCPeer, calls_url
+from rtlayer.transports._webrtc_peer import SignallingForm, WebRTCPeer
+
+if TYPE_CHECKING:
+    from rtlayer.server.responders import Responder
 
 __all__ = ["WebRTCTransport"]
 
@@ -77,7 +77,7 @@ _SILENT_PEAK = 4 / 32768
 _MAX_PENDING_EVENTS = 1000
 
 
-class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
+class WebRTCTransport(ClientShell):
     """A Realtime session over WebRTC (see the module docstring).
 
     Options beyond the WebSocket transport's: ``audio_track`` (the app's own aiortc audio track
@@ -96,6 +96,7 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
         url: str | None = None,
         api_key: ApiKey | None = None,
         model: str = "gpt-realtime",
+        responder: Responder | None = None,
         headers: Mapping[str, str] | None = None,
         input_format: AudioFormat = PCM16_24K,
         output_format: AudioFormat = PCM16_24K,
@@ -108,10 +109,9 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
         disconnected_grace: float = 5.0,
         max_input_ms: int = 60_000,
     ) -> None:
-        super().__init__()
-        self.url = url
-        self.api_key = api_key
-        self.model = model
+        super().__init__(
+            url=url, api_key=api_key, model=model, responder=responder, connect_timeout=connect_timeout
+        )
         self.headers = dict(headers or {})
         self.input_format = input_format
         self.output_format = output_format
@@ -120,39 +120,27 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
         self.allow_loopback = allow_loopback
         self.ice_servers = ice_servers
         self.signalling: SignallingForm = signalling
-        self.connect_timeout = connect_timeout
         self.disconnected_grace = disconnected_grace
         self.max_input_ms = max_input_ms
         self.peer: WebRTCPeer | None = None
         self.call_id: str | None = None
         self.session: ClientSession | None = None
         self.gate = OutputGate(FRAME_MS)
-        self._status = TransportStatus.DISCONNECTED
         self._muted = False
         self._pending: list[str] = []
         self._confirmed: asyncio.Future[None] | None = None
         self._wanted_update = False
         self._in_conv: AudioConverter | None = None
         self._grace: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
         self.first_audio_at: float | None = None
         """``time.perf_counter()`` of the first answer frame handed to the app (for benchmarks)."""
 
     # -- status -----------------------------------------------------------------------------------
 
     @property
-    def status(self) -> TransportStatus:
-        return self._status
-
-    @property
     def muted(self) -> bool | None:
         """Whether our microphone track sends silence (None with the app's own track)."""
         return None if self.audio_track is not None else self._muted
-
-    def _set_status(self, status: TransportStatus, reason: str | None = None) -> None:
-        if status != self._status:
-            self._status = status
-            self.emit("connection_change", ConnectionChangeEvent(status, reason=reason))
 
     # -- connecting -------------------------------------------------------------------------------
 
@@ -170,21 +158,20 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
                 "a WebRTC transport opens its own call; attach to an existing call with a WebSocket "
                 "transport and call_id (the sideband socket)"
             )
-        if self._status not in (TransportStatus.DISCONNECTED,):
-            raise ConnectError(f"already {self._status.value}")
-        model = model or self.model
-        key = await _resolve_key(api_key if api_key is not None else self.api_key)
-        url = url or self.url
-        if url is None and key is None:
-            url = str((await self._start_embedded_server()).url)
-        endpoint = calls_url(url)
+        await super().connect(url, api_key, model, None, initial_session_config)
+
+    def _endpoint(self, base: str, call_id: str | None) -> str:
+        return calls_url(base)
+
+    async def _open_session(
+        self, endpoint: str, key: str | None, call_id: str | None, config: Mapping[str, Any]
+    ) -> None:
         loop = asyncio.get_running_loop()
-        self._set_status(TransportStatus.CONNECTING)
         session = ClientSession(
             input_format=self.input_format,
             output_format=self.output_format,
             tracker=self.tracker,
-            emit=self._emit_session,
+            emit=self.emit,
             send=self._send_dict,
         )
         self.session = session
@@ -207,33 +194,29 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
             max_input_ms=self.max_input_ms,
         )
         self.peer = peer
-        config: dict[str, Any] | None = None
-        if initial_session_config:
-            config = session.session_update(initial_session_config, None)["session"]
+        wanted: dict[str, Any] | None = None
+        if config:
+            wanted = session.session_update(config, None)["session"]
         headers = dict(self.headers)
         if key:
             headers["Authorization"] = f"Bearer {key}"
         try:
             async with asyncio.timeout(self.connect_timeout):
                 self.call_id = await peer.open(
-                    endpoint, headers, session=config, model=model, form=self.signalling
+                    endpoint, headers, session=wanted, model=self.model, form=self.signalling
                 )
                 await peer.channel_open.wait()
-                if config is not None and self.signalling == "sdp":
+                if wanted is not None and self.signalling == "sdp":
                     # The plain-SDP form carries no session: configure it like the JS SDK does.
                     self._wanted_update = True
-                    session.update_session_config(config)
+                    session.update_session_config(wanted)
                 self._flush_pending()
                 await self._confirmed
         except TimeoutError:
-            state = peer.describe()
-            await self._teardown("connect timed out")
             raise ConnectTimeout(
-                f"WebRTC connection to {endpoint} not established within {self.connect_timeout:g} s ({state})"
+                f"WebRTC connection to {endpoint} not established within {self.connect_timeout:g} s "
+                f"({peer.describe()})"
             ) from None
-        except BaseException:
-            await self._teardown("connect failed")
-            raise
         self._set_status(TransportStatus.CONNECTED)
 
     # -- events from the server -------------------------------------------------------------------
@@ -262,9 +245,6 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
             elif kind == "error" and self._wanted_update:
                 message = str((event.get("error") or {}).get("message", "session.update refused"))
                 confirmed.set_exception(ConnectError(f"the server refused the session config: {message}"))
-
-    def _emit_session(self, name: str, payload: Any) -> None:
-        self.emit(name, payload)
 
     def _on_audio(self, pcm: bytes, frame: AudioFrame) -> None:
         silent = rtlayer_native.peak(frame_pcm16(frame)) < _SILENT_PEAK
@@ -386,55 +366,29 @@ class WebRTCTransport(SessionMethods, EmbeddedServer, EventEmitter):
             self.tracker.on_interrupted()
         self.emit("audio_interrupted", AudioInterruptedEvent(item_id or None, 0, int(heard), response_id))
 
-    # -- closing ----------------------------------------------------------------------------------
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    # -- closing --------------------------------------------------------------------------------
 
     async def _close_from_peer(self, reason: str) -> None:
-        await self._teardown(reason)
+        await self._shutdown(reason)
 
-    async def close(self) -> None:
-        """Close the call and release the peer connection, tracks and tasks. Idempotent."""
-        await self._teardown("closed by the app")
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await self._drain_listener_tasks()
+    def _has_open_medium(self) -> bool:
+        return self.peer is not None
 
-    async def _teardown(self, reason: str) -> None:
-        if self._status == TransportStatus.DISCONNECTED and self.peer is None:
-            return
-        self._set_status(TransportStatus.DISCONNECTING, reason)
+    async def _release(self, reason: str | None) -> None:
         if self._grace is not None:
             self._grace.cancel()
             self._grace = None
         peer, self.peer = self.peer, None
-        if peer is not None:
-            await peer.close()
-        if self.session is not None:
-            self.session.connection_lost()
-        confirmed = self._confirmed
-        if confirmed is not None and not confirmed.done():
-            confirmed.set_exception(ConnectError(f"the connection ended while connecting: {reason}"))
-        with contextlib.suppress(BaseException):
-            if confirmed is not None and confirmed.done():
-                confirmed.exception()  # retrieved: no "never retrieved" warning
-        self._pending.clear()
-        await self._stop_embedded_server()
-        self._set_status(TransportStatus.DISCONNECTED, reason)
-        self.close_listeners()
-
-
-async def _resolve_key(api_key: ApiKey | None) -> str | None:
-    if api_key is None or isinstance(api_key, str):
-        return api_key
-    result = api_key()
-    if inspect.isawaitable(result):
-        result = await result
-    return str(result)
+        try:
+            if peer is not None:
+                await peer.close()
+        finally:
+            if self.session is not None:
+                self.session.connection_lost()
+            confirmed = self._confirmed
+            if confirmed is not None and not confirmed.done():
+                confirmed.set_exception(ConnectError(f"the connection ended while connecting: {reason}"))
+            with contextlib.suppress(BaseException):
+                if confirmed is not None and confirmed.done():
+                    confirmed.exception()  # retrieved: no "never retrieved" warning
+            self._pending.clear()

@@ -16,19 +16,19 @@ way on every transport).
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
-from ..exceptions import ConnectError, HandshakeError
+from ..exceptions import ConnectError, HandshakeError, InvalidURL
 from ..transport import WireConnection
 from ._base import BaseRealtimeTransport
+from ._connect import connect_failure, safe_url, server_message
 
 __all__ = ["WebSocketTransport"]
 
@@ -59,35 +59,34 @@ class WebSocketTransport(BaseRealtimeTransport):
             )
         except InvalidStatus as exc:
             response = exc.response
+            status = response.status_code
             body = bytes(response.body or b"").decode("utf-8", "replace")
             raise HandshakeError(
                 "the server refused the WebSocket: HTTP "
-                f"{response.status_code}: {self._redactor.redact(_server_message(body))}",
-                status=response.status_code,
+                f"{status}: {self._redactor.redact(server_message(status, body))}",
+                status=status,
                 body=self._redactor.redact(body),
             ) from None
+        except InvalidURI as exc:
+            raise InvalidURL(f"not a WebSocket URL: {safe_url(url)} ({exc.msg})") from None
         except InvalidHandshake as exc:
             raise ConnectError(f"WebSocket handshake failed: {self._redactor.redact(str(exc))}") from None
         except OSError as exc:
-            raise ConnectError(f"cannot connect: {exc}") from None
+            raise connect_failure(exc, url) from None
         return cast(WireConnection, conn)
+
+    def _close_code(self, conn: WireConnection) -> int | None:
+        if isinstance(conn, ClientConnection):
+            # ``ClientConnection.close_code`` only exists from websockets 15; its sans-I/O protocol has it on
+            # every supported version.
+            return conn.protocol.close_code
+        return conn.close_code
 
     def _receiver(self, conn: WireConnection) -> Callable[[], Awaitable[str | bytes]]:
         if isinstance(conn, ClientConnection):
             # Text frames as bytes: orjson validates UTF-8 while parsing, so websockets need not decode first.
             return functools.partial(conn.recv, decode=False)
         return conn.recv
-
-
-def _server_message(body: str) -> str:
-    """The ``error.message`` of a JSON error body, else the body itself (shortened)."""
-    try:
-        data: Any = json.loads(body)
-    except ValueError:
-        return body[:500] or "(empty body)"
-    if isinstance(data, dict) and isinstance(data.get("error"), dict) and "message" in data["error"]:
-        return str(data["error"]["message"])
-    return body[:500]
 
 
 _ = websockets  # the dependency this transport is built on
