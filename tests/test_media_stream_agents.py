@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from agents.realtime import RealtimeAgent, RealtimeRunner
-from conftest import EmittedEvents
+from helpers import EmittedEvents
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtlayer.audio import AudioFormat

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import EmittedEvents, eventually
+from helpers import EmittedEvents, eventually
 from media_stream_helpers import hello_sentence
 
 from rtlayer.server.realtime_server import RealtimeServer
