@@ -104,6 +104,10 @@ class PhoneSimulator:
         self.heard = bytearray()
         self.marks_echoed = 0
         self.played_ms = 0
+        #: the most app audio ever queued here ahead of playback, in ms (how far ahead of real time the app
+        #: sends: what a barge-in can cost at most)
+        self.max_queued_ms = 0
+        self._queued_bytes = 0
         self.closed_by: str | None = None
         self._conn: Any = None
         self._opened = False
@@ -310,6 +314,7 @@ class PhoneSimulator:
                 break  # a mark: it is echoed once the audio before it has played
             take = head[: nbytes - len(out)]
             out += take
+            self._queued_bytes -= len(take)
             del head[: len(take)]
             if not head:
                 self._queue.popleft()
@@ -339,6 +344,9 @@ class PhoneSimulator:
                 parsed = self.side.parse(message)
                 if isinstance(parsed, AppAudio):
                     self._queue.append(bytearray(parsed.pcm16))
+                    self._queued_bytes += len(parsed.pcm16)
+                    queued_ms = self._queued_bytes // self.side.pcm_bytes_per_ms
+                    self.max_queued_ms = max(self.max_queued_ms, queued_ms)
                 elif isinstance(parsed, AppMark):
                     if not self._queue and self._playing is None:
                         self.marks_echoed += 1
@@ -364,6 +372,7 @@ class PhoneSimulator:
             else:
                 discarded += len(entry)
         self._queue.clear()
+        self._queued_bytes = 0
         self._playing = None
         answer = self._answer
         report = ClearReport(
