@@ -111,6 +111,7 @@ class PhoneSimulator:
         self.closed_by: str | None = None
         self._conn: Any = None
         self._opened = False
+        self._media_stopped = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._speech = bytearray()
         self._lose = 0
@@ -169,6 +170,12 @@ class PhoneSimulator:
     def lose(self, chunks: int) -> None:
         """The network loses the next ``chunks`` inbound chunks (their timestamps still advance)."""
         self._lose += chunks
+
+    def stop_media(self, stopped: bool = True) -> None:
+        """The provider stops sending the caller's audio (some do on hold or mute) until called with False;
+        the call stays up, marks and clears keep working."""
+        self._media_stopped = stopped
+        self._note("media_stopped" if stopped else "media_resumed")
 
     def press(self, digit: str) -> None:
         """The caller presses a key (sent now, between audio chunks)."""
@@ -271,7 +278,7 @@ class PhoneSimulator:
                     timestamp = (self._tick - chunk_ticks) * TICK_MS
                     if self._lose:
                         self._lose -= 1
-                    elif self._opened:
+                    elif self._opened and not self._media_stopped:
                         await self._send(side.media(self.call, pcm, timestamp))
         except Exception as exc:  # the app closed the socket
             self._closed(exc)

@@ -165,7 +165,11 @@ class OutboundAudio:
 
 class InboundAudio:
     """Caller audio conditioned for the model: timestamp gaps filled with silence (bounded), and silence after
-    a stream that stalls, so that the server's turn detection can end a turn the caller was in."""
+    a stream that stalls, so that the server's turn detection can end a turn the caller was in.
+
+    ``stall_ms`` (500 ms) is longer than any jitter a provider's continuous stream shows, so that a late burst
+    is never taken for a stop: a stall of that length gets ``trailing_silence_ms`` (700 ms, more than the
+    default 500 ms ``silence_duration_ms`` of server VAD) once; 0 switches it off."""
 
     def __init__(
         self,
@@ -173,7 +177,7 @@ class InboundAudio:
         *,
         max_gap_fill_ms: float = 1000.0,
         trailing_silence_ms: float = 700.0,
-        stall_ms: float = 200.0,
+        stall_ms: float = 500.0,
     ) -> None:
         self.format = format
         self.max_gap_fill_ms = max_gap_fill_ms
@@ -223,4 +227,7 @@ class InboundAudio:
             return None
         self._stalled = True
         self.trailing_silence_sent_ms += self.trailing_silence_ms
+        if self._next_ts is not None:
+            # That silence stands for the stream's own time: a stream that resumes is not filled twice.
+            self._next_ts += self.trailing_silence_ms
         return self.silence(self.trailing_silence_ms)

@@ -123,7 +123,7 @@ class MediaStreamTransport(EventEmitter):
         max_ahead_ms: float = 300.0,
         max_gap_fill_ms: float = 1000.0,
         trailing_silence_ms: float = 700.0,
-        stall_ms: float = 200.0,
+        stall_ms: float = 500.0,
         max_buffered_ms: float = 5000.0,
         start_timeout: float = 10.0,
         call_control: CallControl | None = None,
