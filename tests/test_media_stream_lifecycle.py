@@ -36,12 +36,27 @@ async def test_the_model_session_ending_closes_the_provider_socket(
 ) -> None:
     async with websockets_bridge(provider, server.ws_url) as app:
         async with PhoneSimulator(provider, app.url) as phone:
-            await phone.wait_for(lambda: server.state.runners)
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
             for runner in list(server.state.runners.values()):
                 runner.close()
             await phone.wait_closed(within=5)
             assert phone.closed_by == "app"
         await asyncio.wait_for(app.done.wait(), 5)
+
+
+async def test_a_model_session_that_ends_while_the_call_starts_closes_the_call(
+    server: RealtimeServer,
+) -> None:
+    async with websockets_bridge("twilio", server.ws_url) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            await phone.wait_for(
+                lambda: server.state.runners
+            )  # the model's socket is up, maybe not configured
+            for runner in list(server.state.runners.values()):
+                runner.close()
+            await phone.wait_closed(within=5)
+        await asyncio.wait_for(app.done.wait(), 5)
+    assert phone.closed_by == "app"
 
 
 async def test_a_session_update_never_switches_the_model_away_from_the_providers_format(
@@ -152,7 +167,9 @@ async def test_the_buffer_before_the_model_is_ready_is_bounded_and_counts_what_i
     assert dropped > 0 and dropped % 160 == 0  # whole 20 ms frames of mu-law, the oldest first
 
 
-async def test_lost_chunks_are_filled_with_silence_from_the_providers_timestamps(server: RealtimeServer) -> None:
+async def test_lost_chunks_are_filled_with_silence_from_the_providers_timestamps(
+    server: RealtimeServer,
+) -> None:
     # 500 ms of silence ends a turn here, so the 200 ms filled in does not end it early
     session = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}
     async with websockets_bridge("twilio", server.ws_url, session=session) as app:
