@@ -118,8 +118,10 @@ NATIVE_USERS = {
     "rtlayer.server.sip.pacer",  # the RTP send pacer's thread
     "rtlayer.wav",  # a stereo WAV to mono
     "rtlayer.load.scenario",  # where the caller's speech starts and ends (a level meter)
+    "rtlayer.load.sip",  # each turn's speech as the PCMU file sipp streams (the fused transcoder)
     "rtlayer.testing.phone.providers",  # the provider's G.711, written apart from the app's on purpose
     "rtlayer.testing.phone.simulator",  # the caller's speech to the provider's rate
+    "rtlayer.server.core.noise_reduction",  # the noise gate: a level per 10 ms block, a gain on the quiet ones
 }
 """The modules that call ``rtlayer_native`` directly (docs/INTERNALS.md); a new one belongs on this list on
 purpose, with its reason, or goes through ``rtlayer.audio``."""

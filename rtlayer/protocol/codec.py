@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rtlayer.exceptions import RemoteProtocolError
+
 __all__ = ["BACKEND", "MAX_DEPTH", "JSONDecodeError", "TooDeep", "check_depth", "dumps", "loads"]
 
 JSONDecodeError = ValueError  # what loads raises on bad input (orjson's and json's errors both subclass it)
@@ -27,7 +29,7 @@ schemas stay far below it; events wrap what they carry in a few levels more, sti
 that orjson can serialise."""
 
 
-class TooDeep(ValueError):
+class TooDeep(RemoteProtocolError, ValueError):
     """A JSON value nested deeper than ``MAX_DEPTH``; ``path`` names where (``session.tools[0].parameters``)."""
 
     def __init__(self, path: str, limit: int) -> None:
