@@ -189,7 +189,7 @@ async def test_lost_chunks_are_filled_with_silence_from_the_providers_timestamps
 async def test_a_stream_that_stops_mid_speech_gets_trailing_silence_unless_switched_off(
     server: RealtimeServer, trailing_silence_ms: int
 ) -> None:
-    options = {"trailing_silence_ms": trailing_silence_ms}
+    options: dict[str, Any] = {"trailing_silence_ms": trailing_silence_ms}
     async with websockets_bridge("twilio", server.ws_url, **options) as app:
         async with PhoneSimulator("twilio", app.url) as phone:
             phone.say(hello_sentence()[: 24 * 2 * 500], 24000)  # 500 ms of speech...
