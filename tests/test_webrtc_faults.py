@@ -49,7 +49,7 @@ async def test_a_webrtc_call_through_a_lossy_jittery_path_keeps_its_audio_and_en
 ) -> None:
     pcm, rate = load_wav("hello_24k")
     transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
     assert transport.status is TransportStatus.CONNECTED
     await transport.send_audio(pcm)
