@@ -105,8 +105,11 @@ class GeneratorStats:
         if cpu.count and cpu.p90 >= CPU_SATURATED:
             reasons.append(f"generator CPU p90 {cpu.p90:.0f} % of a core (>= {CPU_SATURATED:.0f} %)")
         if lag.count and lag.p90 >= LAG_SATURATED_MS:
+            # A loop that lags while its process uses little CPU is waiting for a CPU the machine does not
+            # give it (other processes): the figures are as untrustworthy, for another reason.
+            why = "" if cpu.p90 >= CPU_SATURATED / 2 else f", at {cpu.p90:.0f} % CPU: the machine is busy"
             reasons.append(
-                f"generator event-loop lag p90 {lag.p90:.0f} ms over its seconds (>= {LAG_SATURATED_MS:.0f} ms)"
+                f"generator event-loop lag p90 {lag.p90:.0f} ms over its seconds (>= {LAG_SATURATED_MS:.0f} ms{why})"
             )
         if self.late_fraction > LATE_SATURATED:
             reasons.append(
