@@ -45,7 +45,7 @@ from ..client_session import ClientSession
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout
 from ..protocol.codec import dumps, loads
 from ..transport import ErrorEvent, TransportStatus, WireConnection
-from ._connect import ApiKey, auth_for, connect_failure, safe_url, websocket_url
+from ._connect import ApiKey, RedactingLogger, auth_for, connect_failure, safe_url, websocket_url
 from ._shell import ClientShell, ReconnectBudget
 
 if TYPE_CHECKING:
@@ -108,8 +108,9 @@ class BaseRealtimeTransport(ClientShell):
         self.max_reconnect_attempts = max_reconnect_attempts
         self.reconnect_backoff = reconnect_backoff
         self.reconnect_healthy_after = reconnect_healthy_after
-        self._wire_logger = logging.getLogger(f"rtlayer.wire.{type(self).__name__}")
-        self._wire_logger.addFilter(self._redactor)
+        self._wire_logger = RedactingLogger(
+            logging.getLogger(f"rtlayer.wire.{type(self).__name__}"), self._redactor
+        )
         self.session = ClientSession(
             input_format=input_format,
             output_format=output_format,

@@ -181,6 +181,7 @@ class UpgradedConnection:
         if not self._reader.done():
             self.abort()
             await asyncio.wait([self._reader], timeout=self._close_timeout)
+        self._finish()  # a reader cancelled before it ever ran has not done it
         await self._teardown()
 
     def abort(self) -> None:
@@ -267,13 +268,19 @@ class UpgradedConnection:
                 with contextlib.suppress(Exception):
                     await self._flush()
         finally:
-            if protocol.state is not State.CLOSED:
-                protocol.receive_eof()
-            self.close_code = protocol.close_code
-            self._finished = True
-            self._fail_pings()
-            self._wake_receiver()
+            self._finish()
             await self._teardown()
+
+    def _finish(self) -> None:
+        """The connection is over: no more messages will come (whether the reader ended or never ran)."""
+        if self._finished:
+            return
+        if self._protocol.state is not State.CLOSED:
+            self._protocol.receive_eof()
+        self.close_code = self._protocol.close_code
+        self._finished = True
+        self._fail_pings()
+        self._wake_receiver()
 
     def _handle_frames(self, frames: list[Request | Response | Frame]) -> None:
         delivered = False
