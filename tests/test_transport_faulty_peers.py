@@ -37,7 +37,7 @@ DELTA = {"type": "response.output_audio.delta", "response_id": "r", "item_id": "
 
 #: Server events that are valid JSON with fields of the wrong type, and the field each gets wrong.
 FOUR_ZERO_BYTES = base64.b64encode(bytes(4)).decode()
-WRONG_TYPED = [
+WRONG_TYPED: list[tuple[dict[str, Any], str]] = [
     ({**DELTA, "content_index": 0, "delta": "abc"}, "base64"),
     ({**DELTA, "content_index": "zero", "delta": FOUR_ZERO_BYTES}, "content_index"),
     ({**DELTA, "content_index": 0, "delta": base64.b64encode(bytes(3)).decode()}, "PCM16"),  # odd length
@@ -285,7 +285,9 @@ class _StopsReading:
         await writer.drain()
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        writer.transport.pause_reading()
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()
         self.writers.append(writer)  # kept referenced: a collected transport would close the socket
 
     async def close(self) -> None:
