@@ -58,7 +58,7 @@ class Recorder:
         transport.on("*", self.events.append)
         transport.on("audio", self.audio.append)
         for name in names:
-            transport.on(name, self.named.setdefault(name, []).append)
+            transport.add_listener(name, self.named.setdefault(name, []).append)
         return self
 
     def types(self) -> list[str]:

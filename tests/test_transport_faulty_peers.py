@@ -106,10 +106,15 @@ async def peers() -> AsyncIterator[
 def _tasks_left() -> list[asyncio.Task[Any]]:
     """The client's tasks still running (the test servers' own connection handlers are not counted)."""
     return [
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and not t.get_coro().__qualname__.startswith("Server.")  # type: ignore[union-attr]
+        task
+        for task in asyncio.all_tasks()
+        if task is not asyncio.current_task() and not _is_test_server(task.get_coro())
     ]
+
+
+def _is_test_server(coro: Any) -> bool:
+    code = getattr(coro, "cr_code", None)
+    return code is not None and code.co_filename.endswith(os.path.join("websockets", "asyncio", "server.py"))
 
 
 def _open_sockets() -> int:

@@ -129,9 +129,11 @@ class ClientShell(SessionMethods, EventEmitter):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def __aiter__(self) -> EventStream:
-        """``async for event in transport``: every raw server event, until the transport closes."""
-        return self.events()
+    def __aiter__(self) -> EventStream[dict[str, Any]]:
+        """``async for event in transport``: every raw server event, until the transport closes (the same
+        stream as ``events()``)."""
+        stream: EventStream[dict[str, Any]] = self.events()
+        return stream
 
     # -- for transports --------------------------------------------------------------------------------------
 
