@@ -62,6 +62,10 @@ class Target:
 class ClientShell(SessionMethods, EventEmitter):
     """The shared client shell (see the module docstring); transports subclass it."""
 
+    hosted_url: str = HOSTED_BASE_URL
+    """Where a transport given a key and no URL connects (a gateway in front of the service may be set here,
+    on the class or on one transport)."""
+
     def __init__(
         self,
         *,
@@ -207,7 +211,7 @@ class ClientShell(SessionMethods, EventEmitter):
         if key:
             self._redactor.secrets.add(key)
         if url is None:
-            return Target(HOSTED_BASE_URL, key, "the hosted service: a key and no URL given")
+            return Target(self.hosted_url, key, "the hosted service: a key and no URL given")
         return Target(url, key, "the URL given")
 
     async def _start_embedded_server(self) -> RealtimeServer:
