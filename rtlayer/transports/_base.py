@@ -36,22 +36,19 @@ import copy
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Unpack
 
 from websockets.exceptions import ConnectionClosed
 
-from ..audio import AudioFormat, PlaybackTracker
+from ..audio import AudioFormat
 from ..client_session import ClientSession
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout
 from ..protocol.codec import dumps, loads
 from ..transport import ErrorEvent, TransportStatus, WireConnection
-from ._connect import ApiKey, RedactingLogger, auth_for, connect_failure, safe_url, websocket_url
-from ._shell import ClientShell, ReconnectBudget
+from ._connect import RedactingLogger, auth_for, connect_failure, safe_url, websocket_url
+from ._shell import ClientShell, ReconnectBudget, ShellOptions
 
-if TYPE_CHECKING:
-    from ..server.responders import Responder
-
-__all__ = ["BaseRealtimeTransport", "WireConnection"]
+__all__ = ["BaseRealtimeTransport", "Handshake", "WireConnection"]
 
 logger = logging.getLogger("rtlayer.transports")
 
@@ -59,6 +56,16 @@ _DELTA = "response.output_audio.delta"
 # Close codes after which reconnecting cannot help (the peer refused us or our data), besides a normal close.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 _MAX_QUEUED_WHILE_RECONNECTING = 256
+
+
+class Handshake(NamedTuple):
+    """The opening request of one connection: where, with which headers and subprotocols (the auth)."""
+
+    url: str
+    headers: dict[str, str]
+    subprotocols: list[str] | None
+
+
 #: how ``ClientSession.encode_audio`` starts every append it builds
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
@@ -76,17 +83,10 @@ class BaseRealtimeTransport(ClientShell):
     def __init__(
         self,
         *,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str = "gpt-realtime",
-        responder: Responder | None = None,
-        headers: Mapping[str, str] | None = None,
         use_subprotocol_auth: bool = False,
         input_format: AudioFormat | None = None,
         output_format: AudioFormat | None = None,
         output_frame_ms: int | None = None,
-        playback_tracker: PlaybackTracker | None = None,
-        connect_timeout: float = 10.0,
         send_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 20.0,
@@ -95,11 +95,9 @@ class BaseRealtimeTransport(ClientShell):
         reconnect_backoff: tuple[float, float] = (0.25, 5.0),
         reconnect_healthy_after: float = 30.0,
         retrieve_items: bool = False,
+        **options: Unpack[ShellOptions],
     ) -> None:
-        super().__init__(
-            url=url, api_key=api_key, model=model, responder=responder, connect_timeout=connect_timeout
-        )
-        self.headers = dict(headers) if headers is not None else None
+        super().__init__(**options)
         self.use_subprotocol_auth = use_subprotocol_auth
         self.send_timeout = send_timeout
         self.ping_interval = ping_interval
@@ -115,7 +113,7 @@ class BaseRealtimeTransport(ClientShell):
             input_format=input_format,
             output_format=output_format,
             output_frame_ms=output_frame_ms,
-            tracker=playback_tracker,
+            tracker=self.tracker,
             emit=self.emit,
             send=self._send_dict,
             retrieve_items=retrieve_items,
@@ -128,7 +126,7 @@ class BaseRealtimeTransport(ClientShell):
         self._out_drained = asyncio.Event()
         self._out_drained.set()
         self._session_seen = asyncio.Event()
-        self._target: tuple[str, dict[str, str], list[str] | None] | None = None
+        self._target: Handshake | None = None
         self._desired_config: dict[str, Any] = {}
         self._budget = ReconnectBudget(max_reconnect_attempts, reconnect_backoff, reconnect_healthy_after)
         self._stalled: WireConnection | None = None
@@ -185,13 +183,7 @@ class BaseRealtimeTransport(ClientShell):
 
     # -- for subclasses --------------------------------------------------------------------------------------
 
-    async def _open(
-        self,
-        url: str,
-        headers: dict[str, str],
-        subprotocols: list[str] | None,
-        timeout: float,  # noqa: ASYNC109 (the contract)
-    ) -> WireConnection:
+    async def _open(self, request: Handshake, timeout: float) -> WireConnection:  # noqa: ASYNC109
         """Opens one connection (raising ``ConnectError`` subclasses); ``timeout`` bounds the handshake."""
         raise NotImplementedError
 
@@ -211,7 +203,7 @@ class BaseRealtimeTransport(ClientShell):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
         headers, subprotocols = auth_for(endpoint, key, self.headers, self.use_subprotocol_auth)
-        self._target = (endpoint, headers, subprotocols)
+        self._target = Handshake(endpoint, headers, subprotocols)
         self._desired_config = {}
         self._budget = ReconnectBudget(
             self.max_reconnect_attempts, self.reconnect_backoff, self.reconnect_healthy_after
@@ -263,13 +255,13 @@ class BaseRealtimeTransport(ClientShell):
 
     async def _open_within(self, deadline: float) -> WireConnection:
         assert self._target is not None
-        url, headers, subprotocols = self._target
+        url = self._target.url
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise ConnectTimeout(f"no connection within {self.connect_timeout} s")
         try:
             async with asyncio.timeout(remaining):
-                return await self._open(url, headers, subprotocols, remaining)
+                return await self._open(self._target, remaining)
         except TimeoutError as exc:
             if isinstance(exc, ConnectError):
                 raise
