@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from rtlayer.protocol import codec
+from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import EchoResponder
-from rtlayer.server.session import ServerSession
 
 DATA = Path(__file__).parent.parent / "tests" / "data"
 

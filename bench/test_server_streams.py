@@ -112,7 +112,7 @@ def _server_main(conn: Connection, cpu: int | None, bare: bool = False) -> None:
             conn.send(float("nan"))
             await runner.cleanup()
             return
-        limits = ServerLimits(max_sessions=10_000, max_connections=10_000, max_queued_events=200_000)
+        limits = ServerLimits(max_sessions=10_000, max_connections=10_000, max_queued_bytes=1 << 30)
         loop = asyncio.get_running_loop()
         samples: list[tuple[float, float]] = []
 

@@ -45,9 +45,9 @@ ROUNDS = 5 if FULL or __name__ == "__main__" else 1  # the smoke run checks the 
 FRAME_BYTES = 960  # 20 ms of 24 kHz PCM16
 PCM = bytes((i * 37) & 0xFF for i in range(FRAME_BYTES))
 SESSION_CREATED = json.dumps(
-    json.load(open(ROOT.parent / "shared" / "protocol" / "sample-events.json"))["server"]["connect"][0]
-    if (ROOT.parent / "shared" / "protocol" / "sample-events.json").exists()
-    else {"type": "session.created", "event_id": "event_0", "session": {"type": "realtime", "id": "sess_0"}},
+    json.loads((ROOT / "tests" / "data" / "protocol" / "sample-events.json").read_text())["server"][
+        "connect"
+    ][0],
     separators=(",", ":"),
 )
 

@@ -20,9 +20,9 @@ from typing import Any
 from rtlayer.client_session import ClientSession
 from rtlayer.exceptions import ConnectionClosedError
 from rtlayer.protocol.codec import dumps, loads
+from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import EchoResponder
 from rtlayer.server.runner import SessionRunner
-from rtlayer.server.session import ServerSession
 from rtlayer.transport import (
     ConnectionChangeEvent,
     EventEmitter,

@@ -1,7 +1,8 @@
 """Which payload each event name carries, for the type checker: ``on("audio", ...)`` gets an ``AudioEvent``.
 
 ``Subscribe`` is the type of ``on``, ``once`` and ``off`` on every transport (and on ``EventEmitter``): one
-overload per convenience event, one for ``*`` and the server event types (raw ``dict``s). A name that is
+overload per convenience event, one for ``*`` and the server event types (raw ``dict``s), one per event of
+a media stream transport's phone call. A name that is
 none of these (``on("audoi", ...)``) is a type error; names only known at run time go through
 ``add_listener`` / ``remove_listener``, which take any string.
 
@@ -11,7 +12,7 @@ Type-checking only: at run time the emitter is the plain dict-of-lists in ``rtla
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal, Protocol, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 from .transport_events import (
     AudioDoneEvent,
@@ -28,6 +29,9 @@ from .transport_events import (
     TurnStartedEvent,
     Usage,
 )
+
+if TYPE_CHECKING:  # type-only: the emitter's module never imports a transport
+    from .transports.media_stream.events import CallStart, CallStop, DtmfEvent, ProviderProblem
 
 __all__ = ["RawEventName", "Subscribe"]
 
@@ -143,3 +147,20 @@ class Subscribe(Protocol):
     def __call__(
         self, name: RawEventName, listener: Callable[[dict[str, Any]], _R], /
     ) -> Callable[[dict[str, Any]], _R]: ...
+    # the phone call of a media stream transport (never emitted by the others)
+    @overload
+    def __call__(
+        self, name: Literal["call_start"], listener: Callable[[CallStart], _R], /
+    ) -> Callable[[CallStart], _R]: ...
+    @overload
+    def __call__(
+        self, name: Literal["dtmf"], listener: Callable[[DtmfEvent], _R], /
+    ) -> Callable[[DtmfEvent], _R]: ...
+    @overload
+    def __call__(
+        self, name: Literal["call_stop"], listener: Callable[[CallStop], _R], /
+    ) -> Callable[[CallStop], _R]: ...
+    @overload
+    def __call__(
+        self, name: Literal["provider_problem"], listener: Callable[[ProviderProblem], _R], /
+    ) -> Callable[[ProviderProblem], _R]: ...

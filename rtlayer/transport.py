@@ -176,9 +176,17 @@ class EventEmitter:
         return self.add_listener(name, wrapper)
 
     if not TYPE_CHECKING:
-        on = add_listener
-        once = add_listener_once
-        off = remove_listener
+        # Calls through (not aliases), so that a subclass overriding ``add_listener`` (to forward events it
+        # would otherwise not produce) sees every registration.
+
+        def on(self, name: str, listener: Listener) -> Listener:
+            return self.add_listener(name, listener)
+
+        def once(self, name: str, listener: Listener) -> Listener:
+            return self.add_listener_once(name, listener)
+
+        def off(self, name: str, listener: Listener) -> Listener:
+            return self.remove_listener(name, listener)
 
     def has_listeners(self, name: str) -> bool:
         return name in self._listeners

@@ -14,7 +14,28 @@ buffers while a 20 ms frame, done in a few microseconds, never pays two thread-s
 
 ``AudioRing`` and ``Framer`` hold the GIL (they copy a few bytes), which also makes one ring safe to share
 between threads. ``tests/test_native_stress.py`` proves the release from several threads on large buffers,
-against audioop (which holds it) as the control.
+against a call that holds it (``bytes.translate``) as the control.
+
+Misuse from Python never crashes the process. ``Resampler`` and ``Transcoder`` are streams: a call that
+overlaps another on the same object (another thread, or a buffer exporter calling back) is refused with
+``RuntimeError`` and changes nothing; refusing rather than waiting, because two threads feeding one stream
+interleave its audio, a bug to report rather than hide. An object whose ``__init__`` did not run
+(``Cls.__new__(Cls)``, a subclass that skips ``super().__init__()``) raises ``RuntimeError`` at first use.
+
+Errors, all the native core raises:
+
+- ``TypeError``: an argument that is not a bytes-like object, or of the wrong type;
+- ``BufferError`` or ``ValueError``: a buffer that is not C-contiguous (memoryview, numpy);
+- ``ValueError``: a length that is not whole samples or frames, an unsupported rate, codec, quality,
+  channel count or policy, a size that is not positive, a NaN gain, a packet of the wrong size, a
+  host that is not a numeric IP address;
+- ``OverflowError``: a number past the C integer it goes into;
+- ``RuntimeError``: an object without ``__init__``, an overlapping call on a stream object, a closed
+  ``Pacer``, more streams than ``max_streams``;
+- ``KeyError``: a ``Pacer`` stream id that is not open; ``OSError``: a socket the pacer cannot duplicate
+  or a thread it cannot start; ``MemoryError``: a capacity the allocator refuses.
+
+``tests/fuzz/native_targets.py`` holds every public function and class to exactly this list.
 """
 
 from __future__ import annotations

@@ -80,76 +80,7 @@ cdef extern from "<arpa/inet.h>" nogil:
     int inet_pton(int, const char*, void*)
 
 
-
-cdef extern from *:
-    """
-    #include <sched.h>
-    #include <unistd.h>
-    #include <string.h>
-    #include <stdint.h>
-    #include <time.h>
-    #include <sys/syscall.h>
-    #include <errno.h>
-    #ifdef __linux__
-    #include <linux/futex.h>
-    #endif
-    struct rtl_sched_attr {
-        uint32_t size; uint32_t sched_policy; uint64_t sched_flags; int32_t sched_nice;
-        uint32_t sched_priority; uint64_t sched_runtime; uint64_t sched_deadline; uint64_t sched_period;
-        uint32_t sched_util_min; uint32_t sched_util_max;
-    };
-    /* The calling thread's fair-class time slice (EEVDF, Linux 6.12+): a short slice gives the
-       thread an early virtual deadline, so it preempts a CPU-bound task when it wakes. */
-    static int rtl_set_slice(uint64_t ns) {
-    #ifdef SYS_sched_setattr
-        struct rtl_sched_attr a;
-        memset(&a, 0, sizeof a);
-        a.size = sizeof a; a.sched_policy = SCHED_OTHER; a.sched_runtime = ns;
-        return (int)syscall(SYS_sched_setattr, 0, &a, 0);
-    #else
-        (void)ns; return -1;
-    #endif
-    }
-    static int rtl_set_fifo(int prio) {
-        struct sched_param p; memset(&p, 0, sizeof p); p.sched_priority = prio;
-        return sched_setscheduler(0, SCHED_FIFO, &p);
-    }
-    static inline uint64_t rtl_load64(uint64_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-    static inline void rtl_store64(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-    static inline uint64_t rtl_add64(uint64_t* p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-    static inline int rtl_cas64(uint64_t* p, uint64_t expected, uint64_t desired) {
-        return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-    }
-    static inline int64_t rtl_loadi64(int64_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-    static inline void rtl_storei64(int64_t* p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-    static inline int32_t rtl_load32(int32_t* p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
-    static inline void rtl_store32(int32_t* p, int32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
-    static inline int32_t rtl_add32(int32_t* p, int32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
-    #ifdef __linux__
-    /* Sleep while *addr == val, until abs_ns on CLOCK_MONOTONIC (abs_ns < 0: no deadline). */
-    static void rtl_futex_wait(int32_t* addr, int32_t val, int64_t abs_ns) {
-        struct timespec ts, *t = NULL;
-        if (abs_ns >= 0) { ts.tv_sec = abs_ns / 1000000000; ts.tv_nsec = abs_ns % 1000000000; t = &ts; }
-        syscall(SYS_futex, addr, FUTEX_WAIT_BITSET_PRIVATE, val, t, NULL, FUTEX_BITSET_MATCH_ANY);
-    }
-    static void rtl_futex_wake(int32_t* addr) { syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
-    #else
-    /* No futex (macOS): sleep in steps of at most 1 ms, watching the word; coarser, still lock-free. */
-    static void rtl_futex_wait(int32_t* addr, int32_t val, int64_t abs_ns) {
-        struct timespec now, d;
-        int64_t left;
-        while (__atomic_load_n(addr, __ATOMIC_SEQ_CST) == val) {
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            left = abs_ns < 0 ? 1000000 : abs_ns - ((int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-            if (left <= 0) return;
-            if (left > 1000000) left = 1000000;
-            d.tv_sec = 0; d.tv_nsec = left;
-            nanosleep(&d, NULL);
-        }
-    }
-    static void rtl_futex_wake(int32_t* addr) { (void)addr; }
-    #endif
-    """
+cdef extern from "rt_pacer_os.h":
     int rtl_set_slice(uint64_t ns) nogil
     int rtl_set_fifo(int prio) nogil
     uint64_t rtl_load64(uint64_t* p) nogil
@@ -407,7 +338,8 @@ cdef class Pacer:
 
     cdef Shared* s
     cdef pthread_t thread
-    cdef bint started
+    cdef bint started  # a thread exists (until it is joined)
+    cdef bint stopping  # one caller is joining it (with the GIL released): nobody else may
     cdef bint closed
 
     def __cinit__(
@@ -460,7 +392,10 @@ cdef class Pacer:
             or s.heap == NULL or s.streams == NULL or s.lateness == NULL
         ):
             self._free()
-            raise MemoryError()
+            raise MemoryError(
+                f"cannot allocate the pacer's queues: {max_packets} packets of {packet_size} bytes, "
+                f"{max_streams} streams, {lateness_samples} lateness samples"
+            )
         for i in range(max_packets):
             s.free_slots[i] = max_packets - 1 - i
         s.free_n = max_packets
@@ -499,14 +434,19 @@ cdef class Pacer:
         rtl_futex_wake(&self.s.doorbell)
 
     cdef void _stop(self) noexcept:
-        if self.s == NULL or not self.started:
+        if self.s == NULL or not self.started or self.stopping:
             return
+        # While this call waits without the GIL, other threads may call in: `stopping` keeps a second
+        # join of the same thread out, and `started` stays set so that close_stream leaves each socket
+        # to the thread (or to _close_fds after the join) instead of closing it under the thread.
+        self.stopping = True
         rtl_store32(&self.s.stop, 1)
         self._wake()
         with nogil:
             # bounded: the thread blocks nowhere but on the futex just rung (sendto does not block)
             pthread_join(self.thread, NULL)
         self.started = False
+        self.stopping = False
 
     cdef void _close_fds(self) noexcept:
         """With no thread running: close every stream's socket and count what was still queued."""
@@ -539,8 +479,8 @@ cdef class Pacer:
         Idempotent."""
         if self.closed:
             return
+        self.closed = True  # first: _stop lets other threads in, and they must see a closed pacer
         self._stop()
-        self.closed = True
         self._close_fds()
 
     @property
@@ -557,7 +497,7 @@ cdef class Pacer:
         numeric destination address; returns the stream id."""
         cdef sockaddr_in* a4
         cdef sockaddr_in6* a6
-        cdef bytes h = host.encode("ascii")
+        cdef bytes h = host.encode("ascii")  # UnicodeEncodeError (a ValueError) for any other text
         cdef int sid = -1
         cdef int i
         cdef int dup
@@ -567,6 +507,8 @@ cdef class Pacer:
             raise RuntimeError("the pacer is closed")
         if not 0 < port < 65536:
             raise ValueError(f"bad port {port}")
+        if b"\0" in h:
+            raise ValueError(f"not a numeric IP address: {host!r}")
         for i in range(self.s.max_streams):
             if rtl_load32(&self.s.streams[i].status) == FREE:
                 sid = i
@@ -628,12 +570,15 @@ cdef class Pacer:
     def enqueue(self, int sid, int64_t deadline_ns, packet) -> bool:
         """Queue ``packet`` to leave on ``sid`` at ``deadline_ns`` (``monotonic_ns`` clock). False: the
         pacer already holds ``max_packets``; the packet is refused and counted (``refused``)."""
-        cdef Stream* st = self._stream(sid)
+        cdef Stream* st
         cdef Shared* s = self.s
         cdef Py_buffer view
         cdef uint64_t head, i
+        # Taking the buffer may run Python code (and let another thread close the stream): it comes
+        # first, and from the stream's look-up on nothing here lets another thread in.
         PyObject_GetBuffer(packet, &view, PyBUF_SIMPLE)
         try:
+            st = self._stream(sid)
             if view.len > s.packet_size or view.len == 0:
                 raise ValueError(f"a packet of {view.len} bytes (1..{s.packet_size})")
             if s.enqueued - rtl_load64(&s.freed) >= <uint64_t>s.max_packets:

@@ -37,10 +37,21 @@ cdef class Resampler:
     cdef int out_codec
     cdef const int16_t* dec_table
     cdef const uint8_t* enc_table
+    # Set (under the GIL) while a call runs, so that an overlapping call is refused: the work may run
+    # without the GIL, and two calls on one stream would realloc/reset what the other is reading.
+    cdef bint busy
+    cdef str kind                   # the class users see in error messages ("Transcoder" for its own)
 
+    cdef int _claim(self, bint need_init) except -1
+    cdef int enter(self) except -1
+    cdef int _setup(self, int in_rate, int out_rate, int channels, str quality) except -1
     cdef int set_codecs(self, int in_codec, int out_codec) except -1
+    # The calls users make (through Resampler or Transcoder): each claims the object, see enter().
     cdef bytes process_buffer(self, object data)
     cdef bytes flush_buffer(self)
+    cdef int reset_stream(self) except -1
+    cdef bytes _process(self, object data)
+    cdef bytes _flush(self)
     cdef void reset_state(self) noexcept
     cdef int _reserve(self, Py_ssize_t extra, Py_ssize_t count) except -1
     cdef int64_t _jstride(self, Py_ssize_t count) noexcept nogil

@@ -145,15 +145,42 @@ cdef class Resampler:
 
     One object is one stream: calls on it must not overlap (each thread or session owns its own;
     different objects run in parallel, with the GIL released for calls of more than a few
-    microseconds of work).
+    microseconds of work). A call that overlaps another on the same object, from another thread or
+    re-entering, raises ``RuntimeError`` and changes nothing; so does any use of an object whose
+    ``__init__`` did not run (``Resampler.__new__``, a subclass that skips ``super().__init__()``).
     """
 
     def __cinit__(self, *args, **kwargs):
+        # The invariant every method relies on: hist is NULL until __init__ has set up the whole
+        # geometry, and a call claims the object (busy) before it reads any of it.
         self.hist = NULL
         self.ybuf = NULL
         self.sbuf = NULL
         self.ycap = 0
         self.scap = 0
+        self.busy = False
+        self.kind = "Resampler"
+
+    cdef int _claim(self, bint need_init) except -1:
+        # Under the GIL, so the test and the set are one step: refusing (rather than serialising with
+        # a lock) because two threads feeding one stream interleave its audio, a bug to report, not
+        # to hide; the cost on the fast path is one flag.
+        if self.busy:
+            raise RuntimeError(
+                f"this {self.kind} is in use by another call: one object is one stream, calls on it "
+                "must not overlap (give each thread its own)"
+            )
+        if need_init and self.hist == NULL:
+            raise RuntimeError(
+                f"this {self.kind} is not initialised: its __init__ did not run (a subclass's "
+                "__init__ must call super().__init__())"
+            )
+        self.busy = True
+        return 0
+
+    cdef int enter(self) except -1:
+        """Claims an initialised object for one call; the caller clears ``busy`` when it is done."""
+        return self._claim(True)
 
     def __init__(self, int in_rate, int out_rate, int channels=1, str quality="conversational"):
         if in_rate not in SUPPORTED_RATES:
@@ -164,6 +191,18 @@ cdef class Resampler:
             raise ValueError(f"channels must be 1..{MAX_CHANNELS}, got {channels}")
         if quality not in _QUALITY_SPECS:
             raise ValueError(f"quality must be one of {QUALITIES}, got {quality!r}")
+        # Re-initialising replaces the buffers a running call reads (and _design releases the GIL).
+        self._claim(False)
+        try:
+            self._setup(in_rate, out_rate, channels, quality)
+        finally:
+            self.busy = False
+
+    cdef int _setup(self, int in_rate, int out_rate, int channels, str quality) except -1:
+        # Not initialised (hist NULL) until the new geometry is complete: a failure half-way leaves
+        # an object that refuses calls, not one whose buffers no longer match its fields.
+        PyMem_Free(self.hist)
+        self.hist = NULL
         self.in_rate = in_rate
         self.out_rate = out_rate
         self.channels = channels
@@ -185,14 +224,12 @@ cdef class Resampler:
             self.K0 = (N + L - 1) // L
             self.latency_ms = (N - 1) / 2.0 / (<double>L * in_rate) * 1000.0
         self.conv = self.L <= CONV_MAX_LM and self.M <= CONV_MAX_LM and self.K0 <= MAX_CONV_TAPS
-        if self.hist != NULL:
-            PyMem_Free(self.hist)
-            self.hist = NULL
         self.cap = self.K + 1024 + SLACK
         self.hist = <float*>PyMem_Malloc(self.cap * channels * sizeof(float))
         if self.hist == NULL:
             raise MemoryError()
         self.reset_state()
+        return 0
 
     def __dealloc__(self):
         PyMem_Free(self.hist)
@@ -368,6 +405,26 @@ cdef class Resampler:
         return out
 
     cdef bytes process_buffer(self, object data):
+        self.enter()
+        try:
+            return self._process(data)
+        finally:
+            self.busy = False
+
+    cdef bytes flush_buffer(self):
+        self.enter()
+        try:
+            return self._flush()
+        finally:
+            self.busy = False
+
+    cdef int reset_stream(self) except -1:
+        self.enter()
+        self.reset_state()
+        self.busy = False
+        return 0
+
+    cdef bytes _process(self, object data):
         cdef Py_buffer view
         cdef Py_ssize_t frames, count, frame_bytes
         cdef int64_t total
@@ -409,7 +466,7 @@ cdef class Resampler:
         finally:
             PyBuffer_Release(&view)
 
-    cdef bytes flush_buffer(self):
+    cdef bytes _flush(self):
         cdef int64_t target, last_base
         cdef Py_ssize_t count, zeros, ch
         cdef bytes out
@@ -446,13 +503,15 @@ cdef class Resampler:
 
     def reset(self) -> None:
         """Forget all state, as if newly constructed."""
-        self.reset_state()
+        self.reset_stream()
 
     def _prototype(self) -> tuple:
         """(L, M, N, taps) of the prototype filter, for tests and the quality table.
 
         ``taps`` is the float32 branch table as bytes: L branches of K taps, oldest tap first.
         """
+        self.enter()
+        self.busy = False
         if self.identity:
             return (1, 1, 1, b"\x00\x00\x80\x3f")
         return (self.L, self.M, self.N, bytes(self.coef_owner))

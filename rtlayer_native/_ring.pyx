@@ -1,4 +1,12 @@
-"""Byte buffers for audio pipelines: a bounded ring (``AudioRing``) and an exact framer (``Framer``)."""
+"""Byte buffers for audio pipelines: a bounded ring (``AudioRing``) and an exact framer (``Framer``).
+
+Threads: both hold the GIL from their first read of the object's state to their last write, and
+nothing in between can run Python code (no GC-tracked allocation, no buffer export, no callback):
+whatever may run Python code, and so let another thread in, runs before (taking the caller's buffer)
+or after. So one object shared by threads is safe without a lock of its own, and a call never waits.
+An object whose ``__init__`` did not run (``AudioRing.__new__``, a subclass that skips
+``super().__init__()``) raises ``RuntimeError`` at its first use.
+"""
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_CheckExact, PyBytes_FromStringAndSize
@@ -7,6 +15,11 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.string cimport memcpy, memset
 
 OVERFLOW_POLICIES = ("drop_oldest", "reject")
+
+_NOT_INITIALISED = (
+    "this {} is not initialised: its __init__ did not run (a subclass's __init__ must call "
+    "super().__init__())"
+)
 
 
 cdef class AudioRing:
@@ -26,7 +39,7 @@ cdef class AudioRing:
     cdef bint reject
 
     def __cinit__(self, *args, **kwargs):
-        self.buf = NULL
+        self.buf = NULL  # until __init__: every method checks it (see _ready)
 
     def __init__(self, Py_ssize_t capacity, str overflow="drop_oldest"):
         if capacity <= 0:
@@ -37,7 +50,7 @@ cdef class AudioRing:
             PyMem_Free(self.buf)
         self.buf = <unsigned char*>PyMem_Malloc(capacity)
         if self.buf == NULL:
-            raise MemoryError()
+            raise MemoryError(f"cannot allocate a ring of {capacity} bytes")
         self.capacity = capacity
         self.overflow = overflow
         self.reject = overflow == "reject"
@@ -51,6 +64,11 @@ cdef class AudioRing:
 
     def __len__(self) -> int:
         return self.size
+
+    cdef int _ready(self) except -1:
+        if self.buf == NULL:
+            raise RuntimeError(_NOT_INITIALISED.format(type(self).__name__))
+        return 0
 
     def __repr__(self) -> str:
         return f"AudioRing({self.capacity}, overflow={self.overflow!r}) len={self.size} dropped={self.dropped}"
@@ -82,8 +100,9 @@ cdef class AudioRing:
         cdef Py_buffer view
         cdef Py_ssize_t n, free, excess
         cdef const unsigned char* src
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)  # may run Python code: before any state is read
         try:
+            self._ready()
             n = view.len
             src = <const unsigned char*>view.buf
             free = self.capacity - self.size
@@ -108,24 +127,30 @@ cdef class AudioRing:
         finally:
             PyBuffer_Release(&view)
 
-    def peek(self, Py_ssize_t n) -> bytes:
-        """Up to ``n`` of the oldest bytes, left in the ring."""
+    cdef bytes _take(self, Py_ssize_t n, bint remove):
+        cdef bytes out
+        self._ready()
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if n > self.size:
             n = self.size
-        out = PyBytes_FromStringAndSize(NULL, n)
+        out = PyBytes_FromStringAndSize(NULL, n)  # bytes are not GC-tracked: no collection runs here
         self._get(<unsigned char*>PyBytes_AS_STRING(out), n)
+        if remove:
+            self._skip(n)
         return out
+
+    def peek(self, Py_ssize_t n) -> bytes:
+        """Up to ``n`` of the oldest bytes, left in the ring."""
+        return self._take(n, False)
 
     def read(self, Py_ssize_t n) -> bytes:
         """Remove and return up to ``n`` of the oldest bytes."""
-        out = self.peek(n)
-        self._skip(len(out))
-        return out
+        return self._take(n, True)
 
     def discard(self, Py_ssize_t n) -> int:
         """Drop up to ``n`` of the oldest bytes (not counted in ``dropped``); returns how many."""
+        self._ready()
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")
         if n > self.size:
@@ -151,7 +176,7 @@ cdef class Framer:
     cdef readonly bint pad_last
 
     def __cinit__(self, *args, **kwargs):
-        self.buf = NULL
+        self.buf = NULL  # until __init__: every method checks it (see _ready)
 
     def __init__(self, Py_ssize_t frame_bytes, bint pad_last=False):
         if frame_bytes <= 0:
@@ -160,7 +185,7 @@ cdef class Framer:
             PyMem_Free(self.buf)
         self.buf = <unsigned char*>PyMem_Malloc(frame_bytes)
         if self.buf == NULL:
-            raise MemoryError()
+            raise MemoryError(f"cannot allocate a frame of {frame_bytes} bytes")
         self.frame_bytes = frame_bytes
         self.pad_last = pad_last
         self.pending = 0
@@ -172,21 +197,30 @@ cdef class Framer:
     def __repr__(self) -> str:
         return f"Framer({self.frame_bytes}, pad_last={self.pad_last}) pending={self.pending}"
 
+    cdef int _ready(self) except -1:
+        if self.buf == NULL:
+            raise RuntimeError(_NOT_INITIALISED.format(type(self).__name__))
+        return 0
+
     def push(self, data) -> list:
         """Add a chunk; returns the frames it completes (possibly none)."""
         cdef Py_buffer view
-        cdef Py_ssize_t n, fb = self.frame_bytes, take, nframes, i
+        cdef Py_ssize_t n, fb, take
         cdef const unsigned char* src
         cdef list frames
-        if self.pending == 0 and PyBytes_CheckExact(data) and len(<bytes>data) == fb:
+        self._ready()
+        if self.pending == 0 and PyBytes_CheckExact(data) and len(<bytes>data) == self.frame_bytes:
             # The common case (a transport hands over exactly one frame): no copy at all.
             return [data]
+        # Both may run Python code (a buffer exporter; a collection, as the list is GC-tracked), so
+        # both come before the state is read.
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
+            frames = PyList_New(0)
+            self._ready()
+            fb = self.frame_bytes
             n = view.len
             src = <const unsigned char*>view.buf
-            nframes = (self.pending + n) // fb
-            frames = PyList_New(0)
             if self.pending:
                 take = fb - self.pending
                 if take > n:
@@ -211,6 +245,7 @@ cdef class Framer:
 
     def flush(self):
         """The remainder (zero-padded to a frame when ``pad_last``), or None; then empty."""
+        self._ready()
         if self.pending == 0:
             return None
         if self.pad_last:

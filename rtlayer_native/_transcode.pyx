@@ -17,7 +17,8 @@ cdef class Transcoder:
 
     Codecs are ``"pcm16"``, ``"pcmu"`` (mu-law) and ``"pcma"`` (A-law); G.711 is always 8000 Hz,
     mono. State is carried across calls exactly as in :class:`Resampler`, and as there, calls on one
-    object must not overlap.
+    object must not overlap: an overlapping call raises ``RuntimeError``, and so does any use of an
+    object whose ``__init__`` did not run.
     """
 
     cdef Resampler _resampler
@@ -40,8 +41,10 @@ cdef class Transcoder:
                 raise ValueError(f"{name}_codec must be one of {CODECS}, got {codec!r}")
             if codec != "pcm16" and rate != G711_RATE:
                 raise ValueError(f"{codec} is always {G711_RATE} Hz, got {name}_rate={rate}")
-        self._resampler = Resampler(src_rate, dst_rate, 1, quality)
-        self._resampler.set_codecs(_CODEC_IDS[src_codec], _CODEC_IDS[dst_codec])
+        cdef Resampler stream = Resampler(src_rate, dst_rate, 1, quality)
+        stream.set_codecs(_CODEC_IDS[src_codec], _CODEC_IDS[dst_codec])
+        stream.kind = "Transcoder"
+        self._resampler = stream
         self.src_codec = src_codec
         self.src_rate = src_rate
         self.dst_codec = dst_codec
@@ -54,19 +57,29 @@ cdef class Transcoder:
             f"quality={self.quality!r})"
         )
 
+    cdef Resampler _stream(self):
+        # A local reference: a concurrent __init__ may replace the attribute, never free what a call uses.
+        cdef Resampler stream = self._resampler
+        if stream is None:
+            raise RuntimeError(
+                "this Transcoder is not initialised: its __init__ did not run (a subclass's __init__ "
+                "must call super().__init__())"
+            )
+        return stream
+
     @property
     def latency_ms(self) -> float:
         """The delay the resampling filter adds, in ms (0.0 when the rates are equal)."""
-        return self._resampler.latency_ms
+        return self._stream().latency_ms
 
     def process(self, data) -> bytes:
         """Transcode a chunk; returns every output sample it allows."""
-        return self._resampler.process_buffer(data)
+        return self._stream().process_buffer(data)
 
     def flush(self) -> bytes:
         """Drain the filter tail; the object is then reset."""
-        return self._resampler.flush_buffer()
+        return self._stream().flush_buffer()
 
     def reset(self) -> None:
         """Forget all state."""
-        self._resampler.reset_state()
+        self._stream().reset_stream()

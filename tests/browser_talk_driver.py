@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import tempfile
 import time
@@ -29,18 +28,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import numpy as np
-from openai.types.realtime import RealtimeServerEvent
+from helpers import event_problems, load_wav, tone
 from playwright.async_api import Page, async_playwright
-from pydantic import TypeAdapter, ValidationError
 
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import AudioPart, ResponsePart, ResponseRequest, TextPart
-from rtlayer.server.state import ServerState
 from rtlayer.server.webrtc import front_of
 
-DATA = Path(__file__).parent / "data"
 CHROMIUM = "/usr/bin/chromium"
 DEADLINE_S = 30.0
 SESSION = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 600}}}}
@@ -97,24 +92,11 @@ def loud_stats(pcm: bytes, rate: int) -> dict[str, float]:
     }
 
 
-def invalid_events(events: list[dict[str, Any]]) -> list[str]:
-    """The server events that the official client's models refuse (as the test fixture checks)."""
-    adapter: TypeAdapter[Any] = TypeAdapter(RealtimeServerEvent)
-    problems = []
-    for event in events:
-        try:
-            adapter.validate_python(event)
-        except ValidationError as exc:
-            problems.append(f"{event.get('type')}: {exc.errors()[0]['msg']}")
-    return problems
-
-
 class RecordingResponder:
     """Records each turn's user audio; answers with 1.5 s of a 440 Hz tone at amplitude 0.3."""
 
     def __init__(self) -> None:
-        t = np.arange(24000 * 3 // 2) / 24000
-        self.answer = (np.sin(2 * math.pi * 440 * t) * 0.3 * 32767).astype("<i2").tobytes()
+        self.answer = tone(1500)
         self.turns: list[dict[str, float]] = []
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
@@ -126,8 +108,7 @@ class RecordingResponder:
 
 
 def fake_microphone(out_dir: Path) -> tuple[Path, bytes]:
-    with wave.open(str(DATA / "hello_24k.wav"), "rb") as wav:
-        rate, speech = wav.getframerate(), wav.readframes(wav.getnframes())
+    speech, rate = load_wav("hello_24k")
     path = out_dir / "fake_mic.wav"
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
@@ -153,8 +134,8 @@ async def run(out_dir: Path) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     result: dict[str, Any] = {"wav": loud_stats(speech, 24000)}
     emitted: list[dict[str, Any]] = []
-    ServerState.add_global_observer(lambda _session_id, event: emitted.append(event))
     async with RealtimeServer(responder=responder) as server, async_playwright() as pw:
+        server.state.add_event_observer(lambda _session_id, event: emitted.append(event))
         front = front_of(server.state)
         assert front is not None
         with tempfile.TemporaryDirectory(prefix="rtlayer-chromium-") as profile:
@@ -216,7 +197,7 @@ async def run(out_dir: Path) -> dict[str, Any]:
                 result["calls_left"] = len(server.state.calls)
                 result["peers_left"] = len(front.peers)
                 result["console_errors"] = [c for c in console if c.startswith("error")]
-                result["invalid_events"] = invalid_events(emitted)
+                result["invalid_events"] = [problem for event in emitted for problem in event_problems(event)]
             finally:
                 await context.close()
     return result

@@ -13,8 +13,8 @@ from typing import Any
 
 from rtlayer.audio import PlaybackTracker
 from rtlayer.client_session import ClientSession
+from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import AudioPart, TextPart
-from rtlayer.server.session import ServerSession
 
 T0 = 1_800_000_000.0  # server time is Unix seconds
 

@@ -33,8 +33,19 @@ def test_the_design_sketch_names_are_exported() -> None:
         "RealtimeServer",
         "PlaybackTracker",
         "AudioFormat",
+        "TwilioMediaStreamTransport",
     }
     assert sketch <= set(rtlayer.__all__)
+
+
+def test_the_media_stream_transports_are_exported_from_rtlayer_and_rtlayer_transports() -> None:
+    import rtlayer.transports
+    from rtlayer.transports import media_stream
+
+    for provider in ("Twilio", "Telnyx", "Plivo", "Exotel", "Vonage", ""):
+        name = f"{provider}MediaStreamTransport"
+        assert getattr(rtlayer, name) is getattr(media_stream, name)
+        assert getattr(rtlayer.transports, name) is getattr(media_stream, name)
 
 
 def test_an_unknown_name_is_an_attribute_error() -> None:

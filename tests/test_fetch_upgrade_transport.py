@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Recorder
 from helpers_proxy import CuttableRelay, run_tinyproxy
 from helpers_tls import TestPKI, make_pki
-from helpers_transport import Recorder
 
 from rtlayer.exceptions import ConnectError, HandshakeError, ProxyError
 from rtlayer.server.realtime_server import RealtimeServer

@@ -26,7 +26,7 @@ from agents.realtime.config import RealtimeSessionModelSettings
 from agents.realtime.model import RealtimeModelListener
 from agents.realtime.model_events import RealtimeModelEvent, RealtimeModelExceptionEvent
 from agents.realtime.model_inputs import RealtimeModelSendRawMessage, RealtimeModelSendUserInput
-from conftest import EmittedEvents, chunks, eventually, load_wav, silence
+from helpers import EmittedEvents, chunks, eventually, load_wav, silence
 
 from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
 from rtlayer.server import RealtimeServer

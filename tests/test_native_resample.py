@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 import pytest
+from helpers import tone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -86,9 +87,8 @@ def make(impl: str, in_rate: int, out_rate: int, quality: str = "conversational"
 
 
 # --- measurements --------------------------------------------------------------------------------
-def tone(rate: int, seconds: float, freq: float, dbfs: float) -> bytes:
-    n = np.arange(int(rate * seconds))
-    return np.round(32767 * 10 ** (dbfs / 20) * np.sin(2 * np.pi * freq * n / rate)).astype("<i2").tobytes()
+def dbfs_tone(rate: int, seconds: float, freq: float, dbfs: float) -> bytes:
+    return tone(seconds * 1000, rate=rate, freq=freq, amplitude=10 ** (dbfs / 20))
 
 
 def run_chunked(stream: Stream, pcm16: bytes, rate: int, chunk_ms: int = 20) -> bytes:
@@ -125,7 +125,7 @@ def stopband_db(stream: Stream, in_rate: int, out_rate: int, freq: float) -> flo
     0.75 fn, so its images lie above 1.25 fn; everything but the tone itself is spurious.
     """
     amp_in = 32767 * 10 ** (-1 / 20)
-    y = np.frombuffer(run_chunked(stream, tone(in_rate, 0.6, freq, -1), in_rate), "<i2").astype(float)
+    y = np.frombuffer(run_chunked(stream, dbfs_tone(in_rate, 0.6, freq, -1), in_rate), "<i2").astype(float)
     y = y[out_rate // 20 : out_rate // 20 + out_rate // 2]  # 0.5 s, past the start-up transient
     f, amp = spectrum(y, out_rate)
     if freq < out_rate / 2:
@@ -295,7 +295,7 @@ def test_delay_measured_with_an_impulse(in_rate: int, out_rate: int, quality: st
 @pytest.mark.parametrize("quality", rn.QUALITIES)
 def test_round_trip_24k_16k_24k_sinad(impl: str, quality: str) -> None:
     down, up = make(impl, 24000, 16000, quality), make(impl, 16000, 24000, quality)
-    mid = run_chunked(down, tone(24000, 1.0, 997, -6), 24000)
+    mid = run_chunked(down, dbfs_tone(24000, 1.0, 997, -6), 24000)
     y = np.frombuffer(run_chunked(up, mid, 16000), "<i2").astype(float)[2400:-2400]
     assert sinad_db(y, 24000, 997) >= QUALITY_LIMITS[quality][1]
 
@@ -339,7 +339,7 @@ def test_passband_within_one_db_up_to_085_nyquist(in_rate: int, out_rate: int, q
     fn = min(in_rate, out_rate) / 2
     for freq in np.linspace(0.02 * fn, 0.85 * fn, 6):
         r = rn.Resampler(in_rate, out_rate, quality=quality)
-        y = np.frombuffer(run_chunked(r, tone(in_rate, 0.2, freq, -6), in_rate), "<i2").astype(float)
+        y = np.frombuffer(run_chunked(r, dbfs_tone(in_rate, 0.2, freq, -6), in_rate), "<i2").astype(float)
         amp, _ = fit_tone(y[out_rate // 50 : -out_rate // 50], out_rate, freq)
         gain_db = 20 * math.log10(amp / (32767 * 10 ** (-6 / 20)))
         assert abs(gain_db) <= 1.0, f"{freq:.0f} Hz: {gain_db:+.2f} dB"

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from openai.types.realtime import RealtimeSessionCreateRequest
 
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session, normalize_session
+from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol.session_config import default_session, merge_session, normalize_session
 
 
 def test_default_session_is_a_valid_ga_session() -> None:
@@ -119,7 +120,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("partial", "param"), BAD, ids=[p for _, p in BAD])
 def test_invalid_values_name_the_field(partial: dict[str, Any], param: str) -> None:
-    with pytest.raises(InvalidValue) as info:
+    with pytest.raises(RequestRefused) as info:
         merge_session(default_session(), partial)
     assert info.value.param == param and info.value.message
 

@@ -7,22 +7,36 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import event_problems
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, ServerEventType
 from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import audio_duration_ms, item_text, normalize_client_item
-from rtlayer.protocol.session_config import InvalidValue
+from rtlayer.server.core.client_events import check_client_event
 
-SHARED = Path("/work/shared/protocol")
+PROTOCOL = Path(__file__).parent / "data" / "protocol"
+"""The protocol notes the project was built from (vendored: event names and sample events of the service)."""
 
 
-@pytest.mark.skipif(not (SHARED / "event-types.json").exists(), reason="shared protocol notes not present")
 def test_event_names_are_exactly_the_protocols() -> None:
-    names = json.loads((SHARED / "event-types.json").read_text())
+    names = json.loads((PROTOCOL / "event-types.json").read_text())
     assert set(names["client_event_types"]) == CLIENT_EVENT_TYPES
     assert set(names["server_event_types"]) == SERVER_EVENT_TYPES
     assert ServerEventType.RESPONSE_DONE == "response.done"
+
+
+def test_the_services_sample_events_pass_our_checks() -> None:
+    """What the service sends passes the suite's server event check; what clients send, the server's."""
+    samples = json.loads((PROTOCOL / "sample-events.json").read_text())
+    server_events = [event for group in samples["server"].values() for event in group]
+    assert len(server_events) == 45
+    for event in server_events:
+        assert event["type"] in SERVER_EVENT_TYPES
+        assert event_problems(event) == [], event
+    for event in samples["client"]:
+        check_client_event(event)  # raises RequestRefused for anything the server would refuse
 
 
 def test_ids_have_the_services_shape_and_do_not_repeat() -> None:
@@ -43,10 +57,10 @@ def test_client_items_are_completed_in_the_services_shape() -> None:
     assert item["content"] == [{"type": "output_text", "text": "hi"}]  # the beta name mapped to GA
     call = normalize_client_item({"type": "function_call", "name": "f", "call_id": "call_1"})
     assert call["arguments"] == "" and item_text(call) == "f()"
-    with pytest.raises(InvalidValue) as info:
+    with pytest.raises(RequestRefused) as info:
         normalize_client_item({"type": "message", "role": "system", "content": [{"type": "input_audio"}]})
     assert info.value.param == "item.content[0].type"
-    with pytest.raises(InvalidValue) as info:
+    with pytest.raises(RequestRefused) as info:
         normalize_client_item(
             {"type": "message", "role": "user", "content": [{"type": "input_text", "text": 5}]}
         )

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from session_helpers import silence, wav
+from helpers import silence, wav
 
 import rtlayer_native
 from rtlayer.protocol.items import user_audio_message, user_text_message
+from rtlayer.server.core.turn_detection import SpeechStarted, SpeechStopped, TurnDetector
 from rtlayer.server.responders import (
     AudioPart,
     EchoResponder,
@@ -23,7 +24,6 @@ from rtlayer.server.responders import (
     responder_info,
 )
 from rtlayer.server.speech import espeak_path, synthesize, synthetic_speech
-from rtlayer.server.turn_detection import SpeechStarted, SpeechStopped, TurnDetector
 
 
 async def collect(responder: Responder, request: ResponseRequest) -> list[ResponsePart]:

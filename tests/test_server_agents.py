@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from agents import function_tool
 from agents.realtime import RealtimeAgent, RealtimeRunner, RealtimeSession, RealtimeSessionEvent
-from conftest import EmittedEvents, chunks, eventually, load_wav, silence
+from helpers import EmittedEvents, chunks, eventually, load_wav, silence
 
 from rtlayer.server import RealtimeServer
 from rtlayer.server.responders import ScriptedResponder

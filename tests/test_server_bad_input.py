@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import websockets
-from conftest import EmittedEvents, eventually
+from helpers import EmittedEvents, eventually
 from websockets.asyncio.client import ClientConnection
 
 from rtlayer.server import RealtimeServer, ServerLimits

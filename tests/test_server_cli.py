@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 import websockets
-from conftest import EmittedEvents
+from helpers import EmittedEvents
 from helpers_tls import make_pki
 
 from rtlayer.cli.serve import make_responder

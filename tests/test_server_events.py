@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import websockets
-from conftest import EmittedEvents
+from helpers import EmittedEvents
 
 from rtlayer.server import RealtimeServer
 

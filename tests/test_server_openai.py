@@ -14,7 +14,7 @@ from typing import Any
 import openai
 import pytest
 import websockets
-from conftest import load_wav, silence, stream_pcm
+from helpers import load_wav, silence, stream_pcm
 from openai.resources.realtime.realtime import AsyncRealtimeConnection
 from openai.types.realtime import ClientSecretCreateResponse
 

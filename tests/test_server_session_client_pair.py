@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from session_helpers import Driver, of_type
+from helpers import Driver, of_type
 
 from rtlayer.client_session import ClientSession
 

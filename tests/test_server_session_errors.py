@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 import pytest
-from session_helpers import Driver, of_type, silence, wav
+from helpers import Driver, of_type, silence, wav
 
 
 def error_of(d: Driver, event: dict[str, Any] | str) -> dict[str, Any]:

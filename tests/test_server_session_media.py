@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from session_helpers import Driver, of_type, silence, wav
+from helpers import Driver, of_type, silence, wav
 
 from rtlayer.audio import PCM16_24K, PCM16_48K, PCMU, AudioConverter, AudioFormat
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from session_helpers import AUDIO_ANSWER_END, Driver, audio_bytes, of_type
+from helpers import AUDIO_ANSWER_END, Driver, audio_bytes, of_type
 
 from rtlayer.server.responders import ScriptedResponder, TextPart
 

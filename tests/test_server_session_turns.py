@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from session_helpers import AUDIO_ANSWER_END, Driver, audio_bytes, of_type, silence, wav
+from helpers import AUDIO_ANSWER_END, Driver, audio_bytes, of_type, silence, wav
 
 import rtlayer_native
 from rtlayer.audio import PCMA, PCMU, AudioConverter, AudioFormat

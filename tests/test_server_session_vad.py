@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from session_helpers import silence, wav
+from helpers import silence, wav
 
 import rtlayer_native
-from rtlayer.server.input_audio import MAX_BUFFER_MS, InputAudio, TurnEnded, TurnStarted
-from rtlayer.server.turn_detection import SpeechStarted, SpeechStopped, TurnDetector, threshold_to_dbfs
+from rtlayer.server.core.input_audio import MAX_BUFFER_MS, InputAudio, TurnEnded, TurnStarted
+from rtlayer.server.core.turn_detection import SpeechStarted, SpeechStopped, TurnDetector, threshold_to_dbfs
 
 VAD = {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300, "silence_duration_ms": 200}
 

@@ -21,7 +21,7 @@ import httpx
 import openai
 import pytest
 import websockets
-from sip_helpers import SIPP, PhoneApp, RtpSink, SippRun, g711_speech, link_pcaps, run_sipp
+from sip_helpers import SIPP, PhoneApp, RtpSink, SippRun, g711_speech, link_pcaps, run_sipp, until
 
 import rtlayer_native
 from rtlayer.exceptions import UnsupportedOperation
@@ -74,15 +74,6 @@ async def phone(tmp_path: Path) -> AsyncIterator[Phone]:
         await app.close()
 
 
-async def _until(predicate: Any, within: float, what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
 async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     sipp, call = await phone.ring("uac_pcmu_app_hangup")
     assert call.call_id.startswith("rtc_")
@@ -103,7 +94,7 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     with pytest.raises(UnsupportedOperation, match="RTP"):
         await transport.send_audio(b"\x00\x00")
     # what the session said before the socket attached is replayed to it, in order
-    await _until(lambda: bool(events), 5, "the first event")
+    await until(lambda: bool(events), 5, "the first event")
     assert events[0]["type"] == "session.created"
     assert events[0]["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
     # a second control socket learns the session too (the backlog went to the first one)
@@ -117,11 +108,11 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     def seen(kind: str) -> bool:
         return any(e.get("type") == kind for e in events)
 
-    await _until(lambda: seen("input_audio_buffer.speech_started"), 10, "speech_started")
-    await _until(lambda: seen("response.output_audio_transcript.done"), 15, "the response's transcript")
-    await _until(lambda: seen("response.done"), 15, "response.done")
+    await until(lambda: seen("input_audio_buffer.speech_started"), 10, "speech_started")
+    await until(lambda: seen("response.output_audio_transcript.done"), 15, "the response's transcript")
+    await until(lambda: seen("response.done"), 15, "response.done")
     # the answer's audio went out as RTP to the port the caller's SDP named
-    await _until(lambda: len(phone.sink.packets) >= 100, 10, "100 RTP packets of the answer")
+    await until(lambda: len(phone.sink.packets) >= 100, 10, "100 RTP packets of the answer")
     types = {p[1] for p in phone.sink.packets}
     assert types == {0}
     assert all(len(p[5]) == 160 for p in phone.sink.packets)
@@ -137,8 +128,8 @@ async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:
     code, log = await sipp.wait()
     assert code == 0, log
     # the call's end closes its control socket
-    await _until(lambda: phone.server.state.connections == 0, 5, "the server to close the control socket")
-    await _until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
+    await until(lambda: phone.server.state.connections == 0, 5, "the server to close the control socket")
+    await until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
     assert call.call_id not in phone.server.state.calls
     await transport.close()
 
@@ -169,11 +160,11 @@ async def test_pcma_30ms_dtmf_and_the_caller_hangs_up(phone: Phone) -> None:
     def digits() -> list[str]:
         return [e["event"] for e in events if e.get("type") == "input_audio_buffer.dtmf_event_received"]
 
-    await _until(lambda: digits() == ["1", "5"], 10, "DTMF 1 then 5")
+    await until(lambda: digits() == ["1", "5"], 10, "DTMF 1 then 5")
     code, log = await sipp.wait()
     assert code == 0, log  # sipp sent BYE and got its 200
-    await _until(lambda: phone.server.state.connections == 0, 5, "the control socket to close")
-    await _until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
+    await until(lambda: phone.server.state.connections == 0, 5, "the control socket to close")
+    await until(lambda: transport.status.value == "disconnected", 5, "the transport to see the close")
     assert call.call_id not in phone.server.state.calls
 
     front = phone.server.sip
@@ -230,7 +221,7 @@ async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_co
         "the call's audio is audio/pcmu, as SIP negotiated"
     ]
     transport, events = await _connect(phone, call.call_id)
-    await _until(lambda: bool(events), 5, "session.created")
+    await until(lambda: bool(events), 5, "session.created")
     audio = events[0]["session"]["audio"]
     assert audio["input"]["format"] == audio["output"]["format"] == {"type": "audio/pcmu"}
     await oai.realtime.calls.hangup(call.call_id)
@@ -268,8 +259,8 @@ async def test_bad_decisions_get_clear_errors_and_the_call_still_rings(phone: Ph
         # none of that decided the call: it still rings, and a good decision goes through
         response = await http.post(base + "/reject", json={}, headers=auth)
         assert response.status_code == 200, response.text
-    code, log = await sipp.wait()
-    assert code == 0, log  # sipp saw the 603 and nothing else
+    exit_code, log = await sipp.wait()
+    assert exit_code == 0, log  # sipp saw the 603 and nothing else
 
 
 async def test_app_refers_a_ringing_call_with_302(phone: Phone) -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rtlayer.server.sip.dialog import T1, T2, CallState, UasDialog
-from rtlayer.server.sip.message import SipRequest, SipResponse, header_param, parse_message
+from rtlayer.server.sip.message import SipRequest, SipResponse, build_response, header_param, parse_message
 
 FIXTURES = Path(__file__).parent / "sip_fixtures"
 PEER = ("127.0.0.1", 40002)  # where the INVITE really came from (differs from its Via: rport)
@@ -50,6 +50,11 @@ def _in_dialog(d: UasDialog, method: str, cseq: int) -> SipRequest:
     )
 
 
+def _state(d: UasDialog) -> CallState:
+    """The dialog's state, read afresh (a plain ``d.state`` after an earlier assert is narrowed by mypy)."""
+    return d.state
+
+
 def _status(msgs: list[SipRequest | SipResponse]) -> list[int | str]:
     return [m.status if isinstance(m, SipResponse) else m.method for m in msgs]
 
@@ -82,7 +87,7 @@ def test_accept_resend_until_ack_then_remote_bye() -> None:
     assert [e.kind for e in d.events()] == ["answered", "confirmed"]
     d.receive_request(_in_dialog(d, "BYE", 2), PEER, now + 1)
     assert _status(_sent(d)) == [200]
-    assert d.state is CallState.ENDED and d.events()[0].reason == "remote_hangup"
+    assert _state(d) is CallState.ENDED and d.events()[0].reason == "remote_hangup"
 
 
 def test_invite_retransmission_gets_the_same_answer() -> None:
@@ -213,6 +218,7 @@ def test_any_sequence_of_inputs_keeps_the_dialog_sound(ops: list[str]) -> None:
     d = _dialog(ring_timeout=30.0)
     now = 0.0
     cseq = 1
+    bye_ok = SipResponse(headers=[("CSeq", "1 BYE")], status=200, reason="OK")  # answers nothing sent
     for op in ops:
         now += 0.3
         if op in ("ack", "bye", "options", "notify"):
@@ -234,10 +240,12 @@ def test_any_sequence_of_inputs_keeps_the_dialog_sound(ops: list[str]) -> None:
         elif op == "hangup":
             d.hangup(now)
         elif op == "bye_ok":
-            d.receive_response(SipResponse(headers=[("CSeq", "1 BYE")], status=200, reason="OK"), now)
+            d.receive_response(bye_ok, now)
         else:
             d.handle_timer(now + 1.0)
-        _sent(d)  # asserts every datagram goes back to the caller
+        for msg in _sent(d):  # asserts every datagram goes back to the caller
+            if isinstance(msg, SipRequest) and msg.method == "BYE":
+                bye_ok = build_response(msg, 200, "OK")
     for _ in range(100):  # let time run on: retransmissions give up, ring timeout fires
         timer = d.get_timer()
         if timer is None:
@@ -263,3 +271,71 @@ def test_record_route_is_echoed_and_becomes_the_route_of_our_requests() -> None:
     (bye,) = _sent(d)
     assert bye.get_all("Route") == ["<sip:p1.example;lr>", "<sip:p2.example;lr>", "<sip:p3.example;lr>"]
     assert isinstance(bye, SipRequest) and bye.uri == "sip:sipp@127.0.0.1:5061"
+
+
+def _foreign(d: UasDialog, method: str, *, from_tag: str | None, to_tag: str | None) -> SipRequest:
+    """A request carrying the dialog's Call-ID but tags of someone else's choosing."""
+    req = _in_dialog(d, method, 7)
+    req.set("From", "<sip:x@127.0.0.1>" + (f";tag={from_tag}" if from_tag else ""))
+    req.set("To", "<sip:rtlayer@127.0.0.1>" + (f";tag={to_tag}" if to_tag else ""))
+    return req
+
+
+def test_requests_that_do_not_match_the_dialogs_tags_get_481_and_change_nothing() -> None:
+    d = _dialog()
+    d.accept(b"sdp", 0.0)
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 0.1)
+    _sent(d)
+    d.events()
+    caller_tag = "1SIPpTag001"
+    attempts = [
+        _foreign(d, "BYE", from_tag=None, to_tag=None),  # only the Call-ID
+        _foreign(d, "BYE", from_tag=caller_tag, to_tag=None),  # the caller's tag, no dialog tag
+        _foreign(d, "BYE", from_tag=caller_tag, to_tag="guess"),
+        _foreign(d, "BYE", from_tag="other", to_tag=d.local_tag),
+        _foreign(d, "INVITE", from_tag=caller_tag, to_tag="guess"),
+        _foreign(d, "REFER", from_tag=None, to_tag=None),
+    ]
+    for req in attempts:
+        assert not d.receive_request(req, ("127.0.0.1", 6666), 0.2)
+    replies = [(m, a) for m, a in [(parse_message(data), addr) for data, addr in d.datagrams_to_send()]]
+    assert [(m.status, a) for m, a in replies if isinstance(m, SipResponse)] == [
+        (481, ("127.0.0.1", 6666))
+    ] * 6
+    # a refusal never tells the stranger the dialog's own tag
+    assert all(header_param(m.get("To") or "", "tag") != d.local_tag for m, _ in replies[:3])
+    assert not d.receive_request(_foreign(d, "ACK", from_tag=None, to_tag=None), PEER, 0.2)
+    assert d.datagrams_to_send() == []  # an ACK is never answered
+    assert d.state is CallState.CONFIRMED and d.events() == [] and d.refused == 7
+    assert d.receive_request(_in_dialog(d, "BYE", 2), PEER, 0.3)  # the caller's own BYE ends it
+    assert _status(_sent(d)) == [200] and _state(d) is CallState.ENDED
+
+
+def test_a_cancel_must_match_the_invite_transaction() -> None:
+    d = _dialog()
+    _sent(d)
+    stranger = _invite()
+    stranger.method = "CANCEL"
+    stranger.set("CSeq", "1 CANCEL")
+    stranger.set("Via", "SIP/2.0/UDP 127.0.0.1:6666;branch=z9hG4bK-guess")
+    assert not d.receive_request(stranger, PEER, 0.1)
+    assert d.state is CallState.RINGING
+    cancel = _invite()
+    cancel.method = "CANCEL"
+    cancel.set("CSeq", "1 CANCEL")
+    assert d.receive_request(cancel, PEER, 0.2)
+    assert _status(_sent(d)) == [481, 200, 487] and _state(d) is CallState.REJECTING
+
+
+def test_responses_count_only_when_they_answer_what_we_sent() -> None:
+    d = _dialog()
+    d.accept(b"sdp", 0.0)
+    d.receive_request(_in_dialog(d, "ACK", 1), PEER, 0.1)
+    d.hangup(1.0)
+    (bye,) = [m for m in _sent(d) if isinstance(m, SipRequest)]
+    forged = build_response(bye, 200, "OK")
+    forged.set("Via", "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-forged")
+    assert not d.receive_response(forged, 1.1)
+    assert d.state is CallState.HANGING_UP
+    assert d.receive_response(build_response(bye, 200, "OK"), 1.2)
+    assert _state(d) is CallState.ENDED

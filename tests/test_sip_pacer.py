@@ -26,8 +26,8 @@ from sip_helpers import PhoneApp, RtpSink
 from test_sip_front import Caller
 
 from rtlayer.audio import PCMU
-from rtlayer.server.conversation import AudioRecord, Conversation
-from rtlayer.server.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.conversation import AudioRecord, Conversation
+from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.server.responders import AudioPart
 from rtlayer.server.sip.call import SipCall

@@ -12,6 +12,7 @@ from rtlayer.server.sip.rtp import (
     RtpPacket,
     RtpReceiver,
     RtpSender,
+    RtpSourceGuard,
     encode_dtmf,
     parse_rtp,
 )
@@ -162,3 +163,107 @@ def test_a_gap_nothing_fills_is_given_up_after_a_wait() -> None:
     assert rx.lost == 1
     rx.receive(packets[2], now=0.2)  # the lost one, far too late
     assert rx.late == 1 and rx.pop_audio() == b""
+
+
+def _pkt(seq: int, payload: bytes, *, ssrc: int = 42, pt: int = 0) -> bytes:
+    return RtpPacket(pt, seq & 0xFFFF, 0, ssrc, payload).to_bytes()
+
+
+@pytest.mark.parametrize("size", [160, 1400, 65_000])
+def test_a_sequence_leap_costs_no_more_than_the_concealment_budget(size: int) -> None:
+    """The 3-packet burst of the hardening issue: seq +32767 with big payloads. Before: every 'lost'
+    slot was filled with payload-sized silence (1.1 GB at 1400 B, 2 GB at 64 KB)."""
+    rx = RtpReceiver("pcmu", 0, max_conceal_ms=200)
+    rx.receive(_pkt(1, b"\xff" * 160), now=0.0)
+    for k, seq in enumerate((1 + 0x7FFF, 2 + 0x7FFF, 4 + 0x7FFF)):
+        rx.receive(_pkt(seq, b"\x55" * size), now=0.02 * (k + 1))
+    rx.flush_stale(now=1.0)
+    audio = rx.pop_audio()
+    # what was received, plus at most the 200 ms budget of silence (1600 bytes)
+    assert len(audio) <= 160 + 2 * size + 1600
+    assert (rx.out_of_range, rx.resyncs) == (1, 1)  # the leap was confirmed by the packet after it
+    assert rx.lost == 1 and rx.concealed == min(size, 480)  # the one gap after the resync
+
+
+def test_a_lone_leap_is_dropped_and_the_stream_goes_on() -> None:
+    rx = RtpReceiver("pcmu", 0)
+    frames = _frames(4)
+    rx.receive(_pkt(100, frames[0]))
+    rx.receive(_pkt(100 + 20_000, b"\x00" * 160))  # a stray, far ahead: nothing confirms it
+    rx.receive(_pkt(100 - 5_000, b"\x00" * 160))  # and one far behind
+    for i in (1, 2, 3):
+        rx.receive(_pkt(100 + i, frames[i]))
+    assert rx.pop_audio() == b"".join(frames)
+    assert (rx.out_of_range, rx.resyncs, rx.lost, rx.late) == (2, 0, 0, 0)
+
+
+def test_concealment_refills_with_real_time_only() -> None:
+    """A gap is filled with one frame per lost packet while the budget lasts; the budget grows back
+    at the real-time rate, so silence is never made faster than time passes."""
+    rx = RtpReceiver("pcma", 8, max_conceal_ms=100)  # 800 bytes: five 20 ms frames
+    seq, now = 0, 0.0
+    rx.receive(_pkt(seq, b"\x01" * 160, pt=8), now=now)
+
+    def burst(seconds_later: float) -> None:
+        nonlocal seq, now
+        seq += 51  # 50 lost packets
+        now += seconds_later
+        rx.receive(_pkt(seq, b"\x01" * 160, pt=8), now=now)
+        rx.flush_stale(now, max_wait=0.0)
+
+    for _ in range(3):  # 20 ms apart: the budget regains one frame each time
+        burst(0.02)
+    assert rx.lost == 150
+    assert rx.concealed == 800 + 160 + 160
+    burst(10.0)  # a long quiet time refills the budget, to its cap only
+    assert rx.concealed == 1120 + 800
+    assert len(rx.pop_audio()) == 5 * 160 + 1920  # five packets received, and the silence
+
+
+def test_a_new_ssrc_is_a_resync_not_a_loss() -> None:
+    rx = RtpReceiver("pcmu", 0)
+    rx.receive(_pkt(10, b"\x01" * 160, ssrc=1))
+    rx.receive(_pkt(40_000, b"\x02" * 160, ssrc=2))
+    rx.receive(_pkt(40_001, b"\x03" * 160, ssrc=2))
+    assert rx.pop_audio() == b"\x01" * 160 + b"\x02" * 160 + b"\x03" * 160
+    assert (rx.resyncs, rx.lost, rx.out_of_range) == (1, 0, 0)
+
+
+def test_the_sdp_address_is_heard_at_once_another_port_of_its_host_after_probation() -> None:
+    guard = RtpSourceGuard(("127.0.0.1", 4000), [0, 101])
+    voice = RtpSender(0, ssrc=1)
+    pcma = RtpSender(8, ssrc=2).packet(b"\xd5" * 160)
+    # garbage and a payload type we did not negotiate count for no one's probation
+    assert not guard.admit(b"\x00" * 5, ("127.0.0.1", 5000)) and not guard.admit(pcma, ("127.0.0.1", 5000))
+    # another port of the SDP's host (sipp's -mp): two packets in sequence, and it latches
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.latched == ("127.0.0.1", 5002)
+    # from then on everyone else is refused, but for the SDP's own address, which takes the latch over
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5000))
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.2", 5002))
+    assert guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 4000))
+    assert guard.latched == ("127.0.0.1", 4000) and guard.relatched == 1
+    assert not guard.admit(voice.packet(b"\xff" * 160), ("127.0.0.1", 5002))
+    assert guard.rejected == 6
+    # addresses compare in one spelling (IPv6 has several)
+    v6 = RtpSourceGuard(("0:0::1", 4000), [0])
+    assert v6.admit(voice.packet(b"\xff" * 160), ("::1", 4000)) and v6.latched == ("::1", 4000)
+    assert not v6.admit(voice.packet(b"\xff" * 160), ("::1", 4004))
+
+
+def test_before_the_caller_speaks_a_stranger_is_refused_when_the_sdp_address_is_routable() -> None:
+    guard = RtpSourceGuard(("127.0.0.1", 4000), [0])
+    assert guard.pins_host
+    for seq in range(5):  # a stranger first, in perfect sequence: refused, counted
+        assert not guard.admit(_pkt(seq, b"\xff" * 160), ("127.0.0.2", 4000))
+    assert guard.latched is None and guard.rejected == 5
+    assert guard.admit(_pkt(9, b"\xff" * 160), ("127.0.0.1", 4000))  # the caller
+    assert guard.latched == ("127.0.0.1", 4000)
+    assert not RtpSourceGuard(("2001:db8::1", 4000), [0]).pins_host  # documentation prefix: not global
+    # a private SDP address may be a NAT'd caller: a source anywhere may pass probation
+    natted = RtpSourceGuard(("192.168.1.20", 4000), [0])
+    assert not natted.pins_host
+    assert not natted.admit(_pkt(1, b"\xff" * 160), ("127.0.0.2", 7000))
+    assert natted.admit(_pkt(2, b"\xff" * 160), ("127.0.0.2", 7000)) and natted.latched == ("127.0.0.2", 7000)
+    assert not natted.admit(_pkt(3, b"\xff" * 160), ("127.0.0.3", 7000)) and natted.rejected == 2

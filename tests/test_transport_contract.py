@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 
 from rtlayer.exceptions import ConnectionClosedError, LocalProtocolError
 from rtlayer.server.realtime_server import RealtimeServer

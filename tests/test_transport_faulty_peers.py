@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 from websockets.asyncio.server import ServerConnection, serve
 
 from rtlayer.exceptions import ConnectionClosedError

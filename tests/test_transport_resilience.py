@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.http11 import Request
 from websockets.server import ServerProtocol as WsServerProtocol

@@ -7,7 +7,7 @@ import base64
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from helpers_transport import Recorder
+from helpers import Recorder
 
 from rtlayer.audio import PCM16_16K, PCM16_24K, PCM16_48K, AudioConverter, PlaybackTracker
 from rtlayer.server.realtime_server import RealtimeServer

@@ -12,7 +12,7 @@ import pytest
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
-from helpers_webrtc import Recorder, ToneResponder, open_peer_connections, tone
+from helpers import Recorder, ToneResponder, open_peer_connections, tone
 
 import rtlayer_native
 from rtlayer._ice import host_policy
@@ -34,7 +34,7 @@ LONG_TURNS = {"audio": {"input": {"turn_detection": {"type": "server_vad", "sile
 async def test_spoken_turn_gets_an_answer_the_app_receives(server, load_wav, server_events):
     pcm, rate = load_wav("hello_24k")
     transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
     assert transport.status is TransportStatus.CONNECTED
     assert transport.call_id is not None and transport.call_id.startswith("rtc_")
@@ -54,9 +54,9 @@ async def test_spoken_turn_gets_an_answer_the_app_receives(server, load_wav, ser
     assert 0.5 * wav_rms < heard_rms < 2 * wav_rms
 
     # The answer's audio reached the app, tagged with the response and its item, and it is not silence.
-    done = next(e for e in rec.events if e["type"] == "response.done")["response"]
+    done = next(e for e in rec.events["*"] if e["type"] == "response.done")["response"]
     item_id = done["output"][0]["id"]
-    answer = [a for a in rec.audio if a.response_id == done["id"]]
+    answer = [a for a in rec.events["audio"] if a.response_id == done["id"]]
     assert answer and all(a.item_id == item_id for a in answer)
     sent_ms = call.track.audio_frames_sent * 20
     assert abs(rec.audio_ms(done["id"]) - sent_ms) <= 60, (rec.audio_ms(done["id"]), sent_ms)
@@ -75,7 +75,7 @@ async def test_interrupt_stops_the_answer_where_the_app_was(realtime):
     responder = ToneResponder(3000, realtime=realtime)
     async with RealtimeServer(responder=responder) as server:
         transport = WebRTCTransport()
-        rec = Recorder().attach(transport, "audio_interrupted")
+        rec = Recorder(transport, ("*", "audio", "audio_interrupted"))
         await transport.connect(url=server.url)
         transport.send_message("play me a tone")
         await rec.wait_for(lambda: rec.audio_ms() >= 400)
@@ -84,16 +84,16 @@ async def test_interrupt_stops_the_answer_where_the_app_was(realtime):
         await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
         await rec.wait_for(lambda: rec.count("response.done") == 1)
 
-        interrupted = rec.named["audio_interrupted"]
+        interrupted = rec.events["audio_interrupted"]
         assert len(interrupted) == 1 and isinstance(interrupted[0], AudioInterruptedEvent)
         assert interrupted[0].audio_end_ms == pytest.approx(received_at_interrupt, abs=1)
         assert rec.audio_ms() == received_at_interrupt  # nothing after the interruption
         # A response still streaming is cancelled; one generated already (faster than real time) is
         # "completed" and only its playback stops. Either way the server's track sends no more of it,
         # and the server truncated the item at what it had played, which is about what the app got.
-        done = next(e for e in rec.events if e["type"] == "response.done")["response"]
+        done = next(e for e in rec.events["*"] if e["type"] == "response.done")["response"]
         assert done["status"] == ("cancelled" if realtime else "completed")
-        truncated = [e for e in rec.events if e["type"] == "conversation.item.truncated"]
+        truncated = [e for e in rec.events["*"] if e["type"] == "conversation.item.truncated"]
         assert truncated and abs(truncated[0]["audio_end_ms"] - received_at_interrupt) <= 200
         call = front_of(server.state).calls[transport.call_id or ""]
         sent = call.track.audio_frames_sent
@@ -106,7 +106,7 @@ async def test_interrupt_stops_the_answer_where_the_app_was(realtime):
 async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
     pcm, _ = load_wav("hello_24k")
     transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
     call = front_of(server.state).calls[transport.call_id or ""]
     with pytest.raises(InvalidAudioError, match="even number of bytes"):
@@ -129,7 +129,7 @@ async def test_mute_sends_silence_and_unmute_speaks_again(server, load_wav):
 async def test_sideband_socket_and_hangup_by_call_id():
     async with RealtimeServer(responder=ToneResponder(300)) as server:
         transport = WebRTCTransport()
-        rec = Recorder().attach(transport, "error")
+        rec = Recorder(transport, ("*", "audio", "error"))
         changes: list[TransportStatus] = []
         transport.on("connection_change", lambda e: changes.append(e.status))
         await transport.connect(url=server.url)
@@ -150,7 +150,7 @@ async def test_sideband_socket_and_hangup_by_call_id():
         assert response.status_code == 200
         await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=10)
         assert changes[-1] is TransportStatus.DISCONNECTED
-        assert rec.named["error"] == []  # a hangup is an orderly end, unlike a lost path
+        assert rec.events["error"] == []  # a hangup is an orderly end, unlike a lost path
         assert call_id not in server.state.calls and not front_of(server.state).peers
         await transport.close()
         assert not open_peer_connections()
@@ -172,9 +172,9 @@ async def test_multipart_offer_with_an_ephemeral_key():
             )
         key = minted.json()["value"]
         transport = WebRTCTransport(signalling="multipart", api_key=key)
-        rec = Recorder().attach(transport)
+        rec = Recorder(transport, ("*", "audio"))
         await transport.connect(url=server.url + "/v1", initial_session_config={"voice": "cedar"})
-        created = next(e for e in rec.events if e["type"] == "session.created")["session"]
+        created = next(e for e in rec.events["*"] if e["type"] == "session.created")["session"]
         assert created["instructions"] == "from the key"
         assert created["audio"]["output"]["voice"] == "cedar"  # the request's session on top of the key's
         assert created["audio"]["output"]["speed"] == 1.2
@@ -199,7 +199,7 @@ class ToneTrack(MediaStreamTrack):
 async def test_the_apps_own_track_is_the_microphone(server):
     track = ToneTrack()
     transport = WebRTCTransport(audio_track=track)
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url)
     assert transport.muted is None  # the app owns its track
     with pytest.raises(UnsupportedOperation):
@@ -235,17 +235,17 @@ async def test_audio_in_the_apps_format_and_interrupt_at_what_its_player_played(
     async with RealtimeServer(responder=ToneResponder(3000)) as server:
         tracker = PlaybackTracker()
         transport = WebRTCTransport(output_format=PCM16_16K, playback_tracker=tracker)
-        rec = Recorder().attach(transport, "audio_interrupted")
+        rec = Recorder(transport, ("*", "audio", "audio_interrupted"))
         await transport.connect(url=server.url)
         transport.send_message("play")
-        await rec.wait_for(lambda: len(rec.audio) >= 15)
-        assert {len(a.data) for a in rec.audio} == {640}  # 20 ms of PCM16 16 kHz
+        await rec.wait_for(lambda: len(rec.events["audio"]) >= 15)
+        assert {len(a.data) for a in rec.events["audio"]} == {640}  # 20 ms of PCM16 16 kHz
         # The app's player is behind what arrived: it has played 120 ms (6 frames).
-        for event in rec.audio[:6]:
+        for event in rec.events["audio"][:6]:
             tracker.on_play_bytes(event.item_id, 0, event.data)
         transport.interrupt()
         await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
-        assert rec.named["audio_interrupted"][0].audio_end_ms == 120
+        assert rec.events["audio_interrupted"][0].audio_end_ms == 120
         await transport.close()
 
 
@@ -253,7 +253,7 @@ async def test_g711_microphone_audio_is_heard(server, load_wav):
     pcm, rate = load_wav("hello_24k")
     ulaw = rtlayer_native.ulaw_encode(rtlayer_native.Resampler(rate, 8000).process(pcm))
     transport = WebRTCTransport(input_format=PCMU)
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url)
     await transport.send_audio(ulaw)
     await rec.wait_for(lambda: rec.count("input_audio_buffer.speech_started") == 1)
@@ -275,16 +275,16 @@ async def test_a_tool_call_round_trip_over_the_data_channel():
     async with RealtimeServer(responder=ScriptedResponder(rules)) as server:
         transport = WebRTCTransport()
         assert isinstance(transport, RealtimeTransportLayer)
-        rec = Recorder().attach(transport, "function_call", "audio_transcript_delta")
+        rec = Recorder(transport, ("*", "audio", "function_call", "audio_transcript_delta"))
         transport.on(
             "function_call", lambda call: transport.send_function_call_output(call, '{"sky": "clear"}')
         )
         await transport.connect(url=server.url)
         transport.send_message("what is the weather?")
         await rec.wait_for(lambda: rec.count("response.done") == 2)
-        call = rec.named["function_call"][0]
+        call = rec.events["function_call"][0]
         assert (call.name, json.loads(call.arguments)) == ("get_weather", {"city": "Paris"})
-        assert "".join(d.delta for d in rec.named["audio_transcript_delta"]).strip() == "Sunny."
+        assert "".join(d.delta for d in rec.events["audio_transcript_delta"]).strip() == "Sunny."
         await transport.close()
 
 
@@ -301,7 +301,7 @@ async def test_the_talk_page_is_served_at_the_root(server):
 
 async def test_no_url_and_no_key_starts_the_embedded_server_for_the_call():
     transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect()
     server = transport.embedded_server
     assert isinstance(server, RealtimeServer)

@@ -17,7 +17,7 @@ import pytest
 import websockets
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from helpers_webrtc import Recorder, ToneResponder, open_peer_connections
+from helpers import Recorder, ToneResponder, open_peer_connections
 
 from rtlayer._ice import host_policy
 from rtlayer.exceptions import ConnectError, ConnectTimeout, HandshakeError, UnsupportedOperation
@@ -91,13 +91,13 @@ async def test_unknown_call_id(server):
 async def test_bad_data_channel_messages_get_error_events_and_the_call_goes_on():
     async with RealtimeServer(responder=ToneResponder(300)) as server:
         transport = WebRTCTransport()
-        rec = Recorder().attach(transport)
+        rec = Recorder(transport, ("*", "audio"))
         await transport.connect(url=server.url)
         assert transport.peer is not None
         assert transport.peer.send("this is not JSON {")
         transport.peer.channel.send(b"\x00\x01binary")
         await rec.wait_for(lambda: rec.count("error") == 2)
-        messages = [e["error"]["message"] for e in rec.events if e["type"] == "error"]
+        messages = [e["error"]["message"] for e in rec.events["*"] if e["type"] == "error"]
         assert any("binary data channel messages are not supported" in m for m in messages)
         transport.send_message("still there?")
         await rec.wait_for(lambda: rec.count("response.done") == 1)
@@ -182,25 +182,25 @@ async def test_connection_state_changes_grace_and_failure(server):
     """aiortc has no "disconnected" state and reports "failed" only after 30 s of consent-check
     failures, so this drives the transport's state callback with what the peer connection would say."""
     transport = WebRTCTransport(disconnected_grace=0.2)
-    rec = Recorder().attach(transport, "error")
+    rec = Recorder(transport, ("*", "audio", "error"))
     await transport.connect(url=server.url)
     assert transport.peer is not None
     on_state = transport.peer._on_state
     on_state("disconnected")  # back within the grace period: nothing happens
     on_state("connected")
     await asyncio.sleep(0.3)
-    assert transport.status is TransportStatus.CONNECTED and not rec.named["error"]
+    assert transport.status is TransportStatus.CONNECTED and not rec.events["error"]
     on_state("disconnected")  # stays away: an error, then the transport closes
     await rec.wait_for(lambda: transport.status is TransportStatus.DISCONNECTED, within=2)
-    assert [e.code for e in rec.named["error"]] == ["disconnected"]
+    assert [e.code for e in rec.events["error"]] == ["disconnected"]
 
     failing = WebRTCTransport()
-    rec = Recorder().attach(failing, "error")
+    rec = Recorder(failing, ("*", "audio", "error"))
     await failing.connect(url=server.url)
     assert failing.peer is not None
     failing.peer._on_state("failed")
     await rec.wait_for(lambda: failing.status is TransportStatus.DISCONNECTED, within=2)
-    assert [e.code for e in rec.named["error"]] == ["connection_failed"]
+    assert [e.code for e in rec.events["error"]] == ["connection_failed"]
     await rec.wait_for(lambda: not server.state.calls, within=5)
     assert not open_peer_connections()
 
@@ -245,10 +245,10 @@ async def test_a_server_message_that_is_not_json_is_an_error_event_and_the_call_
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
         transport = WebRTCTransport(connect_timeout=5)
-        rec = Recorder().attach(transport, "error")
+        rec = Recorder(transport, ("*", "audio", "error"))
         await transport.connect(url=f"http://127.0.0.1:{runner.addresses[0][1]}")
         assert transport.status is TransportStatus.CONNECTED and transport.call_id == "rtc_odd"
-        assert [e.code for e in rec.named["error"]] == ["invalid_json", "invalid_event"]
+        assert [e.code for e in rec.events["error"]] == ["invalid_json", "invalid_event"]
         assert rec.types() == ["session.created"]
         await transport.close()
     finally:
@@ -273,7 +273,7 @@ async def test_a_server_killed_mid_call_fails_the_connection_over_real_sockets(m
         stderr=asyncio.subprocess.PIPE, cwd=str(ROOT),
     )  # fmt: skip
     transport = WebRTCTransport(connect_timeout=10)
-    rec = Recorder().attach(transport, "error")
+    rec = Recorder(transport, ("*", "audio", "error"))
     changes: list[str] = []
     transport.on("connection_change", lambda change: changes.append(change.status.value))
     try:
@@ -295,7 +295,7 @@ async def test_a_server_killed_mid_call_fails_the_connection_over_real_sockets(m
             await proc.wait()
         await transport.close()
     # an error the app can act on, not the quiet end of a hangup
-    assert [e.code for e in rec.named["error"]] == ["connection_failed"]
+    assert [e.code for e in rec.events["error"]] == ["connection_failed"]
     assert changes == ["connecting", "connected", "disconnecting", "disconnected"]
     assert not open_peer_connections()
 

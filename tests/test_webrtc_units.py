@@ -7,13 +7,14 @@ import time
 import aioice.ice
 import pytest
 from av import AudioFrame
-from helpers_webrtc import tone
+from helpers import tone
 
 import rtlayer_native
 from rtlayer._ice import host_policy, policy_for
 from rtlayer._rtc_audio import FRAME_BYTES, FrameDownmixer, PacedAudioTrack, PcmFrameQueue
 from rtlayer.audio import PCM16_24K, PCMU
-from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server._webrtc_request import parse_call_request
 from rtlayer.transports._connect import calls_url
 from rtlayer.transports._webrtc_output import POST_ROLL, OutputGate
 
@@ -169,6 +170,6 @@ def test_call_request_forms():
     )
     multipart = parse_call_request("multipart/form-data; boundary=b", body)
     assert multipart.session == {"instructions": "hi"} and multipart.sdp.startswith("v=0\r\n")
-    with pytest.raises(CallRequestError, match="too large") as caught:
+    with pytest.raises(RequestRefused, match="too large") as caught:
         parse_call_request("application/sdp", b"v=0" + b"x" * 300_000)
     assert caught.value.status == 413

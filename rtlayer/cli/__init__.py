@@ -1,26 +1,38 @@
 """The ``rtlayer`` command: ``serve``, ``talk`` and ``events``.
 
 Each subcommand lives in its own module and registers its arguments with ``add_arguments(parser)``
-and runs with ``run(args) -> int``; this module only dispatches.
+and runs with ``run(args) -> int``; this module only dispatches. A bad flag is one line on standard
+error and exit status 2 (``rtlayer.cli._args.Parser``).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from .. import __version__
+from ._args import Parser
+
+DESCRIPTION = (
+    "Realtime transport layers for voice agents: run the embedded Realtime-compatible server, "
+    "speak a WAV file to a server, or exchange raw events."
+)
 
 _SUBCOMMANDS = {
     "serve": ("rtlayer.cli.serve", "run the embedded Realtime-compatible server"),
     "talk": ("rtlayer.cli.talk", "speak a WAV file to a Realtime server and write its spoken answer"),
     "events": ("rtlayer.cli.events", "send raw JSON events from stdin, print every server event"),
+    "bridge": ("rtlayer.cli.bridge", "bridge a telephony provider's media streams to a Realtime model"),
+    "phone": ("rtlayer.cli.phone", "call a media-stream app as a telephony provider would (simulator)"),
+    "load": ("rtlayer.cli.load", "simulated callers against a Realtime endpoint, measured per turn"),
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtlayer", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def build_parser() -> Parser:
+    parser = Parser(prog="rtlayer", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,talk,events}")
     for name, (module_name, help_text) in _SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import logging
+import os
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from rtlayer._extras import unavailable
+from rtlayer.server.app import WEBRTC_FEATURE
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits
 
+from ._args import non_negative, port, positive_int, positive_seconds, seconds_or_never
+
 logger = logging.getLogger("rtlayer.serve")
+
+API_KEY_ENV = "RTLAYER_API_KEY"
+"""The environment variable the server key is read from when neither flag gives it."""
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _DELTAS = frozenset(
     {
@@ -33,65 +43,73 @@ _DELTAS = frozenset(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
-    parser.add_argument("--api-key", default=None, help="key clients must present (required off loopback)")
+    parser.add_argument("--port", type=port, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    parser.add_argument(
+        "--api-key", default=None,
+        help=f"key clients must present (required off loopback); better from ${API_KEY_ENV} or "
+        "--api-key-file, which other users cannot read in the process list",
+    )  # fmt: skip
+    parser.add_argument(
+        "--api-key-file", default=None, metavar="PATH",
+        help="read the key from this file (its first line)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-origin", action="append", default=[], metavar="ORIGIN",
+        help="a web page (https://app.example:8443, or *) that may use the server from a browser besides "
+        "the server's own page; repeatable. Every other Origin is refused with 403",
+    )  # fmt: skip
     parser.add_argument("--responder", default="echo", help="echo (default) or scripted:RULES.json")
-    parser.add_argument("--sip-port", type=int, default=None, help="also answer SIP calls on this UDP port")
+    parser.add_argument("--sip-port", type=port, default=None, help="also answer SIP calls on this UDP port")
     parser.add_argument("--webhook-url", default=None, help="where incoming SIP calls are announced")
     parser.add_argument("--webhook-secret", default=None, help="whsec_... secret that signs the webhooks")
     parser.add_argument("--certfile", default=None, help="TLS certificate (serves https and wss)")
     parser.add_argument("--keyfile", default=None, help="TLS private key")
-    parser.add_argument("--log-level", default="info", help="debug, info, warning")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default info")
     parser.add_argument(
         "--audio-pacing",
-        type=float,
+        type=non_negative,
         default=DEFAULT_AUDIO_PACING,
         help="send WebSocket answer audio at this multiple of real time "
         f"(default {DEFAULT_AUDIO_PACING:g}, like the service: faster than playback; 0 = as fast as produced)",
     )
     limits = ServerLimits()
     parser.add_argument(
-        "--max-sessions", type=_positive_int, default=limits.max_sessions,
+        "--max-sessions", type=positive_int, default=limits.max_sessions,
         help=f"concurrent sessions; more are refused with 429 (default {limits.max_sessions})",
     )  # fmt: skip
     parser.add_argument(
-        "--max-connections", type=_positive_int, default=limits.max_connections,
+        "--max-connections", type=positive_int, default=limits.max_connections,
         help=f"concurrent WebSocket connections, sideband included (default {limits.max_connections})",
     )  # fmt: skip
     parser.add_argument(
-        "--idle-timeout", type=_seconds, default=limits.idle_timeout_s, metavar="SECONDS",
+        "--idle-timeout", type=seconds_or_never, default=limits.idle_timeout_s, metavar="SECONDS",
         help=f"close a socket silent both ways this long (default {limits.idle_timeout_s:g}; 0 = never)",
     )  # fmt: skip
     parser.add_argument(
-        "--session-expiry", type=_positive_seconds, default=3600.0, metavar="SECONDS",
+        "--session-expiry", type=positive_seconds, default=3600.0, metavar="SECONDS",
         help="a session's lifetime, after which it ends with session_expired (default 3600, the service's)",
     )  # fmt: skip
     parser.add_argument(
-        "--max-message-bytes", type=_positive_int, default=limits.max_message_bytes,
-        help=f"largest client message; larger closes that socket with 1009 (default {limits.max_message_bytes})",
+        "--max-message-bytes", type=positive_int, default=limits.max_message_bytes,
+        help="largest client message, inclusive; larger closes that socket with 1009 "
+        f"(default {limits.max_message_bytes})",
     )  # fmt: skip
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float | None:
-    """Seconds >= 0; 0 means never (None)."""
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0, got {text}")
-    return value or None
-
-
-def _positive_seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text}")
-    return value
+    parser.add_argument(
+        "--max-conversation-bytes", type=positive_int, default=limits.max_conversation_bytes,
+        help="per session: conversation items plus kept user audio; the oldest items past it are "
+        "dropped, an item larger than all of it refused with an error event "
+        f"(default {limits.max_conversation_bytes})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-queued-bytes", type=positive_int, default=limits.max_queued_bytes,
+        help="per socket: events waiting for a client that reads too slowly; past it the socket is closed "
+        f"with 1008 (default {limits.max_queued_bytes})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-input-buffer-bytes", type=positive_int, default=limits.max_input_buffer_bytes,
+        help="per session: input audio buffer (PCM16 24 kHz); the oldest audio past it is dropped "
+        f"(default {limits.max_input_buffer_bytes}, 5 minutes)",
+    )  # fmt: skip
 
 
 def limits_from(args: argparse.Namespace) -> ServerLimits:
@@ -100,9 +118,28 @@ def limits_from(args: argparse.Namespace) -> ServerLimits:
         max_sessions=args.max_sessions,
         max_connections=args.max_connections,
         max_message_bytes=args.max_message_bytes,
+        max_conversation_bytes=args.max_conversation_bytes,
+        max_queued_bytes=args.max_queued_bytes,
+        max_input_buffer_bytes=args.max_input_buffer_bytes,
         idle_timeout_s=args.idle_timeout,
         session_expiry_s=args.session_expiry,
     )
+
+
+def api_key_from(args: argparse.Namespace, environ: Mapping[str, str] = os.environ) -> str | None:
+    """The server key: ``--api-key``, else ``--api-key-file`` (first line), else ``$RTLAYER_API_KEY``."""
+    if args.api_key is not None:
+        return str(args.api_key)
+    if args.api_key_file is not None:
+        try:
+            with open(args.api_key_file, encoding="utf-8") as f:
+                key = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read the API key file {args.api_key_file!r}: {exc}") from None
+        if not key:
+            raise ValueError(f"the API key file {args.api_key_file!r} is empty")
+        return key
+    return environ.get(API_KEY_ENV) or None
 
 
 def make_responder(spec: str) -> Any:
@@ -193,7 +230,7 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
     server = RealtimeServer(
         host=args.host,
         port=args.port,
-        api_key=args.api_key,
+        api_key=api_key_from(args),
         responder=make_responder(args.responder),
         audio_pacing=args.audio_pacing,
         limits=limits_from(args),
@@ -202,6 +239,7 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
         webhook_secret=args.webhook_secret,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        allow_origins=args.allow_origin,
     )
     server.state.add_event_observer(EventLog())
     stop = stop or asyncio.Event()
@@ -228,7 +266,7 @@ def describe(server: Any, args: argparse.Namespace) -> list[str]:
         f"  keys         POST {server.url}/v1/realtime/client_secrets (ek_ ephemeral keys)",
         f"  health       {server.url}/healthz",
     ]
-    if importlib.util.find_spec("rtlayer.server.webrtc") is not None:
+    if unavailable("webrtc", WEBRTC_FEATURE) is None:  # else the server's start-up warning said why
         lines.append(f"  talk page    {server.url}/ (WebRTC, POST {server.url}/v1/realtime/calls)")
     if server.sip is not None:
         lines.append(f"  SIP on udp {args.host}:{getattr(server.sip, 'port', args.sip_port)}")
@@ -241,12 +279,17 @@ def describe(server: Any, args: argparse.Namespace) -> list[str]:
         f"idle sockets {idle}, sessions expire after {expiry:g} s, "
         f"answer audio {pacing}"
     )
+    lines.append(
+        f"  per session  {limits.max_conversation_bytes} bytes of conversation, "
+        f"{limits.max_input_buffer_bytes} bytes of input audio, "
+        f"{limits.max_queued_bytes} bytes queued for a slow reader"
+    )
     return lines
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(
-        level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+        level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(message)s",
         datefmt="%H:%M:%S",
         stream=sys.stderr,

@@ -4,14 +4,23 @@ The WAV (PCM16, mono or stereo, any supported rate) is streamed at real-time pac
 chunks, followed by silence so that the server's turn detection closes the turn; the live log says what
 happens (speech detected, response started, transcript, audio received, done). With no ``--url`` the embedded
 server runs in-process. The answer is the audio of the responses that completed, at ``--rate`` Hz.
-Exit status: 0 when an answer was written, 1 when none came, 2 for a bad input file or connection failure.
+
+The input file and the output path are checked before connecting (the output by opening it). ``--timeout``
+bounds the wait for the answer once the input has been sent. Ctrl-C ends the run with one line and writes
+the audio received so far.
+
+Exit status: 0 when a complete answer was written; 1 when none came (the audio received, if any, is
+still written); 2 for a bad flag, a bad input file, an output that cannot be written or a connection
+failure; 130 after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
 import wave
 from dataclasses import dataclass, field
@@ -19,31 +28,58 @@ from typing import Any, TextIO
 
 import rtlayer_native
 
+from .._extras import MissingExtraError
 from ..audio import AudioFormat
-from ..exceptions import RtlayerError
+from ..exceptions import InvalidAudioError, RtlayerError
 from ..transport import AudioEvent, TurnDoneEvent, TurnStartedEvent
-from ..transports import BaseRealtimeTransport
+from ._args import non_negative, non_negative_int, positive_seconds
 
 CHUNK_MS = 20
+INTERRUPTED = 130  # the shell's status for a run ended by SIGINT (128 + 2)
+
+
+def answer_rate(text: str) -> int:
+    """A sample rate the answer WAV can have (one the audio converter supports)."""
+    try:
+        rate = int(text)
+        AudioFormat("pcm16", rate)
+    except InvalidAudioError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    return rate
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="the WAV file to speak (PCM16, mono or stereo)")
     parser.add_argument("-o", "--output", required=True, help="where to write the answer (WAV)")
-    parser.add_argument("--url", default=None, help="ws(s)://.../v1/realtime (default: the embedded server)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="the server: http(s)://host[:port][/v1], ws(s)://.../v1/realtime or host:port "
+        "(default: the embedded server; with a key and no URL, the hosted service)",
+    )
     parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
     parser.add_argument("--model", default="gpt-realtime")
     parser.add_argument("--transport", default="websocket", choices=("websocket", "webrtc", "fetch-upgrade"))
     parser.add_argument(
-        "--rate", type=int, default=24000, help="sample rate of the answer WAV (default 24000)"
+        "--rate", type=answer_rate, default=24000, help="sample rate of the answer WAV (default 24000)"
     )
     parser.add_argument(
-        "--pace", type=float, default=1.0, help="x real time to stream the input (0: no pacing)"
+        "--pace", type=non_negative, default=1.0, help="x real time to stream the input (0: no pacing)"
     )
-    parser.add_argument("--timeout", type=float, default=60.0, help="give up after this many seconds")
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=60.0,
+        help="seconds to wait for the answer once the input has been sent (default 60)",
+    )
     parser.add_argument("--instructions", default=None)
     parser.add_argument(
-        "--silence-ms", type=int, default=500, help="silence that ends a turn (server VAD; default 500)"
+        "--silence-ms",
+        type=non_negative_int,
+        default=500,
+        help="silence that ends a turn (server VAD; default 500)",
     )
     parser.add_argument("--quiet", action="store_true", help="no live log")
 
@@ -99,18 +135,34 @@ def read_wav(path: str) -> tuple[bytes, int]:
     elif channels != 1:
         raise ValueError(f"{path}: {channels} channels; expected mono or stereo")
     AudioFormat("pcm16", rate)  # raises InvalidAudioError (a ValueError) for an unsupported rate
+    shortest = rate * 2 * CHUNK_MS // 1000
+    if len(data) < shortest:
+        samples = len(data) // 2
+        raise ValueError(
+            f"{path}: {samples} sample{'s' * (samples != 1)} of audio; rtlayer talk needs at least "
+            f"{CHUNK_MS} ms ({shortest // 2} samples at {rate} Hz)"
+        )
     return data, rate
 
 
 def check_writable(path: str) -> None:
-    """``ValueError`` now, before the call, when the answer could not be written at the end."""
+    """``ValueError`` now, before the call, when the answer could not be written at the end: the path is
+    opened for writing (and a file this created is removed again), so ``/proc/x.wav``, a read-only
+    mount or a full quota are refused here rather than after the call."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(f"{path}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise ValueError(f"{path}: is a folder; give a file name for the answer")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"{path}: not writable")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):  # append: an existing file is left as it is until the answer is written
+            pass
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 def write_wav(path: str, pcm: bytes, rate: int) -> None:
@@ -184,6 +236,7 @@ class _Turns:
             self.log(f"done: {status} ({response_id})")
 
     def answer(self) -> bytes:
+        """The audio of the completed responses, or, when none completed, all the audio received."""
         ids = self.completed or list(self.audio)
         return b"".join(b"".join(self.audio.get(i, [])) for i in ids)
 
@@ -200,85 +253,137 @@ def _make_transport(args: argparse.Namespace, in_rate: int) -> Any:
     return cls(input_format=AudioFormat("pcm16", in_rate), output_format=AudioFormat("pcm16", args.rate))
 
 
-async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    pcm, in_rate = read_wav(args.input)
-    check_writable(args.output)
+async def _converse(
+    transport: Any, args: argparse.Namespace, url: str | None, pcm: bytes, in_rate: int, turns: _Turns
+) -> None:
+    """Connect, stream the input, then wait (``--timeout``, raising ``TimeoutError``) until every
+    response is done and its audio has stopped arriving."""
     loop = asyncio.get_running_loop()
-    turns = _Turns(out, args.quiet, loop.time(), loop.time)
-    transport = _make_transport(args, in_rate)
-    transport.on("*", turns.on_raw)
-    transport.on("turn_started", turns.on_started)
-    transport.on("audio", turns.on_audio)
-    transport.on("turn_done", turns.on_done)
-    server: Any = None
-    url = args.url
-    if url is None and not isinstance(transport, BaseRealtimeTransport):
-        # Transports that do not start the embedded server themselves (WebRTC) get one from here.
-        from ..server.realtime_server import RealtimeServer
-
-        server = RealtimeServer()
-        await server.start()
-        url = server.ws_url
     config: dict[str, Any] = {
         "turn_detection": {"type": "server_vad", "silence_duration_ms": args.silence_ms}
     }
     if args.instructions:
         config["instructions"] = args.instructions
+    await transport.connect(url=url, api_key=args.api_key, model=args.model, initial_session_config=config)
+    where = (transport.url or "").split("?")[0]
+    turns.log(f"connected to {'the embedded server at ' if transport.embedded_server else ''}{where}")
+    turns.log(f"streaming {args.input} ({len(pcm) / 2 / in_rate:.2f} s at {in_rate} Hz)")
+    chunk = in_rate * 2 * CHUNK_MS // 1000
+    sent_s = 0.0
+    started = loop.time()
+
+    async def send(data: bytes) -> None:
+        nonlocal sent_s
+        await transport.send_audio(data)
+        sent_s += len(data) / 2 / in_rate
+        if args.pace > 0:
+            await asyncio.sleep(max(0.0, started + sent_s / args.pace - loop.time()))
+
+    for offset in range(0, len(pcm), chunk):
+        await send(pcm[offset : offset + chunk])
+    turns.log("input sent; waiting for the answer")
+    silence = b"\x00\x00" * (chunk // 2)
+    # Keep the line open with silence (as a microphone would) until every response is done and its
+    # audio has stopped arriving (over WebRTC it plays out in real time after response.done).
+    async with asyncio.timeout(args.timeout):
+        while (
+            turns.finished == 0 or turns.active or loop.time() - max(turns.last_done, turns.last_audio) < 0.5
+        ):
+            await send(silence)
+            if args.pace <= 0:
+                await asyncio.sleep(CHUNK_MS / 1000)
+    turns.log_turns_done(args.rate)
+
+
+def _cancel_on_sigint(task: asyncio.Task[None]) -> asyncio.Event:
+    """Ctrl-C cancels ``task`` (instead of a traceback out of ``asyncio.run``); the event says it came.
+    Where the loop cannot take signals (Windows), Ctrl-C stays a ``KeyboardInterrupt`` for ``run``."""
+    interrupted = asyncio.Event()
+
+    def on_sigint() -> None:
+        interrupted.set()
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+    return interrupted
+
+
+async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    pcm, in_rate = read_wav(args.input)
+    check_writable(args.output)
+    loop = asyncio.get_running_loop()
+    turns = _Turns(out, args.quiet, loop.time(), loop.time)
     try:
-        async with asyncio.timeout(args.timeout):
-            await transport.connect(
-                url=url, api_key=args.api_key, model=args.model, initial_session_config=config
-            )
-            where = args.url.split("?")[0] if args.url else "the embedded server"
-            turns.log(f"connected to {where}")
-            turns.log(f"streaming {args.input} ({len(pcm) / 2 / in_rate:.2f} s at {in_rate} Hz)")
-            chunk = in_rate * 2 * CHUNK_MS // 1000
-            sent_s = 0.0
-            started = loop.time()
-
-            async def send(data: bytes) -> None:
-                nonlocal sent_s
-                await transport.send_audio(data)
-                sent_s += len(data) / 2 / in_rate
-                if args.pace > 0:
-                    await asyncio.sleep(max(0.0, started + sent_s / args.pace - loop.time()))
-
-            for offset in range(0, len(pcm), chunk):
-                await send(pcm[offset : offset + chunk])
-            turns.log("input sent; waiting for the answer")
-            silence = b"\x00\x00" * (chunk // 2)
-            # Keep the line open with silence (as a microphone would) until every response is done and its
-            # audio has stopped arriving (over WebRTC it plays out in real time after response.done).
-            while (
-                turns.finished == 0
-                or turns.active
-                or loop.time() - max(turns.last_done, turns.last_audio) < 0.5
-            ):
-                await send(silence)
-                if args.pace <= 0:
-                    await asyncio.sleep(CHUNK_MS / 1000)
+        transport = _make_transport(args, in_rate)
+    except MissingExtraError as exc:
+        print(f"rtlayer talk: {exc}", file=sys.stderr)
+        return 2
+    transport.on("*", turns.on_raw)
+    transport.on("turn_started", turns.on_started)
+    transport.on("audio", turns.on_audio)
+    transport.on("turn_done", turns.on_done)
+    url = args.url
+    conversation: asyncio.Task[None] | None = None
+    try:
+        conversation = asyncio.create_task(_converse(transport, args, url, pcm, in_rate, turns))
+        interrupted = _cancel_on_sigint(conversation)
+        try:
+            await conversation
+        except asyncio.CancelledError:
+            if not interrupted.is_set():
+                raise
+            return _finish_interrupted(args, turns)
+        except TimeoutError:
             turns.log_turns_done(args.rate)
-    except TimeoutError:
-        turns.log_turns_done(args.rate)
-        turns.log(f"no complete answer within {args.timeout:g} s")
+            return _finish_incomplete(args, turns, f"no complete answer within {args.timeout:g} s")
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
     except (RtlayerError, OSError) as exc:
         print(f"rtlayer talk: {exc}", file=sys.stderr)
         return 2
     finally:
+        if conversation is not None and not conversation.done():
+            conversation.cancel()
         await transport.close()
-        if server is not None:
-            await server.close()
+    if not turns.completed:
+        ended = ", ".join(sorted(set(turns.statuses.values()))) or "none"
+        return _finish_incomplete(args, turns, f"no complete answer (responses ended: {ended})")
     answer = turns.answer()
-    if not answer:
-        print("rtlayer talk: no answer audio was received", file=sys.stderr)
-        return 1
-    try:
-        write_wav(args.output, answer, args.rate)
-    except OSError as exc:
-        print(f"rtlayer talk: cannot write {args.output} ({exc.strerror or exc})", file=sys.stderr)
+    if not _write(args, answer):
         return 2
     turns.log(f"wrote {args.output} ({len(answer) / 2 / args.rate:.2f} s)")
     return 0
+
+
+def _write(args: argparse.Namespace, pcm: bytes) -> bool:
+    try:
+        write_wav(args.output, pcm, args.rate)
+    except OSError as exc:
+        print(f"rtlayer talk: cannot write {args.output} ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    return True
+
+
+def _kept(args: argparse.Namespace, pcm: bytes) -> str:
+    """What became of the audio received: written to the output, or that there was none."""
+    if not pcm:
+        return "no answer audio was received"
+    if not _write(args, pcm):
+        return "the audio received could not be written"
+    return f"wrote the {len(pcm) / 2 / args.rate:.2f} s received to {args.output}"
+
+
+def _finish_incomplete(args: argparse.Namespace, turns: _Turns, why: str) -> int:
+    print(f"rtlayer talk: {why}; {_kept(args, turns.answer())}", file=sys.stderr)
+    return 1
+
+
+def _finish_interrupted(args: argparse.Namespace, turns: _Turns) -> int:
+    received = b"".join(b"".join(chunks) for chunks in turns.audio.values())
+    print(f"rtlayer talk: interrupted; {_kept(args, received)}", file=sys.stderr)
+    return INTERRUPTED
 
 
 def run(args: argparse.Namespace) -> int:
@@ -287,3 +392,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"rtlayer talk: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # only where the loop cannot catch SIGINT itself (Windows)
+        print("rtlayer talk: interrupted", file=sys.stderr)
+        return INTERRUPTED

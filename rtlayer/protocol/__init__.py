@@ -13,13 +13,12 @@ from __future__ import annotations
 from rtlayer.protocol import codec
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES, ClientEventType, ServerEventType
 from rtlayer.protocol.ids import new_event_id, new_id
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session, normalize_session
+from rtlayer.protocol.session_config import default_session, merge_session, normalize_session
 
 __all__ = [
     "CLIENT_EVENT_TYPES",
     "SERVER_EVENT_TYPES",
     "ClientEventType",
-    "InvalidValue",
     "ServerEventType",
     "codec",
     "default_session",

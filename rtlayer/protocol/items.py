@@ -3,7 +3,7 @@
 Items are plain dicts (``{"id", "object": "realtime.item", "type", "status", ...}``). The server builds its own
 with the constructors here; items a client sends in ``conversation.item.create`` go through
 ``normalize_client_item``, which fills ``id``/``object``/``status``, maps beta content names onto GA ones and
-raises ``InvalidValue`` naming the bad field.
+raises ``RequestRefused`` naming the bad field.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from rtlayer.protocol.ids import new_id
-from rtlayer.protocol.session_config import InvalidValue
+from rtlayer.protocol.session_config import invalid_value
 
 __all__ = [
     "assistant_message",
@@ -104,9 +104,9 @@ def _json_type(value: Any) -> str:
 def _require_str(obj: dict[str, Any], key: str, param: str) -> str:
     value = obj.get(key)
     if value is None:
-        raise InvalidValue(f"{param}.{key}", f"Missing required parameter: '{param}.{key}'.")
+        raise invalid_value(f"{param}.{key}", f"Missing required parameter: '{param}.{key}'.")
     if not isinstance(value, str):
-        raise InvalidValue(
+        raise invalid_value(
             f"{param}.{key}",
             f"Invalid type for '{param}.{key}': expected a string, but got {_json_type(value)} instead.",
         )
@@ -116,7 +116,7 @@ def _require_str(obj: dict[str, Any], key: str, param: str) -> str:
 def _optional_str(obj: dict[str, Any], key: str, param: str) -> None:
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
-        raise InvalidValue(
+        raise invalid_value(
             f"{param}.{key}",
             f"Invalid type for '{param}.{key}': expected a string, but got {_json_type(value)} instead.",
         )
@@ -127,7 +127,7 @@ def _check_base64(value: str, param: str, what: str) -> None:
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidValue(param, f"Invalid '{param}': {what} is not valid base64.") from None
+        raise invalid_value(param, f"Invalid '{param}': {what} is not valid base64.") from None
 
 
 def _check_image(part: dict[str, Any], p: str) -> None:
@@ -137,26 +137,26 @@ def _check_image(part: dict[str, Any], p: str) -> None:
     param = f"{p}.image_url"
     match = _DATA_IMAGE.match(url)
     if match is None:
-        raise InvalidValue(
+        raise invalid_value(
             param,
             f"Invalid '{param}': expected a base64-encoded data URI such as 'data:image/png;base64,...', "
             f"got '{url[:40]}{'...' if len(url) > 40 else ''}'.",
         )
     if not url[match.end() :]:
-        raise InvalidValue(param, f"Invalid '{param}': the data URI holds no image bytes.")
+        raise invalid_value(param, f"Invalid '{param}': the data URI holds no image bytes.")
     _check_base64(url[match.end() :], param, "the data URI's image bytes")
     detail = part.get("detail")
     if detail is not None and detail not in _IMAGE_DETAIL:
-        raise InvalidValue(
+        raise invalid_value(
             f"{p}.detail", f"Invalid value: '{detail}'. Supported values are: 'auto', 'low' and 'high'."
         )
 
 
 def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, Any]]:
     if content is None:
-        raise InvalidValue(f"{param}.content", f"Missing required parameter: '{param}.content'.")
+        raise invalid_value(f"{param}.content", f"Missing required parameter: '{param}.content'.")
     if not isinstance(content, list):
-        raise InvalidValue(
+        raise invalid_value(
             f"{param}.content",
             f"Invalid type for '{param}.content': expected an array, but got {_json_type(content)} instead.",
         )
@@ -167,22 +167,22 @@ def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, An
     for i, part in enumerate(content):
         p = f"{param}.content[{i}]"
         if not isinstance(part, dict):
-            raise InvalidValue(
+            raise invalid_value(
                 p, f"Invalid type for '{p}': expected an object, but got {_json_type(part)} instead."
             )
         part = copy.deepcopy(part)
         kind = part.get("type")
         if kind is None:
-            raise InvalidValue(f"{p}.type", f"Missing required parameter: '{p}.type'.")
+            raise invalid_value(f"{p}.type", f"Missing required parameter: '{p}.type'.")
         if not isinstance(kind, str):
-            raise InvalidValue(
+            raise invalid_value(
                 f"{p}.type",
                 f"Invalid type for '{p}.type': expected a string, but got {_json_type(kind)} instead.",
             )
         if role == "assistant" and kind in _BETA_CONTENT:
             kind = part["type"] = _BETA_CONTENT[kind]
         if kind not in allowed:
-            raise InvalidValue(
+            raise invalid_value(
                 f"{p}.type",
                 f"Invalid value: '{kind}'. Supported values for role '{role}' are: "
                 + ", ".join(f"'{a}'" for a in sorted(allowed))
@@ -204,19 +204,19 @@ def _normalize_content(role: str, content: Any, param: str) -> list[dict[str, An
 def normalize_client_item(raw: Any, param: str = "item") -> dict[str, Any]:
     """Validate an item from ``conversation.item.create`` and complete it in the service's shape."""
     if not isinstance(raw, dict):
-        raise InvalidValue(param, f"Invalid type for '{param}': expected an object.")
+        raise invalid_value(param, f"Invalid type for '{param}': expected an object.")
     item: dict[str, Any] = copy.deepcopy(raw)
     kind = item.get("type", "message")
     item_id = item.get("id")
     if item_id is not None and (not isinstance(item_id, str) or not item_id or len(item_id) > 64):
-        raise InvalidValue(f"{param}.id", f"Invalid '{param}.id': expected a string of 1 to 64 characters.")
+        raise invalid_value(f"{param}.id", f"Invalid '{param}.id': expected a string of 1 to 64 characters.")
     item["id"] = item_id or new_id("item")
     item["object"] = "realtime.item"
     item["type"] = kind
     if kind == "message":
         role = item.get("role")
         if role not in ("user", "assistant", "system"):
-            raise InvalidValue(
+            raise invalid_value(
                 f"{param}.role",
                 f"Invalid value: '{role}'. Supported values are: 'user', 'assistant' and 'system'.",
             )
@@ -227,7 +227,7 @@ def normalize_client_item(raw: Any, param: str = "item") -> dict[str, Any]:
         _require_str(item, "call_id", param)
         item.setdefault("arguments", "")
         if not isinstance(item["arguments"], str):
-            raise InvalidValue(
+            raise invalid_value(
                 f"{param}.arguments", f"Invalid type for '{param}.arguments': expected a string."
             )
         item["status"] = "completed"
@@ -238,7 +238,7 @@ def normalize_client_item(raw: Any, param: str = "item") -> dict[str, Any]:
     elif kind in ("mcp_call", "mcp_list_tools", "mcp_approval_request", "mcp_approval_response"):
         pass
     else:
-        raise InvalidValue(
+        raise invalid_value(
             f"{param}.type",
             f"Invalid value: '{kind}'. Supported values are: 'message', "
             "'function_call', 'function_call_output' and the MCP item types.",

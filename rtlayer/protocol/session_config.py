@@ -4,7 +4,7 @@ A session config is a plain dict in the GA shape of ``REALTIME_PROTOCOL.md`` sec
 partial configs in ``session.update``, sometimes in the legacy beta shape (flat ``voice``,
 ``input_audio_format: "pcm16"``, ``modalities``, camelCase keys from JS code): ``normalize_session`` maps
 them onto the GA shape, and ``merge_session`` applies one onto the current config, validating each field and
-raising ``InvalidValue`` with the dotted ``param`` the service names (``session.audio.output.speed``).
+raising ``RequestRefused`` (``invalid_value``) with the dotted ``param`` the service names (``session.audio.output.speed``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,17 @@ import copy
 import re
 from typing import Any
 
+from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol import codec
+
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_VAD_DEFAULTS",
     "SERVER_VAD_DEFAULTS",
     "VOICES",
-    "InvalidValue",
     "default_session",
     "format_from_session",
+    "invalid_value",
     "merge_session",
     "normalize_format",
     "normalize_session",
@@ -76,22 +79,16 @@ _CODES_BY_PREFIX = (
 )
 
 
-class InvalidValue(ValueError):
-    """A config value the service would refuse; ``param`` is the dotted path of the field.
+def invalid_value(param: str, message: str, code: str | None = None) -> RequestRefused:
+    """The refusal of a config value the service would refuse; ``param`` is the dotted path of the field.
 
     ``code`` is the service's error code; by default it follows from the message, which states the kind
     of problem the way the service does ("Missing required parameter: ..." is
     ``missing_required_parameter``, "Invalid type for ..." ``invalid_type``, anything else
     ``invalid_value``), so the many checks need not repeat it.
     """
-
-    def __init__(self, param: str, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.param = param
-        self.message = message
-        self.code = code or next(
-            (c for prefix, c in _CODES_BY_PREFIX if message.startswith(prefix)), "invalid_value"
-        )
+    code = code or next((c for prefix, c in _CODES_BY_PREFIX if message.startswith(prefix)), "invalid_value")
+    return RequestRefused(code, message, param)
 
 
 def default_session(model: str = "gpt-realtime") -> dict[str, Any]:
@@ -136,18 +133,18 @@ def _snake_keys(obj: dict[str, Any], depth: int) -> dict[str, Any]:
 
 
 def normalize_format(value: Any, param: str) -> dict[str, Any]:
-    """A GA format dict from a GA dict, a GA string or a legacy name; ``InvalidValue`` otherwise."""
+    """A GA format dict from a GA dict, a GA string or a legacy name; ``RequestRefused`` otherwise."""
     if isinstance(value, str):
         if value in _LEGACY_FORMATS:
             return dict(_LEGACY_FORMATS[value])
-        raise InvalidValue(
+        raise invalid_value(
             param, f"Invalid value: '{value}'. Supported values are: 'audio/pcm', 'audio/pcmu', 'audio/pcma'."
         )
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        raise InvalidValue(param, f"Invalid '{param}': expected an object with a 'type'.")
+        raise invalid_value(param, f"Invalid '{param}': expected an object with a 'type'.")
     kind = value["type"]
     if kind not in ("audio/pcm", "audio/pcmu", "audio/pcma", "pcm16", "g711_ulaw", "g711_alaw"):
-        raise InvalidValue(
+        raise invalid_value(
             f"{param}.type",
             f"Invalid value: '{kind}'. Supported values are: 'audio/pcm', 'audio/pcmu', 'audio/pcma'.",
         )
@@ -155,7 +152,7 @@ def normalize_format(value: Any, param: str) -> dict[str, Any]:
     if fmt["type"] == "audio/pcm":
         rate = value.get("rate", 24000)
         if rate != 24000 or isinstance(rate, bool):
-            raise InvalidValue(f"{param}.rate", f"Invalid value: {rate!r}. Supported values are: 24000.")
+            raise invalid_value(f"{param}.rate", f"Invalid value: {rate!r}. Supported values are: 24000.")
     return fmt
 
 
@@ -209,7 +206,7 @@ def normalize_session(partial: dict[str, Any]) -> dict[str, Any]:
 
 def _expect(cond: bool, param: str, message: str) -> None:
     if not cond:
-        raise InvalidValue(param, message)
+        raise invalid_value(param, message)
 
 
 def _number(value: Any) -> bool:
@@ -236,7 +233,7 @@ def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
         if v is None and key != "idle_timeout_ms":
             continue  # null means "not set" (SDKs serialise unset fields so): keep the current value
         if key not in defaults:
-            raise InvalidValue(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
+            raise invalid_value(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
         if key == "threshold":
             _expect(
                 _number(v) and 0.0 <= v <= 1.0,
@@ -322,7 +319,7 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
                 )
                 node["speed"] = float(v)
             else:
-                raise InvalidValue(q, f"Unknown parameter: '{q}'.")
+                raise invalid_value(q, f"Unknown parameter: '{q}'.")
     return audio
 
 
@@ -385,9 +382,14 @@ def check_output_modalities(value: Any, param: str) -> list[str]:
 def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
     """The config after applying ``partial`` (any accepted shape) to ``current``; ``current`` is not changed.
 
-    Raises ``InvalidValue`` for the first bad field, naming it; on error nothing is applied.
+    Raises ``RequestRefused`` for the first bad field, naming it; on error nothing is applied.
     """
     _expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    try:
+        codec.check_depth(partial, codec.MAX_DEPTH, "session")
+    except codec.TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        where = ".".join(exc.path.split(".")[:2])
+        raise RequestRefused("invalid_value", f"Invalid '{where}': {exc}.", where) from None
     update = normalize_session(partial)
     new = copy.deepcopy(current)
     for key, value in update.items():
@@ -450,5 +452,5 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
         elif key == "reasoning":
             new[key] = _merge_optional_object(value, p)
         else:
-            raise InvalidValue(p, f"Unknown parameter: '{p}'.")
+            raise invalid_value(p, f"Unknown parameter: '{p}'.")
     return new

@@ -2,10 +2,12 @@
 
 ``RealtimeServer`` runs it in-process (tests, ``rtlayer talk``); ``rtlayer serve`` runs it in the
 foreground. ``ServerState`` is what every front shares; ``SessionRunner`` is the asyncio shell of one
-sans-I/O ``ServerSession``.
+sans-I/O ``ServerSession`` (``rtlayer.server.core``, the core: no sockets, no tasks). The shells beside it
+are the runner and the state, the fronts (``ws``, ``webrtc``, ``sip``) with what they share (``http``),
+and ``app`` / ``realtime_server``, which assemble them.
 
-Names are imported on first use, so that a front importing ``rtlayer.server.state`` does not pull in
-the whole server (aiohttp application, responders) with it.
+Names are imported on first use, so that importing ``rtlayer.server.state`` (the core, the runner and the
+responders) does not pull in aiohttp, aiortc or the fronts with it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rtlayer.server.realtime_server import RealtimeServer
     from rtlayer.server.runner import EventSink, SessionRunner
-    from rtlayer.server.state import Call, CallRegistry, ServerLimits, ServerState, SessionLimitReached
+    from rtlayer.server.state import Call, CallRegistry, ServerLimits, ServerState
 
 __all__ = [
     "Call",
@@ -25,7 +27,6 @@ __all__ = [
     "RealtimeServer",
     "ServerLimits",
     "ServerState",
-    "SessionLimitReached",
     "SessionRunner",
 ]
 
@@ -37,7 +38,6 @@ _HOMES = {
     "CallRegistry": "rtlayer.server.state",
     "ServerLimits": "rtlayer.server.state",
     "ServerState": "rtlayer.server.state",
-    "SessionLimitReached": "rtlayer.server.state",
 }
 
 

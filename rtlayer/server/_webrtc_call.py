@@ -23,6 +23,7 @@ from av import AudioFrame
 
 import rtlayer_native
 from rtlayer._rtc_audio import FRAME_MS, RTC_RATE, PacedAudioTrack, frame_pcm16
+from rtlayer.exceptions import RequestRefused
 from rtlayer.server.runner import SessionRunner
 
 __all__ = ["InputStats", "WebRTCCall"]
@@ -70,7 +71,11 @@ class InputStats:
 class WebRTCCall:
     """A call registered under ``rtc_...``: satisfies ``rtlayer.server.state.Call``."""
 
-    def __init__(self, call_id: str, pc: RTCPeerConnection, runner: SessionRunner, max_queued: int) -> None:
+    def __init__(
+        self, call_id: str, pc: RTCPeerConnection, runner: SessionRunner, max_queued_bytes: int
+    ) -> None:
+        """``max_queued_bytes``: events held for a data channel not open yet (oldest dropped past it), and
+        what the channel may have waiting to be sent before the caller counts as not reading (hung up)."""
         self._id = call_id
         self.pc = pc
         self._runner = runner
@@ -81,7 +86,8 @@ class WebRTCCall:
         self.events_dropped = 0
         self.frames_ignored = 0
         self._pending: collections.deque[str] = collections.deque()
-        self._max_queued = max_queued
+        self._pending_bytes = 0
+        self._max_queued = max_queued_bytes
         self._tasks: set[asyncio.Task[None]] = set()
         self._ended_callbacks: list[Callable[[WebRTCCall], None]] = []
         self._deadline: asyncio.TimerHandle | None = None
@@ -126,17 +132,32 @@ class WebRTCCall:
     def _sink(self, text: str) -> None:
         channel = self.channel
         if channel is not None and channel.readyState == "open" and not self._pending:
+            if channel.bufferedAmount + len(text) > self._max_queued:
+                # The caller's data channel does not drain: a reader this far behind is cut off.
+                self.events_dropped += 1
+                if not self.ended:
+                    logger.warning(
+                        "call %s: data channel %d bytes behind, hanging up", self._id, self._max_queued
+                    )
+                    self._runner.count_dropped(1, len(text), cut_off=True)
+                    self._schedule_hangup()
+                return
             channel.send(text)
             return
-        if len(self._pending) >= self._max_queued:
-            self._pending.popleft()
-            self.events_dropped += 1
         self._pending.append(text)
+        self._pending_bytes += len(text)
+        while self._pending_bytes > self._max_queued and self._pending:
+            dropped = self._pending.popleft()
+            self._pending_bytes -= len(dropped)
+            self.events_dropped += 1
+            self._runner.count_dropped(1, len(dropped))
 
     def _flush(self) -> None:
         channel = self.channel
         while self._pending and channel is not None and channel.readyState == "open":
-            channel.send(self._pending.popleft())
+            text = self._pending.popleft()
+            self._pending_bytes -= len(text)
+            channel.send(text)
 
     # -- events in --------------------------------------------------------------------------------
 
@@ -153,9 +174,11 @@ class WebRTCCall:
         if isinstance(message, str):
             self._runner.receive_text(message)
         else:
-            self._runner.send_error(
-                f"binary data channel messages are not supported ({len(message)} bytes): send JSON text",
-                code="invalid_message",
+            self._runner.refuse(
+                RequestRefused(
+                    "invalid_message",
+                    f"binary data channel messages are not supported ({len(message)} bytes): send JSON text",
+                )
             )
 
     async def _receive_audio(self, track: MediaStreamTrack) -> None:

@@ -8,97 +8,61 @@ Routes installed here:
 - ``POST /v1/realtime/calls/{call_id}/hangup`` — ends any registered call (WebRTC or SIP);
 - ``GET /healthz`` — liveness and counts.
 
-The optional fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webrtc``
+The other fronts add theirs through ``setup(app, state)``: ``rtlayer.server.webrtc``
 (``POST /v1/realtime/calls``, the talk page at ``/``) and ``rtlayer.server.sip``
-(``/v1/realtime/calls/{call_id}/accept|reject|refer``).
+(``/v1/realtime/calls/{call_id}/accept|reject|refer``). The WebRTC front needs aiortc, from the
+``webrtc`` extra: without it the server starts without that front and logs one line naming the extra.
 
-Every HTTP error leaves as the service's JSON (``{"error": {"message", "type", "code", "param"}}``),
-including aiohttp's own 404/405, so that clients can surface the message.
+Browser-reachable routes (all of them, the WebSocket included) check ``Origin`` first
+(``rtlayer.server.http.origin_check``): a page that is neither the server's own nor in ``allow_origins``
+is refused with 403, its preflight too; allowed cross-origin responses carry the CORS headers.
+
+A route refuses by raising ``RequestRefused``; the app's one middleware (``rtlayer.server.http.json_errors``)
+answers with the service's JSON (``{"error": {"message", "type", "code", "param"}}``), aiohttp's own
+404/405 included, so that clients can surface the message.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
-import json
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from rtlayer._extras import MissingExtraError, missing_extra
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+from rtlayer.protocol.session_config import default_session, merge_session
+from rtlayer.server.http import STATE_KEY, json_errors, origin_check, read_json, require_key
 from rtlayer.server.state import ServerState
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error, realtime_websocket
+from rtlayer.server.ws import realtime_websocket
 
-__all__ = ["STATE_KEY", "create_app", "json_error", "require_key"]
+__all__ = ["create_app"]
 
 logger = logging.getLogger("rtlayer.server")
 
 _MIN_SECRET_S, _MAX_SECRET_S, _DEFAULT_SECRET_S = 10, 7200, 600
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@web.middleware
-async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn aiohttp's plain-text HTTP errors into the service's JSON error body."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        kind = "invalid_request_error" if exc.status < 500 else "server_error"
-        return json_error(exc.status, exc.reason if exc.text is None else exc.text.strip(), type_=kind)
-
-
-def require_key(request: web.Request, *, allow_ephemeral: bool = False) -> web.Response | None:
-    """None if the request's bearer key is good, else the 401 response to return."""
-    state = request.app[STATE_KEY]
-    key, _ = bearer_key(request)
-    if state.check_key(key, allow_ephemeral=allow_ephemeral):
-        return None
-    if key:
-        return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-    return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
-
-
-async def _read_json(request: web.Request) -> dict[str, Any] | web.Response:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = json.loads(await request.read() or b"{}")
-    except ValueError:
-        return json_error(400, "We could not parse the JSON body of your request.", code="invalid_json")
-    if not isinstance(body, dict):
-        return json_error(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
+# What the server lacks without the webrtc extra, in the sentence that names it.
+WEBRTC_FEATURE = "the WebRTC endpoint (POST /v1/realtime/calls and the talk page)"
 
 
 async def client_secrets(request: web.Request) -> web.Response:
     """``POST /v1/realtime/client_secrets``: an ``ek_`` key for a browser or other untrusted client."""
-    refused = require_key(request)
-    if refused is not None:
-        return refused
-    body = await _read_json(request)
-    if isinstance(body, web.Response):
-        return body
+    require_key(request)
+    body = await read_json(request)
     expires_after = body.get("expires_after") or {}
     if not isinstance(expires_after, dict):
-        return json_error(
-            400,
-            "Invalid type for 'expires_after': expected an object.",
-            code="invalid_type",
-            param="expires_after",
+        raise RequestRefused(
+            "invalid_type", "Invalid type for 'expires_after': expected an object.", "expires_after"
         )
     anchor = expires_after.get("anchor", "created_at")
     if anchor != "created_at":
-        return json_error(
-            400,
+        raise RequestRefused(
+            "invalid_value",
             f"Invalid value: '{anchor}'. Supported values are: 'created_at'.",
-            code="invalid_value",
-            param="expires_after.anchor",
+            "expires_after.anchor",
         )
     seconds = expires_after.get("seconds", _DEFAULT_SECRET_S)
     if (
@@ -106,22 +70,16 @@ async def client_secrets(request: web.Request) -> web.Response:
         or not isinstance(seconds, int)
         or not _MIN_SECRET_S <= seconds <= _MAX_SECRET_S
     ):
-        return json_error(
-            400,
+        raise RequestRefused(
+            "invalid_value",
             f"Invalid 'expires_after.seconds': expected an integer between {_MIN_SECRET_S} "
             f"and {_MAX_SECRET_S}.",
-            code="invalid_value",
-            param="expires_after.seconds",
+            "expires_after.seconds",
         )
     partial = body.get("session") or {"type": "realtime"}
     if not isinstance(partial, dict):
-        return json_error(
-            400, "Invalid type for 'session': expected an object.", code="invalid_type", param="session"
-        )
-    try:
-        session = merge_session(default_session(), partial)
-    except InvalidValue as exc:
-        return json_error(400, exc.message, code=exc.code, param=exc.param)
+        raise RequestRefused("invalid_type", "Invalid type for 'session': expected an object.", "session")
+    session = merge_session(default_session(), partial)  # a bad field is the refusal naming it
     state = request.app[STATE_KEY]
     secret = state.issue_client_secret(partial, seconds)
     # The service describes the session-to-be like a session object; its own expiry starts on connect.
@@ -132,13 +90,11 @@ async def client_secrets(request: web.Request) -> web.Response:
 
 async def hangup(request: web.Request) -> web.Response:
     """``POST /v1/realtime/calls/{call_id}/hangup``: end a WebRTC or SIP call."""
-    refused = require_key(request)
-    if refused is not None:
-        return refused
+    require_key(request)
     call_id = request.match_info["call_id"]
     call = request.app[STATE_KEY].calls.get(call_id)
     if call is None:
-        return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+        raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
     await call.hangup()
     return web.json_response({}, status=200)
 
@@ -157,23 +113,30 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(state: ServerState) -> web.Application:
     """The application for ``state``: core routes, then each optional front's ``setup(app, state)``."""
-    app = web.Application(middlewares=[_json_errors], client_max_size=state.limits.max_message_bytes)
+    app = web.Application(
+        middlewares=[origin_check, json_errors], client_max_size=state.limits.max_message_bytes
+    )
     app[STATE_KEY] = state
     app.router.add_get("/v1/realtime", realtime_websocket)
     app.router.add_post("/v1/realtime/client_secrets", client_secrets)
     app.router.add_post("/v1/realtime/calls/{call_id}/hangup", hangup)
     app.router.add_get("/healthz", healthz)
-    webrtc = _optional_module("rtlayer.server.webrtc")
+    webrtc = _webrtc_front()
     if webrtc is not None:
         webrtc.setup(app, state)
-    sip = _optional_module("rtlayer.server.sip")
-    if sip is not None:
-        sip.setup(app, state)
+    sip = importlib.import_module("rtlayer.server.sip")
+    sip.setup(app, state)
     return app
 
 
-def _optional_module(name: str) -> Any:
-    """Import a front that may not be installed yet; an ImportError *inside* it still propagates."""
-    if importlib.util.find_spec(name) is None:
+def _webrtc_front() -> Any:
+    """The WebRTC front, or None (saying so in one log line) when aiortc, from the ``webrtc`` extra, is not
+    installed; any other ImportError is a bug and propagates."""
+    try:
+        return importlib.import_module("rtlayer.server.webrtc")
+    except ModuleNotFoundError as exc:
+        missing = missing_extra(exc, "webrtc", WEBRTC_FEATURE)
+        if not isinstance(missing, MissingExtraError):
+            raise
+        logger.info("%s; starting without it", missing)
         return None
-    return importlib.import_module(name)

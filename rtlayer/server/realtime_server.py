@@ -16,13 +16,13 @@ from __future__ import annotations
 import importlib
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from rtlayer.server.app import _optional_module, create_app
+from rtlayer.server.app import create_app
 from rtlayer.server.responders import Responder
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits, ServerState
 
@@ -51,9 +51,14 @@ class RealtimeServer:
         certfile: str | None = None,
         keyfile: str | None = None,
         clock: Callable[[], float] = time.time,
+        allow_origins: Iterable[str] = (),
     ) -> None:
         """``audio_pacing``: WebSocket answer audio at this multiple of real time (0: as fast as produced).
-        ``clock``: Unix seconds, what ephemeral keys expire against (tests move it instead of sleeping)."""
+        ``clock``: Unix seconds, what ephemeral keys expire against (tests move it instead of sleeping).
+        ``limits``: per-server and per-session bounds (``ServerLimits``: sessions, message size, and the
+        per-session bytes of conversation, queued outbound events and input audio).
+        ``allow_origins``: web pages (``https://app.example``, or ``*``) that may use the server from a
+        browser besides its own pages; every other ``Origin`` is refused with 403."""
         # ServerState refuses a non-loopback host without a key, before anything is bound.
         self.state = ServerState(
             host=host,
@@ -64,6 +69,7 @@ class RealtimeServer:
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             clock=clock,
+            allow_origins=allow_origins,
         )
         if (certfile is None) != (keyfile is None):
             raise ValueError("TLS needs both certfile and keyfile")
@@ -124,8 +130,6 @@ class RealtimeServer:
                 raise
 
     async def _start_sip(self) -> _Closable:
-        if _optional_module("rtlayer.server.sip") is None:
-            raise RuntimeError("SIP was asked for (sip_port) but rtlayer.server.sip is not available")
         sip = importlib.import_module("rtlayer.server.sip")
         front: _Closable = await sip.start_sip_front(self.state, self.host, self.sip_port)
         return front

@@ -11,22 +11,35 @@ the ``ResponseRequest`` and yields parts, which the ``ServerSession`` turns into
 Optionally ``async transcribe(pcm16_24k) -> str | None`` transcribes committed user audio (only used when the
 session configures ``audio.input.transcription``).
 
+The parts, the request and the ``Responder`` protocol are defined in ``rtlayer.server.core.parts`` (the
+session core reads them and imports nothing of this module) and exported from here, where users look.
+
 Two responders ship: ``EchoResponder`` (the default; no model, it says back what it got) and
 ``ScriptedResponder`` (rules from a dict or JSON file, for deterministic tests of tool flows).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
+from rtlayer.server import fair
+from rtlayer.server.core.parts import (
+    AudioPart,
+    FunctionCallPart,
+    Responder,
+    ResponderInfo,
+    ResponsePart,
+    ResponseRequest,
+    TextPart,
+    responder_info,
+)
 from rtlayer.server.speech import synthesize
 
 __all__ = [
@@ -44,76 +57,6 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 4800  # 100 ms of PCM16 24 kHz per AudioPart: small enough to interrupt, few enough events
-
-
-@dataclass(frozen=True, slots=True)
-class TextPart:
-    """Output text, or the transcript of the audio that goes with it."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioPart:
-    """Output audio, PCM16 24 kHz mono."""
-
-    pcm16_24k: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FunctionCallPart:
-    """A call of one of the session's tools; ``arguments`` is JSON text or a dict (encoded by the session)."""
-
-    name: str
-    arguments: str | Mapping[str, Any] = "{}"
-    call_id: str | None = None
-
-
-ResponsePart = TextPart | AudioPart | FunctionCallPart
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseRequest:
-    """Everything a responder may look at to answer one ``response.create``."""
-
-    response_id: str
-    items: list[dict[str, Any]]  # the conversation (or the response's own ``input``), oldest first
-    instructions: str = ""
-    tools: list[dict[str, Any]] = field(default_factory=list)
-    tool_choice: Any = "auto"
-    output_modalities: list[str] = field(default_factory=lambda: ["audio"])
-    output_format: dict[str, Any] = field(default_factory=lambda: {"type": "audio/pcm", "rate": 24000})
-    voice: str = "marin"
-    speed: float = 1.0
-    user_audio: bytes | None = None  # the last committed user audio, PCM16 24 kHz
-    metadata: dict[str, Any] | None = None
-    max_output_tokens: int | str = "inf"
-
-    @property
-    def wants_audio(self) -> bool:
-        return "audio" in self.output_modalities
-
-
-@runtime_checkable
-class Responder(Protocol):
-    """Answers responses; see the module docstring."""
-
-    def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ResponderInfo:
-    """What a ``ServerSession`` needs to know about its responder (it never calls it: the shell does)."""
-
-    name: str = "echo"
-    can_transcribe: bool = False
-
-
-def responder_info(responder: object) -> ResponderInfo:
-    """The ``ResponderInfo`` of a responder object."""
-    return ResponderInfo(
-        name=type(responder).__name__, can_transcribe=callable(getattr(responder, "transcribe", None))
-    )
 
 
 def _last_turn(items: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -135,22 +78,34 @@ def _is_audio_turn(item: dict[str, Any] | None) -> bool:
 
 async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
     """The parts of saying ``text``: words as transcript, spread over 100 ms chunks of synthesized speech."""
-    words = text.split(" ")
     if not request.wants_audio:
-        for i, word in enumerate(words):
+        for i, word in enumerate(_words(text)):
             yield TextPart(word if i == 0 else " " + word)
         return
-    pcm = await asyncio.to_thread(synthesize, text, request.speed, request.voice)
+    words = text.split(" ")
+    pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
 
 
+def _words(text: str) -> Iterator[str]:
+    """``text.split(" ")``, one word at a time: a 2 MB text is never a million strings at once."""
+    start = 0
+    while (end := text.find(" ", start)) >= 0:
+        yield text[start:end]
+        start = end + 1
+    yield text[start:]
+
+
 async def _interleave(words: list[str], pcm: bytes) -> AsyncIterator[ResponsePart]:
-    chunks = [pcm[i : i + CHUNK_BYTES] for i in range(0, len(pcm), CHUNK_BYTES)] or [b""]
+    # Each chunk is cut when it is sent, never all up front: many answers in progress at once (out-of-band
+    # responses) would otherwise each hold a second copy of their whole audio.
+    n_chunks = max(1, -(-len(pcm) // CHUNK_BYTES))
     next_word = 0
-    for c, chunk in enumerate(chunks):
+    for c in range(n_chunks):
+        chunk = pcm[c * CHUNK_BYTES : (c + 1) * CHUNK_BYTES]
         # Words are spread evenly over the audio so transcript and audio advance together.
-        until = -(-(c + 1) * len(words) // len(chunks))  # ceil: text leads its audio, as on the service
+        until = -(-(c + 1) * len(words) // n_chunks)  # ceil: text leads its audio, as on the service
         if until > next_word:
             yield TextPart(
                 " ".join(words[next_word:until]) if next_word == 0 else " " + " ".join(words[next_word:until])

@@ -27,25 +27,50 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
-from rtlayer.server.responders import AudioPart, Responder, ResponsePart, responder_info
-from rtlayer.server.session import ServerSession
+from rtlayer.server import fair
+from rtlayer.server.core.session import ServerSession
+from rtlayer.server.responders import AudioPart, Responder, ResponsePart
 
-if TYPE_CHECKING:
-    from rtlayer.audio import AudioFormat
-    from rtlayer.server.state import ServerState
-
-__all__ = ["EventSink", "SessionRunner"]
+__all__ = ["EventObserver", "EventSink", "SessionRunner", "SessionStats", "wall_now"]
 
 logger = logging.getLogger("rtlayer.server")
 
 EventSink = Callable[[str], None]
 """Takes one serialized server event. Must not block and must not raise (queue and return)."""
 
+EventObserver = Callable[[str, dict[str, Any]], None]
+"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
+
 _PCM16_24K_BYTES_PER_MS = 48
+_SLICE_S = 0.001
+"""A response task gives the loop back after this much work in one go, so one long answer (a 2 MB text
+echoed word by word) cannot hold every other session of the server."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What one session holds and what its bounds dropped (``SessionRunner.stats()``)."""
+
+    conversation_items: int
+    conversation_bytes: int
+    items_dropped: int
+    """Oldest items dropped to stay within ``max_conversation_bytes``."""
+    item_bytes_dropped: int
+    input_bytes_dropped: int
+    """Input audio dropped: past ``max_input_buffer_bytes``, or undecodable media frames."""
+    events_dropped: int
+    """Events not delivered to a reader that was cut off (or whose queue was over its bytes)."""
+    event_bytes_dropped: int
+    readers_cut_off: int
+    """Sockets or data channels closed for falling ``max_queued_bytes`` behind."""
+    events_unserializable: int
+    """Events that could not be serialized (sent as an ``error`` instead); 0 unless there is a bug."""
 
 
 class SessionRunner:
@@ -55,14 +80,15 @@ class SessionRunner:
         self,
         session: ServerSession,
         responder: Responder,
-        state: ServerState | None = None,
         *,
+        observe: EventObserver | None = None,
         audio_pacing: float = 4.0,
         chunk_ms: int = 100,
     ) -> None:
+        """``observe`` sees every event before the sinks do (the server's observers: ``ServerState.observe``)."""
         self.session = session
         self.responder = responder
-        self.state = state
+        self.observe = observe
         self.audio_pacing = audio_pacing
         self.chunk_bytes = max(2, chunk_ms * _PCM16_24K_BYTES_PER_MS)
         self.media_mode = getattr(session, "media", None) is not None
@@ -70,6 +96,13 @@ class SessionRunner:
         self.sinks: list[EventSink] = []
         self.last_activity = self.loop.time()
         self.events_sent = 0
+        self.events_dropped = 0
+        self.event_bytes_dropped = 0
+        self.readers_cut_off = 0
+        self.events_unserializable = 0
+        self.work_slot = asyncio.Semaphore(1)
+        """One blocking job (speech synthesis, a transcription) of this session at a time: its others wait
+        their turn instead of filling the shared thread pool (``rtlayer.server.fair``)."""
         self._jobs: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # transcriptions in flight
         self._timer: asyncio.TimerHandle | None = None
@@ -77,29 +110,6 @@ class SessionRunner:
         self._closed = False
         self._close_callbacks: list[Callable[[SessionRunner], None]] = []
         self._done = asyncio.Event()
-
-    @classmethod
-    def open(
-        cls,
-        state: ServerState,
-        *,
-        model: str | None = None,
-        config: dict[str, Any] | None = None,
-        media: AudioFormat | None = None,
-        audio_pacing: float = 4.0,
-    ) -> SessionRunner:
-        """Create a session with the server's responder and wrap it (``session.created`` queued)."""
-        initial = dict(config or {})
-        if model and "model" not in initial:
-            initial["model"] = model
-        extra: dict[str, Any] = {}
-        if state.limits.session_expiry_s is not None:
-            extra["max_duration_s"] = state.limits.session_expiry_s
-        session = ServerSession(
-            responder_info(state.responder), now=_wall_now(), config=initial or None, media=media, **extra
-        )
-        runner = cls(session, state.responder, state, audio_pacing=audio_pacing)
-        return runner
 
     # -- identity and lifecycle -------------------------------------------------------------------
 
@@ -154,12 +164,34 @@ class SessionRunner:
             "event_id": new_event_id(),
             "session": self.session.session_object(),
         }
-        if self.state is not None:
-            self.state.observe(self.id, event)
+        if self.observe is not None:
+            self.observe(self.id, event)
         try:
             sink(codec.dumps(event))
         except Exception:
             logger.exception("event sink failed while greeting it")
+
+    def stats(self) -> SessionStats:
+        """What the session holds and what its bounds dropped, now."""
+        session = self.session
+        conversation = session.conversation
+        return SessionStats(
+            conversation_items=len(conversation),
+            conversation_bytes=conversation.nbytes,
+            items_dropped=conversation.dropped_items,
+            item_bytes_dropped=conversation.dropped_bytes,
+            input_bytes_dropped=session.input_dropped_bytes,
+            events_dropped=self.events_dropped,
+            event_bytes_dropped=self.event_bytes_dropped,
+            readers_cut_off=self.readers_cut_off,
+            events_unserializable=self.events_unserializable,
+        )
+
+    def count_dropped(self, events: int, nbytes: int, *, cut_off: bool = False) -> None:
+        """A reader's sink dropped ``events`` (``nbytes``); ``cut_off``: the reader itself was closed."""
+        self.events_dropped += events
+        self.event_bytes_dropped += nbytes
+        self.readers_cut_off += int(cut_off)
 
     def start(self) -> None:
         """Flush what the session queued at creation (``session.created``) and arm its timer."""
@@ -178,8 +210,6 @@ class SessionRunner:
             self._timer.cancel()
             self._timer = None
         self.sinks.clear()
-        if self.state is not None:
-            self.state.forget_runner(self)
         callbacks, self._close_callbacks = self._close_callbacks, []
         for callback in callbacks:
             try:
@@ -196,7 +226,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_text(text, _wall_now())
+            self.session.receive_text(text, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -207,7 +237,7 @@ class SessionRunner:
             return
         self.last_activity = self.loop.time()
         try:
-            self.session.receive_event(event, _wall_now())
+            self.session.receive_event(event, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -217,7 +247,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_media_audio(data, _wall_now())
+            self.session.receive_media_audio(data, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -226,7 +256,7 @@ class SessionRunner:
         if self._closed:
             return
         try:
-            self.session.receive_dtmf(digit, _wall_now())
+            self.session.receive_dtmf(digit, wall_now())
         except Exception:
             self._internal_error()
         self._pump()
@@ -235,42 +265,30 @@ class SessionRunner:
         """One paced frame of output audio in media mode (None: nothing playing)."""
         if self._closed:
             return None
-        frame: bytes | None = self.session.pull_media_audio(nbytes, _wall_now())
+        frame: bytes | None = self.session.pull_media_audio(nbytes, wall_now())
         self._pump()
         return frame
 
     def clear_media_audio(self) -> None:
         if self._closed:
             return
-        self.session.clear_media_audio(_wall_now())
+        self.session.clear_media_audio(wall_now())
         self._pump()
 
-    def send_error(
-        self,
-        message: str,
-        *,
-        code: str | None = None,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-    ) -> None:
-        """Emit an ``error`` event that the session core cannot produce (e.g. a binary frame)."""
-        error: dict[str, Any] = {
-            "type": type_,
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": None,
-        }
-        self._emit({"type": "error", "event_id": new_event_id(), "error": error})
+    def refuse(self, refusal: RequestRefused) -> None:
+        """Emit the ``error`` event of a refusal the session core cannot see (e.g. a binary frame)."""
+        self._emit({**refusal.error_event(), "event_id": new_event_id()})
 
     def _internal_error(self) -> None:
         """A bug in the session core met this input: log it, tell the client, keep the session."""
         logger.exception("session %s failed to handle client input", self.id)
         self._pump()  # whatever the session queued before failing still goes out, in order
-        self.send_error(
-            "The server had an error while processing this event; the session goes on.",
-            code="server_error",
-            type_="server_error",
+        self.refuse(
+            RequestRefused(
+                "server_error",
+                "The server had an error while processing this event; the session goes on.",
+                status=500,
+            )
         )
 
     # -- the pump ---------------------------------------------------------------------------------
@@ -295,10 +313,15 @@ class SessionRunner:
     def _emit(self, event: dict[str, Any]) -> None:
         if self._closed:
             return
-        state = self.state
-        if state is not None:
-            state.observe(self.id, event)
-        text = codec.dumps(event)
+        if self.observe is not None:
+            self.observe(self.id, event)
+        try:
+            text = codec.dumps(event)
+        except (TypeError, ValueError):  # a value past the encoder's limits reached an event: a bug upstream
+            logger.exception("session %s: could not serialize a %s event", self.id, event.get("type"))
+            self.events_unserializable += 1
+            event = _unserializable_error(event)
+            text = codec.dumps(event)
         for sink in self.sinks:
             try:
                 sink(text)
@@ -325,7 +348,7 @@ class SessionRunner:
         self._timer_at = when
         if when is None:
             return
-        delay = max(0.0, float(when) - _wall_now())
+        delay = max(0.0, float(when) - wall_now())
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -333,7 +356,7 @@ class SessionRunner:
         self._timer_at = None
         if self._closed:
             return
-        self.session.handle_timer(_wall_now())
+        self.session.handle_timer(wall_now())
         self._pump()
 
     # -- responses --------------------------------------------------------------------------------
@@ -348,11 +371,19 @@ class SessionRunner:
         start: float | None = None
         audio_s = 0.0
         error: str | None = None
+        loop = self.loop
+        slice_end = loop.time() + _SLICE_S
+        fair.enter_session(self.work_slot)
         try:
             async with _closing(self.responder.respond(job.request)) as parts:
                 async for part in parts:
                     if self._closed or job.cancelled:
                         return
+                    if loop.time() > slice_end:  # a responder that never awaits: let the others run
+                        await asyncio.sleep(0)
+                        if self._closed or job.cancelled:
+                            return
+                        slice_end = loop.time() + _SLICE_S
                     if isinstance(part, AudioPart) and start is None:
                         start = self.loop.time()
                     if (
@@ -364,13 +395,13 @@ class SessionRunner:
                         for offset in range(0, len(pcm), self.chunk_bytes):
                             chunk = pcm[offset : offset + self.chunk_bytes]
                             session.response_part(
-                                response_id, dataclasses.replace(part, pcm16_24k=chunk), _wall_now()
+                                response_id, dataclasses.replace(part, pcm16_24k=chunk), wall_now()
                             )
                             self._pump()
                             audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
                             await self._pace(paced, start or 0.0, audio_s)
                     else:
-                        session.response_part(response_id, part, _wall_now())
+                        session.response_part(response_id, part, wall_now())
                         self._pump()
                         if isinstance(part, AudioPart):
                             audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
@@ -382,12 +413,13 @@ class SessionRunner:
             error = f"responder failed: {type(exc).__name__}: {exc}"
         if self._closed or response_id not in self._jobs:
             return
-        session.response_finished(response_id, _wall_now(), error=error)
+        session.response_finished(response_id, wall_now(), error=error)
         self._jobs.pop(response_id, None)
         self._pump()
 
     async def _transcribe(self, job: Any) -> None:
         """Run the responder's ``transcribe`` on committed user audio and hand the result back."""
+        fair.enter_session(self.work_slot)
         transcribe = getattr(self.responder, "transcribe", None)
         transcript: str | None = None
         error: str | None = None
@@ -401,7 +433,7 @@ class SessionRunner:
                 error = f"transcription failed: {type(exc).__name__}: {exc}"
         if self._closed:
             return
-        self.session.transcription_result(job.item_id, transcript, _wall_now(), error=error)
+        self.session.transcription_result(job.item_id, transcript, wall_now(), error=error)
         self._pump()
 
     async def _pace(self, paced: bool, start: float, audio_s: float) -> None:
@@ -424,6 +456,20 @@ async def _closing(parts: AsyncIterator[ResponsePart]) -> AsyncIterator[AsyncIte
             await aclose()
 
 
-def _wall_now() -> float:
+def _unserializable_error(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "event_id": new_event_id(),
+        "error": {
+            "type": "server_error",
+            "code": "server_error",
+            "message": f"The server could not send a {str(event.get('type'))[:60]} event; the session goes on.",
+            "param": None,
+            "event_id": None,
+        },
+    }
+
+
+def wall_now() -> float:
     """The session core's clock: Unix time in seconds (``expires_at`` and ``received_at`` are Unix)."""
     return time.time()

@@ -2,8 +2,9 @@
 
 Every front (the WebSocket, WebRTC and SIP fronts and the REST endpoints) receives the one
 ``ServerState`` of its server and goes through it to check a key, open a session (``create_runner``,
-which enforces the session limit), or find a call by id. Nothing here does I/O; the asyncio pieces
-(``SessionRunner``) only register themselves here.
+which enforces the session limit), or find a call by id. Nothing here does I/O. The runners it opens
+never import this module: each one it opens is given ``observe`` (the server's event observers) and
+tells it of its end through ``on_close`` (``forget_runner``).
 
 Ephemeral keys (``ek_...``) are issued by ``POST /v1/realtime/client_secrets``: each carries the
 session config it was minted with (applied to the session it opens) and an expiry in Unix time.
@@ -16,14 +17,20 @@ import ipaddress
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+from rtlayer.exceptions import RequestRefused
+from rtlayer.server.core.conversation import DEFAULT_MAX_BYTES as DEFAULT_MAX_CONVERSATION_BYTES
+from rtlayer.server.core.input_audio import MAX_BUFFER_BYTES
+from rtlayer.server.core.session import ServerSession
+from rtlayer.server.origins import OriginPolicy
+from rtlayer.server.responders import EchoResponder, Responder, responder_info
+from rtlayer.server.runner import EventObserver, SessionRunner, wall_now
 
 if TYPE_CHECKING:
     from rtlayer.audio import AudioFormat
-    from rtlayer.server.responders import Responder
-    from rtlayer.server.runner import SessionRunner
 
 __all__ = [
     "DEFAULT_AUDIO_PACING",
@@ -33,7 +40,6 @@ __all__ = [
     "EventObserver",
     "ServerLimits",
     "ServerState",
-    "SessionLimitReached",
     "is_loopback_host",
 ]
 
@@ -43,11 +49,6 @@ DEFAULT_AUDIO_PACING = 4.0
 """WebSocket answer audio goes out at 4x real time by default: like the service, faster than playback
 (a client must buffer and truncate at what it played), yet slow enough that an answer is still arriving
 when a client interrupts it. ``RealtimeServer`` and ``rtlayer serve`` share this default."""
-
-EventObserver = Callable[[str, dict[str, Any]], None]
-"""Called with ``(session_id, event)`` for every server event a session emits, before it is sent."""
-
-_GLOBAL_OBSERVERS: list[EventObserver] = []
 
 
 def is_loopback_host(host: str) -> bool:
@@ -69,12 +70,20 @@ class ServerLimits:
     max_connections: int = 2000
     """Concurrent WebSocket connections, sideband sockets included."""
     max_message_bytes: int = 15 * 1024 * 1024
-    """Largest client message; a larger one closes that connection with 1009 (message too big)."""
+    """Largest client message, inclusive: a message of exactly this size is accepted, a larger one closes that
+    connection with 1009 (message too big); HTTP bodies past it get 413."""
     idle_timeout_s: float | None = 900.0
     """A connection with no client frame and no server event for this long is closed (None: never)."""
-    max_queued_events: int = 20_000
-    """Events buffered for one slow sink; past this the sink is dropped (and counted) rather than the
-    server's memory growing without bound."""
+    max_queued_bytes: int = 16 * 1024 * 1024
+    """Serialized events waiting for one slow reader (a socket or a data channel), in bytes of memory; past
+    this the reader is cut off (a WebSocket closed with 1008) and its queue freed, counted in the session's
+    stats, rather than the server's memory growing without bound."""
+    max_conversation_bytes: int = DEFAULT_MAX_CONVERSATION_BYTES
+    """One session's conversation: items (their size in memory) plus the user audio kept. Past it the oldest items are
+    dropped (counted); one item larger than all of it is refused with an ``error`` (``invalid_value``)."""
+    max_input_buffer_bytes: int = MAX_BUFFER_BYTES
+    """One session's input audio buffer (PCM16 24 kHz; default 5 minutes); the oldest audio past it is
+    dropped and counted."""
     session_expiry_s: float | None = None
     """Session lifetime passed to the session core (None: its own default, 60 minutes)."""
 
@@ -86,10 +95,8 @@ class ClientSecret:
     value: str
     expires_at: int
     session: dict[str, Any]
-
-
-class SessionLimitReached(Exception):
-    """Raised by ``ServerState.create_runner`` when ``max_sessions`` sessions are already open."""
+    call_ids: set[str] = field(default_factory=set)
+    """Calls this key opened (``POST /v1/realtime/calls``): the only ones its sideband sockets may join."""
 
 
 class Call(Protocol):
@@ -140,6 +147,7 @@ class _Counters:
     sinks_dropped: int = 0
     binary_frames: int = 0
     oversized_messages: int = 0
+    origins_refused: int = 0
 
 
 class ServerState:
@@ -156,8 +164,11 @@ class ServerState:
         webhook_url: str | None = None,
         webhook_secret: str | None = None,
         clock: Callable[[], float] = time.time,
+        allow_origins: Iterable[str] = (),
     ) -> None:
-        """``clock`` (Unix seconds) is what ephemeral keys expire against; tests pass their own."""
+        """``clock`` (Unix seconds) is what ephemeral keys expire against; tests pass their own.
+        ``allow_origins``: web pages (``scheme://host:port``, or ``*``) that may use the server from a
+        browser besides its own (``rtlayer.server.origins``)."""
         if api_key is not None and not api_key.strip():
             raise ValueError("the API key is empty (omit it to accept any key on loopback)")
         if api_key is None and not is_loopback_host(host):
@@ -167,8 +178,6 @@ class ServerState:
         if audio_pacing < 0:
             raise ValueError("audio_pacing must be >= 0 (0 sends audio as fast as it is produced)")
         if responder is None:
-            from rtlayer.server.responders import EchoResponder
-
             responder = EchoResponder()
         self.host = host
         self.clock = clock
@@ -178,14 +187,25 @@ class ServerState:
         self.limits = limits or ServerLimits()
         self.webhook_url = webhook_url
         self.webhook_secret = webhook_secret
+        self.origins = OriginPolicy(allow_origins, loopback=is_loopback_host(host))
         self.calls = CallRegistry()
         self.runners: dict[str, SessionRunner] = {}
         self.connections = 0
         self.counters = _Counters()
-        self.base_url: str = ""
-        """``http(s)://host:port`` once the server listens (fronts use it for ``Location`` headers)."""
+        self._base_url = ""
         self._secrets: dict[str, ClientSecret] = {}
         self._observers: list[EventObserver] = []
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://host:port`` once the server listens (fronts use it for ``Location`` headers)."""
+        return self._base_url
+
+    @base_url.setter
+    def base_url(self, value: str) -> None:
+        self._base_url = value
+        if value:
+            self.origins.set_base_url(value)
 
     # -- keys -------------------------------------------------------------------------------------
 
@@ -208,6 +228,21 @@ class ServerState:
         if self._api_key is None:
             return True
         return hmac.compare_digest(key.encode(), self._api_key.encode())
+
+    def may_attach(self, key: str | None, call_id: str) -> bool:
+        """Whether ``key`` may open a sideband socket on ``call_id``: the server's key, or an ``ek_`` key
+        that opened that call (any other ``ek_`` key is scoped to its own session)."""
+        if key is not None and key.startswith("ek_"):
+            secret = self.client_secret(key)
+            return secret is not None and call_id in secret.call_ids
+        return self.check_key(key, allow_ephemeral=False)
+
+    def bind_call(self, key: str | None, call_id: str) -> None:
+        """Remember that the ``ek_`` key ``key`` (if it is one) opened ``call_id``."""
+        if key is not None and key.startswith("ek_"):
+            secret = self.client_secret(key)
+            if secret is not None:
+                secret.call_ids.add(call_id)
 
     def issue_client_secret(
         self, session: dict[str, Any], seconds: int, *, now: float | None = None
@@ -251,20 +286,33 @@ class ServerState:
         """Open a new session (``session.created`` is queued) and its runner, within the limits.
 
         ``config`` is a partial session config applied on top of the defaults (an ephemeral key's
-        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP).
+        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP). Raises
+        ``RequestRefused``: status 429 (``session_limit_reached``) past ``max_sessions``, 400 for a bad config.
         """
         if len(self.runners) >= self.limits.max_sessions:
             self.counters.connections_refused += 1
-            raise SessionLimitReached(f"session limit reached ({self.limits.max_sessions})")
-        from rtlayer.server.runner import SessionRunner
-
-        runner = SessionRunner.open(
-            self,
-            model=model,
-            config=config,
-            media=media,
+            raise RequestRefused(
+                "session_limit_reached", f"session limit reached ({self.limits.max_sessions})", status=429
+            )
+        initial = dict(config or {})
+        if model and "model" not in initial:
+            initial["model"] = model
+        extra: dict[str, Any] = {
+            "max_conversation_bytes": self.limits.max_conversation_bytes,
+            "max_input_buffer_bytes": self.limits.max_input_buffer_bytes,
+        }
+        if self.limits.session_expiry_s is not None:
+            extra["max_duration_s"] = self.limits.session_expiry_s
+        session = ServerSession(
+            responder_info(self.responder), now=wall_now(), config=initial or None, media=media, **extra
+        )
+        runner = SessionRunner(
+            session,
+            self.responder,
+            observe=self.observe,
             audio_pacing=self.audio_pacing if audio_pacing is None else audio_pacing,
         )
+        runner.on_close(self.forget_runner)  # the runner tells us it closed; it never imports this module
         self.runners[runner.id] = runner
         self.counters.sessions_opened += 1
         return runner
@@ -280,22 +328,9 @@ class ServerState:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer) if observer in self._observers else None
 
-    @staticmethod
-    def add_global_observer(observer: EventObserver) -> Callable[[], None]:
-        """Observe every server event of every server in this process (the test suite's validator)."""
-        _GLOBAL_OBSERVERS.append(observer)
-        return lambda: _GLOBAL_OBSERVERS.remove(observer) if observer in _GLOBAL_OBSERVERS else None
-
-    @property
-    def observers(self) -> list[EventObserver]:
-        """This server's observers followed by the process-wide ones (read on every event)."""
-        if not _GLOBAL_OBSERVERS:
-            return self._observers
-        return self._observers + _GLOBAL_OBSERVERS
-
     def observe(self, session_id: str, event: dict[str, Any]) -> None:
         """Hand one event to every observer; an observer that raises is logged, never fatal."""
-        for observer in self.observers:
+        for observer in self._observers:
             try:
                 observer(session_id, event)
             except Exception:

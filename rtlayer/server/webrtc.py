@@ -13,7 +13,8 @@ One call = one aiortc ``RTCPeerConnection`` + one ``SessionRunner`` in media mod
 
 The peer gathers 127.0.0.1 as its ICE candidate when the server is bound to loopback (the default),
 so loopback-only callers connect with no flag (``rtlayer._ice``). A caller that never completes ICE
-is hung up after ``CONNECT_DEADLINE_S``. Errors are the service's JSON ``{"error": {"message"}}``.
+is hung up after ``CONNECT_DEADLINE_S``. Refusals (``RequestRefused``) leave as the service's JSON
+``{"error": {"message"}}`` (the app's middleware).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from rtlayer._ice import host_policy, policy_for
 from rtlayer.audio import PCM16_48K
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.server._webrtc_call import WebRTCCall
-from rtlayer.server._webrtc_request import CallRequestError, parse_call_request
-from rtlayer.server.state import ServerState, SessionLimitReached
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
+from rtlayer.server._webrtc_request import MAX_BODY_BYTES, parse_call_request
+from rtlayer.server.http import STATE_KEY, require_key
+from rtlayer.server.state import ServerState
 
 __all__ = ["CALLS_KEY", "WebRTCFront", "front_of", "setup"]
 
@@ -60,35 +62,41 @@ class WebRTCFront:
     async def create_call(
         self, offer_sdp: str, config: dict[str, Any] | None, model: str | None
     ) -> WebRTCCall:
-        """Answer ``offer_sdp``; raises ``CallRequestError`` with a message for the caller."""
+        """Answer ``offer_sdp``; raises ``RequestRefused`` with a message for the caller."""
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.peers.add(pc)
         try:
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             except Exception as exc:
-                raise CallRequestError(f"invalid SDP offer: {exc}", code="invalid_offer") from None
+                raise RequestRefused("invalid_offer", f"invalid SDP offer: {exc}") from None
             try:
                 runner = self.state.create_runner(model=model, config=config, media=PCM16_48K)
-            except SessionLimitReached as exc:
-                raise CallRequestError(str(exc), status=429, code="session_limit_reached") from None
-            except ValueError as exc:  # an invalid session config
-                raise CallRequestError(f"invalid session: {exc}", code="invalid_value") from None
-            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_events)
+            except (
+                RequestRefused
+            ) as exc:  # the session limit (429) goes as it is; a bad config names its field
+                if exc.status == 429:
+                    raise
+                raise RequestRefused(exc.code, f"invalid session: {exc.message}", exc.param) from None
+            except ValueError as exc:
+                raise RequestRefused("invalid_value", f"invalid session: {exc}") from None
+            call = WebRTCCall(new_id("rtc"), pc, runner, self.state.limits.max_queued_bytes)
             try:
                 call.attach_media()
                 with host_policy(policy_for(self.state.host, True)):
                     await pc.setLocalDescription(await pc.createAnswer())
+                call.start(CONNECT_DEADLINE_S)  # session.created queued, the ICE deadline armed
             except BaseException:
                 runner.close()
                 raise
         except BaseException:
+            # Nothing of a refused call stays: its runner is closed above, its peer here, and it was
+            # never registered (registration is the last step).
             await self._close_peer(pc)
             raise
         self.calls[call.id] = call
         self.state.calls.add(call)
         call.on_ended(self._forget)
-        call.start(CONNECT_DEADLINE_S)
         self.calls_created += 1
         return call
 
@@ -122,32 +130,33 @@ async def create_call(request: web.Request) -> web.Response:
     """``POST /v1/realtime/calls``: the SDP offer in, ``201`` + ``Location`` + the SDP answer out."""
     state = request.app[STATE_KEY]
     front = request.app[CALLS_KEY]
-    key, _ = bearer_key(request)
-    if not state.check_key(key, allow_ephemeral=True):
-        front.calls_refused += 1
-        if key:
-            return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-        return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
-    config: dict[str, Any] = {}
-    if key and key.startswith("ek_"):
-        secret = state.client_secret(key)
-        if secret is not None:
-            config.update(secret.session)
     try:
-        parsed = parse_call_request(request.headers.get("Content-Type", ""), await request.read())
+        key = require_key(request, allow_ephemeral=True)
+        config: dict[str, Any] = {}
+        if key and key.startswith("ek_"):
+            secret = state.client_secret(key)
+            if secret is not None:
+                config.update(secret.session)
+        body = await _read_body(request, MAX_BODY_BYTES)
+        if body is None:
+            raise RequestRefused(
+                "request_too_large",
+                f"Request body too large: an SDP offer (with its session) is at most {MAX_BODY_BYTES} bytes.",
+                status=413,
+            )
+        parsed = parse_call_request(request.headers.get("Content-Type", ""), body)
         if parsed.session:
             config = _deep_merge(config, parsed.session)
         model = request.query.get("model") or _str_or_none(config.get("model"))
         call = await front.create_call(parsed.sdp, config or None, model)
-    except CallRequestError as exc:
+    except RequestRefused:
         front.calls_refused += 1
-        return json_error(exc.status, str(exc), code=exc.code)
+        raise
     except Exception as exc:  # an offer aiortc cannot answer: say so, never a bare 500
         logger.exception("could not answer a WebRTC offer")
         front.calls_refused += 1
-        return json_error(
-            500, f"could not answer the SDP offer: {exc}", type_="server_error", code="offer_failed"
-        )
+        raise RequestRefused("offer_failed", f"could not answer the SDP offer: {exc}", status=500) from None
+    state.bind_call(key, call.id)  # its ek_ key (if one) may now open this call's sideband socket
     assert call.pc.localDescription is not None
     return web.Response(
         status=201,
@@ -166,7 +175,7 @@ async def static_file(request: web.Request) -> web.StreamResponse:
     """``GET /static/{name}``: the page's own files only (a fixed list: no path is ever resolved)."""
     name = request.match_info["name"]
     if name not in _STATIC_FILES:
-        return json_error(404, f"No such file: /static/{name}", code="not_found")
+        raise RequestRefused("not_found", f"No such file: /static/{name}", status=404)
     return web.FileResponse(STATIC_DIR / name)
 
 
@@ -183,6 +192,20 @@ def setup(app: web.Application, state: ServerState) -> None:
     app.router.add_get("/", talk_page)
     app.router.add_get("/static/{name}", static_file)
     app.on_shutdown.append(_on_shutdown)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is known to exceed ``limit`` bytes (never read past it)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

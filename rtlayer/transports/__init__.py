@@ -1,7 +1,7 @@
 """Transports: one module per medium, each mapping its medium onto the shared contract.
 
-``WebSocketTransport`` is imported eagerly; the others are looked up on first use, so that importing
-rtlayer never pays for aiortc or httpx unless the app uses them.
+``WebSocketTransport`` is imported eagerly; the others (WebRTC, SIP, fetch-upgrade, the media streams) are
+looked up on first use, so that importing rtlayer never pays for aiortc or httpx unless the app uses them.
 """
 
 from __future__ import annotations
@@ -18,6 +18,12 @@ _LAZY = {
     "WebRTCTransport": "rtlayer.transports.webrtc",
     "SIPTransport": "rtlayer.transports.sip",
     "FetchUpgradeTransport": "rtlayer.transports.fetch_upgrade",
+    "MediaStreamTransport": "rtlayer.transports.media_stream",
+    "TwilioMediaStreamTransport": "rtlayer.transports.media_stream",
+    "TelnyxMediaStreamTransport": "rtlayer.transports.media_stream",
+    "PlivoMediaStreamTransport": "rtlayer.transports.media_stream",
+    "ExotelMediaStreamTransport": "rtlayer.transports.media_stream",
+    "VonageMediaStreamTransport": "rtlayer.transports.media_stream",
 }
 
 

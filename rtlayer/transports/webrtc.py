@@ -40,11 +40,16 @@ import time
 from collections.abc import Mapping
 from typing import Any, Unpack
 
-from aiortc import RTCIceServer
-from aiortc.mediastreams import MediaStreamTrack
-from av import AudioFrame
-
 import rtlayer_native
+from rtlayer._extras import missing_extra
+
+try:
+    from aiortc import RTCIceServer
+    from aiortc.mediastreams import MediaStreamTrack
+    from av import AudioFrame
+except ModuleNotFoundError as exc:  # pip install rtlayer has no aiortc: name the extra
+    raise missing_extra(exc, "webrtc", "WebRTCTransport") from None
+
 from rtlayer._rtc_audio import FRAME_MS, frame_pcm16
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
 from rtlayer.client_session import ClientSession

@@ -4,9 +4,11 @@ A :class:`SipCall` is registered in ``state.calls`` under its ``rtc_...`` id fro
 that ``/calls/{id}/accept|reject|refer|hangup`` find it; ``runner`` is None until it is accepted.
 
 Media, once accepted: RTP datagrams in -> :class:`RtpSourceGuard` (only the SDP's address and the
-latched source get through; the rest is counted in ``rtp_foreign``) -> :class:`RtpReceiver` (reorder, de-duplicate, fill losses)
+latched source get through; the rest is counted in ``rtp_foreign``) -> :class:`RtpReceiver` (reorder,
+de-duplicate, conceal losses within a time budget, resynchronise on a confirmed sequence leap)
 -> the session's ``receive_media_audio`` in the negotiated G.711 format; RFC 4733 events ->
-``receive_dtmf``. Out: the front's :class:`RtpPacer` calls :meth:`queue_frame` once per packet time,
+``receive_dtmf``; RTCP multiplexed on the port (RFC 5761) -> counted, and the caller's reports of our
+stream kept (``rtp_lost_by_caller``). Out: the front's :class:`RtpPacer` calls :meth:`queue_frame` once per packet time,
 a little before it (``lookahead``), which pulls one frame from the session's paced buffer, stamps it
 and queues it in the native pacer with its deadline (or lets the RTP clock run on in silence). The
 call is its media output's ``ahead`` consumer. With ``symmetric_rtp`` (the front's), output goes to
@@ -26,16 +28,17 @@ import asyncio
 import collections
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.server.sip.dialog import UasDialog
 from rtlayer.server.sip.pacer import RtpPacer
+from rtlayer.server.sip.rtcp import RtcpError, is_rtcp, parse_rtcp
 from rtlayer.server.sip.rtp import RtpReceiver, RtpSender, RtpSourceGuard
 from rtlayer.server.sip.sdp import SdpAnswer
 
 if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
-    from rtlayer.server.sip.front import SipFront
 
 __all__ = ["SipCall"]
 
@@ -69,12 +72,12 @@ class SipCall:
         dialog: UasDialog,
         answer: SdpAnswer,
         *,
-        front: SipFront,
+        on_hangup: Callable[[SipCall], None],
         direction: str = "sendrecv",
         symmetric_rtp: bool = False,
     ) -> None:
         self._id = call_id
-        self.front = front
+        self.on_hangup = on_hangup  # the front's hangup (BYE or 480 and the end of media); no import of it
         self.direction = direction
         self.dialog = dialog
         self.answer = answer
@@ -102,6 +105,9 @@ class SipCall:
         self.accepting = False
         self.send_errors = 0
         self.receive_errors = 0
+        self.rtcp_received = 0
+        self.rtcp_invalid = 0
+        self.rtp_lost_by_caller = 0  # our packets the caller says it lost (its latest RTCP report)
         self.webhook_task: asyncio.Task[None] | None = None
         self.dtmf_digits: collections.deque[str] = collections.deque(maxlen=256)  # the latest digits
         self._backlog: collections.deque[str] = collections.deque(maxlen=BACKLOG_EVENTS)
@@ -118,7 +124,7 @@ class SipCall:
 
     async def hangup(self) -> None:
         """End the call: BYE if answered, 480 if still ringing. Safe to call twice."""
-        self.front.hangup_call(self)
+        self.on_hangup(self)
 
     # -- media set-up -----------------------------------------------------------------------------
 
@@ -183,6 +189,9 @@ class SipCall:
         latched = self.guard.latched
         if self.symmetric_rtp and latched is not None and latched != self.rtp_destination:
             self._send_to(latched)
+        if is_rtcp(data):  # RFC 5761: RTCP multiplexed on the RTP port
+            self._receive_rtcp(data)
+            return
         rx = self.receiver
         rx.receive(data, time.monotonic())
         audio = rx.pop_audio()
@@ -190,6 +199,19 @@ class SipCall:
             runner.receive_media_audio(audio)
         for digit in rx.pop_digits():
             self.receive_dtmf(digit)
+
+    def _receive_rtcp(self, data: bytes) -> None:
+        """Count it, and keep what the caller reports of our stream (its loss of our packets)."""
+        try:
+            packets = parse_rtcp(data)
+        except RtcpError:
+            self.rtcp_invalid += 1
+            return
+        self.rtcp_received += 1
+        for packet in packets:
+            for report in packet.reports:
+                if report.ssrc == self.sender.ssrc:
+                    self.rtp_lost_by_caller = report.cumulative_lost
 
     def _send_to(self, dest: tuple[str, int]) -> None:
         """Symmetric RTP: send from now on to ``dest`` (a new native stream; the old one closes, what it
@@ -320,7 +342,11 @@ class SipCall:
             "rtp_received": rx.received,
             "rtp_invalid": rx.invalid,
             "rtp_foreign": self.guard.rejected,
+            "rtp_relatched": self.guard.relatched,
             "rtp_lost": rx.lost,
+            "rtp_concealed_bytes": rx.concealed,
+            "rtp_resyncs": rx.resyncs,
+            "rtp_out_of_range": rx.out_of_range,
             "rtp_duplicates": rx.duplicates,
             "rtp_late": rx.late,
             "rtp_reordered": rx.reordered,
@@ -328,5 +354,8 @@ class SipCall:
             "rtp_dropped": self.rtp_dropped,
             "rtp_refused": self.rtp_refused,
             "rtp_send_errors": self.send_errors + self.native_send_errors,
+            "rtp_lost_by_caller": self.rtp_lost_by_caller,
+            "rtcp_received": self.rtcp_received,
+            "rtcp_invalid": self.rtcp_invalid,
             "dtmf": "".join(self.dtmf_digits),
         }

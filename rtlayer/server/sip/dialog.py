@@ -33,15 +33,32 @@ States and the inputs that move them (anything not in the table is answered as n
 An in-dialog request the table does not know gets 200 (OPTIONS, INFO) or 481/405; a CANCEL after the
 final response gets 200 and changes nothing (RFC 3261 9.2). Every reply goes to the address the
 request came from (rport, RFC 3581); our own requests go to where the INVITE came from.
+
+Only requests of this dialog reach the table (:meth:`UasDialog.matches`, RFC 3261 12.2.2): the
+caller's From tag, and our To tag, except for the INVITE's retransmissions and its CANCEL, which carry
+no To tag and match the INVITE's transaction (its top Via branch) instead. Anything else with this
+Call-ID gets 481 (an ACK: nothing) and changes nothing, so knowing a call's Call-ID is not enough to
+end it. Responses count only when they answer a request we sent (its Via branch and our From tag).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from .message import SipRequest, SipResponse, branch_id, build_response, header_param, new_tag, uri_of
+from .message import (
+    SipMessage,
+    SipRequest,
+    SipResponse,
+    ascii_int,
+    branch_id,
+    build_response,
+    header_param,
+    new_tag,
+    uri_of,
+)
 
 __all__ = ["T1", "T2", "CallState", "DialogEvent", "UasDialog"]
 
@@ -55,6 +72,7 @@ REASONS = {
     200: "OK",
     202: "Accepted",
     302: "Moved Temporarily",
+    400: "Bad Request",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
@@ -103,6 +121,10 @@ class UasDialog:
         self.call_id = invite.call_id
         self.local_contact = local_contact
         self.local_tag = new_tag()
+        self.remote_tag = header_param(invite.get("From") or "", "tag")
+        self._invite_branch = _branch(invite)
+        self._sent_branches: deque[str] = deque(maxlen=8)  # of our requests (BYE, REFER) lately sent
+        self.refused = 0  # requests and responses that did not belong to this dialog
         self.remote_target = uri_of(invite.get("Contact") or invite.get("From") or "")
         # the UAS's route set: the INVITE's Record-Route values in order (loose routing assumed; our own
         # requests still go to the INVITE's source, which is the first proxy when there is one)
@@ -170,7 +192,28 @@ class UasDialog:
 
     # ---------------------------------------------------------------- inputs
 
-    def receive_request(self, req: SipRequest, source: Addr, now: float) -> None:
+    def matches(self, req: SipRequest) -> bool:
+        """Whether ``req`` (with this dialog's Call-ID) belongs to this dialog: see the module's text."""
+        if header_param(req.get("From") or "", "tag") != self.remote_tag:
+            return False
+        to_tag = header_param(req.get("To") or "", "tag")
+        if to_tag is None:
+            return req.method in ("INVITE", "CANCEL") and _branch(req) == self._invite_branch
+        return to_tag == self.local_tag
+
+    def receive_request(self, req: SipRequest, source: Addr, now: float) -> bool:
+        """A request with this dialog's Call-ID. False if it was not this dialog's (answered 481)."""
+        if not self.matches(req):
+            self.refused += 1
+            if req.method != "ACK":
+                # a tag of its own: a refusal must not tell a stranger the dialog's tag
+                refusal = build_response(req, 481, REASONS[481], source=source, to_tag=new_tag())
+                self._send(refusal, source)
+            return False
+        self._dispatch(req, source, now)
+        return True
+
+    def _dispatch(self, req: SipRequest, source: Addr, now: float) -> None:
         method = req.method
         name = {"INVITE": "invite", "ACK": "ack", "BYE": "bye", "CANCEL": "cancel", "NOTIFY": "notify"}.get(
             method
@@ -190,9 +233,16 @@ class UasDialog:
         else:
             self._reply(req, source, 405, [("Allow", ALLOW)])
 
-    def receive_response(self, resp: SipResponse, now: float) -> None:
+    def receive_response(self, resp: SipResponse, now: float) -> bool:
+        """A response with this dialog's Call-ID. False if it answers nothing we sent (ignored)."""
+        if (
+            _branch(resp) not in self._sent_branches
+            or header_param(resp.get("From") or "", "tag") != self.local_tag
+        ):
+            self.refused += 1
+            return False
         if resp.status < 200:
-            return
+            return True
         method = resp.cseq[1]
         if method == "BYE":
             self._fire("bye_response", resp, now)
@@ -200,6 +250,7 @@ class UasDialog:
             self._events.append(
                 DialogEvent("refer_accepted" if resp.status < 300 else "refer_failed", status=resp.status)
             )
+        return True
 
     def accept(self, sdp: bytes, now: float) -> bool:
         """The app accepted: 200 OK with ``sdp``. False if the call is past ringing."""
@@ -365,11 +416,13 @@ class UasDialog:
         self.local_cseq += 1
         host = self.local_contact.split("@")[-1]
         local = f"{self.invite.get('To')};tag={self.local_tag}"
+        branch = branch_id()
+        self._sent_branches.append(branch)
         return SipRequest(
             method=method,
             uri=self.remote_target,
             headers=[
-                ("Via", f"SIP/2.0/UDP {host};branch={branch_id()};rport"),
+                ("Via", f"SIP/2.0/UDP {host};branch={branch};rport"),
                 ("Max-Forwards", "70"),
                 ("From", local),
                 ("To", self.invite.get("From") or ""),
@@ -409,8 +462,15 @@ class UasDialog:
         self._reply(req, source, 200)
         # RFC 3515: the NOTIFY body is a sipfrag status line; a final 2xx means the transfer worked.
         frag = req.body.decode("utf-8", "replace").split()
+        status = ascii_int(frag[1], 3) if len(frag) >= 2 else None
         done = (header_param(req.get("Subscription-State") or "", "reason") is not None) or (
-            len(frag) >= 2 and frag[1].isdigit() and 200 <= int(frag[1]) < 300
+            status is not None and 200 <= status < 300
         )
         if done:
             self._do_hangup(now, reason="referred")
+
+
+def _branch(msg: SipMessage) -> str | None:
+    """The top Via's branch: what names a transaction (RFC 3261 17.2.3)."""
+    vias = msg.get_all("Via")
+    return header_param(vias[0], "branch") if vias else None

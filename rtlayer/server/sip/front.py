@@ -2,12 +2,16 @@
 
 What it does with each datagram on the SIP port:
 
-- unparseable: dropped and counted (``counters.sip_malformed``); other calls never notice;
+- unparseable: counted (``counters.sip_malformed``) and answered 400 Bad Request when it was a
+  request readable enough to answer (start line and headers), else dropped; one log line at most per
+  second says why; other calls never notice;
 - a new INVITE: the offer is negotiated (no PCMU/PCMA: 488), a :class:`UasDialog` answers 100
   Trying, the call is registered in ``state.calls`` as ``rtc_...``, and a signed
   ``realtime.call.incoming`` webhook goes to ``state.webhook_url``; the app then decides over REST
   (:meth:`accept_call`, :meth:`reject_call`, :meth:`refer_call`, the registry's hangup);
-- a request or response of a known Call-ID: handed to that call's dialog;
+- a request or response of a known Call-ID: handed to that call's dialog, which answers 481 to a
+  request whose tags are not the dialog's (``counters.sip_unmatched``: a BYE from a stranger who
+  knows only the Call-ID ends nothing);
 - OPTIONS outside a dialog: 200 with what we allow; anything else unknown: 481/405.
 
 Every reply goes to the packet's source address. Dialog timers (200 OK retransmission, ring timeout,
@@ -28,11 +32,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rtlayer.audio import PCMA, PCMU
+from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.ids import new_id
 from rtlayer.server.sip.call import SipCall
 from rtlayer.server.sip.dialog import ALLOW, REASONS, CallState, UasDialog
@@ -45,7 +51,7 @@ if TYPE_CHECKING:
     from rtlayer.server.runner import SessionRunner
     from rtlayer.server.state import ServerState
 
-__all__ = ["CallError", "SipCounters", "SipFront"]
+__all__ = ["SipCounters", "SipFront", "front_of"]
 
 logger = logging.getLogger("rtlayer.server.sip")
 
@@ -56,20 +62,11 @@ SYMMETRIC_RTP = False
 LINGER_S = 5.0  # RFC 3261 Timer J/K scale: keep an ended dialog this long to absorb retransmissions
 
 
-class CallError(Exception):
-    """A REST decision that cannot be applied; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-
-
 @dataclass(slots=True)
 class SipCounters:
     sip_received: int = 0
     sip_malformed: int = 0
+    sip_unmatched: int = 0  # requests and responses with a call's Call-ID but not its dialog's tags
     sip_errors: int = 0
     calls_offered: int = 0
     calls_accepted: int = 0
@@ -97,6 +94,30 @@ def info_dtmf(info: SipRequest) -> str | None:
         return None
     digit = text.strip().upper()
     return digit if len(digit) == 1 and digit in "0123456789*#ABCD" else None
+
+
+def _printable(text: str) -> str:
+    """``text`` fit for a quoted header value: printable ASCII, no quotes or backslashes."""
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "?" for c in text)[:120]
+
+
+class _LogBudget:
+    """At most one log line per ``interval`` seconds for what peers can cause at will (malformed
+    datagrams): the next line says how many were left out, so a flood costs no disk."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self.suppressed = 0
+
+    def take(self, now: float) -> int | None:
+        """None: stay quiet; else log now, mentioning the returned count of lines left out."""
+        if now < self._next:
+            self.suppressed += 1
+            return None
+        self._next = now + self.interval
+        left_out, self.suppressed = self.suppressed, 0
+        return left_out
 
 
 class _SipProtocol(asyncio.DatagramProtocol):
@@ -152,6 +173,8 @@ class SipFront:
         self._webhooks: WebhookSender | None = None
         self._rtp_done: dict[str, int] = {}  # counters of the calls already forgotten
         self._closed = False
+        _FRONTS[state] = self
+        self._malformed_log = _LogBudget()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -212,23 +235,24 @@ class SipFront:
         self.counters.sip_received += 1
         if not data.strip():
             return  # RFC 5626 keepalive (CRLF)
+        now = time.monotonic()
         try:
             msg = parse_message(data)
         except SipParseError as exc:
-            self.counters.sip_malformed += 1
-            logger.debug("dropped a malformed SIP message from %s: %s", addr, exc)
+            self._malformed(exc, addr, now)
             return
-        now = time.monotonic()
         call = self.calls.get(msg.call_id)
         if isinstance(msg, SipResponse):
             if call is not None:
-                call.dialog.receive_response(msg, now)
+                if not call.dialog.receive_response(msg, now):
+                    self.counters.sip_unmatched += 1
                 self._service(call)
             return
         if call is not None:
-            call.dialog.receive_request(msg, addr, now)
+            matched = call.dialog.receive_request(msg, addr, now)
+            self.counters.sip_unmatched += not matched
             self._service(call)
-            if msg.method == "INFO":
+            if matched and msg.method == "INFO":
                 digit = info_dtmf(msg)
                 if digit is not None:
                     call.receive_dtmf(digit)
@@ -244,6 +268,25 @@ class SipFront:
         elif msg.method != "ACK":
             self._reply(msg, addr, 481 if msg.method in ("BYE", "CANCEL") else 405, [("Allow", ALLOW)])
 
+    def _malformed(self, exc: SipParseError, addr: Addr, now: float) -> None:
+        """Count it; answer 400 (RFC 3261 8.2.2) when it was a request we can answer, never an ACK."""
+        self.counters.sip_malformed += 1
+        req = exc.request
+        answered = req is not None and req.method != "ACK" and bool(req.get_all("Via"))
+        if answered:
+            assert req is not None
+            self._reply(req, addr, 400, [("Warning", f'399 rtlayer "{_printable(str(exc))}"')])
+        left_out = self._malformed_log.take(now)
+        if left_out is not None:
+            logger.warning(
+                "malformed SIP message from %s:%s (%s)%s%s",
+                addr[0],
+                addr[1],
+                exc,
+                "; answered 400" if answered else "",
+                f"; {left_out} more since the last line" if left_out else "",
+            )
+
     def _reply(
         self, req: SipRequest, addr: Addr, status: int, headers: list[tuple[str, str]] | None = None
     ) -> None:
@@ -258,7 +301,7 @@ class SipFront:
             answer = negotiate(offer)
         except SdpError as exc:
             self.counters.calls_refused_sdp += 1
-            self._reply(invite, addr, 488, [("Warning", f'304 rtlayer "{exc}"')])
+            self._reply(invite, addr, 488, [("Warning", f'304 rtlayer "{_printable(str(exc))}"')])
             return
         if len(self.calls) >= 2 * self.state.limits.max_sessions:
             self._reply(invite, addr, 503, [("Retry-After", "5")])
@@ -270,7 +313,7 @@ class SipFront:
             new_id("rtc"),
             dialog,
             answer,
-            front=self,
+            on_hangup=self.hangup_call,
             direction=offer.direction,
             symmetric_rtp=self.symmetric_rtp,
         )
@@ -351,20 +394,25 @@ class SipFront:
 
     def _live(self, call_id: str) -> SipCall | None:
         call = self.state.calls.get(call_id)
-        return call if isinstance(call, SipCall) and call.front is self and not call.ended else None
+        if not isinstance(call, SipCall) or call.ended or self.calls.get(call.dialog.call_id) is not call:
+            return None  # not a SIP call of this front, or over
+        return call
 
     def _ringing(self, call_id: str) -> SipCall:
         call = self._live(call_id)
         if call is None:
-            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         if call.dialog.state is not CallState.RINGING or call.accepting:
-            raise CallError(409, f"Call '{call_id}' was already answered or ended.", "call_already_handled")
+            raise RequestRefused(
+                "call_already_handled",
+                f"Call '{call_id}' was already answered or ended.",
+                "call_id",
+                status=409,
+            )
         return call
 
     async def accept_call(self, call_id: str, config: dict[str, Any]) -> SessionRunner:
         """Answer the call with a session configured by ``config`` (audio forced to what SIP negotiated)."""
-        from rtlayer.server.state import SessionLimitReached
-
         call = self._ringing(call_id)
         call.accepting = True  # a second accept while this one binds its port is a 409, not a second session
         fmt = {"type": f"audio/{call.answer.codec}"}
@@ -379,22 +427,29 @@ class SipFront:
             runner = self.state.create_runner(
                 model=config.get("model"), config=config, media=PCMU if call.answer.codec == "pcmu" else PCMA
             )
-        except SessionLimitReached as exc:
+        except RequestRefused as exc:
+            if exc.status != 429:  # the accept body was checked by the route; a limit is what is left
+                raise
             if call.dialog.reject(503, time.monotonic()):
                 self._service(call)
-            raise CallError(429, str(exc), "rate_limit_exceeded") from None
+            raise RequestRefused("rate_limit_exceeded", str(exc), "call_id", status=429) from None
         try:
             port = await call.open_rtp(self.host)
         except OSError as exc:
             runner.close()
             if call.dialog.reject(500, time.monotonic()):
                 self._service(call)
-            raise CallError(500, f"Call '{call_id}': no RTP port ({exc}).", "server_error") from None
+            raise RequestRefused(
+                "server_error", f"Call '{call_id}': no RTP port ({exc}).", "call_id", status=500
+            ) from None
         if call.ended or call.dialog.state is not CallState.RINGING:  # cancelled while we bound the port
             runner.close()
             call.close_media()
-            raise CallError(
-                409, f"Call '{call_id}' ended before it could be accepted.", "call_already_handled"
+            raise RequestRefused(
+                "call_already_handled",
+                f"Call '{call_id}' ended before it could be accepted.",
+                "call_id",
+                status=409,
             )
         sdp = build_answer(call.answer, self.host, port, int(time.time()), call.direction)
         try:
@@ -407,7 +462,7 @@ class SipFront:
             if call.dialog.reject(status, time.monotonic()):
                 self._service(call)
             http, code = (400, "invalid_value") if status == 488 else (429, "rate_limit_exceeded")
-            raise CallError(http, f"Call '{call_id}': {exc}.", code) from None
+            raise RequestRefused(code, f"Call '{call_id}': {exc}.", "call_id", status=http) from None
         runner.on_close(lambda _r: self.hangup_call(call))
         call.dialog.accept(sdp, time.monotonic())
         self.counters.calls_accepted += 1
@@ -423,9 +478,11 @@ class SipFront:
     def refer_call(self, call_id: str, target_uri: str) -> None:
         call = self._live(call_id)
         if call is None:
-            raise CallError(404, f"Call '{call_id}' not found.", "call_not_found")
+            raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
         if not call.dialog.refer(target_uri, time.monotonic()):
-            raise CallError(409, f"Call '{call_id}' cannot be transferred now.", "call_not_active")
+            raise RequestRefused(
+                "call_not_active", f"Call '{call_id}' cannot be transferred now.", "call_id", status=409
+            )
         self._service(call)
 
     def hangup_call(self, call: SipCall) -> None:
@@ -438,3 +495,11 @@ class SipFront:
     def _pacing_failed(self, call: PacedCall) -> None:
         if isinstance(call, SipCall):
             self.hangup_call(call)
+
+
+_FRONTS: weakref.WeakKeyDictionary[ServerState, SipFront] = weakref.WeakKeyDictionary()
+
+
+def front_of(state: ServerState) -> SipFront | None:
+    """The SIP front serving ``state`` (its REST routes decide its calls), if one was started."""
+    return _FRONTS.get(state)

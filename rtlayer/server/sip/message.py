@@ -4,7 +4,9 @@ Only what a UAS on UDP needs: start line, headers (in order, repeated headers ke
 expanded, folded lines joined), a body sized by Content-Length, and the helpers that build a response
 to a request the way RFC 3261 section 8.2.6 wants it (every Via copied in order, ``received`` and
 ``rport`` filled on the top one, a To tag added). Malformed input raises :class:`SipParseError`, which
-the front counts and drops; nothing here raises anything else on bad bytes.
+the front counts (and answers 400 when the start line and headers were readable enough to answer, its
+``request``); nothing here raises anything else on bad bytes. Numbers are ASCII digits only and
+bounded in length (``str.isdigit`` accepts ``²`` and ``int`` accepts ``٣``; neither is SIP).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from rtlayer.exceptions import SipParseError
+
 __all__ = [
     "SipMessage",
     "SipParseError",
     "SipRequest",
     "SipResponse",
+    "ascii_int",
     "branch_id",
     "build_response",
     "header_param",
@@ -71,10 +76,17 @@ _CANONICAL = {
     )
 }
 _TOKEN = re.compile(r"^[A-Za-z0-9.!%*_+`'~-]+$")
+_DIGITS = re.compile(r"[0-9]+")
+MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5: "MUST be less than 2**31"
 
 
-class SipParseError(ValueError):
-    """The bytes are not a SIP message we can use; the text says why."""
+def ascii_int(text: str, max_digits: int = 10) -> int | None:
+    """``text`` (surrounding blanks ignored) as a non-negative integer written in at most
+    ``max_digits`` ASCII digits, else None. The one way SIP and SDP numbers are read here."""
+    text = text.strip()
+    if len(text) > max_digits or not _DIGITS.fullmatch(text):
+        return None
+    return int(text)
 
 
 def _canonical(name: str) -> str:
@@ -126,9 +138,10 @@ class SipMessage:
     def cseq(self) -> tuple[int, str]:
         """(number, method) of the CSeq header."""
         raw = (self.get("CSeq") or "").split()
-        if len(raw) != 2 or not raw[0].isdigit():
+        number = ascii_int(raw[0]) if len(raw) == 2 else None
+        if number is None or number > MAX_CSEQ or not _TOKEN.match(raw[1]):
             raise SipParseError(f"invalid CSeq {self.get('CSeq')!r}")
-        return int(raw[0]), raw[1].upper()
+        return number, raw[1].upper()
 
     def _head_and_body(self, start: str) -> bytes:
         lines = [start]
@@ -191,28 +204,36 @@ def parse_message(data: bytes) -> SipRequest | SipResponse:
     msg: SipRequest | SipResponse
     parts = start.split(" ", 2)
     if parts[0] == SIP_VERSION:
-        if len(parts) < 2 or not parts[1].isdigit() or len(parts[1]) != 3:
+        status = ascii_int(parts[1], 3) if len(parts) >= 2 else None
+        if status is None or not 100 <= status <= 699:
             raise SipParseError(f"bad status line {start[:60]!r}")
-        msg = SipResponse(headers=headers, status=int(parts[1]), reason=parts[2] if len(parts) > 2 else "")
+        msg = SipResponse(headers=headers, status=status, reason=parts[2] if len(parts) > 2 else "")
     else:
         if len(parts) != 3 or parts[2] != SIP_VERSION or not _TOKEN.match(parts[0]) or not parts[1]:
             raise SipParseError(f"bad request line {start[:60]!r}")
         msg = SipRequest(headers=headers, method=parts[0].upper(), uri=parts[1])
+    try:
+        _check(msg, body)
+    except SipParseError as exc:
+        raise SipParseError(str(exc), msg if isinstance(msg, SipRequest) else None) from None
+    return msg
 
+
+def _check(msg: SipRequest | SipResponse, body: bytes) -> None:
+    """Content-Length, the headers every message needs, and CSeq; sets the body."""
     length_text = msg.get("Content-Length")
     if length_text is not None:
-        if not length_text.isdigit():
-            raise SipParseError(f"bad Content-Length {length_text!r}")
-        length = int(length_text)
+        length = ascii_int(length_text)
+        if length is None:
+            raise SipParseError(f"bad Content-Length {length_text[:60]!r}")
         if length > len(body):
             raise SipParseError("body shorter than Content-Length")
         body = body[:length]
     msg.body = body
     for required in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if msg.get(required) is None:
-            raise SipParseError(f"missing {required} header")
+        if not msg.get(required):
+            raise SipParseError(f"missing or empty {required} header")
     msg.cseq  # noqa: B018 -- validates the CSeq now, so later code can trust it
-    return msg
 
 
 def header_param(value: str, name: str) -> str | None:

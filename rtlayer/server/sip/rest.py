@@ -1,24 +1,25 @@
 """The Calls API routes for SIP calls: ``POST /v1/realtime/calls/{call_id}/accept|reject|refer``.
 
 ``/hangup`` is the server's generic route (``rtlayer.server.app``): it finds the call in the registry
-and calls its ``hangup``, which sends BYE. Errors leave in the service's JSON shape
-(``{"error": {"message", ...}}``) with the HTTP status that says what went wrong: 404 for an unknown
-call, 409 for a call already answered or ended, 400 for a bad body.
+and calls its ``hangup``, which sends BYE. Refusals (``RequestRefused``, raised here
+and by the front's decisions) leave in the service's JSON shape (``{"error": {"message", ...}}``) with the
+HTTP status that says what went wrong: 404 for an unknown call, 409 for a call already answered or ended,
+400 for a bad body.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from aiohttp import web
 
-from rtlayer.protocol.session_config import InvalidValue, default_session, merge_session
+from rtlayer.exceptions import RequestRefused
+from rtlayer.protocol.session_config import default_session, merge_session
+from rtlayer.server.http import STATE_KEY, read_json, require_key
 from rtlayer.server.sip.call import SipCall
-from rtlayer.server.sip.front import CallError, SipFront
+from rtlayer.server.sip.front import SipFront, front_of
 from rtlayer.server.state import ServerState
-from rtlayer.server.ws import STATE_KEY, bearer_key, json_error
 
 __all__ = ["setup"]
 
@@ -46,68 +47,35 @@ def _overridden_formats(body: dict[str, Any], negotiated: str) -> list[str]:
     return found
 
 
-def _refused(request: web.Request) -> web.Response | None:
-    key, _ = bearer_key(request)
-    if request.app[STATE_KEY].check_key(key, allow_ephemeral=False):
-        return None
-    if key:
-        return json_error(401, "Incorrect API key provided.", code="invalid_api_key")
-    return json_error(401, "Missing bearer or basic authentication in header.", code="missing_api_key")
-
-
-async def _body(request: web.Request) -> dict[str, Any] | web.Response:
-    raw = await request.read() if request.can_read_body else b""
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        return json_error(400, "We could not parse the JSON body of your request.", code="invalid_json")
-    if not isinstance(body, dict):
-        return json_error(400, "The request body must be a JSON object.", code="invalid_json")
-    return body
-
-
-def _sip_call(request: web.Request) -> tuple[SipCall, SipFront] | web.Response:
+def _sip_call(request: web.Request) -> tuple[SipCall, SipFront]:
     call_id = request.match_info["call_id"]
-    call = request.app[STATE_KEY].calls.get(call_id)
-    if call is None:
-        return json_error(404, f"Call '{call_id}' not found.", code="call_not_found", param="call_id")
+    state = request.app[STATE_KEY]
+    call = state.calls.get(call_id)
+    front = front_of(state)
+    if call is None or front is None:  # (no front: a SIP call that outlived it, the server is stopping)
+        raise RequestRefused("call_not_found", f"Call '{call_id}' not found.", "call_id", status=404)
     if not isinstance(call, SipCall):
-        return json_error(
-            400, f"Call '{call_id}' is not a SIP call; only SIP calls are accepted over REST.", code="not_sip"
+        raise RequestRefused(
+            "not_sip", f"Call '{call_id}' is not a SIP call; only SIP calls are accepted over REST."
         )
-    return call, call.front
+    return call, front
 
 
-async def _decision(request: web.Request) -> tuple[SipCall, SipFront, dict[str, Any]] | web.Response:
+async def _decision(request: web.Request) -> tuple[SipCall, SipFront, dict[str, Any]]:
     """What every decision route checks first, in order: the key, the call, the JSON body."""
-    refused = _refused(request)
-    if refused is not None:
-        return refused
-    found = _sip_call(request)
-    if isinstance(found, web.Response):
-        return found
-    body = await _body(request)
-    if isinstance(body, web.Response):
-        return body
-    return found[0], found[1], body
-
-
-def _error(exc: CallError) -> web.Response:
-    kind = "rate_limit_error" if exc.status == 429 else "invalid_request_error"
-    return json_error(exc.status, exc.message, type_=kind, code=exc.code, param="call_id")
+    require_key(request)
+    call, front = _sip_call(request)
+    return call, front, await read_json(request)
 
 
 async def accept(request: web.Request) -> web.Response:
     """Answer the call with the body as its session config (GA shape, ``type: realtime``)."""
-    decision = await _decision(request)
-    if isinstance(decision, web.Response):
-        return decision
-    call, front, body = decision
+    call, front, body = await _decision(request)
     body.setdefault("type", "realtime")
     try:
         merge_session(default_session(), body)  # validate now: a bad config is the app's 400
-    except InvalidValue as exc:
-        return json_error(400, exc.message, code="invalid_value", param=exc.param)
+    except RequestRefused as exc:
+        raise RequestRefused("invalid_value", exc.message, exc.param) from None
     negotiated = f"audio/{call.answer.codec}"
     overridden = _overridden_formats(body, negotiated)
     if overridden:
@@ -119,58 +87,39 @@ async def accept(request: web.Request) -> web.Response:
             ", ".join(overridden),
             negotiated,
         )
-    try:
-        await front.accept_call(call.id, body)
-    except CallError as exc:
-        return _error(exc)
+    await front.accept_call(call.id, body)
     return web.json_response({}, status=200)
 
 
 async def reject(request: web.Request) -> web.Response:
     """Decline the call with ``status_code`` (default 603 Decline)."""
-    decision = await _decision(request)
-    if isinstance(decision, web.Response):
-        return decision
-    call, front, body = decision
+    call, front, body = await _decision(request)
     status = body.get("status_code", 603)
     if status is None:
         status = 603
     if isinstance(status, bool) or not isinstance(status, int) or not _REJECT_MIN <= status <= _REJECT_MAX:
-        return json_error(
-            400,
+        raise RequestRefused(
+            "invalid_value",
             f"Invalid 'status_code': expected a SIP error status between {_REJECT_MIN} and {_REJECT_MAX}.",
-            code="invalid_value",
-            param="status_code",
+            "status_code",
         )
-    try:
-        front.reject_call(call.id, status)
-    except CallError as exc:
-        return _error(exc)
+    front.reject_call(call.id, status)
     return web.json_response({}, status=200)
 
 
 async def refer(request: web.Request) -> web.Response:
     """Transfer the call to ``target_uri`` (``sip:`` or ``tel:``)."""
-    decision = await _decision(request)
-    if isinstance(decision, web.Response):
-        return decision
-    call, front, body = decision
+    call, front, body = await _decision(request)
     target = body.get("target_uri")
     if (
         not isinstance(target, str)
         or not target.startswith(("sip:", "sips:", "tel:"))
         or any(ch in target for ch in "<>\r\n ")
     ):
-        return json_error(
-            400,
-            "Invalid 'target_uri': expected a sip:, sips: or tel: URI.",
-            code="invalid_value",
-            param="target_uri",
+        raise RequestRefused(
+            "invalid_value", "Invalid 'target_uri': expected a sip:, sips: or tel: URI.", "target_uri"
         )
-    try:
-        front.refer_call(call.id, target)
-    except CallError as exc:
-        return _error(exc)
+    front.refer_call(call.id, target)
     return web.json_response({}, status=200)
 
 

@@ -3,11 +3,18 @@
 The offer's first audio stream is answered with the first of its codecs we take (PCMU or PCMA, in the
 offerer's order of preference, RFC 3264 section 6.1), its packet time (``a=ptime``: 20 or 30 ms; 20
 when absent or unusual) and its ``telephone-event`` payload type if it has one (RFC 4733 DTMF).
+Numbers are read as SIP's are (:func:`~rtlayer.server.sip.message.ascii_int`); anything malformed
+that matters raises :class:`SdpError` and nothing else, and a malformed attribute that does not matter
+(an ``rtpmap`` or ``ptime`` we cannot read) is ignored, as RFC 4566 section 5.13 asks.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from rtlayer.exceptions import SdpError
+
+from .message import ascii_int
 
 __all__ = ["SdpAnswer", "SdpError", "SdpOffer", "build_answer", "negotiate", "parse_offer"]
 
@@ -15,10 +22,6 @@ __all__ = ["SdpAnswer", "SdpError", "SdpOffer", "build_answer", "negotiate", "pa
 _STATIC = {0: "pcmu", 8: "pcma"}
 _NAMES = {"pcmu": "PCMU", "pcma": "PCMA"}
 _PTIMES = (20, 30)
-
-
-class SdpError(ValueError):
-    """The offer cannot be answered; the front replies 488 Not Acceptable Here with this text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +77,10 @@ def parse_offer(sdp: bytes | str) -> SdpOffer:
             in_audio = len(fields) >= 4 and fields[0] == "audio"
             if in_audio:
                 seen_audio = True
-                try:
-                    port = int(fields[1].split("/")[0])
-                    pts = tuple(int(pt) for pt in fields[3:])
-                except ValueError:
-                    raise SdpError(f"bad m= line {line!r}") from None
+                numbers = [ascii_int(fields[1].split("/")[0], 5)] + [ascii_int(pt, 3) for pt in fields[3:]]
+                if any(n is None for n in numbers) or max(n or 0 for n in numbers[1:]) > 127:
+                    raise SdpError(f"bad m= line {line[:80]!r}")
+                port, pts = numbers[0] or 0, tuple(n or 0 for n in numbers[1:])
         elif kind == "c":
             fields = value.split()
             if len(fields) >= 3:
@@ -92,11 +94,12 @@ def parse_offer(sdp: bytes | str) -> SdpOffer:
             if name == "rtpmap":
                 pt_text, _, enc = rest.partition(" ")
                 enc_name, _, rate = enc.partition("/")
-                rate_text = rate.split("/")[0].strip() or "8000"
-                if pt_text.isdigit() and rate_text.isdigit():  # a malformed rtpmap is ignored
-                    rtpmap[int(pt_text)] = (enc_name.strip().lower(), int(rate_text))
-            elif name == "ptime" and rest.strip().isdigit():
-                ptime = int(rest.strip())
+                pt_number = ascii_int(pt_text, 3)
+                clock = ascii_int(rate.split("/")[0].strip() or "8000")
+                if pt_number is not None and clock is not None:  # a malformed rtpmap is ignored
+                    rtpmap[pt_number] = (enc_name.strip().lower(), clock)
+            elif name == "ptime":
+                ptime = ascii_int(rest, 4)  # unreadable: None, which negotiates the default
             elif name in ("sendrecv", "sendonly", "recvonly", "inactive"):
                 direction = name
     if not seen_audio:

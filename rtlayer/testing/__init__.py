@@ -1,0 +1,1 @@
+"""Test kits for voice apps: the provider-side phone simulator (``rtlayer.testing.phone``)."""

@@ -1,0 +1,226 @@
+"""The bridge's two sans-I/O halves: outbound pacing with playback truth, and inbound conditioning.
+
+``OutboundAudio`` holds the model's audio already cut into provider frames, says when each frame may leave,
+names the playback marker sent after it, and turns the provider's acknowledgements into "this much of that
+item was heard". Time is an input (``now``, monotonic seconds); nothing here touches a socket.
+
+Pacing. A frame leaves when either
+
+- the provider holds less than ``lead_ms`` of unacknowledged audio (ack-clocked: the provider's own playback
+  clocks the stream, so its buffer stays at ``lead_ms`` whatever the network does), or
+- the real-time schedule of the current run of audio says it is due (``run_start + (k + 1) * frame - lead_ms``),
+  and the provider holds less than ``max_ahead_ms`` (so late acknowledgements never starve the caller, and
+  never let the provider's buffer, and so the cost of a barge-in, grow past ``max_ahead_ms``).
+
+With the defaults (80 ms lead, 300 ms cap) a barge-in costs at most 300 ms of audio sent and never heard,
+and 80-100 ms in the steady state; ``bench/test_media_stream.py`` measures the lead a provider actually sees.
+
+Playback truth. Every frame is followed by a marker named ``"<generation>.<sequence>"``; the provider echoes
+it once the frame has played. ``clear()`` (a barge-in) starts a new generation: acknowledgements of an older
+generation are the provider returning markers of audio it discarded, and are ignored (counted in
+``stale_acks``). A marker nobody sent is counted in ``unknown_acks``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from ...audio import AudioFormat
+
+__all__ = ["InboundAudio", "OutboundAudio", "SentFrame"]
+
+_SILENCE = {"pcm16": b"\x00", "pcmu": b"\xff", "pcma": b"\xd5"}
+
+
+@dataclass(frozen=True, slots=True)
+class SentFrame:
+    """One frame the shell must send now, then its marker."""
+
+    audio: bytes
+    mark: str
+    item_id: str
+    content_index: int
+
+
+@dataclass(slots=True)
+class _Pending:
+    item_id: str
+    content_index: int
+    ms: float
+
+
+class OutboundAudio:
+    """Frames waiting for the provider, their pacing, and what the provider has played (see module doc)."""
+
+    #: markers waiting for their echo; past this the provider is not echoing and the oldest are forgotten
+    MAX_PENDING_MARKS = 4096
+
+    def __init__(self, frame_ms: float, *, lead_ms: float = 80.0, max_ahead_ms: float = 300.0) -> None:
+        if frame_ms <= 0:
+            raise ValueError(f"frame_ms must be positive, got {frame_ms}")
+        self.frame_ms = float(frame_ms)
+        # At least two frames ahead: with one, every acknowledgement's delay is a gap the caller hears.
+        self.lead_ms = max(float(lead_ms), 2 * self.frame_ms)
+        self.max_ahead_ms = max(float(max_ahead_ms), self.lead_ms)
+        self.generation = 0
+        self._seq = 0
+        self._queue: deque[tuple[bytes, str, int, float]] = deque()
+        self._pending: dict[str, _Pending] = {}
+        self._unacked_ms = 0.0
+        self._run_start: float | None = None
+        self._run_sent = 0
+        #: counters
+        self.frames_out = 0
+        self.stale_acks = 0
+        self.unknown_acks = 0
+        self.cleared_frames = 0
+
+    # -- the model's side ------------------------------------------------------------------------------------
+
+    def push(self, frame: bytes, item_id: str, content_index: int, ms: float | None = None) -> None:
+        """One frame of an item's audio (the provider's frame size; the last one of an item may be padded)."""
+        self._queue.append((frame, item_id, content_index, self.frame_ms if ms is None else ms))
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._queue)
+
+    @property
+    def unacked_ms(self) -> float:
+        """Audio the provider holds (sent, not yet acknowledged as played)."""
+        return self._unacked_ms
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued here and nothing left to play at the provider."""
+        return not self._queue and not self._pending
+
+    def next_due(self, now: float) -> float | None:
+        """When the next frame may leave (``<= now``: now); None when nothing is queued or it waits for an ack."""
+        if not self._queue:
+            return None
+        if self._unacked_ms + self.frame_ms <= self.lead_ms + 1e-6:
+            return now
+        if self._unacked_ms + self.frame_ms > self.max_ahead_ms + 1e-6 or self._run_start is None:
+            return None  # only an acknowledgement can release it
+        # Frame k leaves when the caller would otherwise hold less than lead_ms after it: frames played by
+        # then are (t - run_start) / frame_ms, so k is due at run_start + (k + 1) * frame_ms - lead_ms.
+        return self._run_start + ((self._run_sent + 1) * self.frame_ms - self.lead_ms) / 1000.0
+
+    def pop_ready(self, now: float) -> list[SentFrame]:
+        """The frames that may leave now, each with the marker the shell sends after it."""
+        out: list[SentFrame] = []
+        while self._queue:
+            due = self.next_due(now)
+            if due is None or due > now:
+                break
+            frame, item_id, content_index, ms = self._queue.popleft()
+            if not self._pending:  # the provider's buffer was empty: a new run starts its clock now
+                self._run_start, self._run_sent = now, 0
+            self._run_sent += 1
+            self._seq += 1
+            name = f"{self.generation}.{self._seq}"
+            if len(self._pending) >= self.MAX_PENDING_MARKS:
+                oldest = next(iter(self._pending))
+                self._unacked_ms -= self._pending.pop(oldest).ms
+            self._pending[name] = _Pending(item_id, content_index, ms)
+            self._unacked_ms += ms
+            self.frames_out += 1
+            out.append(SentFrame(frame, name, item_id, content_index))
+        return out
+
+    # -- the provider's side ---------------------------------------------------------------------------------
+
+    def ack(self, name: str) -> _Pending | None:
+        """A marker echoed: the item and ms it confirms as heard, or None (stale or unknown, counted)."""
+        pending = self._pending.pop(name, None)
+        if pending is not None:
+            self._unacked_ms = max(0.0, self._unacked_ms - pending.ms)
+            return pending
+        generation, _, seq = name.partition(".")
+        if generation.isdigit() and seq.isdigit() and int(generation) < self.generation:
+            self.stale_acks += 1
+        else:
+            self.unknown_acks += 1
+        return None
+
+    def clear(self) -> dict[tuple[str, int], float]:
+        """A barge-in: drop the queue, forget the markers in flight (a new generation), and return the ms still
+        unheard per item (queued or at the provider), in the order they would have played."""
+        unheard: dict[tuple[str, int], float] = {}
+        for pending in self._pending.values():
+            key = (pending.item_id, pending.content_index)
+            unheard[key] = unheard.get(key, 0.0) + pending.ms
+        for _, item_id, content_index, ms in self._queue:
+            unheard[(item_id, content_index)] = unheard.get((item_id, content_index), 0.0) + ms
+        self.cleared_frames += len(self._queue)
+        self._queue.clear()
+        self._pending.clear()
+        self._unacked_ms = 0.0
+        self._run_start = None
+        self.generation += 1
+        return unheard
+
+
+class InboundAudio:
+    """Caller audio conditioned for the model: timestamp gaps filled with silence (bounded), and silence after
+    a stream that stalls, so that the server's turn detection can end a turn the caller was in."""
+
+    def __init__(
+        self,
+        format: AudioFormat,
+        *,
+        max_gap_fill_ms: float = 1000.0,
+        trailing_silence_ms: float = 700.0,
+        stall_ms: float = 200.0,
+    ) -> None:
+        self.format = format
+        self.max_gap_fill_ms = max_gap_fill_ms
+        self.trailing_silence_ms = trailing_silence_ms
+        self.stall_ms = stall_ms
+        self._next_ts: float | None = None
+        self._last_audio: float | None = None
+        self._stalled = False
+        #: counters (ms)
+        self.gap_filled_ms = 0.0
+        self.gap_unfilled_ms = 0.0
+        self.trailing_silence_sent_ms = 0.0
+
+    def silence(self, ms: float) -> bytes:
+        return _SILENCE[self.format.codec] * self.format.bytes_for_ms(ms)
+
+    def media(self, audio: bytes, timestamp_ms: int | None, now: float) -> list[bytes]:
+        """One chunk from the provider; returns what to send to the model, silence for a gap first."""
+        out: list[bytes] = []
+        duration = self.format.duration_ms(len(audio))
+        if timestamp_ms is not None:
+            if self._next_ts is not None:
+                gap = timestamp_ms - self._next_ts
+                if gap >= duration / 2 and gap >= 1.0:  # a lost chunk or more, not a rounding
+                    fill = min(gap, self.max_gap_fill_ms)
+                    self.gap_filled_ms += fill
+                    self.gap_unfilled_ms += gap - fill
+                    out.append(self.silence(fill))
+            self._next_ts = (
+                timestamp_ms + duration
+                if self._next_ts is None
+                else max(self._next_ts, timestamp_ms + duration)
+            )
+        out.append(audio)
+        self._last_audio = now
+        self._stalled = False
+        return out
+
+    def check_stall(self, now: float) -> bytes | None:
+        """Silence to send once when no audio came for ``stall_ms`` (None otherwise, or when switched off)."""
+        if (
+            self.trailing_silence_ms <= 0
+            or self._stalled
+            or self._last_audio is None
+            or now - self._last_audio < self.stall_ms / 1000.0
+        ):
+            return None
+        self._stalled = True
+        self.trailing_silence_sent_ms += self.trailing_silence_ms
+        return self.silence(self.trailing_silence_ms)

@@ -1,0 +1,493 @@
+"""One sans-I/O dialect per provider: provider frames in, common events out; app frames built.
+
+Each dialect knows one provider's wire (from its documentation): the opening messages, where the call's
+metadata is, how audio is carried (base64 in JSON, or binary), what acknowledges playback, how to clear the
+provider's queue, and the outbound frame size. It keeps only what the wire needs (the stream id to echo, the
+format from ``start``) and never raises on what the provider sends: a frame it cannot use becomes a
+``ProviderProblem`` the bridge counts.
+
+=========  ==================  =======================  ======================  =======================
+provider   opening             audio in / out           playback ack            clear
+=========  ==================  =======================  ======================  =======================
+twilio     connected, start    mu-law 8k, 160 B JSON    mark -> mark            clear (marks returned)
+telnyx     connected, start    PCMU/PCMA/L16 BE, JSON   mark -> mark            clear (marks returned)
+plivo      start               L16 LE or mu-law, JSON   checkpoint->playedStream  clearAudio->clearedAudio
+exotel     connected, start    L16 LE 8k, JSON,         mark -> mark            clear (marks returned)
+                               out multiples of 320 B
+vonage     websocket:connected L16 LE 16k binary 640 B  notify->websocket:notify  clear->websocket:cleared
+=========  ==================  =======================  ======================  =======================
+"""
+
+from __future__ import annotations
+
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from ...audio import PCMU, AudioFormat
+from ...exceptions import InvalidAudioError
+from .events import (
+    CallStart,
+    CallStop,
+    ClearConfirmed,
+    Connected,
+    DtmfEvent,
+    MediaIn,
+    PlaybackAck,
+    ProviderEvent,
+    ProviderFormat,
+    ProviderProblem,
+)
+
+__all__ = [
+    "DIALECTS",
+    "Dialect",
+    "ExotelDialect",
+    "PlivoDialect",
+    "TelnyxDialect",
+    "TwilioDialect",
+    "VonageDialect",
+    "dialect_for",
+]
+
+Frame = str | bytes
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _dumps(event: Mapping[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+class Dialect:
+    """The shared shape; subclasses fill in their provider's names (see the module's table)."""
+
+    name: ClassVar[str] = ""
+    #: the provider returns the marks of cleared audio (Twilio, Telnyx, Exotel)
+    marks_returned_on_clear: ClassVar[bool] = False
+    #: the provider confirms a clear with a message (Plivo, Vonage)
+    confirms_clear: ClassVar[bool] = False
+    #: audio travels in binary frames (Vonage); the other frames are JSON text
+    binary_audio: ClassVar[bool] = False
+    #: outbound audio per frame, in ms (the bridge cuts the model's audio to this)
+    out_frame_ms: ClassVar[int] = 20
+
+    def __init__(self, format: ProviderFormat | None = None) -> None:
+        #: what the provider speaks; set from its start message when it says (else the default)
+        self.format: ProviderFormat = format or self.default_format()
+        self.started = False
+        self.stream_id: str | None = None
+
+    @classmethod
+    def default_format(cls) -> ProviderFormat:
+        return ProviderFormat(PCMU)
+
+    @property
+    def out_frame_bytes(self) -> int:
+        return self.format.audio.bytes_for_ms(self.out_frame_ms)
+
+    # -- provider -> app ------------------------------------------------------------------------------------
+
+    def receive(self, message: Frame) -> list[ProviderEvent]:
+        """One frame from the provider; never raises (bad frames become ``ProviderProblem``)."""
+        if isinstance(message, bytes | bytearray | memoryview):
+            return self._receive_binary(bytes(message))
+        try:
+            event = json.loads(message)
+        except ValueError as exc:
+            return [ProviderProblem("not_json", f"a text frame that is not JSON: {exc}")]
+        if not isinstance(event, dict):
+            return [ProviderProblem("not_an_object", f"a JSON {type(event).__name__}, not an object")]
+        return self._receive_event(event)
+
+    def _receive_binary(self, data: bytes) -> list[ProviderEvent]:
+        return [
+            ProviderProblem("binary_frame", f"a binary frame of {len(data)} B where JSON text was expected")
+        ]
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        raise NotImplementedError
+
+    def _media(self, b64: Any, timestamp: Any) -> list[ProviderEvent]:
+        if not self.started:
+            return [ProviderProblem("media_before_start", "media before the start message")]
+        if not isinstance(b64, str):
+            return [ProviderProblem("missing_payload", "a media message without a payload string")]
+        try:
+            audio = binascii.a2b_base64(b64, strict_mode=True)
+        except (binascii.Error, ValueError) as exc:
+            return [ProviderProblem("bad_base64", f"a media payload that is not base64: {exc}")]
+        if self.format.audio.codec == "pcm16" and len(audio) % 2:
+            return [ProviderProblem("odd_pcm", f"an L16 payload of {len(audio)} B (odd)")]
+        return [MediaIn(audio, _int(timestamp))]
+
+    def _start(self, start: CallStart) -> list[ProviderEvent]:
+        if self.started:
+            return [ProviderProblem("second_start", "a second start message")]
+        self.started = True
+        self.stream_id = start.stream_id
+        self.format = start.format
+        return [start]
+
+    def _unknown(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        return [ProviderProblem("unknown_event", f"an unknown event {str(kind)[:40]!r}")]
+
+    # -- app -> provider ------------------------------------------------------------------------------------
+
+    def audio(self, payload: bytes) -> Frame:
+        """One outbound frame of audio (already in the provider's format and byte order)."""
+        raise NotImplementedError
+
+    def mark(self, name: str) -> Frame:
+        """The playback marker the provider echoes once the audio sent before it has played."""
+        raise NotImplementedError
+
+    def clear(self) -> Frame:
+        """Drop the audio the provider has queued."""
+        raise NotImplementedError
+
+    def _b64(self, payload: bytes) -> str:
+        return binascii.b2a_base64(payload, newline=False).decode("ascii")
+
+
+class TwilioDialect(Dialect):
+    """Twilio Media Streams (bidirectional ``<Connect><Stream>``): mu-law 8 kHz, 20 ms, JSON."""
+
+    name = "twilio"
+    marks_returned_on_clear = True
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        if kind == "media":
+            media = _obj(event.get("media"))
+            return self._media(media.get("payload"), media.get("timestamp"))
+        if kind == "mark":
+            name = _obj(event.get("mark")).get("name")
+            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
+        if kind == "connected":
+            return [Connected()]
+        if kind == "start":
+            start = _obj(event.get("start"))
+            fmt = _obj(start.get("mediaFormat"))
+            if fmt and (fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != 8000):
+                return [ProviderProblem("bad_format", f"unsupported mediaFormat {fmt}")]
+            return self._start(
+                CallStart(
+                    self.name,
+                    _str(start.get("callSid")),
+                    _str(start.get("streamSid") or event.get("streamSid")),
+                    _str(start.get("from")),
+                    _str(start.get("to")),
+                    dict(_obj(start.get("customParameters"))),
+                    ProviderFormat(PCMU),
+                    event,
+                )
+            )
+        if kind == "dtmf":
+            return _dtmf(_obj(event.get("dtmf")))
+        if kind == "stop":
+            return [CallStop("stop")]
+        return self._unknown(event)
+
+    def audio(self, payload: bytes) -> Frame:
+        return _dumps(
+            {"event": "media", "streamSid": self.stream_id, "media": {"payload": self._b64(payload)}}
+        )
+
+    def mark(self, name: str) -> Frame:
+        return _dumps({"event": "mark", "streamSid": self.stream_id, "mark": {"name": name}})
+
+    def clear(self) -> Frame:
+        return _dumps({"event": "clear", "streamSid": self.stream_id})
+
+
+_TELNYX_CODECS = {"PCMU": "pcmu", "PCMA": "pcma", "L16": "pcm16"}
+
+
+class TelnyxDialect(Dialect):
+    """Telnyx media streaming: PCMU, PCMA or L16 (big-endian, 8/16 kHz), 20 ms, JSON."""
+
+    name = "telnyx"
+    marks_returned_on_clear = True
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        if kind == "media":
+            media = _obj(event.get("media"))
+            return self._media(media.get("payload"), media.get("timestamp"))
+        if kind == "mark":
+            name = _obj(event.get("mark")).get("name")
+            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
+        if kind == "connected":
+            return [Connected()]
+        if kind == "start":
+            start = _obj(event.get("start"))
+            fmt = _obj(start.get("media_format"))
+            codec = _TELNYX_CODECS.get(str(fmt.get("encoding", "PCMU")))
+            try:
+                if codec is None:
+                    raise InvalidAudioError(f"encoding {fmt.get('encoding')!r}")
+                audio = AudioFormat(codec, _int(fmt.get("sample_rate")) or 8000)  # type: ignore[arg-type]
+            except InvalidAudioError as exc:
+                return [ProviderProblem("bad_format", f"unsupported media_format: {exc}")]
+            return self._start(
+                CallStart(
+                    self.name,
+                    _str(start.get("call_control_id")),
+                    _str(event.get("stream_id") or start.get("stream_id")),
+                    _str(start.get("from")),
+                    _str(start.get("to")),
+                    dict(_obj(start.get("custom_parameters"))),
+                    ProviderFormat(audio, big_endian=codec == "pcm16"),
+                    event,
+                )
+            )
+        if kind == "dtmf":
+            return _dtmf(_obj(event.get("dtmf")))
+        if kind == "stop":
+            return [CallStop("stop")]
+        return self._unknown(event)
+
+    def audio(self, payload: bytes) -> Frame:
+        return _dumps({"event": "media", "media": {"payload": self._b64(payload)}})
+
+    def mark(self, name: str) -> Frame:
+        return _dumps({"event": "mark", "mark": {"name": name}})
+
+    def clear(self) -> Frame:
+        return _dumps({"event": "clear"})
+
+
+class PlivoDialect(Dialect):
+    """Plivo audio streams: ``audio/x-l16`` (little-endian, 8/16 kHz) or ``audio/x-mulaw``, JSON."""
+
+    name = "plivo"
+    confirms_clear = True
+
+    @classmethod
+    def default_format(cls) -> ProviderFormat:
+        return ProviderFormat(AudioFormat("pcm16", 8000))
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        if kind == "media":
+            media = _obj(event.get("media"))
+            return self._media(media.get("payload"), media.get("timestamp"))
+        if kind == "playedStream":
+            name = event.get("name")
+            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
+        if kind == "clearedAudio":
+            return [ClearConfirmed()]
+        if kind == "start":
+            start = _obj(event.get("start"))
+            fmt = _obj(start.get("mediaFormat"))
+            encoding = str(fmt.get("encoding", "audio/x-l16"))
+            rate = _int(fmt.get("sampleRate")) or 8000
+            try:
+                if encoding == "audio/x-mulaw":
+                    audio = PCMU
+                elif encoding == "audio/x-l16":
+                    audio = AudioFormat("pcm16", rate)
+                else:
+                    raise InvalidAudioError(f"encoding {encoding!r}")
+            except InvalidAudioError as exc:
+                return [ProviderProblem("bad_format", f"unsupported mediaFormat: {exc}")]
+            return self._start(
+                CallStart(
+                    self.name,
+                    _str(start.get("callId")),
+                    _str(start.get("streamId") or event.get("streamId")),
+                    _str(start.get("from")),
+                    _str(start.get("to")),
+                    dict(_obj(start.get("customParameters") or event.get("extra_headers"))),
+                    ProviderFormat(audio),
+                    event,
+                )
+            )
+        if kind == "dtmf":
+            return _dtmf(_obj(event.get("dtmf")))
+        if kind == "stop":
+            return [CallStop("stop")]
+        return self._unknown(event)
+
+    def _content_type(self) -> str:
+        audio = self.format.audio
+        return "audio/x-mulaw" if audio.codec == "pcmu" else "audio/x-l16"
+
+    def audio(self, payload: bytes) -> Frame:
+        media = {
+            "contentType": self._content_type(),
+            "sampleRate": self.format.audio.rate,
+            "payload": self._b64(payload),
+        }
+        return _dumps({"event": "playAudio", "media": media})
+
+    def mark(self, name: str) -> Frame:
+        return _dumps({"event": "checkpoint", "streamId": self.stream_id, "name": name})
+
+    def clear(self) -> Frame:
+        return _dumps({"event": "clearAudio", "streamId": self.stream_id})
+
+
+class ExotelDialect(Dialect):
+    """Exotel voice streaming: PCM16 little-endian 8 kHz, ~100 ms chunks in, multiples of 320 B out (we send
+    320 B), JSON."""
+
+    name = "exotel"
+    marks_returned_on_clear = True
+    #: 20 ms = 320 B at 8 kHz: the smallest multiple of 320 B Exotel takes, so playback marks (and so a
+    #: barge-in's truncation) are as fine as on the other providers
+    out_frame_ms = 20
+
+    @classmethod
+    def default_format(cls) -> ProviderFormat:
+        return ProviderFormat(AudioFormat("pcm16", 8000))
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        if kind == "media":
+            media = _obj(event.get("media"))
+            return self._media(media.get("payload"), media.get("timestamp"))
+        if kind == "mark":
+            name = _obj(event.get("mark")).get("name")
+            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
+        if kind == "connected":
+            return [Connected()]
+        if kind == "start":
+            start = _obj(event.get("start"))
+            fmt = _obj(start.get("media_format"))
+            try:
+                audio = AudioFormat("pcm16", _int(fmt.get("sample_rate")) or 8000)
+            except InvalidAudioError as exc:
+                return [ProviderProblem("bad_format", f"unsupported media_format: {exc}")]
+            return self._start(
+                CallStart(
+                    self.name,
+                    _str(start.get("call_sid")),
+                    _str(start.get("stream_sid") or event.get("stream_sid")),
+                    _str(start.get("from")),
+                    _str(start.get("to")),
+                    dict(_obj(start.get("custom_parameters"))),
+                    ProviderFormat(audio),
+                    event,
+                )
+            )
+        if kind == "dtmf":
+            return _dtmf(_obj(event.get("dtmf")))
+        if kind == "stop":
+            return [CallStop(_str(_obj(event.get("stop")).get("reason")) or "stop")]
+        return self._unknown(event)
+
+    def audio(self, payload: bytes) -> Frame:
+        return _dumps(
+            {"event": "media", "stream_sid": self.stream_id, "media": {"payload": self._b64(payload)}}
+        )
+
+    def mark(self, name: str) -> Frame:
+        return _dumps({"event": "mark", "stream_sid": self.stream_id, "mark": {"name": name}})
+
+    def clear(self) -> Frame:
+        return _dumps({"event": "clear", "stream_sid": self.stream_id})
+
+
+_VONAGE_KNOWN = {"event", "content-type"}
+_CONTENT_TYPE = re.compile(r"audio/l16\s*;\s*rate\s*=\s*(\d+)")
+
+
+class VonageDialect(Dialect):
+    """Vonage WebSocket connect: binary L16 little-endian frames of exactly 20 ms (640 B at 16 kHz)."""
+
+    name = "vonage"
+    confirms_clear = True
+    binary_audio = True
+
+    @classmethod
+    def default_format(cls) -> ProviderFormat:
+        return ProviderFormat(AudioFormat("pcm16", 16000))
+
+    def _receive_binary(self, data: bytes) -> list[ProviderEvent]:
+        if not self.started:
+            return [ProviderProblem("media_before_start", "audio before websocket:connected")]
+        if len(data) != self.out_frame_bytes:
+            return [ProviderProblem("bad_frame_size", f"{len(data)} B, not {self.out_frame_bytes} B")]
+        return [MediaIn(data, None)]
+
+    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
+        if kind == "websocket:notify":
+            name = _obj(event.get("payload")).get("name")
+            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
+        if kind == "websocket:cleared":
+            return [ClearConfirmed()]
+        if kind == "websocket:connected":
+            match = _CONTENT_TYPE.fullmatch(str(event.get("content-type", "")).strip().lower())
+            if match is None:
+                return [
+                    ProviderProblem("bad_format", f"unsupported content-type {event.get('content-type')!r}")
+                ]
+            rate = int(match.group(1))
+            try:
+                audio = AudioFormat("pcm16", rate)
+            except InvalidAudioError as exc:
+                return [ProviderProblem("bad_format", str(exc))]
+            custom = {k: v for k, v in event.items() if k not in _VONAGE_KNOWN}
+            return self._start(
+                CallStart(
+                    self.name,
+                    _str(custom.get("uuid") or custom.get("call_uuid")),
+                    None,
+                    _str(custom.get("from")),
+                    _str(custom.get("to")),
+                    custom,
+                    ProviderFormat(audio),
+                    event,
+                )
+            )
+        if kind == "websocket:dtmf":
+            return _dtmf(event)
+        return self._unknown(event)
+
+    def audio(self, payload: bytes) -> Frame:
+        return payload
+
+    def mark(self, name: str) -> Frame:
+        return _dumps({"action": "notify", "payload": {"name": name}})
+
+    def clear(self) -> Frame:
+        return _dumps({"action": "clear"})
+
+
+def _dtmf(dtmf: dict[str, Any]) -> list[ProviderEvent]:
+    digit = dtmf.get("digit")
+    if not isinstance(digit, str) or len(digit) != 1 or digit not in "0123456789*#ABCDabcd":
+        return [ProviderProblem("bad_dtmf", f"a DTMF digit {str(digit)[:10]!r}")]
+    return [DtmfEvent(digit.upper(), _int(dtmf.get("duration")))]
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    d.name: d for d in (TwilioDialect, TelnyxDialect, PlivoDialect, ExotelDialect, VonageDialect)
+}
+
+
+def dialect_for(provider: str) -> Dialect:
+    """A new dialect object for ``provider`` (``twilio``, ``telnyx``, ``plivo``, ``exotel``, ``vonage``)."""
+    try:
+        return DIALECTS[provider]()
+    except KeyError:
+        raise ValueError(f"unknown provider {provider!r}: expected one of {', '.join(DIALECTS)}") from None

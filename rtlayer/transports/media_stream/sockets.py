@@ -1,0 +1,135 @@
+"""The provider's WebSocket, whatever server accepted it: a three-method adapter protocol and three adapters.
+
+``MediaStreamTransport`` only needs to receive a text or binary message (None once the socket closed), send
+text or bytes, and close. The adapters wrap the server libraries apps use for this: aiohttp
+(``web.WebSocketResponse``), Starlette/FastAPI (``starlette.websockets.WebSocket``) and ``websockets``
+(``ServerConnection``). None of them imports its library at module import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["AiohttpSocket", "ProviderSocket", "StarletteSocket", "WebsocketsSocket", "adapt_socket"]
+
+
+@runtime_checkable
+class ProviderSocket(Protocol):
+    """The provider's side of a media stream, as the bridge uses it."""
+
+    async def receive(self) -> str | bytes | None:
+        """The next message; None once the socket is closed (never raises for a close)."""
+        ...
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self, code: int = 1000) -> None: ...
+
+
+class WebsocketsSocket:
+    """A ``websockets`` server connection (``websockets.asyncio.server.ServerConnection``)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def receive(self) -> str | bytes | None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            message: str | bytes = await self.conn.recv()
+        except ConnectionClosed:
+            return None
+        return message
+
+    async def send_text(self, text: str) -> None:
+        await self.conn.send(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.conn.send(data)
+
+    async def close(self, code: int = 1000) -> None:
+        with contextlib.suppress(Exception):
+            await self.conn.close(code)
+
+
+class AiohttpSocket:
+    """An aiohttp ``web.WebSocketResponse`` (already prepared by the handler)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def receive(self) -> str | bytes | None:
+        from aiohttp import WSMsgType
+
+        while True:
+            msg = await self.ws.receive()
+            if msg.type is WSMsgType.TEXT:
+                text: str = msg.data
+                return text
+            if msg.type is WSMsgType.BINARY:
+                data: bytes = msg.data
+                return data
+            if msg.type in (WSMsgType.PING, WSMsgType.PONG):
+                continue
+            return None  # CLOSE, CLOSING, CLOSED, ERROR
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def close(self, code: int = 1000) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code)
+
+
+class StarletteSocket:
+    """A Starlette (or FastAPI) ``WebSocket``, already accepted by the endpoint."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def receive(self) -> str | bytes | None:
+        try:
+            message = await self.ws.receive()
+        except RuntimeError:  # receive after the disconnect message was taken
+            return None
+        if message.get("type") != "websocket.receive":
+            return None
+        if message.get("text") is not None:
+            text: str = message["text"]
+            return text
+        data: bytes = message.get("bytes") or b""
+        return data
+
+    async def send_text(self, text: str) -> None:
+        await self.ws.send_text(text)
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.ws.send_bytes(data)
+
+    async def close(self, code: int = 1000) -> None:
+        with contextlib.suppress(Exception):
+            await self.ws.close(code)
+
+
+def adapt_socket(socket: Any) -> ProviderSocket:
+    """``socket`` as a ``ProviderSocket``: adapters and objects that already fit pass through; an aiohttp,
+    Starlette or ``websockets`` socket is wrapped by its adapter."""
+    if isinstance(socket, ProviderSocket):
+        return socket
+    module = type(socket).__module__
+    if module.startswith("aiohttp"):
+        return AiohttpSocket(socket)
+    if module.startswith(("starlette", "fastapi")):
+        return StarletteSocket(socket)
+    if module.startswith("websockets"):
+        return WebsocketsSocket(socket)
+    raise TypeError(
+        f"cannot use a {type(socket).__name__} as the provider's socket: pass an aiohttp, Starlette or "
+        "websockets socket, or an object with receive/send_text/send_bytes/close"
+    )

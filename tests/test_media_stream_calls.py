@@ -1,0 +1,73 @@
+"""Phone calls over every provider's media stream: the provider simulator against the bridge, real sockets.
+
+The embedded server is the model (its echo responder answers a spoken turn with the caller's own audio),
+``MediaStreamTransport`` bridges it on a `websockets` server, and ``PhoneSimulator`` is the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from helpers import EmittedEvents, eventually
+from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
+
+import rtlayer_native
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.testing.phone import PhoneSimulator
+
+PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
+
+
+@pytest.mark.parametrize("when", ["after_audio_done", "while_audio_streams"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_truncates_at_what_played(
+    provider: str, when: str, server_events: EmittedEvents
+) -> None:
+    speech = hello_sentence()
+    # The model's answer arrives at once (barge-in after response.output_audio.done) or at real time.
+    pacing = 0.0 if when == "after_audio_done" else 1.0
+    async with (
+        RealtimeServer(audio_pacing=pacing) as server,
+        websockets_bridge(provider, server.ws_url) as app,
+    ):
+        async with PhoneSimulator(provider, app.url, custom={"customer": "42"}) as phone:
+            phone.say(speech, 24000)
+            answer = await phone.wait_for_answer_end(1, within=10)
+            # Heard: about as long as what was said (the echo), and not silence.
+            assert SENTENCE_MS - 100 <= answer.played_ms <= SENTENCE_MS + 400
+            assert rtlayer_native.rms_dbfs(bytes(answer.pcm16)) > -40
+
+            phone.press("7")
+            phone.say(speech, 24000)
+            # Real-time audio: talk over it early, before the model has sent all of it.
+            second = await phone.wait_answer(2, min_played_ms=200 if pacing == 0 else 40, within=10)
+            phone.say(speech, 24000)  # the caller talks over the answer
+            await phone.wait_for(lambda: phone.clears, within=5)
+            clear = phone.clears[0]
+            truncated = await _truncated(server_events)
+            assert truncated["audio_end_ms"] == clear.played_ms
+            # The second response had sent all its audio (completed) or was cut short by the barge-in.
+            await phone.wait_for(lambda: len(server_events.of_type("response.done")) >= 2, within=3)
+            status = server_events.of_type("response.done")[1]["response"]["status"]
+            assert status == ("completed" if when == "after_audio_done" else "cancelled")
+            assert second.cleared and clear.discarded_ms > 0
+            # Nothing of the cancelled answer plays after the clear: the next audio is the next answer.
+            await phone.wait_for(lambda: phone.now_ms > clear.at_ms + 300, within=2)
+            assert len(phone.answers) == 2 or phone.answers[2].started_ms >= clear.at_ms + 300
+        await asyncio.wait_for(app.done.wait(), 5)
+
+    transport = app.transports[0]
+    assert app.first_model_event_had_call == [True]
+    assert transport.call is not None and transport.call.custom_parameters["customer"] == "42"
+    assert app.dtmf == ["7"]
+    assert transport.interruptions == 1
+    assert phone.problems == []
+    assert not transport.problems
+    assert app.errors == []
+
+
+async def _truncated(events: EmittedEvents) -> dict[str, Any]:
+    await eventually(lambda: events.of_type("conversation.item.truncated"), within=3)
+    return events.of_type("conversation.item.truncated")[0]

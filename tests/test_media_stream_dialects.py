@@ -1,0 +1,167 @@
+"""The sans-I/O halves of the media-stream bridge, driven directly: each provider's dialect against the
+simulator's provider side (two independent readings of the same documentation), pacing, playback truth and
+input conditioning with time as an input."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtlayer.audio import PCMU, AudioFormat
+from rtlayer.testing.phone.providers import AppAudio, AppClear, AppMark, CallInfo, provider_side
+from rtlayer.transports.media_stream import (
+    CallStart,
+    DtmfEvent,
+    InboundAudio,
+    OutboundAudio,
+    ProviderProblem,
+    dialect_for,
+)
+from rtlayer.transports.media_stream.events import CallStop, MediaIn
+
+CALL = CallInfo(custom={"lang": "fr"})
+
+FORMATS = [
+    ("twilio", "pcmu", 8000),
+    ("telnyx", "pcmu", 8000),
+    ("telnyx", "pcma", 8000),
+    ("telnyx", "pcm16", 16000),
+    ("plivo", "pcm16", 8000),
+    ("plivo", "pcm16", 16000),
+    ("plivo", "pcmu", 8000),
+    ("exotel", "pcm16", 8000),
+    ("vonage", "pcm16", 16000),
+]
+
+
+@pytest.mark.parametrize(("provider", "codec", "rate"), FORMATS)
+def test_a_dialect_reads_its_providers_opening_media_dtmf_and_stop(
+    provider: str, codec: str, rate: int
+) -> None:
+    side = provider_side(provider, codec, rate)
+    dialect = dialect_for(provider)
+    events = [e for frame in side.opening(CALL) for e in dialect.receive(frame)]
+    start = next(e for e in events if isinstance(e, CallStart))
+    assert start.call_id == CALL.call_id
+    assert start.custom_parameters["lang"] == "fr"
+    assert dialect.format.audio == AudioFormat(codec, rate)  # type: ignore[arg-type]
+    assert dialect.format.big_endian == (provider == "telnyx" and codec == "pcm16")
+
+    ramp = bytes(range(256)) * (rate * 2 // 50 // 256 + 1)
+    pcm = ramp[: rate * 2 // 50]  # 20 ms of PCM16
+    (media,) = dialect.receive(side.media(CALL, pcm, 40))
+    assert isinstance(media, MediaIn)
+    assert media.audio == side.encode(pcm)
+    assert media.timestamp_ms == (None if provider == "vonage" else 40)
+    (dtmf,) = dialect.receive(side.dtmf(CALL, "#"))
+    assert isinstance(dtmf, DtmfEvent) and dtmf.digit == "#"
+    stop = side.stop(CALL)
+    if stop is not None:
+        assert isinstance(dialect.receive(stop)[0], CallStop)
+
+
+@pytest.mark.parametrize(("provider", "codec", "rate"), FORMATS)
+def test_the_provider_side_takes_what_a_dialect_builds(provider: str, codec: str, rate: int) -> None:
+    side = provider_side(provider, codec, rate)
+    dialect = dialect_for(provider)
+    for frame in side.opening(CALL):
+        dialect.receive(frame)
+    payload = b"\x01\x02" * (dialect.out_frame_bytes // 2)
+    heard = side.parse(dialect.audio(payload))
+    assert isinstance(heard, AppAudio), heard
+    assert side.encode(heard.pcm16) == payload
+    assert side.parse(dialect.mark("3.17")) == AppMark("3.17")
+    assert side.parse(dialect.clear()) == AppClear()
+
+
+def test_the_outbound_frame_sizes_are_the_providers() -> None:
+    sizes = {name: dialect_for(name).out_frame_bytes for name in ("twilio", "plivo", "exotel", "vonage")}
+    assert sizes == {"twilio": 160, "plivo": 320, "exotel": 320, "vonage": 640}
+    assert all(dialect_for("exotel").out_frame_bytes % 320 == 0 for _ in range(1))
+
+
+@pytest.mark.parametrize(
+    ("frame", "kind"),
+    [
+        ('{"event": "media", "media": {"payload": "AAAA"}}', "media_before_start"),
+        ('{"event": "nope"}', "unknown_event"),
+        ("[1, 2]", "not_an_object"),
+        ("{oops", "not_json"),
+        (b"\x00\x01", "binary_frame"),
+        ('{"event": "mark", "mark": {}}', "bad_mark"),
+        ('{"event": "dtmf", "dtmf": {"digit": "99"}}', "bad_dtmf"),
+    ],
+)
+def test_bad_frames_become_problems_never_exceptions(frame: str | bytes, kind: str) -> None:
+    (problem,) = dialect_for("twilio").receive(frame)
+    assert isinstance(problem, ProviderProblem) and problem.kind == kind
+
+
+def test_bad_base64_and_odd_l16_are_problems() -> None:
+    dialect = dialect_for("exotel")
+    for frame in provider_side("exotel").opening(CALL):
+        dialect.receive(frame)
+    assert dialect.receive('{"event": "media", "media": {"payload": "%%%"}}')[0].kind == "bad_base64"  # type: ignore[union-attr]
+    assert dialect.receive('{"event": "media", "media": {"payload": "AA=="}}')[0].kind == "odd_pcm"  # type: ignore[union-attr]
+    assert dialect.receive(provider_side("exotel").opening(CALL)[1])[0].kind == "second_start"  # type: ignore[union-attr]
+
+
+def test_outbound_audio_leaves_lead_ahead_then_one_frame_per_acknowledgement() -> None:
+    out = OutboundAudio(20, lead_ms=80, max_ahead_ms=300)
+    for _ in range(20):
+        out.push(b"\xff" * 160, "item_a", 0)
+    sent = out.pop_ready(now=0.0)
+    assert [f.mark for f in sent] == ["0.1", "0.2", "0.3", "0.4"]  # 80 ms ahead
+    assert out.unacked_ms == 80
+    assert out.pop_ready(now=0.001) == []
+    assert out.ack("0.1") is not None
+    assert [f.mark for f in out.pop_ready(now=0.02)] == ["0.5"]
+
+
+def test_outbound_audio_keeps_real_time_when_acknowledgements_are_late_but_never_past_the_cap() -> None:
+    out = OutboundAudio(20, lead_ms=80, max_ahead_ms=120)
+    for _ in range(20):
+        out.push(b"\xff" * 160, "item_a", 0)
+    assert len(out.pop_ready(now=0.0)) == 4
+    assert out.next_due(0.0) == pytest.approx(0.02)  # frame 5 is due at (4 + 1) * 20 - 80 ms
+    assert len(out.pop_ready(now=0.02)) == 1  # the clock, no acknowledgement yet
+    assert len(out.pop_ready(now=0.04)) == 1  # 120 ms held: the cap
+    assert out.pop_ready(now=1.0) == [] and out.next_due(1.0) is None  # only an acknowledgement releases more
+
+
+def test_a_clear_starts_a_new_generation_and_reports_what_was_unheard_per_item() -> None:
+    out = OutboundAudio(20, lead_ms=60)
+    for item in ("a", "a", "a", "b", "b"):
+        out.push(b"\xff" * 160, item, 0)
+    sent = out.pop_ready(now=0.0)
+    assert out.ack(sent[0].mark) is not None
+    unheard = out.clear()
+    assert unheard == {("a", 0): 40.0, ("b", 0): 40.0}
+    assert out.queued_frames == 0 and out.idle
+    assert out.ack(sent[1].mark) is None and out.stale_acks == 1  # returned for cleared audio: ignored
+    assert out.ack("bogus") is None and out.unknown_acks == 1
+    out.push(b"\xff" * 160, "c", 0)
+    assert out.pop_ready(now=1.0)[0].mark.startswith("1.")
+
+
+def test_inbound_audio_fills_a_timestamp_gap_with_bounded_silence() -> None:
+    inbound = InboundAudio(PCMU, max_gap_fill_ms=100)
+    frame = b"\x00" * 160
+    assert inbound.media(frame, 0, now=0.0) == [frame]
+    assert inbound.media(frame, 20, now=0.02) == [frame]
+    filled, audio = inbound.media(frame, 80, now=0.08)  # 40..80 ms lost
+    assert filled == b"\xff" * 320 and audio == frame
+    filled, _ = inbound.media(frame, 1000, now=1.0)  # 900 ms lost: 100 filled, the rest counted
+    assert len(filled) == 800
+    assert inbound.gap_filled_ms == 140 and inbound.gap_unfilled_ms == 800
+
+
+def test_a_stalled_stream_gets_trailing_silence_once_and_it_can_be_switched_off() -> None:
+    inbound = InboundAudio(AudioFormat("pcm16", 8000), trailing_silence_ms=600, stall_ms=200)
+    inbound.media(b"\x10\x00" * 160, None, now=0.0)
+    assert inbound.check_stall(0.1) is None
+    silence = inbound.check_stall(0.25)
+    assert silence == b"\x00" * 9600
+    assert inbound.check_stall(0.5) is None
+    off = InboundAudio(PCMU, trailing_silence_ms=0)
+    off.media(b"\x00" * 160, None, now=0.0)
+    assert off.check_stall(10.0) is None

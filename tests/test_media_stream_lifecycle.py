@@ -1,0 +1,120 @@
+"""A bridged call's life and its bad input: hang-ups both ways, a format the provider does not speak,
+and what a provider should never send (counted, logged once, never the end of the call)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+import pytest
+from helpers import eventually
+from media_stream_helpers import hello_sentence, websockets_bridge
+
+from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.testing.phone import PhoneSimulator
+
+PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_caller_hanging_up_ends_the_model_session(provider: str, server: RealtimeServer) -> None:
+    async with websockets_bridge(provider, server.ws_url) as app:
+        async with PhoneSimulator(provider, app.url) as phone:
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
+            assert len(server.state.runners) == 1
+        await asyncio.wait_for(app.done.wait(), 5)
+        await eventually(lambda: not server.state.runners)
+    assert phone.closed_by == "caller"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_the_model_session_ending_closes_the_provider_socket(
+    provider: str, server: RealtimeServer
+) -> None:
+    async with websockets_bridge(provider, server.ws_url) as app:
+        async with PhoneSimulator(provider, app.url) as phone:
+            await phone.wait_for(lambda: server.state.runners)
+            for runner in list(server.state.runners.values()):
+                runner.close()
+            await phone.wait_closed(within=5)
+            assert phone.closed_by == "app"
+        await asyncio.wait_for(app.done.wait(), 5)
+
+
+async def test_a_session_update_never_switches_the_model_away_from_the_providers_format(
+    server: RealtimeServer,
+) -> None:
+    async with websockets_bridge("twilio", server.ws_url) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
+            transport = app.transports[0]
+            # What the JS SDK's handoff does: a session.update with the default PCM formats.
+            pcm = {"type": "audio/pcm", "rate": 24000}
+            transport.update_session_config({"audio": {"input": {"format": pcm}, "output": {"format": pcm}}})
+            transport.send_event(
+                {"type": "session.update", "session": {"type": "realtime", "output_audio_format": "pcm16"}}
+            )
+            phone.say(hello_sentence(), 24000)
+            answer = await phone.wait_for_answer_end(1, within=10)
+            assert answer.played_ms >= 500
+            session = transport.inner.session
+            assert (
+                str(session.session_output_format) == "pcmu" and str(session.session_input_format) == "pcmu"
+            )
+            assert transport.format_pins >= 3
+
+
+async def test_bad_provider_input_is_counted_and_logged_once_per_kind_and_the_call_goes_on(
+    server: RealtimeServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "rtlayer.transports.media_stream")
+    media = json.dumps({"event": "media", "streamSid": "MZ1", "media": {"payload": "//8="}})
+    async with websockets_bridge("twilio", server.ws_url) as app:
+        async with PhoneSimulator("twilio", app.url, send_opening=False) as phone:
+            await phone.send_raw(media)  # media before start
+            await phone.send_raw(media)
+            await phone.open()
+            for _ in range(3):
+                await phone.send_raw(json.dumps({"event": "whatever"}))
+            await phone.send_raw(json.dumps({"event": "media", "media": {"payload": "not base64!"}}))
+            await phone.send_raw(json.dumps({"event": "mark", "mark": {"name": "nobody-sent-this"}}))
+            await phone.send_raw(b"\x00\x01binary")
+            await phone.send_raw("{not json")
+            await phone.send_raw(json.dumps({"event": "dtmf", "dtmf": {"digit": "xyz"}}))
+            phone.say(hello_sentence(), 24000)
+            answer = await phone.wait_for_answer_end(1, within=10)
+            assert answer.played_ms >= 500
+        await asyncio.wait_for(app.done.wait(), 5)
+    problems = app.transports[0].problems
+    assert problems == {
+        "media_before_start": 2,
+        "unknown_event": 3,
+        "bad_base64": 1,
+        "unknown_mark": 1,
+        "binary_frame": 1,
+        "not_json": 1,
+        "bad_dtmf": 1,
+    }
+    logged = [r.getMessage() for r in caplog.records if "counted in problems" in r.getMessage()]
+    assert len(logged) == len(problems)
+
+
+async def test_vonage_frames_of_the_wrong_size_are_counted_and_the_call_goes_on(
+    server: RealtimeServer,
+) -> None:
+    async with websockets_bridge("vonage", server.ws_url) as app:
+        async with PhoneSimulator("vonage", app.url) as phone:
+            await phone.send_raw(b"\x00" * 100)
+            phone.say(hello_sentence(), 24000)
+            await phone.wait_for_answer_end(1, within=10)
+    assert app.transports[0].problems == {"bad_frame_size": 1}
+
+
+async def test_a_stream_that_never_starts_ends_after_the_start_timeout(server: RealtimeServer) -> None:
+    async with websockets_bridge("twilio", server.ws_url, start_timeout=0.3) as app:
+        async with PhoneSimulator("twilio", app.url, send_opening=False) as phone:
+            await phone.wait_closed(within=5)
+        await asyncio.wait_for(app.done.wait(), 5)
+    assert "no start from the provider" in str(app.errors[0])
+    assert not server.state.runners
