@@ -6,7 +6,10 @@ read by the Agents SDK through:
 - ``agents`` (the anchor): its ``OpenAIRealtimeWebSocketModel``, a listener counting ``RealtimeModelAudioEvent``;
 - ``agents+rtlayer``: ``RtlayerRealtimeModel`` over ``WebSocketTransport``, the same listener;
 - ``agents session`` / ``agents session+rtlayer``: the whole ``RealtimeRunner`` session, counting ``audio``
-  session events, over each model.
+  session events, over each model;
+- ``agents SIP`` / ``agents SIP+rtlayer``: a SIP call's control socket (attached with ``call_id``; the audio
+  is on RTP, so the peer sends transcript deltas instead): the SDK's ``OpenAIRealtimeSIPModel`` and
+  ``RtlayerRealtimeModel`` over ``SIPTransport``, a listener counting ``RealtimeModelTranscriptDeltaEvent``.
 
 ``python -m pytest bench/test_integration_openai_agents.py -s`` runs a smoke size (2,000 deltas);
 ``python bench/test_integration_openai_agents.py`` (or ``RTLAYER_BENCH_FULL=1``) runs 20,000 and prints the
@@ -15,6 +18,7 @@ table. Ratios are to the SDK's model in the same run; CPU is ``time.process_time
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -44,12 +48,46 @@ async def recv_agents_session_rtlayer(url: str, n: int) -> None:
     await recv_agents_session(url, n, model=_rtlayer_model())
 
 
+async def recv_sip(url: str, n: int, model: Any = None) -> None:
+    """A SIP call's control socket through the SDK: transcript deltas (default model: the SDK's SIP one)."""
+    from agents.realtime.model import RealtimeModelListener
+    from agents.realtime.model_events import RealtimeModelEvent, RealtimeModelTranscriptDeltaEvent
+    from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel
+
+    done = asyncio.Event()
+
+    class Counter(RealtimeModelListener):
+        got = 0
+
+        async def on_event(self, event: RealtimeModelEvent) -> None:
+            if isinstance(event, RealtimeModelTranscriptDeltaEvent):
+                self.got += 1
+                if self.got >= n:
+                    done.set()
+
+    model = OpenAIRealtimeSIPModel() if model is None else model
+    model.add_listener(Counter())
+    await model.connect({"url": url, "api_key": "x", "call_id": "rtc_bench"})
+    await done.wait()
+    await model.close()
+
+
+async def recv_sip_rtlayer(url: str, n: int) -> None:
+    from rtlayer.integrations.openai_agents import RtlayerRealtimeModel
+    from rtlayer.transports import SIPTransport
+
+    await recv_sip(
+        url, n, model=RtlayerRealtimeModel(transport=SIPTransport(reconnect=False, ping_interval=None))
+    )
+
+
 CLIENTS = {
     "agents": recv_agents,
     "agents+rtlayer": recv_agents_rtlayer,
     "agents session": recv_agents_session,
     "agents session+rtlayer": recv_agents_session_rtlayer,
 }
+SIP_CLIENTS = {"agents SIP": recv_sip, "agents SIP+rtlayer": recv_sip_rtlayer}
 
 
 def measure(n: int) -> dict[str, float]:
@@ -58,18 +96,19 @@ def measure(n: int) -> dict[str, float]:
     import rtlayer.integrations.openai_agents
 
     _ = (agents.realtime.openai_realtime, rtlayer.integrations.openai_agents)  # imports are not timed
-    return {name: cpu_per_event_us("blast", client, n) for name, client in CLIENTS.items()}
+    figures = {name: cpu_per_event_us("blast", client, n) for name, client in CLIENTS.items()}
+    figures.update({name: cpu_per_event_us("transcripts", client, n) for name, client in SIP_CLIENTS.items()})
+    return figures
 
 
 def report(n: int, figures: dict[str, float]) -> str:
     lines = [
-        f"receive through the Agents SDK, {n} audio deltas",
+        f"receive through the Agents SDK, {n} audio deltas ({n} transcript deltas on the SIP control socket)",
         "| client | CPU per delta (us) | vs the SDK's own model |",
         "|---|---|---|",
     ]
-    anchors = {"agents": figures["agents"], "agents session": figures["agents session"]}
     for name, us in figures.items():
-        anchor = anchors["agents session" if "session" in name else "agents"]
+        anchor = figures[name.removesuffix("+rtlayer")]
         lines.append(f"| {name} | {us:.1f} | {us / anchor:.2f}x |")
     return "\n".join(lines)
 

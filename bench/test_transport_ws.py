@@ -67,13 +67,33 @@ def delta_frame(i: int) -> str:
     )
 
 
+def transcript_frame(i: int) -> str:
+    """What a SIP call's control socket carries instead of audio: the answer's transcript, word by word."""
+    return json.dumps(
+        {
+            "type": "response.output_audio_transcript.delta",
+            "event_id": f"event_CApQyRFaW3rDiwDCD8{i:06d}",
+            "response_id": "resp_CApQyRFaW3rDiwDCD8OLM",
+            "item_id": "item_CApQyRFaW3rDiwDCD8OLN",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": " word",
+        },
+        separators=(",", ":"),
+    )
+
+
+#: peer modes: "blast" sends audio deltas, "transcripts" transcript deltas, "drain" only reads
+SENDING_MODES = {"blast": delta_frame, "transcripts": transcript_frame}
+
+
 # -- the peer process ----------------------------------------------------------------------------------
 
 
 def _peer_main(conn: Connection, mode: str, count: int) -> None:
     from websockets.asyncio.server import ServerConnection, serve
 
-    frames = [delta_frame(i) for i in range(count)]
+    frames = [SENDING_MODES[mode](i) for i in range(count)] if mode in SENDING_MODES else []
 
     async def blast(ws: ServerConnection) -> None:
         await ws.send(SESSION_CREATED)
@@ -89,7 +109,7 @@ def _peer_main(conn: Connection, mode: str, count: int) -> None:
 
     async def main() -> None:
         async with serve(
-            blast if mode == "blast" else drain, "127.0.0.1", 0, compression=None, max_size=None
+            blast if mode in SENDING_MODES else drain, "127.0.0.1", 0, compression=None, max_size=None
         ) as server:
             port = next(iter(server.sockets)).getsockname()[1]
             conn.send(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime")
@@ -279,7 +299,7 @@ def _send_rtlayer(rate: int) -> Callable[[str, int], Awaitable[None]]:
 
 def one_round_us(mode: str, client: Callable[[str, int], Awaitable[None]], n: int) -> float:
     """One client's CPU per event (us) for one run of ``n`` events against a fresh peer."""
-    with Peer(mode, n if mode == "blast" else 0) as url:
+    with Peer(mode, n if mode in SENDING_MODES else 0) as url:
         start = time.process_time()
         asyncio.run(asyncio.wait_for(client(url, n), 120))
         return (time.process_time() - start) / n * 1e6

@@ -19,8 +19,10 @@ from .transport_events import (
     AudioEvent,
     AudioInterruptedEvent,
     ConnectionChangeEvent,
+    DtmfEvent,
     ErrorEvent,
     FunctionCallEvent,
+    InputAudioTimeoutEvent,
     ItemDeletedEvent,
     ItemUpdateEvent,
     OutputTextDeltaEvent,
@@ -31,7 +33,7 @@ from .transport_events import (
 )
 
 if TYPE_CHECKING:  # type-only: the emitter's module never imports a transport
-    from .transports.media_stream.events import CallStart, CallStop, DtmfEvent, ProviderProblem
+    from .transports.media_stream.events import CallStart, CallStop, ProviderProblem
 
 __all__ = ["RawEventName", "Subscribe"]
 
@@ -145,6 +147,14 @@ class Subscribe(Protocol):
     ) -> Callable[[Usage], _R]: ...
     @overload
     def __call__(
+        self, name: Literal["dtmf"], listener: Callable[[DtmfEvent], _R], /
+    ) -> Callable[[DtmfEvent], _R]: ...
+    @overload
+    def __call__(
+        self, name: Literal["input_audio_timeout"], listener: Callable[[InputAudioTimeoutEvent], _R], /
+    ) -> Callable[[InputAudioTimeoutEvent], _R]: ...
+    @overload
+    def __call__(
         self, name: RawEventName, listener: Callable[[dict[str, Any]], _R], /
     ) -> Callable[[dict[str, Any]], _R]: ...
     # the phone call of a media stream transport (never emitted by the others)
@@ -152,10 +162,6 @@ class Subscribe(Protocol):
     def __call__(
         self, name: Literal["call_start"], listener: Callable[[CallStart], _R], /
     ) -> Callable[[CallStart], _R]: ...
-    @overload
-    def __call__(
-        self, name: Literal["dtmf"], listener: Callable[[DtmfEvent], _R], /
-    ) -> Callable[[DtmfEvent], _R]: ...
     @overload
     def __call__(
         self, name: Literal["call_stop"], listener: Callable[[CallStop], _R], /

@@ -2,10 +2,10 @@
 
 ``ClientSession`` emits, after the raw event itself, the typed event listed here for its type: the
 transcript and text deltas, ``item_update`` for the three item events, ``function_call`` for a completed
-function-call output item, and ``item_deleted``. Server events are read defensively: a missing field or a
-string field of another type becomes a string; a number that is not one (``usage.input_tokens: "many"``)
-raises ``ValueError``, which ``ClientSession`` reports as an ``error`` event naming the event (the
-connection carries on).
+function-call output item, ``item_deleted``, ``dtmf`` and ``input_audio_timeout``. Server events are read
+defensively: a missing field or a string field of another type becomes a string; a number that is not one
+(``usage.input_tokens: "many"``) raises ``ValueError``, which ``ClientSession`` reports as an ``error``
+event naming the event (the connection carries on).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 from .transport_events import (
+    DtmfEvent,
     FunctionCallEvent,
+    InputAudioTimeoutEvent,
     ItemDeletedEvent,
     ItemUpdateEvent,
     OutputTextDeltaEvent,
@@ -86,6 +88,23 @@ def _item_deleted(event: dict[str, Any]) -> ItemDeletedEvent:
     return ItemDeletedEvent(str(event.get("item_id", "")))
 
 
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _dtmf(event: dict[str, Any]) -> DtmfEvent | None:
+    digit = event.get("event")
+    if not isinstance(digit, str) or not digit:
+        return None
+    return DtmfEvent(digit, received_at=_int(event.get("received_at")))
+
+
+def _input_audio_timeout(event: dict[str, Any]) -> InputAudioTimeoutEvent:
+    return InputAudioTimeoutEvent(
+        str(event.get("item_id", "")), _int(event.get("audio_start_ms")), _int(event.get("audio_end_ms"))
+    )
+
+
 #: server event type -> (the convenience event's name, its builder; a builder may return None: nothing to emit)
 VIEWS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
     "response.output_audio_transcript.delta": ("audio_transcript_delta", _transcript_delta),
@@ -95,4 +114,6 @@ VIEWS: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {
     "conversation.item.retrieved": ("item_update", _item_update),
     "response.output_item.done": ("function_call", _function_call),
     "conversation.item.deleted": ("item_deleted", _item_deleted),
+    "input_audio_buffer.dtmf_event_received": ("dtmf", _dtmf),
+    "input_audio_buffer.timeout_triggered": ("input_audio_timeout", _input_audio_timeout),
 }

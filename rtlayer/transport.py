@@ -7,7 +7,9 @@ tells the app what happens through named events, like the OpenAI Agents JS SDK's
 - each server event type under its own name (``response.done`` -> the raw dict);
 - convenience events derived from them, as the small frozen dataclasses below: ``audio``, ``audio_done``,
   ``audio_interrupted``, ``audio_transcript_delta``, ``output_text_delta``, ``turn_started``, ``turn_done``,
-  ``function_call``, ``item_update``, ``item_deleted``, ``usage_update``, ``error``, ``connection_change``.
+  ``function_call``, ``item_update``, ``item_deleted``, ``usage_update``, ``dtmf`` (a key pressed on a SIP
+  call), ``input_audio_timeout`` (the user stayed silent for ``idle_timeout_ms``), ``error``,
+  ``connection_change``.
 
 Raw events stay dicts on purpose: validating each one into a model is what makes the anchors slow.
 The typed events live in ``rtlayer.transport_events`` and are re-exported here.
@@ -28,8 +30,10 @@ from .transport_events import (
     AudioEvent,
     AudioInterruptedEvent,
     ConnectionChangeEvent,
+    DtmfEvent,
     ErrorEvent,
     FunctionCallEvent,
+    InputAudioTimeoutEvent,
     ItemDeletedEvent,
     ItemUpdateEvent,
     OutputTextDeltaEvent,
@@ -46,10 +50,12 @@ __all__ = [
     "AudioEvent",
     "AudioInterruptedEvent",
     "ConnectionChangeEvent",
+    "DtmfEvent",
     "ErrorEvent",
     "EventEmitter",
     "EventStream",
     "FunctionCallEvent",
+    "InputAudioTimeoutEvent",
     "ItemDeletedEvent",
     "ItemUpdateEvent",
     "Listener",

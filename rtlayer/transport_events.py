@@ -20,8 +20,10 @@ __all__ = [
     "AudioEvent",
     "AudioInterruptedEvent",
     "ConnectionChangeEvent",
+    "DtmfEvent",
     "ErrorEvent",
     "FunctionCallEvent",
+    "InputAudioTimeoutEvent",
     "ItemDeletedEvent",
     "ItemUpdateEvent",
     "OutputTextDeltaEvent",
@@ -188,6 +190,29 @@ class ItemDeletedEvent:
     item_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class DtmfEvent:
+    """``dtmf``: the caller pressed a key, on a SIP call (``input_audio_buffer.dtmf_event_received``) or a
+    provider's media stream (``MediaStreamTransport``)."""
+
+    #: "0"-"9", "*", "#" or "A"-"D"
+    digit: str
+    #: how long the key was held, when the provider says (media streams)
+    duration_ms: int | None = None
+    #: when the service received it, Unix seconds (SIP)
+    received_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputAudioTimeoutEvent:
+    """``input_audio_timeout``: the user said nothing for ``idle_timeout_ms`` after the last answer
+    (``input_audio_buffer.timeout_triggered``); the service answers unless ``create_response`` is off."""
+
+    item_id: str
+    audio_start_ms: int
+    audio_end_ms: int
+
+
 #: The convenience event names every transport emits (besides ``*`` and each server event type).
 TRANSPORT_EVENT_NAMES = (
     "connection_change",
@@ -203,4 +228,6 @@ TRANSPORT_EVENT_NAMES = (
     "item_update",
     "item_deleted",
     "usage_update",
+    "dtmf",
+    "input_audio_timeout",
 )

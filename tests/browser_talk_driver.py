@@ -38,7 +38,9 @@ from rtlayer.server.webrtc import front_of
 
 CHROMIUM = "/usr/bin/chromium"
 DEADLINE_S = 30.0
-SESSION = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 600}}}}
+# The page's own session defaults are under test (input transcription on, and a silence long enough
+# that hello_24k.wav's two sentences stay one turn); ?session= only names a voice on top.
+SESSION = {"audio": {"output": {"voice": "cedar"}}}
 
 # Playwright's own --disable-features list (chromiumSwitches.ts): a second --disable-features flag
 # replaces the first, so ours must repeat it, plus WebRtcHideLocalIpsWithMdns (loopback candidates
@@ -93,7 +95,10 @@ def loud_stats(pcm: bytes, rate: int) -> dict[str, float]:
 
 
 class RecordingResponder:
-    """Records each turn's user audio; answers with 1.5 s of a 440 Hz tone at amplitude 0.3."""
+    """Records each turn's user audio; answers with 1.5 s of a 440 Hz tone at amplitude 0.3; "transcribes"
+    every turn as the WAV's words."""
+
+    words = "Hello there, how are you today?"
 
     def __init__(self) -> None:
         self.answer = tone(1500)
@@ -105,6 +110,9 @@ class RecordingResponder:
         yield TextPart("a tone")
         for offset in range(0, len(self.answer), 4800):
             yield AudioPart(self.answer[offset : offset + 4800])
+
+    async def transcribe(self, pcm16_24k: bytes) -> str | None:
+        return self.words
 
 
 def fake_microphone(out_dir: Path) -> tuple[Path, bytes]:
@@ -187,6 +195,13 @@ async def run(out_dir: Path) -> dict[str, Any]:
                     page, "(talk.eventCounts['output_audio_buffer.cleared'] || 0) >= 1", deadline
                 )
                 result["events"] = await page.evaluate("talk.eventCounts")
+                await wait_until(page, "talk.transcript.filter((e) => e.final).length >= 4", deadline)
+                result["transcript"] = await page.evaluate(
+                    "talk.transcript.map((e) => ({role: e.role, text: e.text, final: e.final}))"
+                )
+                result["transcript_text"] = await page.inner_text("#transcript")
+                result["log_folded"] = not await page.evaluate("document.getElementById('events').open")
+                result["log_visible"] = await page.is_visible("#log")
                 await page.screenshot(path=str(out_dir / "browser_talk.png"), full_page=True)
                 await page.click("#hangup")
                 await wait_until(page, "talk.status === 'closed'", deadline)

@@ -23,6 +23,10 @@ from rtlayer.server.state import ServerState
 if TYPE_CHECKING:
     from rtlayer.server.realtime_server import RealtimeServer
 
+# rtlayer's own pytest plugin (tests/user_kit uses it as a user would); its pytest11 entry point loads it
+# too once rtlayer is installed, under the same name, so it is never loaded twice.
+pytest_plugins = ["rtlayer.testing.plugin"]
+
 
 @pytest.fixture(autouse=True)
 def server_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmittedEvents]:

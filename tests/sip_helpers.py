@@ -31,6 +31,7 @@ from aiohttp import web
 
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.responders import Responder
 from rtlayer.server.sip.message import SipParseError, SipRequest, SipResponse, parse_message
 from rtlayer.server.sip.sdp import parse_offer
 from rtlayer.transports.calls import CallsClient
@@ -203,6 +204,55 @@ def link_pcaps(workdir: Path, audio_packets: int = 86) -> int:
         if not link.exists():
             link.symlink_to(dtmf)
     return kept
+
+
+@dataclass
+class Phone:
+    """A phone line into an embedded server: the app (webhook + Calls API), the caller's RTP sink, and
+    ``ring`` to have sipp call."""
+
+    server: RealtimeServer
+    app: PhoneApp
+    sink: RtpSink
+    workdir: Path
+    runs: list[SippRun] = field(default_factory=list)
+
+    @property
+    def sip_port(self) -> int:
+        return int(self.server.sip.port)
+
+    async def ring(self, scenario: str) -> tuple[SippRun, IncomingCall]:
+        """sipp calls with ``scenario`` (its SDP naming our RTP sink); the app's incoming call."""
+        sipp = await run_sipp(scenario, self.sip_port, self.workdir, keys={"rtp_sink": str(self.sink.port)})
+        self.runs.append(sipp)
+        return sipp, await self.app.next_call()
+
+
+@contextlib.asynccontextmanager
+async def open_phone(workdir: Path, responder: Responder | None = None) -> AsyncIterator[Phone]:
+    """A server with a SIP front and a webhook to a fresh app; ``workdir/speech.pcmu`` holds what the
+    PCMU scenarios' caller says."""
+    app = PhoneApp(server_url="")
+    await app.start()
+    server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret, responder=responder)
+    await server.start()
+    app.server_url = server.url
+    assert app.client is not None
+    app.client.base_url = server.url + "/v1"
+    sink = RtpSink()
+    await sink.start()
+    (workdir / "speech.pcmu").write_bytes(g711_speech("pcmu"))
+    phone = Phone(server, app, sink, workdir)
+    try:
+        yield phone
+    finally:
+        for run in phone.runs:  # a test that failed half-way leaves its caller on the line
+            if run.process.returncode is None:
+                run.process.kill()
+                await run.process.wait()
+        sink.close()
+        await server.close()
+        await app.close()
 
 
 class Caller:

@@ -81,3 +81,20 @@ def test_data_channel_events_arrived_and_hangup_released_everything(browser_call
     assert browser_call["console_errors"] == []
     assert browser_call["invalid_events"] == []  # every server event valid for the official client
     assert (ARTIFACTS / "browser_talk.png").stat().st_size > 10_000
+
+
+def test_the_page_shows_the_conversation_as_a_transcript(browser_call):
+    # the spoken turn (its words from input transcription, one turn for the WAV's two sentences), the
+    # answer's words, then the typed turn and its interrupted answer, in conversation order
+    assert len(browser_call["server"]["turns"]) == 1
+    roles = [(e["role"], e["text"]) for e in browser_call["transcript"]]
+    assert roles[:3] == [
+        ("user", "Hello there, how are you today?"),
+        ("assistant", "a tone"),
+        ("user", "Hello there"),
+    ], roles
+    assert roles[3][0] == "assistant"
+    text = browser_call["transcript_text"]
+    assert "You" in text and "Assistant" in text and "Hello there, how are you today?" in text
+    # the raw events are still there, folded away
+    assert browser_call["log_folded"] and not browser_call["log_visible"]

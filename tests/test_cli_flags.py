@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 import rtlayer
-from rtlayer.cli import main
+from rtlayer.cli import _SUBCOMMANDS, main
+
+COMMANDS = "{" + ",".join(_SUBCOMMANDS) + "}"
 
 BAD_FLAGS = [
     # (the command line, what the one line must say)
@@ -31,8 +33,10 @@ BAD_FLAGS = [
     (["events", "--quiet-ms", "soon"], "argument --quiet-ms: expected a whole number, got 'soon'"),
     # Left-over arguments are reported by the top-level parser, which saw them last.
     (["serve", "--no-such-flag"], "rtlayer: unrecognized arguments: --no-such-flag"),
-    (["dance"], "argument {serve,talk,events}: invalid choice: 'dance'"),
-    ([], "the following arguments are required: {serve,talk,events}"),
+    (["bridge", "--provider", "twilio", "--port", "65536"], "argument --port: expected a port from 0 to 65535, got 65536"),
+    (["bridge", "--provider", "twilio", "--log-level", "loud"], "argument --log-level: invalid choice: 'loud'"),
+    (["dance"], f"argument {COMMANDS}: invalid choice: 'dance'"),
+    ([], f"the following arguments are required: {COMMANDS}"),
 ]  # fmt: skip
 
 
@@ -49,7 +53,7 @@ def test_a_bad_flag_is_one_line_and_exit_status_2(
     if message.startswith("rtlayer"):
         command, message = message.split(": ", 1)
     else:
-        command = "rtlayer " + argv[0] if argv and argv[0] in ("serve", "talk", "events") else "rtlayer"
+        command = "rtlayer " + argv[0] if argv and argv[0] in _SUBCOMMANDS else "rtlayer"
     assert err.startswith(f"{command}: {message}"), err
     assert err.endswith(f"(see {command} --help)\n")
 
@@ -60,9 +64,9 @@ def test_the_top_level_help_is_plain_text(capsys: pytest.CaptureFixture[str]) ->
     assert exited.value.code == 0
     text = capsys.readouterr().out
     assert "``" not in text  # no reStructuredText markup from a docstring
-    assert text.startswith("usage: rtlayer [-h] [--version] {serve,talk,events} ...")
-    for line in ("serve ", "talk ", "events "):
-        assert line in text
+    assert text.startswith(f"usage: rtlayer [-h] [--version] {COMMANDS} ...")
+    for name in _SUBCOMMANDS:
+        assert f"    {name} " in text
 
 
 def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -33,6 +33,7 @@ from rtlayer.server.responders import ScriptedResponder
 
 ROOT = Path(__file__).resolve().parent.parent
 HELLO = str(ROOT / "tests" / "data" / "hello_24k.wav")
+SENTENCE = str(ROOT / "tests" / "data" / "joke_24k.wav")  # one phrase, 1.1 s
 
 
 # -- scenarios -------------------------------------------------------------------------------------------
@@ -416,3 +417,143 @@ async def test_a_generator_short_of_cpu_says_that_the_figures_are_its_own(
     assert load.returncode == 1, text
     assert "GENERATOR SATURATED" in text
     assert json.loads((tmp_path / "report.json").read_text())["generator"]["saturated"]
+
+
+# -- phone bots: the provider's media stream ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("provider", ["twilio", "vonage"])
+def test_phone_callers_measure_a_bridge_as_the_caller_hears_it(provider: str, tmp_path: Path) -> None:
+    """``rtlayer load --provider`` with no URL calls an ``rtlayer bridge`` in another process."""
+    scenario = tmp_path / "calls.json"
+    scenario.write_text(
+        json.dumps(
+            {
+                "pause_jitter_ms": 0,
+                "turns": [
+                    {"name": "cut", "audio": SENTENCE, "interrupt_after_ms": 400},
+                    {"name": "hello", "audio": SENTENCE, "pause_ms": 300},
+                ],
+            }
+        )
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtlayer.cli",
+            "load",
+            "--provider",
+            provider,
+            "--sessions",
+            "2",
+            "--duration",
+            "9",
+            "--scenario",
+            str(scenario),
+            "--report",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{provider} media streams -> ws://127.0.0.1:" in done.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    figures = report["figures"]
+    assert report["errors"] == {}
+    assert figures["first_audio"]["turns"]["cut"]["count"] >= 2
+    assert figures["answer_duration"]["turns"]["hello"]["count"] >= 1
+    # The bridge cleared the answer soon after the caller talked over it (the model's VAD needs some speech).
+    clear = figures["barge_in_clear"]["turns"]["cut"]
+    assert clear["count"] >= 2 and 0 < clear["max"] < 2000
+
+
+# -- SIP: sipp places the calls ----------------------------------------------------------------------------
+
+
+def test_sip_callers_are_sipp_calls_into_an_embedded_server_that_answers_them(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rtlayer.cli",
+            "load",
+            "--transport",
+            "sip",
+            "--sessions",
+            "3",
+            "--duration",
+            "4",
+            "--report",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["config"]["url"].startswith("sip:127.0.0.1:")
+    assert report["errors"] == {}
+    counters = report["counters"]
+    assert counters["sessions"] >= 3 and counters["answered"] == counters["sessions"]
+    assert report["figures"]["sip_setup"]["all"]["count"] == counters["sessions"]
+
+
+def test_the_generated_sipp_scenario_plays_each_turn_as_pcmu_then_hangs_up() -> None:
+    from rtlayer.load.sip import call_ms, sipp_scenario
+
+    scenario = parse_scenario({"turns": [{"audio": SENTENCE, "pause_ms": 500}, {"audio": SENTENCE}]})
+    xml, files = sipp_scenario(scenario)
+    assert list(files) == ["turn1.pcmu", "turn2.pcmu"]
+    # 8 kHz, one byte a sample: as long as the speech (the resampler's delay line adds under 2 ms).
+    assert abs(len(files["turn1.pcmu"]) / 8 - scenario.turns[0].speech_ms) < 2
+    assert (
+        xml.index('rtp_stream="turn1.pcmu,1,0"') < xml.index('rtp_stream="turn2.pcmu,1,0"') < xml.index("BYE")
+    )
+    assert call_ms(scenario) == 4 * scenario.turns[0].speech_ms + 500 + 800
+    with pytest.raises(ValueError, match="needs 'audio'"):
+        sipp_scenario(parse_scenario({"turns": [{"text": "hi"}]}))
+
+
+async def test_refused_sip_calls_show_with_their_status(tmp_path: Path) -> None:
+    """A SIP endpoint whose app rejects every call (486): each call fails, with the status that ended it."""
+    from aiohttp import web as aioweb
+
+    from rtlayer.transports.calls import CallsClient
+    from rtlayer.transports.sip_webhooks import IncomingCall, add_webhook_route
+
+    secret = "whsec_cnRsYXllci1sb2FkLXRlc3RzLXNlY3JldA=="
+    app = aioweb.Application()
+    calls: list[CallsClient] = []
+
+    async def reject(call: IncomingCall) -> None:
+        await calls[0].reject(call.call_id, 486)
+
+    add_webhook_route(app, "/webhook", secret=secret, on_call=reject)
+    runner = aioweb.AppRunner(app)
+    await runner.setup()
+    await aioweb.TCPSite(runner, "127.0.0.1", 0).start()
+    webhook = f"http://127.0.0.1:{runner.addresses[0][1]}/webhook"
+    try:
+        async with RealtimeServer(sip_port=0, webhook_url=webhook, webhook_secret=secret) as server:
+            calls.append(CallsClient(base_url=server.url + "/v1", api_key="x"))
+            result = await run_load(
+                LoadConfig(
+                    url=f"sip:127.0.0.1:{server.sip.port}", transport="sip", sessions=2, ramp=10, duration=2.0
+                )
+            )
+            await calls[0].aclose()
+    finally:
+        await runner.cleanup()
+    errors = result.figures.error_counts()
+    calls = result.figures.counters["sessions"]
+    assert calls >= 2
+    assert errors == {"sip_failed:unexpected_message": calls, "sip_status:486": calls}
+    assert result.figures.counters["answered"] == 0

@@ -109,3 +109,58 @@ async def test_a_master_and_two_workers_add_up_what_each_worker_measured(tmp_pat
         worker_totals.update(mine)
     assert +master_totals == worker_totals
     assert master_totals["connect/connect"] == 4
+
+
+async def test_media_stream_users_call_a_bridge_as_twilio_would(tmp_path: Path) -> None:
+    import asyncio
+    import re
+
+    bridge = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rtlayer.cli",
+        "bridge",
+        "--provider",
+        "twilio",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        cwd=ROOT,
+    )
+    try:
+        assert bridge.stdout is not None
+        async with asyncio.timeout(30):
+            line = await bridge.stdout.readline()
+        found = re.search(rb"media streams on (ws://127\.0\.0\.1:\d+/\S*)", line)
+        assert found, line
+        locust = await asyncio.create_subprocess_exec(
+            *_locust(),
+            "-f",
+            str(ROOT / "examples" / "locustfile_phone.py"),
+            "--headless",
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "6s",
+            "--host",
+            found.group(1).decode(),
+            "--json",
+            "--skip-log",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        async with asyncio.timeout(60):
+            out, err = await locust.communicate()
+    finally:
+        bridge.terminate()
+        await bridge.wait()
+    assert locust.returncode == 0, err.decode()[-2000:]
+    stats = {(entry["method"], entry["name"]): entry for entry in json.loads(out)}
+    assert stats[("first_audio", "sentence")]["num_requests"] >= 2
+    assert stats[("first_audio", "sentence")]["num_failures"] == 0
+    assert not any(method == "error" for method, _ in stats)

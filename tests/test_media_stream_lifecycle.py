@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
 
 import pytest
 from helpers import eventually
-from media_stream_helpers import hello_sentence, websockets_bridge
+from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.testing.phone import PhoneSimulator
+from rtlayer.transports import WebSocketTransport
 
 PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
 
@@ -118,3 +120,33 @@ async def test_a_stream_that_never_starts_ends_after_the_start_timeout(server: R
         await asyncio.wait_for(app.done.wait(), 5)
     assert "no start from the provider" in str(app.errors[0])
     assert not server.state.runners
+
+
+class _SlowToConnect(WebSocketTransport):
+    """The model's socket takes a while (a cold start, a far region): the caller talks meanwhile."""
+
+    async def connect(self, *args: Any, **kwargs: Any) -> None:
+        await asyncio.sleep(0.6)
+        await super().connect(*args, **kwargs)
+
+
+async def test_what_the_caller_says_before_the_model_is_ready_is_buffered_and_answered(
+    server: RealtimeServer,
+) -> None:
+    async with websockets_bridge("twilio", server.ws_url, model_transport=_SlowToConnect) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            phone.say(hello_sentence(), 24000)  # said while the model connects
+            answer = await phone.wait_for_answer_end(1, within=10)
+    assert SENTENCE_MS - 100 <= answer.played_ms <= SENTENCE_MS + 400
+    assert app.transports[0].dropped_input_bytes == 0
+
+
+async def test_the_buffer_before_the_model_is_ready_is_bounded_and_counts_what_it_drops(
+    server: RealtimeServer,
+) -> None:
+    options: dict[str, Any] = {"model_transport": _SlowToConnect, "max_buffered_ms": 200}
+    async with websockets_bridge("twilio", server.ws_url, **options) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
+    dropped = app.transports[0].dropped_input_bytes
+    assert dropped > 0 and dropped % 160 == 0  # whole 20 ms frames of mu-law, the oldest first

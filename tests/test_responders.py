@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from rtlayer.server.responders import (
     Responder,
     ResponsePart,
     ResponseRequest,
+    Rule,
     ScriptedResponder,
     TextPart,
     responder_info,
@@ -147,3 +149,86 @@ async def test_scripted_rules_match_deterministically(
 def test_bad_rule_files_are_refused_clearly(rules: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ScriptedResponder(rules)
+
+
+TRANSFER = FunctionCallPart("transfer_to_billing")
+SCRIPT = ScriptedResponder(
+    [
+        Rule(words=("no",), say="Understood, no."),
+        Rule(
+            matches=r"order (\d+)",
+            calls=(FunctionCallPart("lookup_order", {"order_id": "42"}),),
+            require_tools=True,
+        ),
+        Rule(after_tool="lookup_order", calls=(TRANSFER,), require_tools=True),
+        Rule(after_tool="lookup_order", say="I cannot transfer you."),
+        Rule(always=True, instructions_contain="billing", say="Billing here.", delay_ms=50),
+    ],
+    default="No rule.",
+)
+LOOKUP = {"type": "function", "name": "lookup_order"}
+
+
+@pytest.mark.parametrize(
+    ("text", "tools", "instructions", "expected"),
+    [
+        ("No, thanks", [], "", "Understood, no."),
+        ("I know", [], "", "No rule."),  # whole words: "no" is not in "know"
+        ("where is order 42?", [LOOKUP], "", FunctionCallPart("lookup_order", {"order_id": "42"})),
+        ("where is order 42?", [], "", "No rule."),  # the tool is not the session's: not called
+        ("where is order 42?", [], "You handle BILLING.", "Billing here."),
+    ],
+)
+async def test_scripted_rules_from_python(
+    text: str, tools: list[dict[str, Any]], instructions: str, expected: object
+) -> None:
+    request = ResponseRequest(
+        "r", [user_text_message(text)], instructions=instructions, tools=tools, output_modalities=["text"]
+    )
+    parts = await collect(SCRIPT, request)
+    assert parts == [expected] if isinstance(expected, FunctionCallPart) else text_of(parts) == expected
+
+
+async def test_a_rule_calls_the_handoff_only_where_the_tool_exists() -> None:
+    items = [
+        {"type": "function_call", "name": "lookup_order", "call_id": "c1", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "shipped"},
+    ]
+    with_tool = ResponseRequest(
+        "r", items, tools=[{"type": "function", "name": "transfer_to_billing"}], output_modalities=["text"]
+    )
+    assert await collect(SCRIPT, with_tool) == [TRANSFER]
+    without = ResponseRequest("r", items, output_modalities=["text"])
+    assert text_of(await collect(SCRIPT, without)) == "I cannot transfer you."
+
+
+async def test_a_rule_waits_its_delay_before_the_first_part() -> None:
+    request = ResponseRequest(
+        "r", [user_text_message("hello")], instructions="billing", output_modalities=["text"]
+    )
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    first = await anext(aiter(SCRIPT.respond(request)))
+    assert first == TextPart("Billing") and loop.time() - start >= 0.05
+
+
+def test_the_rules_file_speaks_the_same_rules() -> None:
+    responder = ScriptedResponder(
+        {
+            "rules": [
+                {
+                    "when": {"words": "no", "instructions_contain": "billing"},
+                    "say": "x",
+                    "require_tools": True,
+                    "delay_ms": 5,
+                }
+            ]
+        }
+    )
+    assert responder.rules == [
+        Rule(words=("no",), instructions_contain="billing", say="x", require_tools=True, delay_ms=5)
+    ]
+    with pytest.raises(ValueError, match=r"rules\[0\] delay_ms must be"):
+        ScriptedResponder({"rules": [{"when": {"always": True}, "say": "x", "delay_ms": -1}]})
+    with pytest.raises(ValueError, match=r"rules\[0\] bad regular expression"):
+        ScriptedResponder({"rules": [{"when": {"text_matches": "("}, "say": "x"}]})

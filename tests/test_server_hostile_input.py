@@ -16,8 +16,7 @@ import httpx
 import pytest
 import websockets
 from aiortc import RTCConfiguration, RTCPeerConnection
-from conftest import eventually
-from helpers import open_peer_connections
+from helpers import eventually, open_peer_connections
 from websockets.asyncio.client import ClientConnection
 
 from rtlayer._ice import host_policy

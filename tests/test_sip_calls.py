@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,12 @@ import httpx
 import openai
 import pytest
 import websockets
-from sip_helpers import SIPP, PhoneApp, RtpSink, SippRun, g711_speech, link_pcaps, run_sipp, until
+from sip_helpers import SIPP, Phone, PhoneApp, link_pcaps, open_phone, run_sipp, until
 
 import rtlayer_native
 from rtlayer.exceptions import UnsupportedOperation
-from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.transports.calls import CallsAPIError
 from rtlayer.transports.sip import SIPTransport, build_initial_config
-from rtlayer.transports.sip_webhooks import IncomingCall
 from rtlayer.transports.webrtc import WebRTCTransport
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,41 +34,10 @@ pytestmark = pytest.mark.timeout(60)
 assert SIPP is not None, "sipp is missing: run scripts/install-test-deps (Debian package sip-tester)"
 
 
-@dataclass
-class Phone:
-    server: RealtimeServer
-    app: PhoneApp
-    sink: RtpSink
-    workdir: Path
-
-    @property
-    def sip_port(self) -> int:
-        return int(self.server.sip.port)
-
-    async def ring(self, scenario: str) -> tuple[SippRun, IncomingCall]:
-        """sipp calls with ``scenario`` (its SDP naming our RTP sink); the app's incoming call."""
-        sipp = await run_sipp(scenario, self.sip_port, self.workdir, keys={"rtp_sink": str(self.sink.port)})
-        return sipp, await self.app.next_call()
-
-
 @pytest.fixture
 async def phone(tmp_path: Path) -> AsyncIterator[Phone]:
-    app = PhoneApp(server_url="")
-    await app.start()
-    server = RealtimeServer(sip_port=0, webhook_url=app.url, webhook_secret=app.secret)
-    await server.start()
-    app.server_url = server.url
-    assert app.client is not None
-    app.client.base_url = server.url + "/v1"
-    sink = RtpSink()
-    await sink.start()
-    (tmp_path / "speech.pcmu").write_bytes(g711_speech("pcmu"))
-    try:
-        yield Phone(server, app, sink, tmp_path)
-    finally:
-        sink.close()
-        await server.close()
-        await app.close()
+    async with open_phone(tmp_path) as opened:
+        yield opened
 
 
 async def test_pcmu_call_accept_converse_app_hangs_up(phone: Phone) -> None:

@@ -1,4 +1,4 @@
-"""The app's side of SIP: ``build_initial_config``, ``SIPTransport``'s refusals, ``CallsClient`` errors
+"""The app's side of SIP: ``build_initial_config`` (formats dropped), ``SIPTransport``'s refusals, ``CallsClient`` errors
 and timeouts, and the webhook receiver's answers."""
 
 from __future__ import annotations
@@ -46,29 +46,70 @@ def test_build_initial_config_shape() -> None:
 
 
 @pytest.mark.parametrize(
-    "config",
+    ("config", "dropped"),
     [
-        {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
-        {"audio": {"output": {"format": {"type": "audio/pcmu"}}}},
-        {"input_audio_format": "pcm16"},  # the legacy flat name is caught too
+        (
+            {"audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "noise_reduction": None}}},
+            "audio.input.format=audio/pcm",
+        ),
+        (
+            {"audio": {"output": {"format": {"type": "audio/pcmu"}, "voice": "ash"}}},
+            "audio.output.format=audio/pcmu",
+        ),
+        ({"input_audio_format": "pcm16"}, "audio.input.format=pcm16"),  # the legacy flat name is caught too
     ],
 )
-def test_formats_are_refused(config: dict[str, object]) -> None:
-    with pytest.raises(LocalProtocolError, match="negotiated over SIP"):
-        build_initial_config(config=config)
+def test_formats_are_dropped_with_one_warning(
+    config: dict[str, object], dropped: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="rtlayer.transports.sip")
+    built = build_initial_config(config=config, instructions="Hi")
+    assert "format" not in json.dumps(built)
+    assert built["instructions"] == "Hi"
+    assert [r.getMessage() for r in caplog.records] == [
+        f"build_initial_config: dropping {dropped}: a SIP call's audio is the caller's codec, negotiated over SIP"
+    ]
+
+
+async def test_sdk_payload_for_an_agent_is_a_valid_accept_body(caplog: pytest.LogCaptureFixture) -> None:
+    """The Agents SDK's own payload (a pydantic model with ``audio/pcm`` formats) and rtlayer's
+    agent-aware builder give the same body, formats dropped, the agent's instructions and tools kept."""
+    from agents import function_tool
+    from agents.realtime import RealtimeAgent
+    from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel
+
+    from rtlayer.integrations.openai_agents import build_initial_config as from_agent
+
+    @function_tool
+    def lookup_order(order_id: str) -> str:
+        """Look an order up."""
+        return f"order {order_id} shipped"
+
+    billing: RealtimeAgent[None] = RealtimeAgent(name="billing", instructions="You do billing.")
+    agent: RealtimeAgent[None] = RealtimeAgent(
+        name="triage", instructions="You triage.", tools=[lookup_order], handoffs=[billing]
+    )
+    caplog.set_level(logging.WARNING, logger="rtlayer.transports.sip")
+    payload = await OpenAIRealtimeSIPModel.build_initial_session_payload(agent)
+    assert payload.audio is not None and payload.audio.input is not None and payload.audio.input.format
+    body = build_initial_config(config=payload)
+    assert body == await from_agent(agent)
+    assert body["instructions"] == "You triage."
+    assert sorted(t["name"] for t in body["tools"]) == ["lookup_order", "transfer_to_billing"]
+    assert "format" not in json.dumps(body)
+    assert len(caplog.records) == 2  # one warning for each build, naming both formats
+    assert "audio.input.format=audio/pcm, audio.output.format=audio/pcm" in caplog.records[0].getMessage()
+    async with RealtimeServer(sip_port=0) as server:
+        # the body is one the server validates (a missing call is the only complaint)
+        async with CallsClient(base_url=server.url + "/v1", api_key="k") as calls:
+            with pytest.raises(CallsAPIError, match="not found"):
+                await calls.accept("rtc_nope", payload)
 
 
 async def test_sip_transport_refusals() -> None:
     transport = SIPTransport()
     with pytest.raises(LocalProtocolError, match="call_id"):
         await transport.connect(url="ws://127.0.0.1:9/v1/realtime", api_key="x")
-    with pytest.raises(LocalProtocolError, match="negotiated over SIP"):
-        await transport.connect(
-            url="ws://127.0.0.1:9/v1/realtime",
-            api_key="x",
-            call_id="rtc_1",
-            initial_session_config={"audio": {"output": {"format": {"type": "audio/pcm", "rate": 24000}}}},
-        )
     with pytest.raises(UnsupportedOperation, match="RTP"):
         await transport.send_audio(b"\x00\x00")
     await transport.close()

@@ -93,3 +93,26 @@ def test_event_names_type_their_listeners_and_typos_fail(tmp_path: Path) -> None
             errors[int(match.group(1))] = source.strip()
     assert revealed == EXPECTED
     assert sorted(source.rsplit("# ", 1)[1] for source in errors.values()) == ["MISTAKE 1", "MISTAKE 2"]
+
+
+def test_every_event_name_has_its_overload() -> None:
+    """A convenience event or server event type added later cannot be forgotten in the typed ``on``."""
+    import ast
+    import inspect
+    from typing import get_args
+
+    from rtlayer import _event_names
+    from rtlayer.protocol.events import SERVER_EVENT_TYPES
+    from rtlayer.transport_events import TRANSPORT_EVENT_NAMES
+
+    typed: set[str] = set()
+    tree = ast.parse(inspect.getsource(_event_names.Subscribe))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == "__call__":
+            annotation = (node.args.posonlyargs + node.args.args)[1].annotation
+            assert annotation is not None
+            typed.update(re.findall(r"Literal\['([^']+)'\]", ast.unparse(annotation)))
+    raw = set(get_args(_event_names.RawEventName))
+    assert set(TRANSPORT_EVENT_NAMES) <= typed
+    assert raw == (SERVER_EVENT_TYPES - {"error"}) | {"*"}
+    assert not typed & raw

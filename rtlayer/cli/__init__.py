@@ -1,4 +1,4 @@
-"""The ``rtlayer`` command: ``serve``, ``talk`` and ``events``.
+"""The ``rtlayer`` command: ``serve``, ``talk``, ``events``, ``bridge``, ``phone`` and ``load``.
 
 Each subcommand lives in its own module and registers its arguments with ``add_arguments(parser)``
 and runs with ``run(args) -> int``; this module only dispatches. A bad flag is one line on standard
@@ -15,8 +15,8 @@ from .. import __version__
 from ._args import Parser
 
 DESCRIPTION = (
-    "Realtime transport layers for voice agents: run the embedded Realtime-compatible server, "
-    "speak a WAV file to a server, or exchange raw events."
+    "Realtime transport layers for voice agents: run the embedded Realtime-compatible server, speak a "
+    "WAV file to a server, exchange raw events, bridge telephony media streams, or load-test an endpoint."
 )
 
 _SUBCOMMANDS = {
@@ -32,7 +32,7 @@ _SUBCOMMANDS = {
 def build_parser() -> Parser:
     parser = Parser(prog="rtlayer", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{serve,talk,events}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(_SUBCOMMANDS) + "}")
     for name, (module_name, help_text) in _SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)

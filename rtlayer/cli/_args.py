@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
 
 class Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose errors are one line on standard error, exit status 2."""

@@ -21,6 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from ..transports.media_stream import DIALECTS, AiohttpSocket, MediaStreamTransport
+from ._args import LOG_LEVELS, port
 
 logger = logging.getLogger("rtlayer.bridge")
 
@@ -30,7 +31,7 @@ _TRANSPORTS = ("websocket", "fetch-upgrade", "webrtc")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", required=True, choices=sorted(DIALECTS), help="who calls the endpoint")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port (default 8080; 0 picks a free one)")
+    parser.add_argument("--port", type=port, default=8080, help="TCP port (default 8080; 0 picks a free one)")
     parser.add_argument("--path", default="/media-stream", help="the media-stream WebSocket path")
     parser.add_argument("--url", default=None, help="the model: ws(s)://.../v1/realtime (default: embedded)")
     parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
@@ -38,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--transport", default="websocket", choices=_TRANSPORTS, help="to the model")
     parser.add_argument("--responder", default="echo", help="embedded server: echo or scripted:RULES.json")
     parser.add_argument("--instructions", default=None, help="the model's instructions")
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, help="default info")
 
 
 class BridgeMetrics:

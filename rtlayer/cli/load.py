@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..exceptions import RtlayerError
 
-_TRANSPORTS = ("websocket", "webrtc", "fetch-upgrade")
+_TRANSPORTS = ("websocket", "webrtc", "fetch-upgrade", "sip")
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--responder", default="echo", help="the embedded server's responder: echo or scripted:RULES.json"
     )
+    parser.add_argument(
+        "--provider",
+        choices=("twilio", "telnyx", "plivo", "exotel", "vonage"),
+        help="call a phone bot's media-stream endpoint (--url) as this provider would; no --url: an"
+        " embedded rtlayer bridge",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the callers' pauses (default 0)")
 
 
@@ -69,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             processes=args.processes,
             seed=args.seed,
             responder=args.responder,
+            provider=args.provider,
         )
         if args.report:
             os.makedirs(args.report, exist_ok=True)

@@ -20,14 +20,12 @@ from rtlayer._extras import unavailable
 from rtlayer.server.app import WEBRTC_FEATURE
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits
 
-from ._args import non_negative, port, positive_int, positive_seconds, seconds_or_never
+from ._args import LOG_LEVELS, non_negative, port, positive_int, positive_seconds, seconds_or_never
 
 logger = logging.getLogger("rtlayer.serve")
 
 API_KEY_ENV = "RTLAYER_API_KEY"
 """The environment variable the server key is read from when neither flag gives it."""
-
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 _DELTAS = frozenset(
     {

@@ -8,6 +8,7 @@ generated and the response whose audio plays.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from ..transport import (
     AudioEvent,
     AudioInterruptedEvent,
     ConnectionChangeEvent,
+    DtmfEvent,
     ErrorEvent,
     FunctionCallEvent,
     ItemDeletedEvent,
@@ -73,6 +75,8 @@ class EventMapper:
         self.active_response_id: str | None = None
         #: the response whose audio was last delivered, until an interruption
         self.playing_response_id: str | None = None
+        #: the raw dtmf server event just went out (its typed view follows it: not news)
+        self._raw_dtmf = False
 
     def reset(self) -> None:
         self.closing = False
@@ -97,6 +101,7 @@ class EventMapper:
             "turn_done": self._on_turn_done,
             "error": self._on_error,
             "connection_change": self._on_connection_change,
+            "dtmf": self._on_dtmf,
         }
         for name, handler in handlers.items():
             self.transport.add_listener(name, handler)
@@ -110,6 +115,7 @@ class EventMapper:
     def _on_raw(self, event: dict[str, Any]) -> None:
         self._put(RealtimeModelRawServerEvent(data=event))
         kind = event.get("type")
+        self._raw_dtmf = kind == "input_audio_buffer.dtmf_event_received"
         if kind in ("response.output_item.added", "response.output_item.done"):
             self._put_if(output_message_item(event))
         elif kind == "conversation.item.input_audio_transcription.completed":
@@ -186,6 +192,22 @@ class EventMapper:
         if isinstance(usage, Mapping):
             self._put(usage_event(usage))
         self._put(RealtimeModelTurnEndedEvent(response_id=event.response_id or None))
+
+    def _on_dtmf(self, event: DtmfEvent) -> None:
+        """A key pressed on a provider's media stream reaches the session as the raw server event a SIP call
+        gives (the SDK has no DTMF event of its own), so an agent app reads digits the same way on both."""
+        if self._raw_dtmf:
+            self._raw_dtmf = False  # a SIP call: the raw event went out already
+            return
+        self._put(
+            RealtimeModelRawServerEvent(
+                data={
+                    "type": "input_audio_buffer.dtmf_event_received",
+                    "event": event.digit,
+                    "received_at": int(time.time()),
+                }
+            )
+        )
 
     def _on_error(self, event: ErrorEvent) -> None:
         self._put(error_event(event))

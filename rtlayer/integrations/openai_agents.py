@@ -40,7 +40,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agents.exceptions import UserError
-from agents.realtime.config import RealtimeSessionModelSettings
+from agents.realtime.agent import RealtimeAgent
+from agents.realtime.config import RealtimeRunConfig, RealtimeSessionModelSettings
 from agents.realtime.model import RealtimeModel, RealtimeModelConfig, RealtimeModelListener
 from agents.realtime.model_events import RealtimeModelEvent, RealtimeModelExceptionEvent
 from agents.realtime.model_inputs import (
@@ -52,7 +53,7 @@ from agents.realtime.model_inputs import (
     RealtimeModelSendToolOutput,
     RealtimeModelSendUserInput,
 )
-from agents.realtime.openai_realtime import OpenAIRealtimeWebSocketModel
+from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel, OpenAIRealtimeWebSocketModel
 
 from ..audio import PCM16_24K
 from ..client_session import ClientSession
@@ -60,7 +61,7 @@ from ..transport import FunctionCallEvent, RealtimeTransportLayer
 from ._agents_events import AgentsTrackerBridge, tool_call_item
 from ._agents_mapper import EventMapper
 
-__all__ = ["RtlayerRealtimeModel", "build_session_config"]
+__all__ = ["RtlayerRealtimeModel", "build_initial_config", "build_session_config"]
 
 logger = logging.getLogger("rtlayer.integrations.openai_agents")
 
@@ -85,6 +86,31 @@ def build_session_config(
             {k: v for k, v in tracing.items() if v is not None} if isinstance(tracing, Mapping) else tracing
         )
     return config
+
+
+async def build_initial_config(
+    agent: RealtimeAgent[Any],
+    *,
+    context: Any = None,
+    model_config: RealtimeModelConfig | None = None,
+    run_config: RealtimeRunConfig | None = None,
+    overrides: RealtimeSessionModelSettings | None = None,
+) -> dict[str, Any]:
+    """The ``CallsClient.accept`` body for a SIP call that ``agent`` will take: what a session of this agent
+    would send on connect (instructions, tools, handoffs, voice, turn detection, ...), like the JS SDK's
+    ``OpenAIRealtimeSIP.buildInitialConfig(agent, options)``.
+
+    Built by the SDK's own ``OpenAIRealtimeSIPModel.build_initial_session_payload`` (so tool schemas,
+    handoffs and enabled-tool filters are the SDK's), then given to ``rtlayer.transports.sip``'s
+    ``build_initial_config``, which drops the SDK's ``audio/pcm`` formats with one warning: the call's
+    audio is the caller's codec.
+    """
+    from ..transports.sip import build_initial_config as sip_initial_config  # httpx: only for SIP apps
+
+    payload = await OpenAIRealtimeSIPModel.build_initial_session_payload(
+        agent, context=context, model_config=model_config, run_config=run_config, overrides=overrides
+    )
+    return sip_initial_config(config=payload)
 
 
 class RtlayerRealtimeModel(RealtimeModel):
@@ -115,6 +141,11 @@ class RtlayerRealtimeModel(RealtimeModel):
         self._pump: asyncio.Task[None] | None = None
         self._mapper = EventMapper(transport, self._put)
         self._bridge: AgentsTrackerBridge | None = None
+        self._call_id: str | None = None
+        #: settings put over every session update the SDK sends from now on (a handoff, ``update_agent``):
+        #: for example ``{"voice": "coral"}`` set in a handoff's ``on_handoff``, since the Python SDK's
+        #: agents carry no voice of their own (the JS SDK's do)
+        self.session_overrides: RealtimeSessionModelSettings = {}
 
     # -- RealtimeModel ---------------------------------------------------------------------------------------
 
@@ -132,6 +163,7 @@ class RtlayerRealtimeModel(RealtimeModel):
             raise AssertionError("Already connected")
         settings: RealtimeSessionModelSettings = options.get("initial_model_settings", {})
         call_id = options.get("call_id")
+        self._call_id = call_id
         model_name = settings.get("model_name")
         if call_id and model_name:
             raise UserError(
@@ -179,11 +211,15 @@ class RtlayerRealtimeModel(RealtimeModel):
         elif isinstance(event, RealtimeModelSendInterrupt):
             self._interrupt(event)
         elif isinstance(event, RealtimeModelSendSessionUpdate):
+            settings: RealtimeSessionModelSettings = {**event.session_settings, **self.session_overrides}
             transport_model = getattr(transport, "model", None)
-            model = event.session_settings.get("model_name") or (
+            model = settings.get("model_name") or (
                 transport_model if isinstance(transport_model, str) else "gpt-realtime"
             )
-            transport.update_session_config(build_session_config(event.session_settings, model=model))
+            # With the call's id, as at connect: the SDK's builder then leaves formats out on a SIP call.
+            transport.update_session_config(
+                build_session_config(settings, model=model, call_id=self._call_id)
+            )
         else:  # pragma: no cover - the union is exhaustive
             raise ValueError(f"Unknown event type: {type(event)}")
 

@@ -26,6 +26,8 @@ FIGURES: Mapping[str, str] = {
     "answer_duration": "answer audio received in the turn (milliseconds of audio)",
     "tool_call": "end of the caller's speech (or text sent) -> the expected function call",
     "truncate_error": "audio_end_ms the server truncated to, minus what the caller had heard",
+    "barge_in_clear": "the caller starts talking over the answer -> the app's clear reaches the phone",
+    "sip_setup": "SIP INVITE -> 200 OK (sipp's response time)",
 }
 
 #: counter name -> what it counts

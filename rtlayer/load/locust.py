@@ -15,6 +15,9 @@ several machines runs the same scenarios as ``rtlayer load``, and Locust adds th
 
     # locust -f locustfile.py --host ws://127.0.0.1:8765/v1/realtime --headless -u 100 -r 10 -t 5m
 
+:class:`MediaStreamUser` does the same to a phone bot, calling its media-stream endpoint as a telephony
+provider would (``provider = "twilio"``, ``--host ws://bot.example/media-stream``).
+
 Locust runs its users as gevent greenlets; rtlayer's transports are asyncio. Each Locust process therefore
 runs one asyncio loop in a native thread (started with gevent's own ``get_original``, so it is a real
 thread even though Locust monkey-patched ``threading``), the callers run there, and their measurements come
@@ -47,10 +50,11 @@ from ..transport import RealtimeTransportLayer
 from .caller import Caller
 from .figures import Figures
 from .monitor import SendSchedule
+from .phone import PhoneCaller
 from .runner import LoadConfig, TransportKind, transport_factory
 from .scenario import Scenario, default_scenario, load_scenario
 
-__all__ = ["LoadError", "RealtimeUser"]
+__all__ = ["LoadError", "MediaStreamUser", "RealtimeUser"]
 
 _POLL_S = 0.05
 
@@ -150,17 +154,19 @@ class RealtimeUser(User):
         config = LoadConfig(url=self.host, transport=self.transport, api_key=self.api_key)
         return transport_factory(config, self.host)
 
+    def make_caller(self, figures: Figures, origin: float) -> Caller | PhoneCaller:
+        """One call's caller (runs on the process's asyncio loop)."""
+        return Caller(self.make_transport(), self.scenario(), figures, origin=origin, schedule=SendSchedule())
+
     @task
     def call(self) -> None:
         """One call of ``call_seconds``; every figure is reported to Locust as it is measured."""
         figures = _ReportingFigures()
         loop = _AsyncioThread.loop()
-        make_transport = self.make_transport()
-        scenario = self.scenario()
 
         async def run() -> None:
             here = asyncio.get_running_loop()
-            caller = Caller(make_transport, scenario, figures, origin=here.time(), schedule=SendSchedule())
+            caller = self.make_caller(figures, here.time())
             await caller.run(here.time() + self.call_seconds)
 
         future = asyncio.run_coroutine_threadsafe(run(), loop)
@@ -188,3 +194,21 @@ class RealtimeUser(User):
                 context={},
                 start_time=time.time(),
             )
+
+
+class MediaStreamUser(RealtimeUser):
+    """A caller on the phone: calls the Locust host (a phone bot's media-stream endpoint, ``ws://...``) as
+    ``provider`` would, through :class:`rtlayer.testing.phone.PhoneSimulator` (see :mod:`rtlayer.load.phone`
+    for what it measures)."""
+
+    abstract = True
+    provider: ClassVar[str] = "twilio"
+    #: the provider's custom parameters on the call (Twilio's ``customParameters``, ...)
+    custom: ClassVar[dict[str, str]] = {}
+
+    def make_caller(self, figures: Figures, origin: float) -> Caller | PhoneCaller:
+        if not self.host:
+            raise ValueError("MediaStreamUser needs a host: the app's media-stream URL (locust --host URL)")
+        return PhoneCaller(
+            self.provider, self.host, self.scenario(), figures, origin=origin, custom=self.custom
+        )

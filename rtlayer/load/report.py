@@ -29,7 +29,7 @@ def summary_table(result: LoadResult) -> str:
     """The terminal summary: p50/p90/p99/max per figure, errors by code, counters, the generator's health."""
     figures = result.figures
     lines = [
-        f"rtlayer load: {result.config.sessions} callers over {result.config.transport} -> {result.url}"
+        f"rtlayer load: {result.config.sessions} callers over {_medium(result)} -> {result.url}"
         f" ({result.elapsed_s:.1f} s)",
         "",
         f"{'figure (ms)':<20}{'count':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}",
@@ -60,6 +60,11 @@ def summary_table(result: LoadResult) -> str:
     return "\n".join(lines)
 
 
+def _medium(result: LoadResult) -> str:
+    provider = result.config.provider
+    return f"{provider} media streams" if provider else result.config.transport
+
+
 def report_json(result: LoadResult) -> dict[str, Any]:
     """Everything a CI job needs to compare two runs."""
     config = result.config
@@ -70,6 +75,7 @@ def report_json(result: LoadResult) -> dict[str, Any]:
             "ramp": config.ramp,
             "duration": config.duration,
             "transport": config.transport,
+            "provider": config.provider,
             "processes": config.processes,
             "turns": [turn.name for turn in config.scenario.turns],
         },
@@ -108,7 +114,7 @@ def _html(result: LoadResult) -> str:
         f"<p class=warn>Generator saturated: {html.escape(reason)}. The figures are the generator's.</p>"
         for reason in result.generator.saturation()
     )
-    title = f"rtlayer load: {result.config.sessions} callers, {result.config.transport}"
+    title = f"rtlayer load: {result.config.sessions} callers, {_medium(result)}"
     return f"""<!doctype html>
 <html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>
 <style>

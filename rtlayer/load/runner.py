@@ -9,9 +9,12 @@ and counted as ``unfinished``.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import pickle
 import random
 import re
+import secrets
 import sys
 from asyncio.subprocess import PIPE, STDOUT
 from collections.abc import Callable
@@ -23,6 +26,7 @@ from ..transport import RealtimeTransportLayer
 from .caller import Caller
 from .figures import Figures
 from .monitor import GeneratorStats, ProcessMonitor, SendSchedule
+from .phone import PhoneCaller
 from .scenario import CALLER_FORMAT, Scenario, default_scenario
 
 __all__ = [
@@ -35,8 +39,8 @@ __all__ = [
     "transport_factory",
 ]
 
-TransportKind = Literal["websocket", "webrtc", "fetch-upgrade"]
-TRANSPORTS: tuple[TransportKind, ...] = ("websocket", "webrtc", "fetch-upgrade")
+TransportKind = Literal["websocket", "webrtc", "fetch-upgrade", "sip"]
+TRANSPORTS: tuple[TransportKind, ...] = ("websocket", "webrtc", "fetch-upgrade", "sip")
 CLOSE_GRACE_S = 10.0
 _SERVER_START_TIMEOUT_S = 30.0
 
@@ -60,6 +64,9 @@ class LoadConfig:
     seed: int = 0
     #: the embedded server's responder when there is no URL (``echo`` or ``scripted:RULES.json``)
     responder: str = "echo"
+    #: call a phone bot's media-stream endpoint as this provider would (twilio, telnyx, plivo, exotel,
+    #: vonage) instead of a Realtime endpoint; with no URL, ``rtlayer bridge`` runs in another process
+    provider: str | None = None
 
     def __post_init__(self) -> None:
         if self.sessions < 1:
@@ -72,6 +79,15 @@ class LoadConfig:
             raise ValueError("processes must be at least 1")
         if self.transport not in TRANSPORTS:
             raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}")
+        if self.transport == "sip" and any(turn.speech is None for turn in self.scenario.turns):
+            raise ValueError("a SIP caller can only speak: every turn of the scenario needs 'audio'")
+        if self.provider is not None:
+            from ..testing.phone import PROVIDERS
+
+            if self.provider not in PROVIDERS:
+                raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+            if any(turn.speech is None for turn in self.scenario.turns):
+                raise ValueError("a phone caller can only speak: every turn of the scenario needs 'audio'")
 
 
 @dataclass
@@ -92,6 +108,8 @@ def run_load_sync(config: LoadConfig) -> LoadResult:
 
 async def run_load(config: LoadConfig) -> LoadResult:
     """Runs the whole load: the embedded server when there is no URL, the callers, then the merge."""
+    if config.transport == "sip":
+        return await _run_sip(config)
     server: _ServerProcess | None = None
     try:
         if config.url is None:
@@ -122,7 +140,7 @@ async def _run_callers(
     schedule = SendSchedule()
     monitor = ProcessMonitor(origin, schedule)
     monitor.start()
-    make_transport = transport_factory(config, url)
+    make_transport = transport_factory(config, url) if config.provider is None else None
     tasks: list[asyncio.Task[None]] = []
 
     async def one(index: int) -> None:
@@ -130,14 +148,15 @@ async def _run_callers(
         await asyncio.sleep(max(0.0, start_at - loop.time()))
         if loop.time() >= until:
             return
-        caller = Caller(
-            make_transport,
-            config.scenario,
-            figures,
-            origin=origin,
-            schedule=schedule,
-            rng=random.Random(config.seed * 1_000_003 + first + index),
-        )
+        rng = random.Random(config.seed * 1_000_003 + first + index)
+        caller: Caller | PhoneCaller
+        if config.provider is not None:
+            caller = PhoneCaller(config.provider, url, config.scenario, figures, origin=origin, rng=rng)
+        else:
+            assert make_transport is not None
+            caller = Caller(
+                make_transport, config.scenario, figures, origin=origin, schedule=schedule, rng=rng
+            )
         monitor.active += 1
         try:
             await caller.run(until)
@@ -191,6 +210,76 @@ def transport_factory(config: LoadConfig, url: str) -> Callable[[PlaybackTracker
         return transport
 
     return socket
+
+
+# -- SIP: sipp places the calls --------------------------------------------------------------------------
+
+
+async def _run_sip(config: LoadConfig) -> LoadResult:
+    """sipp against ``sip:HOST:PORT`` (the URL), or against an embedded server's SIP front whose calls an
+    answering app in this process accepts (the server's responder then speaks over RTP)."""
+    from .sip import run_sip_load
+
+    loop = asyncio.get_running_loop()
+    async with contextlib.AsyncExitStack() as stack:
+        if config.url is None:
+            target = await stack.enter_async_context(_AnsweringSipServer(config))
+        else:
+            target = config.url.removeprefix("sip:").removeprefix("//")
+        started = loop.time()
+        figures, generator = await run_sip_load(
+            target, config.scenario, sessions=config.sessions, ramp=config.ramp, duration=config.duration
+        )
+        return LoadResult(config, f"sip:{target}", figures, generator, loop.time() - started)
+    raise AssertionError("unreachable")  # pragma: no cover (AsyncExitStack swallows nothing here)
+
+
+class _AnsweringSipServer:
+    """``rtlayer serve --sip-port`` in a child process, and a webhook receiver here that accepts every call
+    with the scenario's session config (``build_initial_config``: SIP fixed the formats)."""
+
+    def __init__(self, config: LoadConfig) -> None:
+        self._config = config
+        self._secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        self._server: _ServerProcess | None = None
+        self._runner: Any = None
+        self._calls: Any = None
+
+    async def __aenter__(self) -> str:
+        from aiohttp import web
+
+        from ..transports.calls import CallsClient
+        from ..transports.sip import build_initial_config
+        from ..transports.sip_webhooks import IncomingCall, add_webhook_route
+
+        app = web.Application()
+        session = build_initial_config(config=self._config.scenario.session)
+
+        async def accept(call: IncomingCall) -> None:
+            assert self._calls is not None
+            await self._calls.accept(call.call_id, session)
+
+        add_webhook_route(app, "/webhook", secret=self._secret, on_call=accept)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        webhook = f"http://127.0.0.1:{self._runner.addresses[0][1]}/webhook"
+        self._server = _ServerProcess(
+            self._config, ["--sip-port", "0", "--webhook-url", webhook, "--webhook-secret", self._secret]
+        )
+        await self._server.start()
+        http_url, sip_port = self._server.http_url, self._server.sip_port
+        assert sip_port is not None
+        self._calls = CallsClient(base_url=http_url + "/v1", api_key="load", timeout=10.0)
+        return f"127.0.0.1:{sip_port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            await self._server.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._calls is not None:
+            await self._calls.aclose()
 
 
 # -- several generator processes ---------------------------------------------------------------------------
@@ -252,54 +341,68 @@ def run_worker_job(job: tuple[Any, ...]) -> tuple[Any, Any]:
 
 # -- the embedded server in its own process ----------------------------------------------------------------
 
-_LISTENING = re.compile(rb"listening on (https?)://127\.0\.0\.1:(\d+)")
+_LISTENING = re.compile(rb"listening on https?://127\.0\.0\.1:(\d+)")
+_SIP = re.compile(rb"SIP on udp 127\.0\.0\.1:(\d+)")
+_BRIDGE = re.compile(rb"media streams on (ws://127\.0\.0\.1:\d+/\S*)")
 
 
 class _ServerProcess:
-    """``rtlayer serve`` in a child process, on 127.0.0.1 and a free port, sized for the run."""
+    """``rtlayer serve`` (or, for phone callers, ``rtlayer bridge``, which starts its own embedded model
+    server) in a child process, on 127.0.0.1 and a free port, sized for the run; ``extra`` arguments are
+    given to it (``--sip-port 0 ...``: then ``sip_port`` is read from its start-up lines too)."""
 
-    def __init__(self, config: LoadConfig) -> None:
+    def __init__(self, config: LoadConfig, extra: list[str] | None = None) -> None:
         self._config = config
+        self._extra = list(extra or [])
         self._process: asyncio.subprocess.Process | None = None
+        self.http_url = ""
+        self.sip_port: int | None = None
 
     async def start(self) -> str:
-        sessions = max(1000, 2 * self._config.sessions)
+        config = self._config
+        if config.provider is not None:
+            command = ["bridge", "--provider", config.provider, "--responder", config.responder]
+            patterns = [_BRIDGE]
+        else:
+            sessions = max(1000, 2 * config.sessions)
+            command = [
+                "serve",
+                "--responder",
+                config.responder,
+                "--max-sessions",
+                str(sessions),
+                "--max-connections",
+                str(2 * sessions),
+            ]
+            patterns = [_LISTENING, _SIP] if "--sip-port" in self._extra else [_LISTENING]
         self._process = process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "rtlayer.cli",
-            "serve",
-            "--port",
-            "0",
-            "--responder",
-            self._config.responder,
-            "--max-sessions",
-            str(sessions),
-            "--max-connections",
-            str(2 * sessions),
-            stdout=PIPE,
-            stderr=STDOUT,
-        )
+            sys.executable, "-m", "rtlayer.cli", *command, *self._extra, "--port", "0",
+            stdout=PIPE, stderr=STDOUT,
+        )  # fmt: skip
         assert process.stdout is not None
         seen = b""
+        found: list[re.Match[bytes]] = []
         try:
             async with asyncio.timeout(_SERVER_START_TIMEOUT_S):
-                while line := await process.stdout.readline():
+                while len(found) < len(patterns) and (line := await process.stdout.readline()):
                     seen += line
-                    found = _LISTENING.search(line)
-                    if found:
-                        break
-                else:
-                    found = None
+                    match = patterns[len(found)].search(line)
+                    if match:
+                        found.append(match)
         except TimeoutError:
-            found = None
-        if found is None:
+            pass
+        if len(found) < len(patterns):
             raise RuntimeError("the embedded server did not start: " + seen.decode(errors="replace")[-500:])
         # Keep reading its log so that a full pipe never blocks the server.
         self._drain = asyncio.get_running_loop().create_task(process.stdout.read())
-        port = int(found.group(2))
-        if self._config.transport == "webrtc":
-            return f"http://127.0.0.1:{port}"
+        if config.provider is not None:
+            return found[0].group(1).decode()
+        port = int(found[0].group(1))
+        self.http_url = f"http://127.0.0.1:{port}"
+        if len(found) > 1:
+            self.sip_port = int(found[1].group(1))
+        if config.transport == "webrtc":
+            return self.http_url
         return f"ws://127.0.0.1:{port}/v1/realtime"
 
     async def stop(self) -> None:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CLIENT_EVENT_TYPES", "SERVER_EVENT_TYPES", "ClientEventType", "ServerEventType"]
+__all__ = [
+    "CLIENT_EVENT_TYPES",
+    "SERVER_EVENT_TYPES",
+    "UNSUPPORTED_SERVER_EVENT_TYPES",
+    "ClientEventType",
+    "ServerEventType",
+]
 
 
 class ClientEventType:
@@ -84,3 +90,23 @@ def _values(cls: type) -> frozenset[str]:
 
 CLIENT_EVENT_TYPES: Final[frozenset[str]] = _values(ClientEventType)
 SERVER_EVENT_TYPES: Final[frozenset[str]] = _values(ServerEventType)
+
+#: Server events the embedded server never emits, on purpose, and why. Clients still accept them all.
+UNSUPPORTED_SERVER_EVENT_TYPES: Final[dict[str, str]] = {
+    "conversation.created": "beta only: a GA session announces no conversation",
+    "conversation.item.created": "beta only: GA sends conversation.item.added and conversation.item.done",
+    "conversation.item.input_audio_transcription.segment": "diarized transcription: no diarizing model here",
+    **{
+        name: "remote MCP servers: the embedded server calls no network service"
+        for name in (
+            "mcp_list_tools.in_progress",
+            "mcp_list_tools.completed",
+            "mcp_list_tools.failed",
+            "response.mcp_call.in_progress",
+            "response.mcp_call.completed",
+            "response.mcp_call.failed",
+            "response.mcp_call_arguments.delta",
+            "response.mcp_call_arguments.done",
+        )
+    },
+}

@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_VAD_DEFAULTS",
     "SERVER_VAD_DEFAULTS",
+    "UNSUPPORTED_SESSION_FIELDS",
     "VOICES",
     "default_session",
     "format_from_session",
@@ -27,6 +28,7 @@ __all__ = [
     "merge_session",
     "normalize_format",
     "normalize_session",
+    "without_formats",
 ]
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
@@ -69,6 +71,9 @@ _FLAT_KEYS: dict[str, tuple[str, ...]] = {
 _DROPPED_KEYS = frozenset({"temperature", "object", "id", "expires_at", "client_secret"})
 # Fields where null is a value (off / none); elsewhere null means "not set".
 _NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
+#: Session fields of ``openai.types.realtime`` the embedded server refuses, on purpose, and why (none today:
+#: every field is accepted, and validated; see tests/test_protocol_coverage.py).
+UNSUPPORTED_SESSION_FIELDS: dict[str, str] = {}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -204,6 +209,35 @@ def normalize_session(partial: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def without_formats(config: Any) -> tuple[dict[str, Any], list[str]]:
+    """``config`` in the GA shape with its audio formats taken out, and what was taken
+    (``["audio.input.format=audio/pcm"]``): for a SIP call, whose formats the SDP answer fixed.
+
+    ``config`` is a dict (GA, legacy or camelCase) or a pydantic model with ``model_dump`` (an SDK's
+    session request); ``TypeError`` for anything else.
+    """
+    dump = getattr(config, "model_dump", None)
+    raw: Any = dump(mode="json", exclude_none=True) if callable(dump) else config
+    if not isinstance(raw, dict):
+        if not hasattr(raw, "keys"):
+            raise TypeError(f"a session config must be a mapping, got {type(config).__name__}")
+        raw = dict(raw)
+    session = normalize_session(copy.deepcopy(raw))
+    dropped: list[str] = []
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        for side in ("input", "output"):
+            part = audio.get(side)
+            if isinstance(part, dict) and "format" in part:
+                fmt = part.pop("format")
+                dropped.append(f"audio.{side}.format={fmt.get('type') if isinstance(fmt, dict) else fmt}")
+                if not part:
+                    del audio[side]
+        if not audio:
+            del session["audio"]
+    return session, dropped
+
+
 def _expect(cond: bool, param: str, message: str) -> None:
     if not cond:
         raise invalid_value(param, message)
@@ -232,7 +266,7 @@ def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
     for key, v in value.items():
         if v is None and key != "idle_timeout_ms":
             continue  # null means "not set" (SDKs serialise unset fields so): keep the current value
-        if key not in defaults:
+        if key not in defaults and key != "model_version":
             raise invalid_value(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
         if key == "threshold":
             _expect(
@@ -255,6 +289,13 @@ def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
             )
         elif key in ("create_response", "interrupt_response"):
             _expect(isinstance(v, bool), f"{p}.{key}", f"Invalid type for '{p}.{key}': expected a boolean.")
+        elif key == "model_version":
+            # a backend VAD model's name (the Agents SDK sends it); the embedded server has one VAD
+            _expect(
+                isinstance(v, str) and 0 < len(v) <= 64,
+                f"{p}.model_version",
+                f"Invalid type for '{p}.model_version': expected a string.",
+            )
         elif key == "eagerness":
             _expect(
                 v in ("low", "medium", "high", "auto"),
@@ -291,16 +332,9 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
             elif side == "input" and key == "turn_detection":
                 node["turn_detection"] = _merge_turn_detection(node.get("turn_detection"), v, q)
             elif side == "input" and key == "transcription":
-                node["transcription"] = _merge_optional_object(v, q)
+                node["transcription"] = _check_transcription(v, q)
             elif side == "input" and key == "noise_reduction":
-                nr = _merge_optional_object(v, q)
-                if nr is not None:
-                    _expect(
-                        nr.get("type") in ("near_field", "far_field"),
-                        f"{q}.type",
-                        f"Invalid value: '{nr.get('type')}'. Supported values are: 'near_field' and 'far_field'.",
-                    )
-                node["noise_reduction"] = nr
+                node["noise_reduction"] = _check_noise_reduction(v, q)
             elif side == "output" and key == "voice":
                 ok = (isinstance(v, str) and v in VOICES) or (
                     isinstance(v, dict) and isinstance(v.get("id"), str)
@@ -321,6 +355,149 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
             else:
                 raise invalid_value(q, f"Unknown parameter: '{q}'.")
     return audio
+
+
+TRANSCRIPTION_DELAYS = ("minimal", "low", "medium", "high", "xhigh")
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+_MAX_KEYWORDS = 100
+
+
+def _string_list(value: Any, p: str, most: int) -> list[str]:
+    _expect(
+        isinstance(value, list) and len(value) <= most and all(isinstance(v, str) and v for v in value),
+        p,
+        f"Invalid '{p}': expected an array of at most {most} non-empty strings.",
+    )
+    return list(value)
+
+
+def _check_transcription(value: Any, p: str) -> dict[str, Any] | None:
+    """``audio.input.transcription``: ``model``, ``language`` or ``languages``, ``prompt``, ``keywords``
+    (words to listen for) and ``delay`` (how long the transcriber may wait for context)."""
+    if value is None:
+        return None
+    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        q = f"{p}.{key}"
+        if v is None:
+            continue
+        if key in ("model", "language", "prompt"):
+            _expect(isinstance(v, str), q, f"Invalid type for '{q}': expected a string.")
+            out[key] = v
+        elif key == "languages":
+            out[key] = _string_list(v, q, 16)
+        elif key == "keywords":
+            out[key] = _string_list(v, q, _MAX_KEYWORDS)
+        elif key == "delay":
+            _expect(
+                v in TRANSCRIPTION_DELAYS,
+                q,
+                f"Invalid value: '{v}'. Supported values are: "
+                + ", ".join(repr(d) for d in TRANSCRIPTION_DELAYS)
+                + ".",
+            )
+            out[key] = v
+        else:
+            raise invalid_value(q, f"Unknown parameter: '{q}'.")
+    return out
+
+
+def _check_noise_reduction(value: Any, p: str) -> dict[str, Any] | None:
+    """``audio.input.noise_reduction``: ``type`` (``near_field``: a headset; ``far_field``: a room
+    microphone) and an optional ``strength`` between 0 and 1."""
+    if value is None:
+        return None
+    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        q = f"{p}.{key}"
+        if v is None:
+            continue
+        if key == "type":
+            _expect(
+                v in ("near_field", "far_field"),
+                q,
+                f"Invalid value: '{v}'. Supported values are: 'near_field' and 'far_field'.",
+            )
+        elif key == "strength":
+            _expect(
+                _number(v) and 0.0 <= v <= 1.0,
+                q,
+                f"Invalid '{q}': expected a number between 0 and 1, got {v!r}.",
+            )
+            v = float(v)
+        else:
+            raise invalid_value(q, f"Unknown parameter: '{q}'.")
+        out[key] = v
+    _expect("type" in out, f"{p}.type", f"Missing required parameter: '{p}.type'.")
+    return out
+
+
+def _check_truncation(value: Any, p: str) -> Any:
+    """``truncation``: ``"auto"``, ``"disabled"`` or ``{"type": "retention_ratio", "retention_ratio": r,
+    "token_limits": {"post_instructions": n}}`` (see ``rtlayer.server.core.truncation``)."""
+    if value in ("auto", "disabled"):
+        return value
+    _expect(
+        isinstance(value, dict) and value.get("type") == "retention_ratio",
+        p,
+        f"Invalid '{p}': expected 'auto', 'disabled' or a retention_ratio object.",
+    )
+    out: dict[str, Any] = {"type": "retention_ratio"}
+    for key, v in value.items():
+        q = f"{p}.{key}"
+        if key == "type" or v is None:
+            continue
+        if key == "retention_ratio":
+            _expect(
+                _number(v) and 0.0 <= v <= 1.0,
+                q,
+                f"Invalid '{q}': expected a number between 0 and 1, got {v!r}.",
+            )
+            out[key] = float(v)
+        elif key == "token_limits":
+            _expect(isinstance(v, dict), q, f"Invalid type for '{q}': expected an object.")
+            limits: dict[str, Any] = {}
+            for name, n in v.items():
+                r = f"{q}.{name}"
+                _expect(name == "post_instructions", r, f"Unknown parameter: '{r}'.")
+                if n is not None:
+                    _expect(
+                        _integer(n) and n > 0, r, f"Invalid '{r}': expected a positive integer, got {n!r}."
+                    )
+                    limits[name] = n
+            out[key] = limits
+        else:
+            raise invalid_value(q, f"Unknown parameter: '{q}'.")
+    _expect(
+        "retention_ratio" in out,
+        f"{p}.retention_ratio",
+        f"Missing required parameter: '{p}.retention_ratio'.",
+    )
+    return out
+
+
+def _check_reasoning(value: Any, p: str) -> dict[str, Any] | None:
+    """``reasoning``: ``{"effort": ...}`` for the reasoning models (``gpt-realtime-2``)."""
+    if value is None:
+        return None
+    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
+    out: dict[str, Any] = {}
+    for key, v in value.items():
+        q = f"{p}.{key}"
+        if v is None:
+            continue
+        _expect(key == "effort", q, f"Unknown parameter: '{q}'.")
+        _expect(
+            v in REASONING_EFFORTS,
+            q,
+            f"Invalid value: '{v}'. Supported values are: "
+            + ", ".join(repr(e) for e in REASONING_EFFORTS)
+            + ".",
+        )
+        out[key] = v
+    return out
 
 
 def _check_tools(value: Any) -> list[Any]:
@@ -424,13 +601,7 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
             )
             new[key] = copy.deepcopy(value)
         elif key == "truncation":
-            _expect(
-                value in ("auto", "disabled")
-                or (isinstance(value, dict) and value.get("type") == "retention_ratio"),
-                p,
-                f"Invalid '{p}': expected 'auto', 'disabled' or a retention_ratio object.",
-            )
-            new[key] = copy.deepcopy(value)
+            new[key] = _check_truncation(value, p)
         elif key == "prompt":
             new[key] = _merge_optional_object(value, p, required=("id",))
         elif key == "include":
@@ -450,7 +621,7 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
             _expect(isinstance(value, bool), p, f"Invalid type for '{p}': expected a boolean.")
             new[key] = value
         elif key == "reasoning":
-            new[key] = _merge_optional_object(value, p)
+            new[key] = _check_reasoning(value, p)
         else:
             raise invalid_value(p, f"Unknown parameter: '{p}'.")
     return new

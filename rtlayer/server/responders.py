@@ -20,10 +20,11 @@ Two responders ship: ``EchoResponder`` (the default; no model, it says back what
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "ResponderInfo",
     "ResponsePart",
     "ResponseRequest",
+    "Rule",
     "ScriptedResponder",
     "TextPart",
     "responder_info",
@@ -167,14 +169,92 @@ class EchoResponder:
 
 
 @dataclass(frozen=True, slots=True)
-class _Rule:
-    text_contains: tuple[str, ...] = ()
-    text_matches: re.Pattern[str] | None = None
-    audio: bool = False
-    always: bool = False
-    after_function_output: bool | str = False
+class Rule:
+    """One rule of a :class:`ScriptedResponder`: when it applies, and what the answer does.
+
+    When (a user turn): ``always``, ``audio`` (an audio turn; its transcript, if any, is also matched as
+    text), ``contains`` (substrings, case-insensitive), ``words`` (whole words or phrases, case-insensitive:
+    "no" does not match "know") or ``matches`` (a regular expression, case-insensitive); any of them is
+    enough. ``after_tool`` instead makes it a rule for the turn after a function output (``True``: any
+    function, or the function's name). On top, and all required: ``instructions_contain`` (the session's
+    current instructions contain this text: the active agent of an agents app) and ``require_tools``
+    (every function the rule calls is among the session's current tools, so an agent that was handed the
+    call and lacks the tool is not asked to call it).
+
+    What: ``say`` (spoken, or text in a text session), then ``calls`` (function calls); ``delay_ms`` waits
+    before the first part is sent (a model that thinks: gives barge-in tests a window).
+    """
+
     say: str | None = None
     calls: tuple[FunctionCallPart, ...] = ()
+    always: bool = False
+    audio: bool = False
+    contains: tuple[str, ...] = ()
+    words: tuple[str, ...] = ()
+    matches: str | None = None
+    after_tool: bool | str = False
+    instructions_contain: str | None = None
+    require_tools: bool = False
+    delay_ms: int = 0
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+    _words: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.say is None and not self.calls:
+            raise ValueError("Rule needs 'say' or 'call'")
+        if not (self.always or self.audio or self.contains or self.words or self.matches or self.after_tool):
+            raise ValueError("Rule needs a 'when' condition or 'after_function_output'")
+        if (
+            isinstance(self.delay_ms, bool)
+            or not isinstance(self.delay_ms, int)
+            or not 0 <= self.delay_ms <= 60_000
+        ):
+            raise ValueError(f"Rule: delay_ms must be an integer between 0 and 60000, got {self.delay_ms!r}")
+        for name in ("contains", "words"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,))
+        object.__setattr__(self, "contains", tuple(c.lower() for c in self.contains))
+        try:
+            if self.matches is not None:
+                object.__setattr__(self, "_pattern", re.compile(self.matches, re.IGNORECASE))
+        except re.error as exc:
+            raise ValueError(f"Rule: bad regular expression {self.matches!r}: {exc}") from None
+        if self.words:
+            alternatives = "|".join(re.escape(w) for w in self.words)
+            object.__setattr__(self, "_words", re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE))
+
+    def applies(self, request: ResponseRequest, turn: dict[str, Any] | None, tool: str | None) -> bool:
+        """Whether this rule answers ``request``, whose last turn is ``turn`` (``tool``: the function
+        whose output it is, if it is one)."""
+        if self.instructions_contain is not None and self.instructions_contain.lower() not in (
+            request.instructions.lower()
+        ):
+            return False
+        if self.require_tools:
+            present = {t.get("name") for t in request.tools}
+            if any(call.name not in present for call in self.calls):
+                return False
+        if turn is not None and turn.get("type") == "function_call_output":
+            return self.after_tool is True or (bool(self.after_tool) and self.after_tool == tool)
+        if self.after_tool:
+            return False
+        text = item_text(turn) if turn else ""
+        return (
+            self.always
+            or (self.audio and _is_audio_turn(turn))
+            or (bool(text) and any(c in text.lower() for c in self.contains))
+            or (bool(text) and self._words is not None and self._words.search(text) is not None)
+            or (bool(text) and self._pattern is not None and self._pattern.search(text) is not None)
+        )
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where} must be a string or a list of strings")
+    return tuple(value)
 
 
 def _parse_action(raw: Mapping[str, Any], where: str) -> tuple[str | None, tuple[FunctionCallPart, ...]]:
@@ -200,55 +280,87 @@ def _parse_action(raw: Mapping[str, Any], where: str) -> tuple[str | None, tuple
     return say, tuple(calls)
 
 
+def _parse_rule(raw: Any, where: str) -> Rule:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be an object")
+    when = raw.get("when", {})
+    if not isinstance(when, Mapping):
+        raise ValueError(f"{where}.when must be an object")
+    say, calls = _parse_action(raw, where)
+    instructions = when.get("instructions_contain")
+    if instructions is not None and not isinstance(instructions, str):
+        raise ValueError(f"{where}.when.instructions_contain must be a string")
+    pattern = when.get("text_matches")
+    if pattern is not None and not isinstance(pattern, str):
+        raise ValueError(f"{where}.when.text_matches must be a string")
+    try:
+        return Rule(
+            say=say,
+            calls=calls,
+            always=bool(when.get("always")),
+            audio=bool(when.get("audio")),
+            contains=_strings(when.get("text_contains", []), f"{where}.when.text_contains"),
+            words=_strings(when.get("words", []), f"{where}.when.words"),
+            matches=pattern,
+            after_tool=raw.get("after_function_output", False),
+            instructions_contain=instructions,
+            require_tools=bool(raw.get("require_tools", False)),
+            delay_ms=raw.get("delay_ms", 0),
+        )
+    except ValueError as exc:
+        raise ValueError(f"{where} {str(exc).split(' ', 1)[-1]}") from None  # "Rule ..." -> "rules[i] ..."
+
+
 class ScriptedResponder:
     """Answers by rules, deterministically; for tests and demos of tool flows.
 
-    Rules (JSON)::
+    Built from Python, with :class:`Rule`::
+
+        ScriptedResponder(
+            [
+                Rule(words=("weather", "forecast"), calls=(FunctionCallPart("get_weather", {"city": "Paris"}),),
+                     require_tools=True),
+                Rule(after_tool="get_weather", say="It is sunny in Paris."),
+                Rule(audio=True, instructions_contain="billing", say="Billing here.", delay_ms=300),
+            ],
+            default="Sorry, I have no rule for that.",
+        )
+
+    or from a dict or a JSON file (``from_file``) of the same rules::
 
         {"rules": [
-            {"when": {"text_contains": "weather"}, "call": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+            {"when": {"words": ["weather", "forecast"]}, "call": {"name": "get_weather", "arguments": {"city": "Paris"}},
+             "require_tools": true},
             {"after_function_output": "get_weather", "say": "It is sunny in Paris."},
-            {"when": {"audio": true}, "say": "I heard you."}
+            {"when": {"audio": true, "instructions_contain": "billing"}, "say": "Billing here.", "delay_ms": 300}
          ],
          "default": {"say": "Sorry, I have no rule for that."}}
 
-    ``when`` takes ``text_contains`` (a string or a list, case-insensitive, any matches), ``text_matches`` (a
-    regular expression), ``audio: true`` (an audio turn; its transcript, if any, is also matched as text) or
-    ``always: true``. ``after_function_output`` is ``true`` or the function's name. A rule does ``say``, ``call``
-    (one object or a list) or both (speech first). The first matching rule wins, then ``default``.
+    ``when`` takes ``always``, ``audio``, ``text_contains``, ``words``, ``text_matches`` and
+    ``instructions_contain`` (see :class:`Rule` for what each means). The first rule that applies wins, then
+    the default.
     """
 
-    def __init__(self, rules: Mapping[str, Any]) -> None:
-        if not isinstance(rules, Mapping) or not isinstance(rules.get("rules", []), list):
-            raise ValueError("scripted rules must be an object with a 'rules' list")
-        self._rules: list[_Rule] = []
-        for i, raw in enumerate(rules.get("rules", [])):
-            where = f"rules[{i}]"
-            if not isinstance(raw, Mapping):
-                raise ValueError(f"{where} must be an object")
-            when = raw.get("when", {})
-            if not isinstance(when, Mapping):
-                raise ValueError(f"{where}.when must be an object")
-            contains = when.get("text_contains", ())
-            contains = (contains,) if isinstance(contains, str) else tuple(contains)
-            pattern = when.get("text_matches")
-            after = raw.get("after_function_output", False)
-            if not (contains or pattern or when.get("audio") or when.get("always") or after):
-                raise ValueError(f"{where} needs a 'when' condition or 'after_function_output'")
-            say, calls = _parse_action(raw, where)
-            self._rules.append(
-                _Rule(
-                    text_contains=tuple(c.lower() for c in contains),
-                    text_matches=re.compile(pattern, re.IGNORECASE) if pattern else None,
-                    audio=bool(when.get("audio")),
-                    always=bool(when.get("always")),
-                    after_function_output=after,
-                    say=say,
-                    calls=calls,
-                )
-            )
-        default = rules.get("default", {"say": "Sorry, I have no rule for that."})
-        self._default = _parse_action(default, "default")
+    def __init__(self, rules: Mapping[str, Any] | Sequence[Rule], default: str | Rule | None = None) -> None:
+        if isinstance(rules, Mapping):
+            if not isinstance(rules.get("rules", []), list):
+                raise ValueError("scripted rules must be an object with a 'rules' list")
+            self.rules = [_parse_rule(raw, f"rules[{i}]") for i, raw in enumerate(rules.get("rules", []))]
+            say, calls = _parse_action(rules.get("default", {"say": _NO_RULE}), "default")
+            self.default = Rule(say=say, calls=calls, always=True)
+        elif (
+            isinstance(rules, Sequence)
+            and not isinstance(rules, str)
+            and all(isinstance(r, Rule) for r in rules)
+        ):
+            self.rules = list(rules)
+            self.default = Rule(say=_NO_RULE, always=True)
+        else:
+            raise ValueError("scripted rules must be an object with a 'rules' list, or a list of Rule")
+        if isinstance(default, str):
+            self.default = Rule(say=default, always=True)
+        elif isinstance(default, Rule):
+            self.default = default
 
     @classmethod
     def from_file(cls, path: str | Path) -> ScriptedResponder:
@@ -256,42 +368,30 @@ class ScriptedResponder:
         with open(path, encoding="utf-8") as f:
             return cls(json.load(f))
 
-    def _match(
-        self, turn: dict[str, Any] | None, items: list[dict[str, Any]]
-    ) -> tuple[str | None, tuple[FunctionCallPart, ...]]:
+    def match(self, request: ResponseRequest) -> Rule:
+        """The rule that answers ``request`` (the default when none applies)."""
+        turn = _last_turn(request.items)
+        tool = None
         if turn is not None and turn.get("type") == "function_call_output":
-            name = next(
+            tool = next(
                 (
                     i.get("name")
-                    for i in items
+                    for i in request.items
                     if i.get("type") == "function_call" and i.get("call_id") == turn.get("call_id")
                 ),
                 None,
             )
-            for rule in self._rules:
-                if rule.after_function_output is True or (
-                    rule.after_function_output and rule.after_function_output == name
-                ):
-                    return rule.say, rule.calls
-            return self._default
-        text = item_text(turn).lower() if turn else ""
-        audio = _is_audio_turn(turn)
-        for rule in self._rules:
-            if rule.after_function_output:
-                continue
-            if (
-                rule.always
-                or (rule.audio and audio)
-                or (text and any(c in text for c in rule.text_contains))
-                or (text and rule.text_matches is not None and rule.text_matches.search(text))
-            ):
-                return rule.say, rule.calls
-        return self._default
+        return next((rule for rule in self.rules if rule.applies(request, turn, tool)), self.default)
 
     async def respond(self, request: ResponseRequest) -> AsyncIterator[ResponsePart]:
-        say, calls = self._match(_last_turn(request.items), request.items)
-        if say:
-            async for part in speak(say, request):
+        rule = self.match(request)
+        if rule.delay_ms:
+            await asyncio.sleep(rule.delay_ms / 1000)
+        if rule.say:
+            async for part in speak(rule.say, request):
                 yield part
-        for call in calls:
+        for call in rule.calls:
             yield call
+
+
+_NO_RULE = "Sorry, I have no rule for that."

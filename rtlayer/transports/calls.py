@@ -15,6 +15,7 @@ body. The API key goes in the ``Authorization`` header and never into a message.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Mapping
 from types import TracebackType
@@ -24,10 +25,39 @@ from urllib.parse import quote
 import httpx
 
 from ..exceptions import ConnectError, ConnectTimeout, RtlayerError
+from ..protocol.session_config import without_formats
 
-__all__ = ["DEFAULT_API_BASE", "CallsAPIError", "CallsClient"]
+__all__ = ["DEFAULT_API_BASE", "CallsAPIError", "CallsClient", "sip_session_config", "warn_dropped_formats"]
+
+logger = logging.getLogger("rtlayer.transports.sip")
 
 DEFAULT_API_BASE = "https://api.openai.com/v1"
+
+
+def sip_session_config(config: Any, where: str) -> dict[str, Any]:
+    """``config`` (a dict in the GA or legacy shape, or a pydantic model such as the Agents SDK's
+    ``RealtimeSessionCreateRequest``) in the GA shape, with its audio formats dropped and one warning
+    saying which.
+
+    A SIP call's audio is the caller's codec, fixed by the SDP answer (PCMU or PCMA); the service converts
+    for the model, so a format in the session means nothing there. SDKs build configs with formats
+    (``audio/pcm`` 24 kHz), so dropping them keeps their configs usable on a phone call. The three SIP
+    layers (``build_initial_config``, ``CallsClient.accept`` and ``SIPTransport``) agree on this, and
+    the embedded server treats an accept body the same way.
+    """
+    session, dropped = without_formats(config)
+    warn_dropped_formats(where, dropped)
+    return session
+
+
+def warn_dropped_formats(where: str, dropped: list[str]) -> None:
+    """The one warning for the formats ``without_formats`` took out of a SIP call's config."""
+    if dropped:
+        logger.warning(
+            "%s: dropping %s: a SIP call's audio is the caller's codec, negotiated over SIP",
+            where,
+            ", ".join(dropped),
+        )
 
 
 class CallsAPIError(RtlayerError):
@@ -57,9 +87,10 @@ class CallsClient:
         self._owns_client = http_client is None
         self._http = http_client or httpx.AsyncClient(timeout=timeout)
 
-    async def accept(self, call_id: str, session_config: Mapping[str, Any]) -> None:
-        """Answer the call; ``session_config`` is the GA session (see ``build_initial_config``)."""
-        body = dict(session_config)
+    async def accept(self, call_id: str, session_config: Mapping[str, Any] | Any) -> None:
+        """Answer the call; ``session_config`` is the GA session (see ``build_initial_config``), a dict
+        or a pydantic model (the Agents SDK's payload); audio formats are dropped with one warning."""
+        body = sip_session_config(session_config, f"CallsClient.accept {call_id}")
         body.setdefault("type", "realtime")
         await self._post(call_id, "accept", body)
 

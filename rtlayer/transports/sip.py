@@ -15,22 +15,21 @@ Differences from the WebSocket transport, all on purpose:
 
 - ``send_audio`` raises :class:`~rtlayer.exceptions.UnsupportedOperation`: the caller's audio is on RTP;
 - the session's audio formats are what SIP negotiated (PCMU or PCMA): the transport never sends a
-  format, and refuses a config that sets one (``build_initial_config`` too) instead of silently
-  breaking the call's audio;
+  format; one in a config (an SDK's builder adds ``audio/pcm``) is dropped with one warning, by
+  ``build_initial_config`` and ``CallsClient.accept`` too;
 - ``connect`` requires a ``call_id``.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from ..exceptions import LocalProtocolError, UnsupportedOperation
-from ..protocol.session_config import normalize_session
+from ..protocol.session_config import without_formats
 from ..protocol.webhooks import verify_webhook
 from ._connect import ApiKey
-from .calls import CallsAPIError, CallsClient
+from .calls import CallsAPIError, CallsClient, sip_session_config, warn_dropped_formats
 from .websocket import WebSocketTransport
 
 __all__ = [
@@ -38,21 +37,9 @@ __all__ = [
     "CallsClient",
     "SIPTransport",
     "build_initial_config",
+    "sip_session_config",
     "verify_webhook",
 ]
-
-
-def _refuse_formats(session: Mapping[str, Any], where: str) -> None:
-    audio = session.get("audio")
-    if not isinstance(audio, Mapping):
-        return
-    for side in ("input", "output"):
-        part = audio.get(side)
-        if isinstance(part, Mapping) and "format" in part:
-            raise LocalProtocolError(
-                f"{where}: audio.{side}.format cannot be set on a SIP call: the caller's codec "
-                "(PCMU or PCMA) was negotiated over SIP and the service converts for the model"
-            )
 
 
 def build_initial_config(
@@ -64,15 +51,16 @@ def build_initial_config(
     turn_detection: Mapping[str, Any] | None = None,
     transcription: Mapping[str, Any] | None = None,
     output_modalities: list[str] | None = None,
-    config: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | Any | None = None,
 ) -> dict[str, Any]:
     """The body of ``CallsClient.accept``: a GA session of ``type: realtime``.
 
-    ``config`` (GA or legacy shape) is the base; the keyword arguments go on top. Audio formats are
-    refused (``LocalProtocolError``): SIP already fixed them.
+    ``config`` (GA or legacy shape, or a pydantic model like the Agents SDK's
+    ``OpenAIRealtimeSIPModel.build_initial_session_payload(agent)``) is the base; the keyword arguments go
+    on top. Audio formats are dropped with one warning (see ``sip_session_config``): SIP fixed them. For a
+    config built from an agent, see ``rtlayer.integrations.openai_agents.build_initial_config``.
     """
-    session: dict[str, Any] = normalize_session(copy.deepcopy(dict(config or {})))
-    _refuse_formats(session, "build_initial_config")
+    session = sip_session_config(config or {}, "build_initial_config")
     session["type"] = "realtime"
     if model is not None:
         session["model"] = model
@@ -97,6 +85,8 @@ def build_initial_config(
 class SIPTransport(WebSocketTransport):
     """The WebSocket transport attached to a SIP call with ``?call_id=``; audio stays on RTP."""
 
+    _warned_formats = False
+
     async def connect(
         self,
         url: str | None = None,
@@ -105,13 +95,12 @@ class SIPTransport(WebSocketTransport):
         call_id: str | None = None,
         initial_session_config: Mapping[str, Any] | None = None,
     ) -> None:
-        """Attach to an accepted call. ``initial_session_config`` (formats refused) is sent as ``session.update``."""
+        """Attach to an accepted call. ``initial_session_config`` (formats dropped) is sent as ``session.update``."""
         if not call_id:
             raise LocalProtocolError(
                 "SIPTransport.connect needs the call_id of an accepted call (from the realtime.call.incoming webhook)"
             )
-        config = dict(initial_session_config or {})
-        _refuse_formats(normalize_session(copy.deepcopy(config)), "SIPTransport.connect")
+        config = self._without_formats(initial_session_config or {}, "SIPTransport.connect")
         await super().connect(
             url=url, api_key=api_key, model=model, call_id=call_id, initial_session_config=config
         )
@@ -123,5 +112,13 @@ class SIPTransport(WebSocketTransport):
         )
 
     def update_session_config(self, config: Mapping[str, Any]) -> None:
-        _refuse_formats(normalize_session(copy.deepcopy(dict(config))), "update_session_config")
-        super().update_session_config(config)
+        """Like the WebSocket transport's, with audio formats dropped (one warning per transport)."""
+        super().update_session_config(self._without_formats(config, "SIPTransport.update_session_config"))
+
+    def _without_formats(self, config: Mapping[str, Any], where: str) -> dict[str, Any]:
+        session, dropped = without_formats(config)
+        if dropped and not self._warned_formats:
+            # once per transport: an agent's every handoff sends formats again, one warning tells it all
+            self._warned_formats = True
+            warn_dropped_formats(where, dropped)
+        return session

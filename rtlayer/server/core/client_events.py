@@ -13,7 +13,7 @@ from typing import Any
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES
 
-__all__ = ["check_client_event"]
+__all__ = ["check_client_event", "without_nulls"]
 
 _STR, _INT, _DICT = "string", "integer", "object"
 # type -> ((field, kind, required), ...)
@@ -34,6 +34,56 @@ _FIELDS: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "response.create": (("response", _DICT, False),),
     "response.cancel": (("response_id", _STR, False),),
 }
+
+
+# Where null is a value, not "not given": off (turn detection, transcription, noise reduction, tracing),
+# none (prompt, include, reasoning, idle timeout). Paths of keys inside the event; "*" is any list index.
+_NULL_IS_A_VALUE = frozenset(
+    {
+        ("session", "tracing"),
+        ("session", "prompt"),
+        ("session", "include"),
+        ("session", "reasoning"),
+        ("session", "turn_detection"),
+        ("session", "input_audio_transcription"),
+        ("session", "input_audio_noise_reduction"),
+        ("session", "audio", "input", "turn_detection"),
+        ("session", "audio", "input", "turn_detection", "idle_timeout_ms"),
+        ("session", "audio", "input", "transcription"),
+        ("session", "audio", "input", "noise_reduction"),
+    }
+)
+# Free-form JSON inside an event: a tool's parameter schema may say null on purpose.
+_OPAQUE = frozenset({"parameters", "metadata", "variables", "headers"})
+
+
+def without_nulls(event: Any) -> Any:
+    """``event`` with every optional field sent as JSON null removed, as if it were not given.
+
+    ``openai.types.realtime`` declares optional fields ``Optional[...] = None`` and the hosted service
+    reads null as "not given"; other SDKs serialise unset fields so (``response.create`` with
+    ``"instructions": null``). Where null is a value (``turn_detection: null`` turns detection off) it is
+    kept. A new dict is returned; ``event`` is not changed.
+    """
+    if not isinstance(event, dict):
+        return event
+    return _strip(event, ())
+
+
+def _strip(value: Any, path: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        if path and path[-1] in _OPAQUE:
+            return value
+        out = {}
+        for key, item in value.items():
+            here = (*path, key)
+            if item is None and here not in _NULL_IS_A_VALUE:
+                continue
+            out[key] = _strip(item, here)
+        return out
+    if isinstance(value, list):
+        return [_strip(item, (*path, "*")) for item in value]
+    return value
 
 
 def _kind_ok(value: Any, kind: str) -> bool:

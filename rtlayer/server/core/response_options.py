@@ -28,6 +28,7 @@ from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.parts import ResponseRequest
 from rtlayer.server.core.response import AUDIO_IN_MS_PER_TOKEN, estimate_text_tokens
+from rtlayer.server.core.truncation import truncate
 
 __all__ = ["ResponseOptions", "resolve_response_options"]
 
@@ -127,6 +128,12 @@ def _input_items(value: Any, conversation: Conversation) -> list[dict[str, Any]]
     return items
 
 
+def _item_tokens(item: dict[str, Any], conversation: Conversation) -> int:
+    record = conversation.audio.get(item.get("id", ""))
+    audio = int(record.duration_ms / AUDIO_IN_MS_PER_TOKEN) if record is not None else 0
+    return estimate_text_tokens(item_text(item)) + audio
+
+
 def resolve_response_options(
     options: dict[str, Any], session: dict[str, Any], conversation: Conversation
 ) -> ResponseOptions:
@@ -140,15 +147,19 @@ def resolve_response_options(
             "response.conversation", f"Invalid value: '{conv}'. Supported values are: 'auto' and 'none'."
         )
     in_conversation = conv != "none"
-    items = (
-        _input_items(options["input"], conversation)
-        if options.get("input") is not None
-        else conversation.items()
-    )
     instructions = options.get("instructions", session.get("instructions") or "")
     if not isinstance(instructions, str):
         raise invalid_value(
             "response.instructions", "Invalid type for 'response.instructions': expected a string."
+        )
+    if options.get("input") is not None:
+        items = _input_items(options["input"], conversation)
+    else:
+        items = truncate(
+            conversation.items(),
+            session.get("truncation", "auto"),
+            estimate_text_tokens(instructions),
+            lambda item: _item_tokens(item, conversation),
         )
     # tools and tool_choice are checked by the same rules as the session's
     overrides: dict[str, Any] = {k: options[k] for k in ("tools", "tool_choice") if k in options}

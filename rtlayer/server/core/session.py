@@ -26,13 +26,14 @@ from rtlayer.protocol.ids import new_event_id, new_id
 from rtlayer.protocol.items import user_audio_message
 from rtlayer.protocol.session_config import default_session, merge_session
 from rtlayer.server.core import item_events
-from rtlayer.server.core.client_events import check_client_event
+from rtlayer.server.core.client_events import check_client_event, without_nulls
 from rtlayer.server.core.conversation import DEFAULT_MAX_BYTES as DEFAULT_MAX_CONVERSATION_BYTES
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.idle import IdleTimer
 from rtlayer.server.core.input_audio import MAX_BUFFER_BYTES, InputAudio, TurnStarted
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.media_output import MediaOutput, clear_playback, pull_playback
+from rtlayer.server.core.noise_reduction import noise_gate
 from rtlayer.server.core.parts import ResponderInfo, ResponsePart
 from rtlayer.server.core.parts import responder_info as info_of
 from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
@@ -92,6 +93,7 @@ class ServerSession:
         self._media_dropped_bytes = 0
         self.dtmf_ignored = 0
         self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        self._noise_gate = noise_gate(self.config)
         self._media_converter = AudioConverter(media, PCM16_24K) if media is not None else None
         self.media_output = MediaOutput(media) if media is not None else None
         self._arm_idle(now)
@@ -187,6 +189,7 @@ class ServerSession:
         """One parsed client event."""
         if not self._check_open(now):
             return
+        event = without_nulls(event)  # an optional field sent as null is a field not given
         event_id = (
             event.get("event_id")
             if isinstance(event, dict) and isinstance(event.get("event_id"), str)
@@ -302,6 +305,8 @@ class ServerSession:
     # -- the input buffer and VAD -----------------------------------------------------------------
 
     def _ingest(self, pcm: bytes, now: float) -> None:
+        if self._noise_gate is not None:
+            pcm = self._noise_gate.process(pcm)
         for turn in self.input_audio.feed(pcm):
             if isinstance(turn, TurnStarted):
                 self._emit(
@@ -368,6 +373,8 @@ class ServerSession:
         self.config = new
         if new["audio"]["input"]["format"] != old["audio"]["input"]["format"]:
             self._input_converter = AudioConverter(self.input_format, PCM16_24K)
+        if new["audio"]["input"]["noise_reduction"] != old["audio"]["input"]["noise_reduction"]:
+            self._noise_gate = noise_gate(new)
         if new["audio"]["input"]["turn_detection"] != old["audio"]["input"]["turn_detection"]:
             self.input_audio.configure(self.turn_detection)
             if self._active is None:

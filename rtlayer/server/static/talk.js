@@ -6,13 +6,29 @@
 // 3. POST /v1/realtime/calls (Content-Type: application/sdp, Authorization: Bearer ek_...) -> the
 //    SDP answer; the call id is the last segment of the Location header.
 // Events arrive as JSON on the data channel; the answer's audio plays on the remote track.
+// The conversation shows as a transcript: the user's words (input transcription, or the text typed) and
+// the assistant's (its audio transcript as it streams); the raw event log is folded away below it.
 // window.talk exposes the state (for tests and the console); ?autostart=1 starts on load;
-// ?session={...} configures the session the ephemeral key opens.
+// ?session={...} is merged into the session the ephemeral key opens (DEFAULT_SESSION below).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const MAX_LOG_LINES = 400;
 const GATHER_WAIT_MS = 2000;
+const MAX_TRANSCRIPT_ENTRIES = 200;
+// What the page asks for unless ?session= says otherwise: input transcription, so the user's words show,
+// and a silence long enough that the pause between two sentences of one utterance (250-500 ms when
+// people speak) does not end the turn: one spoken sentence is one turn.
+const DEFAULT_SESSION = {
+  type: "realtime",
+  model: "gpt-realtime",
+  audio: {
+    input: {
+      transcription: { model: "gpt-4o-mini-transcribe" },
+      turn_detection: { type: "server_vad", threshold: 0.5, prefix_padding_ms: 300, silence_duration_ms: 800 },
+    },
+  },
+};
 
 const talk = {
   status: "idle",
@@ -28,6 +44,7 @@ const talk = {
   activeResponse: null, // id of the response being generated, for interrupt
   outputLevelMax: 0,   // highest level seen on the remote track by the analyser (0..1)
   inputLevelMax: 0,
+  transcript: [],      // [{itemId, role: "user" | "assistant", text, final}], in conversation order
 };
 window.talk = talk;
 
@@ -67,12 +84,102 @@ async function errorMessage(response) {
   }
 }
 
+function merged(base, extra) {
+  // A deep merge of plain objects: ?session={"audio":{"output":{"voice":"ash"}}} keeps the input settings.
+  const out = { ...base };
+  for (const [key, value] of Object.entries(extra)) {
+    const both = value && typeof value === "object" && !Array.isArray(value) && out[key] && typeof out[key] === "object";
+    out[key] = both ? merged(out[key], value) : value;
+  }
+  return out;
+}
+
 function sessionConfig() {
   // ?session={...} (URL-encoded JSON) is merged into the session the ephemeral key opens.
-  const session = { type: "realtime", model: "gpt-realtime" };
   const extra = new URLSearchParams(location.search).get("session");
-  if (extra) Object.assign(session, JSON.parse(extra));
-  return session;
+  return extra ? merged(DEFAULT_SESSION, JSON.parse(extra)) : DEFAULT_SESSION;
+}
+
+// -- the transcript ------------------------------------------------------------------------------------
+
+function entry(itemId, role) {
+  // The transcript line of a conversation item, created when the item first shows up.
+  let line = talk.transcript.find((e) => e.itemId === itemId);
+  if (!line) {
+    line = { itemId, role, text: "", final: false };
+    talk.transcript.push(line);
+    const row = document.createElement("div");
+    row.className = `turn ${role}`;
+    row.dataset.itemId = itemId;
+    row.innerHTML = '<span class="who"></span><span class="words"></span>';
+    row.querySelector(".who").textContent = role === "user" ? "You" : "Assistant";
+    $("transcript").appendChild(row);
+    while (talk.transcript.length > MAX_TRANSCRIPT_ENTRIES) {
+      talk.transcript.shift();
+      $("transcript").removeChild($("transcript").firstChild);
+    }
+  }
+  return line;
+}
+
+function show(line, text, final) {
+  line.text = text;
+  line.final = final;
+  const row = $("transcript").querySelector(`[data-item-id="${CSS.escape(line.itemId)}"]`);
+  if (row) {
+    const words = row.querySelector(".words");
+    words.textContent = text || (final ? "(nothing heard)" : "…");
+    row.classList.toggle("pending", !final);
+  }
+  $("transcript").scrollTop = $("transcript").scrollHeight;
+}
+
+function itemText(item) {
+  return (item.content || []).map((p) => p.text || p.transcript || "").join(" ").trim();
+}
+
+function onTranscriptEvent(event) {
+  switch (event.type) {
+    case "conversation.item.added": {
+      const item = event.item || {};
+      if (item.type !== "message" || (item.role !== "user" && item.role !== "assistant")) return;
+      const line = entry(item.id, item.role);
+      const text = itemText(item);
+      if (text) show(line, text, item.role === "user");
+      else show(line, line.text, false);
+      return;
+    }
+    case "conversation.item.input_audio_transcription.delta": {
+      const line = entry(event.item_id, "user");
+      show(line, line.text + (event.delta || ""), false);
+      return;
+    }
+    case "conversation.item.input_audio_transcription.completed":
+      show(entry(event.item_id, "user"), event.transcript || "", true);
+      return;
+    case "conversation.item.input_audio_transcription.failed":
+      show(entry(event.item_id, "user"), "(not transcribed)", true);
+      return;
+    case "response.output_audio_transcript.delta":
+    case "response.output_text.delta": {
+      const line = entry(event.item_id, "assistant");
+      show(line, line.text + (event.delta || ""), false);
+      return;
+    }
+    case "response.output_audio_transcript.done":
+      show(entry(event.item_id, "assistant"), event.transcript || "", true);
+      return;
+    case "response.output_text.done":
+      show(entry(event.item_id, "assistant"), event.text || "", true);
+      return;
+    case "conversation.item.deleted": {
+      talk.transcript = talk.transcript.filter((e) => e.itemId !== event.item_id);
+      const row = $("transcript").querySelector(`[data-item-id="${CSS.escape(event.item_id)}"]`);
+      if (row) row.remove();
+      return;
+    }
+    default:
+  }
 }
 
 async function ephemeralKey() {
@@ -129,12 +236,9 @@ function onEvent(message) {
   if (event.type === "response.done") talk.activeResponse = null;
   talk.eventCounts[event.type] = (talk.eventCounts[event.type] || 0) + 1;
   if (talk.events.length < 2000) talk.events.push(event.type);
+  onTranscriptEvent(event);
   if (event.type === "error") {
     log(`error event: ${event.error && event.error.message}`, "err");
-  } else if (event.type === "response.output_audio_transcript.done") {
-    log(`assistant: ${event.transcript}`);
-  } else if (event.type === "conversation.item.input_audio_transcription.completed") {
-    log(`you: ${event.transcript}`);
   } else if (!event.type.endsWith(".delta")) {
     log(event.type);
   }

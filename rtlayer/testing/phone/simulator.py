@@ -41,6 +41,8 @@ __all__ = ["Answer", "ClearReport", "PhoneSimulator", "TimelineEntry"]
 logger = logging.getLogger("rtlayer.testing.phone")
 
 TICK_MS = 20
+#: a pause in the app's audio longer than this ends an answer (a shorter one is a gap inside it: an underrun)
+ANSWER_GAP_MS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,9 @@ class Answer:
     played_ms: int = 0
     ended_ms: int | None = None
     cleared: bool = False
+    #: ticks inside the answer where no audio was there to play (the app fell behind real time)
+    gap_ticks: int = 0
+    idle_ticks: int = field(default=0, repr=False)
     pcm16: bytearray = field(default_factory=bytearray, repr=False)
 
 
@@ -283,12 +288,18 @@ class PhoneSimulator:
             self.heard += b"\x00" * tick_bytes
         await self._echo_reached_marks()
         frame = self._pull(tick_bytes)
-        if frame and self._answer is None:
+        answer = self._answer
+        if frame and answer is None:
             self._answer = Answer(self.now_ms)
             self.answers.append(self._answer)
             self._note("answer_started", n=len(self.answers))
-        elif not frame and self._answer is not None:
-            self._end_answer()
+        elif frame and answer is not None and answer.idle_ticks:
+            answer.gap_ticks += answer.idle_ticks
+            answer.idle_ticks = 0
+        elif not frame and answer is not None:
+            answer.idle_ticks += 1
+            if answer.idle_ticks * TICK_MS >= ANSWER_GAP_MS:
+                self._end_answer()
         self._playing = frame or None
 
     def _pull(self, nbytes: int) -> bytes:
@@ -314,8 +325,12 @@ class PhoneSimulator:
     def _end_answer(self) -> None:
         answer = self._answer
         if answer is not None:
-            answer.ended_ms = self.now_ms
-            self._note("answer_ended", n=len(self.answers), played_ms=answer.played_ms)
+            answer.ended_ms = self.now_ms - answer.idle_ticks * TICK_MS
+            detail = {"n": len(self.answers), "played_ms": answer.played_ms}
+            if answer.gap_ticks:
+                detail["gaps_ms"] = answer.gap_ticks * TICK_MS
+            self.timeline.append(TimelineEntry(answer.ended_ms, "answer_ended", detail))
+            self._changed.set()
         self._answer = None
 
     async def _reader(self) -> None:

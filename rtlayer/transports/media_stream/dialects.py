@@ -107,6 +107,8 @@ class Dialect:
         """One frame from the provider; never raises (bad frames become ``ProviderProblem``)."""
         if isinstance(message, bytes | bytearray | memoryview):
             return self._receive_binary(bytes(message))
+        if not isinstance(message, str):
+            return [ProviderProblem("not_a_message", f"a {type(message).__name__}, not text or bytes")]
         try:
             event = json.loads(message)
         except ValueError as exc:

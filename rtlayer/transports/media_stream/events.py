@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...audio import AudioFormat
+from ...transport_events import DtmfEvent  # one dtmf event for every medium (SIP's too)
 
 __all__ = [
     "CallStart",
@@ -82,14 +83,6 @@ class PlaybackAck:
 @dataclass(frozen=True, slots=True)
 class ClearConfirmed:
     """The provider says it dropped the queued audio (Plivo ``clearedAudio``, Vonage ``websocket:cleared``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DtmfEvent:
-    """A key the caller pressed; the ``dtmf`` event of ``MediaStreamTransport``."""
-
-    digit: str
-    duration_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

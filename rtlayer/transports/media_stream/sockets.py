@@ -120,8 +120,7 @@ class StarletteSocket:
 def adapt_socket(socket: Any) -> ProviderSocket:
     """``socket`` as a ``ProviderSocket``: adapters and objects that already fit pass through; an aiohttp,
     Starlette or ``websockets`` socket is wrapped by its adapter."""
-    if isinstance(socket, ProviderSocket):
-        return socket
+    # The libraries first: Starlette's WebSocket has methods of the same names with other meanings.
     module = type(socket).__module__
     if module.startswith("aiohttp"):
         return AiohttpSocket(socket)
@@ -129,6 +128,8 @@ def adapt_socket(socket: Any) -> ProviderSocket:
         return StarletteSocket(socket)
     if module.startswith("websockets"):
         return WebsocketsSocket(socket)
+    if isinstance(socket, ProviderSocket):
+        return socket
     raise TypeError(
         f"cannot use a {type(socket).__name__} as the provider's socket: pass an aiohttp, Starlette or "
         "websockets socket, or an object with receive/send_text/send_bytes/close"

@@ -232,6 +232,11 @@ class MediaStreamTransport(EventEmitter):
             self.inner.on("audio_interrupted", self._on_interrupted)
             self.inner.on("connection_change", self._on_model_connection)
             config = self._pin(dict(initial_session_config or {}))
+            # The server answers the connection with session.created (its defaults: PCM16) before it applies
+            # our session.update; audio sent in between would be converted for the wrong format. Audio
+            # flows once the session.updated with the pinned format came back.
+            updated = asyncio.Event()
+            self.inner.once("session.updated", lambda _event: updated.set())
             await self.inner.connect(
                 url or self.url,
                 api_key if api_key is not None else self._api_key,
@@ -239,7 +244,13 @@ class MediaStreamTransport(EventEmitter):
                 call_id,
                 config,
             )
-            self._ready = True
+            try:
+                async with asyncio.timeout(self.start_timeout):
+                    await updated.wait()
+            except TimeoutError:
+                raise ConnectionClosedError(
+                    f"the model did not confirm the session within {self.start_timeout} s"
+                ) from None
             await self._flush_buffer()
             self._spawn(self._pacer())
             self._spawn(self._stall_watch())
@@ -520,10 +531,14 @@ class MediaStreamTransport(EventEmitter):
             self.dropped_input_bytes += len(dropped)
 
     async def _flush_buffer(self) -> None:
+        """Sends what was buffered, in order; audio arriving meanwhile queues behind it, and the bridge
+        switches to sending directly only once the buffer is empty (no await between the check and the
+        switch)."""
         while self._buffer:
             chunk = self._buffer.popleft()
             self._buffered -= len(chunk)
             await self.inner.send_audio(chunk)
+        self._ready = True
 
     async def _stall_watch(self) -> None:
         inbound = self.inbound
