@@ -256,3 +256,21 @@ def test_every_transport_uses_the_one_shell() -> None:
             cls.__name__ for cls in WebRTCTransport.__mro__ + WebSocketTransport.__mro__ if name in vars(cls)
         }
         assert owners <= {"ClientShell", "WebRTCTransport"}, (name, owners)
+
+
+@SESSIONS
+async def test_the_implicit_embedded_server_answers_with_the_responder_given(
+    kind: Kind, no_env_key: None
+) -> None:
+    from rtlayer.server.responders import ScriptedResponder
+
+    t = kind.make(responder=ScriptedResponder({"rules": [], "default": {"say": "Scripted hello."}}))
+    done: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    t.on("response.done", done.put_nowait)
+    await kind.connect(t, initial_session_config={"output_modalities": ["text"]})
+    assert t.embedded_server is not None and t.embedded_server.state.responder is t.responder
+    t.send_message("Hi")
+    response = (await asyncio.wait_for(done.get(), 10))["response"]
+    texts = [c.get("text") for item in response["output"] for c in item.get("content", [])]
+    assert "Scripted hello." in texts
+    await t.close()
