@@ -346,3 +346,26 @@ async def test_an_upgraded_connection_closes_quietly_after_an_abort() -> None:
     await conn.close()
     await conn.close()
     assert conn.close_code == 1006
+
+
+@SOCKET_TRANSPORTS
+async def test_the_keepalive_finds_a_dead_peer_while_a_send_is_blocked(make: Make) -> None:
+    """No write timeout to help (``send_timeout`` 60 s): the ping, sent behind a blocked write, is inside
+    ``ping_timeout`` too, so the keepalive alone drops the connection and the blocked ``send_audio`` ends."""
+    peer = _StopsReading()
+    url = await peer.start()
+    t = make(url=url, api_key="k", send_timeout=60.0, ping_interval=0.3, ping_timeout=0.3, reconnect=False)
+    rec = Recorder(t, ("error",))
+    await t.connect()
+    chunk = bytes(48_000)
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    with pytest.raises(ConnectionClosedError, match=r"no pong within 0\.3 s"):
+        async with asyncio.timeout(10):
+            for _ in range(10_000):
+                await t.send_audio(chunk)
+    assert loop.time() - start < 5
+    assert [e.code for e in rec.events["error"]] == ["keepalive_timeout"]
+    await t.close()
+    assert t.status is TransportStatus.DISCONNECTED and _tasks_left() == []
+    await peer.close()

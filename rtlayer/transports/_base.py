@@ -130,6 +130,7 @@ class BaseRealtimeTransport(ClientShell):
         self._desired_config: dict[str, Any] = {}
         self._budget = ReconnectBudget(max_reconnect_attempts, reconnect_backoff, reconnect_healthy_after)
         self._stalled: WireConnection | None = None
+        self._presumed_dead: tuple[WireConnection, str] | None = None  # what the transport itself gave up on
         #: counters: what was dropped and why (bounded buffers count what they drop)
         self.dropped_audio_bytes = 0
         self.dropped_events = 0
@@ -153,6 +154,7 @@ class BaseRealtimeTransport(ClientShell):
         conn = self._conn
         if self._status is not TransportStatus.CONNECTED or conn is None:
             self.dropped_audio_bytes += len(data)  # reconnecting: stale audio would confuse turn detection
+            await asyncio.sleep(0)  # an app streaming in a loop must still let the reconnection (or end) run
         elif self._out:
             # Events wait for the socket: queue behind them, in order, and return once the socket took it all.
             self._queue_text(text)
@@ -164,7 +166,8 @@ class BaseRealtimeTransport(ClientShell):
                 async with asyncio.timeout(self.send_timeout):
                     await conn.send(text)
             except ConnectionClosed:
-                self.dropped_audio_bytes += len(data)
+                self.dropped_audio_bytes += len(data)  # the reader sees the end too: reconnects or shuts down
+                await asyncio.sleep(0)  # (and must get to run, however fast the app keeps sending)
             except TimeoutError:
                 self.dropped_audio_bytes += len(data)
                 self._send_stalled(conn)
@@ -243,7 +246,8 @@ class BaseRealtimeTransport(ClientShell):
 
     def _require_open(self) -> None:
         if self._status in (TransportStatus.DISCONNECTED, TransportStatus.DISCONNECTING):
-            raise ConnectionClosedError(f"the transport is {self._status.value}: call connect() first")
+            why = f" ({self.last_reason})" if self.last_reason else ""
+            raise ConnectionClosedError(f"the transport is {self._status.value}{why}: call connect() first")
 
     def _require_session(self) -> ClientSession:
         self._require_open()
@@ -296,6 +300,7 @@ class BaseRealtimeTransport(ClientShell):
         if self._stalled is conn:
             return
         self._stalled = conn
+        self._presumed_dead = (conn, self._stall_message())
         self.emit("error", ErrorEvent(self._stall_message(), "send_timeout"))
         _abort(conn)
 
@@ -390,18 +395,17 @@ class BaseRealtimeTransport(ClientShell):
             except ConnectionClosed:
                 return
             except TimeoutError:
-                self.emit(
-                    "error",
-                    ErrorEvent(
-                        f"no pong within {self.ping_timeout} s: connection presumed dead", "keepalive_timeout"
-                    ),
-                )
+                why = f"no pong within {self.ping_timeout:g} s: connection presumed dead"
+                self._presumed_dead = (conn, why)
+                self.emit("error", ErrorEvent(why, "keepalive_timeout"))
                 _abort(conn)
                 return
 
     async def _connection_lost(self, conn: WireConnection, exc: BaseException | None) -> None:
         code = self._close_code(conn)
         reason = f"connection closed (code {code})" if code is not None else f"connection lost ({exc!r})"
+        if self._presumed_dead is not None and self._presumed_dead[0] is conn:
+            reason = f"{reason}: {self._presumed_dead[1]}"
         loop = asyncio.get_running_loop()
         self._budget.lost(loop.time())
         self.session.connection_lost()

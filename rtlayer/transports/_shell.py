@@ -109,6 +109,9 @@ class ClientShell(SessionMethods, EventEmitter):
         self._status = TransportStatus.DISCONNECTED
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.last_reason: str | None = None
+        """Why the last connection ended (the peer's close code, a keepalive or send timeout, ...); None after
+        an ordinary ``close()``."""
 
     # -- the contract ----------------------------------------------------------------------------------------
 
@@ -203,6 +206,7 @@ class ClientShell(SessionMethods, EventEmitter):
             self.close_listeners()
             return
         self._closing = True
+        self.last_reason = reason
         try:
             self._set_status(TransportStatus.DISCONNECTING, reason=reason)
             try:

@@ -189,9 +189,8 @@ class UpgradedConnection:
         self._reader.cancel()
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (by either side)."""
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._reader)
+        """Wait until the connection is closed (by either side, or aborted)."""
+        await asyncio.wait([self._reader])
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -206,9 +205,8 @@ class UpgradedConnection:
         # A closing connection becomes CLOSED when the server's EOF arrives; wait for that (bounded)
         # so that the raised exception carries the close code.
         if not self._reader.done():
-            with contextlib.suppress(TimeoutError, Exception):
-                async with asyncio.timeout(self._close_timeout):
-                    await asyncio.shield(self._reader)
+            # asyncio.wait, not the task itself: an aborted (cancelled) reader must not raise into the caller
+            await asyncio.wait([self._reader], timeout=self._close_timeout)
 
     async def _flush(self) -> None:
         # Collect under the lock so that frames reach the stream in the order the protocol made them.
