@@ -274,3 +274,33 @@ async def test_the_implicit_embedded_server_answers_with_the_responder_given(
     texts = [c.get("text") for item in response["output"] for c in item.get("content", [])]
     assert "Scripted hello." in texts
     await t.close()
+
+
+@pytest.mark.parametrize("form", ["host:port", "http://host:port", "host:port/v1", "bad"])
+async def test_rtlayer_events_takes_every_url_form(form: str, server: RealtimeServer, capsys: Any) -> None:
+    """``rtlayer events --url``: the forms the transports take, and one line (exit 2) for one they cannot."""
+    import argparse
+    import io
+
+    from rtlayer.cli.events import events
+
+    host_port = server.url.removeprefix("http://")
+    url = {
+        "host:port": host_port,
+        "http://host:port": server.url,
+        "host:port/v1": host_port + "/v1",
+        "bad": "ftp://" + host_port,
+    }[form]
+    args = argparse.Namespace(url=url, api_key=None, model="gpt-realtime", quiet_ms=50, timeout=5.0)
+    out = io.StringIO()
+    status = await events(args, stdin=io.StringIO('{"type": "input_audio_buffer.clear"}\n'), stdout=out)
+    if form == "bad":
+        assert status == 2
+        assert capsys.readouterr().err.strip() == (
+            f"rtlayer events: unsupported scheme 'ftp' in the server URL 'ftp://{host_port}': "
+            "give http(s)://, ws(s):// or host:port"
+        )
+    else:
+        assert status == 0
+        assert '"type":"session.created"' in out.getvalue()
+        assert '"type":"input_audio_buffer.cleared"' in out.getvalue()
