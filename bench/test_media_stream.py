@@ -33,8 +33,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-
 import rtlayer_native
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +126,6 @@ def test_cpu_per_call_second_rtlayer(benchmark: Any) -> None:
 
 
 def test_cpu_per_call_second_pipecat_anchor(benchmark: Any) -> None:
-    pytest.importorskip("pipecat", reason="the anchor needs pipecat-ai")
     from pipecat.frames.frames import OutputAudioRawFrame
     from pipecat.serializers.twilio import TwilioFrameSerializer
 

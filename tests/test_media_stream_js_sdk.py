@@ -2,8 +2,9 @@
 did not write), bridged to the embedded server and called by our Twilio simulator, holds a turn and a
 barge-in. It shows the simulator behaves like Twilio to someone else's bridge.
 
-Needs Node and ``npm install @openai/agents @openai/agents-extensions`` in ``tests/js`` (or in the folder
-named by ``RTLAYER_JS_AGENTS_DIR``); skipped with that instruction when they are missing.
+Needs Node and the packages of ``tests/js/package.json`` (``scripts/install-test-deps`` runs ``npm install
+--prefix tests/js``; or a folder named by ``RTLAYER_JS_AGENTS_DIR``); a missing peer fails the test, it is
+never skipped.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ from rtlayer.testing.phone import PhoneSimulator
 JS_DIR = Path(os.environ.get("RTLAYER_JS_AGENTS_DIR") or Path(__file__).parent / "js")
 SCRIPT = Path(__file__).parent / "js" / "twilio_bridge.mjs"
 
-pytestmark = [
-    pytest.mark.timeout(60),
-    pytest.mark.skipif(
-        shutil.which("node") is None
-        or not (JS_DIR / "node_modules" / "@openai" / "agents-extensions").is_dir(),
-        reason=f"needs node and `npm install --prefix {JS_DIR} @openai/agents @openai/agents-extensions`",
-    ),
-]
+pytestmark = [pytest.mark.timeout(60)]
+
+
+def test_the_js_peer_is_installed() -> None:
+    assert shutil.which("node") is not None, "node is a test requirement (scripts/install-test-deps)"
+    assert (JS_DIR / "node_modules" / "@openai" / "agents-extensions").is_dir(), (
+        f"run `npm install --prefix {JS_DIR}` (scripts/install-test-deps does)"
+    )
 
 
 async def test_the_js_sdks_twilio_bridge_holds_a_turn_and_a_barge_in_with_our_simulator(
