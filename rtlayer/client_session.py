@@ -39,7 +39,8 @@ from .client_messages import (
     session_update_event,
     user_message_event,
 )
-from .transport import (
+from .exceptions import InvalidAudioError
+from .transport_events import (
     AudioDoneEvent,
     AudioEvent,
     AudioInterruptedEvent,
@@ -73,6 +74,10 @@ def event_type(event: Any) -> Any:
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (server events are read defensively)."""
     return value if isinstance(value, dict) else {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 class ClientSession:
@@ -291,7 +296,11 @@ class ClientSession:
     # -- server side -----------------------------------------------------------------------------------------
 
     def receive_event(self, event: dict[str, Any], now: float) -> None:
-        """One server event: emits ``*``, its own name, and the derived convenience events."""
+        """One server event: emits ``*``, its own name, and the derived convenience events.
+
+        A server event whose fields have the wrong types (a bad base64 delta, ``content_index: "zero"``,
+        ``usage.input_tokens: "many"``, odd-length PCM) is passed on raw, then reported as an ``error``
+        event naming it (code ``invalid_server_event``); the session carries on."""
         kind = event.get("type")
         self._emit("*", event)
         if not isinstance(kind, str):
@@ -304,32 +313,54 @@ class ClientSession:
                 "error",
                 ErrorEvent(
                     str(err.get("message", "")),
-                    err.get("code"),
+                    _str_or_none(err.get("code")),
                     str(err.get("type", "error")),
-                    err.get("param"),
-                    err.get("event_id"),
+                    _str_or_none(err.get("param")),
+                    _str_or_none(err.get("event_id")),
                     raw=event,
                 ),
             )
             return
         self._emit(kind, event)
-        view = VIEWS.get(kind)
-        if view is not None:
-            payload = view[1](event)
-            if payload is not None:
-                self._emit(view[0], payload)
-        handler = _HANDLERS.get(kind)
-        if handler is not None:
-            handler(self, event, now)
+        try:
+            view = VIEWS.get(kind)
+            if view is not None:
+                payload = view[1](event)
+                if payload is not None:
+                    self._emit(view[0], payload)
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, event, now)
+        except Exception as exc:  # listeners' own errors never get here: the emitter reports those
+            self._unreadable(event, exc)
 
     def receive_audio_delta(
-        self, response_id: str, item_id: str, content_index: int, b64: str | bytes, now: float
+        self, response_id: str, item_id: str, content_index: Any, b64: str | bytes, now: float
     ) -> None:
         """The audio of one ``response.output_audio.delta``; transports call it directly (skipping
         ``receive_event``'s dispatch) when nobody listens to the raw event. This is the hot receive path."""
-        if item_id in self._interrupted:
-            return  # late audio of an item the user interrupted: never play it
-        raw = binascii.a2b_base64(b64)
+        try:
+            if item_id in self._interrupted:
+                return  # late audio of an item the user interrupted: never play it
+            if type(content_index) is not int:
+                raise ValueError(f"content_index {content_index!r} is not an integer")
+            try:
+                raw = binascii.a2b_base64(b64, strict_mode=True)
+            except binascii.Error as exc:
+                raise ValueError(f"delta is not valid base64 ({exc})") from None
+            if len(raw) % self.session_output_format.bytes_per_sample:
+                raise InvalidAudioError(f"{len(raw)} bytes of PCM16 audio: not a whole number of samples")
+        except (ValueError, TypeError) as exc:
+            self._unreadable(
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": response_id,
+                    "item_id": item_id,
+                    "content_index": content_index,
+                },
+                exc,
+            )
+            return
         item = self._audio
         if item is None or item.item_id != item_id or item.content_index != content_index:
             item = self._start_item(item_id, content_index, response_id)
@@ -345,6 +376,19 @@ class ClientSession:
                 self._emit("audio", AudioEvent(frame, response_id, item_id, content_index))
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _unreadable(self, event: dict[str, Any], exc: Exception) -> None:
+        kind = event.get("type")
+        logger.warning("the server sent a %s event that cannot be read: %s", kind, exc)
+        self._emit(
+            "error",
+            ErrorEvent(
+                f"the server sent a {kind} event that cannot be read ({type(exc).__name__}: {exc}); ignored",
+                "invalid_server_event",
+                raw=event,
+                exception=exc,
+            ),
+        )
 
     def _send_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -470,14 +514,15 @@ class ClientSession:
 
     def _on_audio_delta(self, event: dict[str, Any], now: float) -> None:
         delta = event.get("delta")
-        if isinstance(delta, str):
-            self.receive_audio_delta(
-                str(event.get("response_id", "")),
-                str(event.get("item_id", "")),
-                int(event.get("content_index") or 0),
-                delta,
-                now,
-            )
+        if not isinstance(delta, str):
+            raise TypeError(f"delta is {type(delta).__name__}, not a base64 string")
+        self.receive_audio_delta(
+            str(event.get("response_id", "")),
+            str(event.get("item_id", "")),
+            event.get("content_index") or 0,
+            delta,
+            now,
+        )
 
     def _on_audio_done(self, event: dict[str, Any], now: float) -> None:
         item = self._audio
