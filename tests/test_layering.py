@@ -110,7 +110,7 @@ COMPOSERS = {"rtlayer.server.app", "rtlayer.server.realtime_server"}  # they ass
 NATIVE_USERS = {
     "rtlayer.audio",  # AudioFormat / AudioConverter: what everything else goes through
     "rtlayer._rtc_audio",  # aiortc frames <-> PCM16 48 kHz
-    "rtlayer.client_session",  # the output framer
+    "rtlayer.client.session",  # the output framer
     "rtlayer.transports.webrtc",  # the microphone gate's peak meter
     "rtlayer.server._webrtc_call",  # the caller's stereo Opus frames to mono
     "rtlayer.server.core.turn_detection",  # the VAD's energy meter

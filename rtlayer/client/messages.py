@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .protocol.session_config import normalize_session
-from .transport_events import FunctionCallEvent
+from ..protocol.session_config import normalize_session
+from ..transport_events import FunctionCallEvent
 
 __all__ = [
     "function_call_item",
