@@ -22,7 +22,7 @@ __all__ = [
     "user_message_event",
 ]
 
-logger = logging.getLogger("rtlayer.client_session")
+logger = logging.getLogger("rtlayer.client")
 
 # Legacy format names -> GA format objects (what the JS SDK maps them to).
 _LEGACY_FORMATS: dict[str, dict[str, Any]] = {

@@ -53,7 +53,7 @@ from .views import VIEWS, usage_of
 
 __all__ = ["ClientSession", "PlayoutClock"]
 
-logger = logging.getLogger("rtlayer.client_session")
+logger = logging.getLogger("rtlayer.client")
 
 Emit = Callable[[str, Any], None]
 Send = Callable[[dict[str, Any]], None]
