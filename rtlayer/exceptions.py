@@ -21,6 +21,8 @@ The tree (classes defined elsewhere name their module)::
     │   ├── HandshakeError        the server answered with an HTTP error; ``status`` and ``body`` kept
     │   └── ProxyError            an HTTP proxy refused the tunnel (407, 403, ...)
     ├── CallsAPIError             (rtlayer.transports.calls) the Calls API refused; ``status``, ``code``, ``body``
+    ├── CallControlError          (rtlayer.transports.media_stream.call_control) a provider's REST API refused
+    │                             a hang-up or transfer; ``status``, ``body``
     ├── ConnectionClosedError     the connection ended while an operation needed it
     └── WebhookVerificationError  a webhook's signature, timestamp or secret did not check out
 

@@ -28,7 +28,6 @@ from .._extras import MissingExtraError
 from ..audio import AudioFormat
 from ..exceptions import InvalidAudioError, RtlayerError
 from ..transport import AudioEvent, TurnDoneEvent, TurnStartedEvent
-from ..transports import BaseRealtimeTransport
 from ..wav import check_writable, read_wav, write_wav
 from ._args import non_negative, non_negative_int, positive_seconds
 
@@ -51,7 +50,12 @@ def answer_rate(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="the WAV file to speak (PCM16, mono or stereo)")
     parser.add_argument("-o", "--output", required=True, help="where to write the answer (WAV)")
-    parser.add_argument("--url", default=None, help="ws(s)://.../v1/realtime (default: the embedded server)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="the server: http(s)://host[:port][/v1], ws(s)://.../v1/realtime or host:port "
+        "(default: the embedded server; with a key and no URL, the hosted service)",
+    )
     parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
     parser.add_argument("--model", default="gpt-realtime")
     parser.add_argument("--transport", default="websocket", choices=("websocket", "webrtc", "fetch-upgrade"))
@@ -183,8 +187,8 @@ async def _converse(
     if args.instructions:
         config["instructions"] = args.instructions
     await transport.connect(url=url, api_key=args.api_key, model=args.model, initial_session_config=config)
-    where = args.url.split("?")[0] if args.url else "the embedded server"
-    turns.log(f"connected to {where}")
+    where = (transport.url or "").split("?")[0]
+    turns.log(f"connected to {'the embedded server at ' if transport.embedded_server else ''}{where}")
     turns.log(f"streaming {args.input} ({len(pcm) / 2 / in_rate:.2f} s at {in_rate} Hz)")
     chunk = in_rate * 2 * CHUNK_MS // 1000
     sent_s = 0.0
@@ -241,17 +245,9 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     transport.on("turn_started", turns.on_started)
     transport.on("audio", turns.on_audio)
     transport.on("turn_done", turns.on_done)
-    server: Any = None
     url = args.url
     conversation: asyncio.Task[None] | None = None
     try:
-        if url is None and not isinstance(transport, BaseRealtimeTransport):
-            # Transports that do not start the embedded server themselves (WebRTC) get one from here.
-            from ..server.realtime_server import RealtimeServer
-
-            server = RealtimeServer()
-            await server.start()
-            url = server.ws_url
         conversation = asyncio.create_task(_converse(transport, args, url, pcm, in_rate, turns))
         interrupted = _cancel_on_sigint(conversation)
         try:
@@ -273,8 +269,6 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if conversation is not None and not conversation.done():
             conversation.cancel()
         await transport.close()
-        if server is not None:
-            await server.close()
     if not turns.completed:
         ended = ", ".join(sorted(set(turns.statuses.values()))) or "none"
         return _finish_incomplete(args, turns, f"no complete answer (responses ended: {ended})")

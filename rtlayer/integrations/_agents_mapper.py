@@ -32,7 +32,7 @@ from agents.realtime.model_events import (
     RealtimeModelTurnStartedEvent,
 )
 
-from ..client_session import ClientSession
+from ..client.session import ClientSession
 from ..exceptions import ConnectionClosedError
 from ..transport import (
     AudioDoneEvent,
@@ -106,12 +106,12 @@ class EventMapper:
             "dtmf": self._on_dtmf,
         }
         for name, handler in handlers.items():
-            self.transport.on(name, handler)
+            self.transport.add_listener(name, handler)
             self._subscriptions.append((name, handler))
 
     def unsubscribe(self) -> None:
         for name, handler in self._subscriptions:
-            self.transport.off(name, handler)
+            self.transport.remove_listener(name, handler)
         self._subscriptions.clear()
 
     def _on_raw(self, event: dict[str, Any]) -> None:

@@ -192,9 +192,9 @@ class MediaStreamTransport(EventEmitter):
     def model_format(self) -> AudioFormat:
         return self._model_format or model_format_for(self.dialect)
 
-    def on(self, name: str, listener: Listener) -> Listener:
+    def add_listener(self, name: str, listener: Listener) -> Listener:
         self._forward(name)
-        return super().on(name, listener)
+        return super().add_listener(name, listener)
 
     async def connect(
         self,
@@ -386,7 +386,7 @@ class MediaStreamTransport(EventEmitter):
         self._forwarded.add(name)
         if name == "connection_change":
             return  # this transport reports its own status (see _on_model_connection)
-        self.inner.on(name, lambda payload, _name=name: self.emit(_name, payload))
+        self.inner.add_listener(name, lambda payload, _name=name: self.emit(_name, payload))
 
     def _pin(self, session: dict[str, Any]) -> dict[str, Any]:
         """``session`` with its audio formats set to the pinned model format (see the module docstring)."""
