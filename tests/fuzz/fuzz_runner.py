@@ -108,6 +108,41 @@ def select(names: list[str]) -> list[Target]:
     return chosen
 
 
+def mutate(rng: random.Random, base: bytes, tokens: list[bytes]) -> bytes:
+    """``base`` with one to six edits: byte flips, deletions, ``tokens`` spliced in, slices repeated, a run
+    of digits replaced by a token (the fragments that break hand-written parsers)."""
+    b = bytearray(base)
+    for _ in range(rng.randint(1, 6)):
+        op = rng.random()
+        if op < 0.25 and b:
+            b[rng.randrange(len(b))] = rng.randrange(256)
+        elif op < 0.4 and b:
+            i = rng.randrange(len(b))
+            del b[i : i + rng.randint(1, 20)]
+        elif op < 0.65:
+            i = rng.randrange(len(b) + 1)
+            b[i:i] = rng.choice(tokens)
+        elif op < 0.8 and b:  # a slice repeated (headers, lines, blocks, nesting)
+            i = rng.randrange(len(b))
+            j = min(len(b), i + rng.randint(1, 64))
+            b[i:i] = b[i:j] * rng.randint(1, 4)
+        else:  # a run of digits replaced by a token
+            digits = [i for i, c in enumerate(b) if 48 <= c <= 57]
+            if digits:
+                i = j = rng.choice(digits)
+                while j < len(b) and 48 <= b[j] <= 57:
+                    j += 1
+                b[i:j] = rng.choice(tokens)
+    return bytes(b)
+
+
+def hostile(rng: random.Random, seeds: list[bytes], tokens: list[bytes], most: int = 300) -> bytes:
+    """Random bytes (15 %) or a mutated seed."""
+    if rng.random() < 0.15:
+        return rng.randbytes(rng.randint(0, most))
+    return mutate(rng, rng.choice(seeds), tokens)
+
+
 def input_rng(seed: int, index: int) -> random.Random:
     """The generator of input ``index``: independent of every other input, so one replays alone."""
     return random.Random(f"{seed}:{index}")

@@ -1,4 +1,6 @@
-"""Fuzz the wire codec and the server's handling of client events, in-process (runner: ``sip_fuzzing``).
+"""Fuzz the wire codec and the server's handling of client events: the mutation targets of
+``protocol_targets.py`` in the shared runner (each in a child process; ``RTLAYER_FUZZ_LONG=1`` for the
+night mode), and structured random events in-process with hypothesis.
 
 Two properties, each over mutated frames and over structured random events:
 
@@ -11,110 +13,34 @@ Two properties, each over mutated frames and over structured random events:
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
+import pytest
+from fuzz_runner import LONG, budget, load_targets, run_isolated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sip_fuzzing import LONG, Mutator, fuzz
 
 from rtlayer.protocol import codec
 from rtlayer.protocol.events import CLIENT_EVENT_TYPES
 from rtlayer.server.core.session import ServerSession
 
-_B64 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-SEEDS = [
-    json.dumps(e).encode()
-    for e in [
-        {
-            "type": "session.update",
-            "session": {
-                "type": "realtime",
-                "instructions": "x",
-                "tools": [
-                    {
-                        "type": "function",
-                        "name": "f",
-                        "parameters": {"type": "object", "properties": {"a": {"type": "string"}}},
-                    }
-                ],
-            },
-        },
-        {
-            "type": "session.update",
-            "session": {
-                "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}, "turn_detection": None}}
-            },
-        },
-        {"type": "input_audio_buffer.append", "audio": _B64, "event_id": "e1"},
-        {"type": "input_audio_buffer.commit"},
-        {"type": "input_audio_buffer.clear"},
-        {
-            "type": "conversation.item.create",
-            "previous_item_id": "root",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
-        },
-        {
-            "type": "conversation.item.create",
-            "item": {"type": "function_call_output", "call_id": "c1", "output": "{}"},
-        },
-        {
-            "type": "conversation.item.create",
-            "item": {"type": "message", "role": "user", "content": [{"type": "input_audio", "audio": _B64}]},
-        },
-        {"type": "conversation.item.truncate", "item_id": "item_1", "content_index": 0, "audio_end_ms": 10},
-        {"type": "conversation.item.delete", "item_id": "item_1"},
-        {"type": "conversation.item.retrieve", "item_id": "item_1"},
-        {
-            "type": "response.create",
-            "response": {
-                "output_modalities": ["text"],
-                "conversation": "none",
-                "metadata": {"k": "v"},
-                "input": [],
-            },
-        },
-        {"type": "response.cancel"},
-        {"type": "output_audio_buffer.clear"},
-    ]
-] + [b"[" * 70 + b"]" * 70, b'{"a":' * 80 + b"1" + b"}" * 80]
+PROTOCOL = sorted(name for name in load_targets() if name.startswith("protocol."))
 
 
-def check_codec(data: bytes) -> None:
-    value = codec.loads(data)
-    assert codec.loads(codec.dumps(value)) == value
+def test_the_codec_and_the_client_event_handling_have_targets() -> None:
+    assert PROTOCOL == ["protocol.client_events", "protocol.codec"]
 
 
-class SessionTarget:
-    """One session fed frame after frame (a fresh one every 500 frames, so the state stays varied)."""
-
-    def __init__(self) -> None:
-        self.session = ServerSession(now=time.time())
-        self.frames = 0
-
-    def __call__(self, data: bytes) -> None:
-        self.frames += 1
-        if self.frames % 500 == 0 or self.session.closed:
-            self.session = ServerSession(now=time.time())
-        session = self.session
-        session.receive_text(data, time.time())
-        session.response_jobs()
-        session.transcription_jobs()
-        for event in session.events_to_send():
-            codec.dumps(event)
-
-
-def test_the_codec_takes_any_bytes_and_sends_back_whatever_it_accepts() -> None:
-    result = fuzz("codec", check_codec, iter(Mutator(SEEDS, seed=9001)), ValueError)
-    assert not result.failures, result.failures
-    assert result.inputs > 1000
-
-
-def test_the_session_answers_any_frame_and_every_event_it_emits_serialises() -> None:
-    result = fuzz("client-events", SessionTarget(), iter(Mutator(SEEDS, seed=9002)), ())
-    assert not result.failures, result.failures
-    assert result.inputs > 500
+@pytest.mark.parametrize("name", PROTOCOL)
+@pytest.mark.timeout(None if LONG else 60)
+def test_protocol_target_finds_nothing(name: str) -> None:
+    t = load_targets()[name]
+    inputs, seconds = budget()
+    report = run_isolated(t, seed=1, inputs=inputs, seconds=seconds if seconds is not None else t.ci_seconds)
+    print(report.summary())
+    assert not report.failures, "\n\n".join(report.failures)
+    assert report.inputs >= (inputs if LONG else 200), report.summary()  # it really ran
 
 
 _SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
