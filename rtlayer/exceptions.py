@@ -14,12 +14,15 @@ The tree (classes defined elsewhere name their module)::
     │   ├── SipParseError         a datagram that is not a SIP message we can use
     │   ├── SdpError              an SDP offer that cannot be answered
     │   ├── RtpError              a datagram that is not an RTP packet we can use
-    │   └── RtcpError             a datagram that is not an RTCP compound packet we can use
+    │   ├── RtcpError             a datagram that is not an RTCP compound packet we can use
+    │   └── TooDeep               (rtlayer.protocol.codec) JSON nested deeper than the server accepts
     ├── ConnectError              the connection could not be established
     │   ├── ConnectTimeout        nothing answered in time (an ICE or TCP hang becomes this)
     │   ├── HandshakeError        the server answered with an HTTP error; ``status`` and ``body`` kept
     │   └── ProxyError            an HTTP proxy refused the tunnel (407, 403, ...)
     ├── CallsAPIError             (rtlayer.transports.calls) the Calls API refused; ``status``, ``code``, ``body``
+    ├── CallControlError          (rtlayer.transports.media_stream.call_control) a provider's REST API refused
+    │                             a hang-up or transfer; ``status``, ``body``
     ├── ConnectionClosedError     the connection ended while an operation needed it
     └── WebhookVerificationError  a webhook's signature, timestamp or secret did not check out
 

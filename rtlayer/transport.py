@@ -21,8 +21,9 @@ import asyncio
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
+from ._event_names import Subscribe
 from .transport_events import (
     TRANSPORT_EVENT_NAMES,
     AudioDoneEvent,
@@ -77,7 +78,10 @@ logger = logging.getLogger("rtlayer.transport")
 Listener = Callable[[Any], Any]
 
 
-class EventStream:
+_T = TypeVar("_T")
+
+
+class EventStream(Generic[_T]):
     """An async iterator over some of an emitter's events; ends when the emitter closes.
 
     Bounded: when the consumer falls more than ``maxsize`` events behind, the oldest are dropped and
@@ -93,7 +97,7 @@ class EventStream:
         self.dropped = 0
         self._closed = False
         for name in names:
-            emitter.on(name, self._put)
+            emitter.add_listener(name, self._put)
 
     def _put(self, payload: Any) -> None:
         if self._closed:
@@ -108,7 +112,7 @@ class EventStream:
             return
         self._closed = True
         for name in self._names:
-            self._emitter.off(name, self._put)
+            self._emitter.remove_listener(name, self._put)
         if not self._queue.full():  # wakes a waiting consumer; a full queue needs no wake-up (nor a drop)
             self._queue.put_nowait(self._END)
 
@@ -117,20 +121,25 @@ class EventStream:
         self._end()
         self._emitter._streams.discard(self)
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> EventStream[_T]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> _T:
         if self._closed and self._queue.empty():
             raise StopAsyncIteration
         item = await self._queue.get()
         if item is self._END:
             raise StopAsyncIteration
-        return item
+        payload: _T = item
+        return payload
 
 
 class EventEmitter:
     """``on``/``off``/``once``/``emit`` by event name, ``*`` included, plus ``events()`` as an async iterator.
+
+    ``on``, ``once`` and ``off`` are typed by event name for the type checker (``on("audio", f)`` checks
+    ``f`` takes an ``AudioEvent``; an unknown name is an error); ``add_listener``, ``add_listener_once`` and
+    ``remove_listener`` are the same calls for names known only at run time.
 
     A listener that raises is logged and reported as an ``error`` event; it never breaks the transport's
     receive loop. A listener may be a coroutine function: its coroutine runs as a task the emitter tracks
@@ -139,31 +148,51 @@ class EventEmitter:
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
-        self._streams: set[EventStream] = set()
+        self._streams: set[EventStream[Any]] = set()
         self._listener_tasks: set[asyncio.Task[Any]] = set()
 
-    def on(self, name: str, listener: Listener) -> Listener:
-        """Calls ``listener(payload)`` for each ``name`` event; returns the listener (usable as a decorator)."""
+    if TYPE_CHECKING:
+        # Typed by name (``on("audio", ...)`` hands an ``AudioEvent``): see ``rtlayer._event_names``.
+        on: Subscribe
+        once: Subscribe
+        off: Subscribe
+
+    def add_listener(self, name: str, listener: Listener) -> Listener:
+        """Calls ``listener(payload)`` for each ``name`` event; returns the listener (``on`` is this, typed
+        by event name; this form takes any name, for names known only at run time)."""
         self._listeners.setdefault(name, []).append(listener)
         return listener
 
-    def off(self, name: str, listener: Listener) -> None:
-        """Removes one registration of ``listener`` (no error when it was not registered)."""
+    def remove_listener(self, name: str, listener: Listener) -> Listener:
+        """Removes one registration of ``listener`` (no error when it was not registered); ``off``, untyped."""
         listeners = self._listeners.get(name)
         if listeners and listener in listeners:
             listeners.remove(listener)
             if not listeners:
                 del self._listeners[name]
+        return listener
 
-    def once(self, name: str, listener: Listener) -> Listener:
-        """Like ``on``, for the next ``name`` event only."""
+    def add_listener_once(self, name: str, listener: Listener) -> Listener:
+        """Like ``add_listener``, for the next ``name`` event only (``once``, untyped)."""
 
         def wrapper(payload: Any) -> Any:
-            self.off(name, wrapper)
+            self.remove_listener(name, wrapper)
             return listener(payload)
 
-        self.on(name, wrapper)
-        return wrapper
+        return self.add_listener(name, wrapper)
+
+    if not TYPE_CHECKING:
+        # Calls through (not aliases), so that a subclass overriding ``add_listener`` (to forward events it
+        # would otherwise not produce) sees every registration.
+
+        def on(self, name: str, listener: Listener) -> Listener:
+            return self.add_listener(name, listener)
+
+        def once(self, name: str, listener: Listener) -> Listener:
+            return self.add_listener_once(name, listener)
+
+        def off(self, name: str, listener: Listener) -> Listener:
+            return self.remove_listener(name, listener)
 
     def has_listeners(self, name: str) -> bool:
         return name in self._listeners
@@ -216,12 +245,12 @@ class EventEmitter:
                 ),
             )
 
-    def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> EventStream:
+    def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> EventStream[Any]:
         """An async iterator over the payloads of the ``names`` events (default: every raw server event).
 
         It ends when the transport closes; ``async for event in transport.events(): ...``.
         """
-        stream = EventStream(self, tuple(names), maxsize)
+        stream: EventStream[Any] = EventStream(self, tuple(names), maxsize)
         self._streams.add(stream)
         return stream
 
@@ -272,11 +301,13 @@ class RealtimeTransportLayer(Protocol):
     @property
     def muted(self) -> bool | None: ...
 
-    def on(self, name: str, listener: Listener) -> Listener: ...
+    on: Subscribe
+    once: Subscribe
+    off: Subscribe
 
-    def off(self, name: str, listener: Listener) -> None: ...
+    def add_listener(self, name: str, listener: Listener) -> Listener: ...
 
-    def once(self, name: str, listener: Listener) -> Listener: ...
+    def remove_listener(self, name: str, listener: Listener) -> Listener: ...
 
     def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> AsyncIterator[Any]: ...
 

@@ -6,13 +6,15 @@ what was heard back to one; this module is the one place that knows how.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import wave
 
 import rtlayer_native
 
 from .audio import AudioFormat
 
-__all__ = ["read_wav", "write_wav"]
+__all__ = ["check_writable", "read_wav", "write_wav"]
 
 _MAGIC = (
     (b"ID3", "an MP3 file"),
@@ -73,3 +75,23 @@ def write_wav(path: str, pcm: bytes, rate: int) -> None:
         wav.setsampwidth(2)
         wav.setframerate(rate)
         wav.writeframes(pcm)
+
+
+def check_writable(path: str) -> None:
+    """``ValueError`` now, before the call, when the answer could not be written at the end: the path is
+    opened for writing (and a file this created is removed again), so ``/proc/x.wav``, a read-only
+    mount or a full quota are refused here rather than after the call."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{path}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{path}: is a folder; give a file name for the answer")
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):  # append: an existing file is left as it is until the answer is written
+            pass
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot write it ({exc.strerror or exc})") from None
+    if not existed:
+        with contextlib.suppress(OSError):
+            os.unlink(path)

@@ -238,7 +238,7 @@ class Recorder:
         self.events: dict[str, list[Any]] = {n: [] for n in names}
         self._waiters: dict[str, list[asyncio.Future[Any]]] = {}
         for name in names:
-            transport.on(name, self._listener(name))
+            transport.add_listener(name, self._listener(name))
 
     def _listener(self, name: str) -> Callable[[Any], None]:
         def record(payload: Any) -> None:

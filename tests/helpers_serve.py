@@ -52,6 +52,7 @@ class ServeProcess:
             while "listening on " not in (line := (await self.proc.stderr.readline()).decode()):
                 assert line, f"rtlayer serve exited early: {self.log}"
                 self.log.append(line)
+        self.log.append(line)
         self.url = line.split("listening on ")[1].split()[0]
         self.port = int(self.url.rsplit(":", 1)[1])
         self._drain = asyncio.get_running_loop().create_task(self._read_log())
@@ -65,6 +66,12 @@ class ServeProcess:
     @property
     def ws_url(self) -> str:
         return "ws" + self.url[4:] + "/v1/realtime?model=gpt-realtime"
+
+    def cmdline(self) -> bytes:
+        """What any user of the machine reads in ``/proc/PID/cmdline`` (a key given there leaks)."""
+        assert self.proc is not None
+        with open(f"/proc/{self.proc.pid}/cmdline", "rb") as f:
+            return f.read()
 
     def rss_mb(self) -> float:
         assert self.proc is not None

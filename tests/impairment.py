@@ -205,7 +205,9 @@ class ImpairedTransport:
 
     def sendto(self, data: bytes, addr: Addr | None = None) -> None:
         delay = self._impairment.decide(f"{self._local}>{addr}")
-        if delay is not None:
+        if delay == 0.0:  # not impaired: at once (a goodbye may be the socket's last datagram)
+            self._inner.sendto(data, addr)
+        elif delay is not None:
             asyncio.get_running_loop().call_later(delay, self._send_later, data, addr)
 
     def _send_later(self, data: bytes, addr: Addr | None) -> None:

@@ -121,7 +121,7 @@ def check_the_call(record: AgentCall, call_format: dict[str, Any]) -> None:
     audio format untouched), billing's answer, the digit, and the guardrail."""
     seen = record.seen
     kinds = [e.type for e in seen]
-    assert not [e for e in seen if e.type == "error"]
+    assert not [e for e in seen if e.type == "error"], [e for e in seen if e.type == "error"]
     tool_ends = [e for e in seen if e.type == "tool_end"]
     assert [e.tool.name for e in tool_ends] == ["lookup_order"]  # type: ignore[attr-defined]
     assert tool_ends[0].output == "Order 42: refund approved."  # type: ignore[attr-defined]

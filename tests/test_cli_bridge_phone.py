@@ -130,3 +130,23 @@ def _metric(text: str, name: str) -> float:
     match = re.search(rf"^{name} ([0-9.e+]+)$", text, re.M)
     assert match, f"{name} not in\n{text}"
     return float(match.group(1))
+
+
+async def test_the_bridge_reaches_the_model_over_the_fetch_upgrade_transport_too(tmp_path: Path) -> None:
+    said = _wav(tmp_path / "said.wav", hello_sentence())
+    args = _args("bridge", "--provider", "twilio", "--port", "0", "--transport", "fetch-upgrade")
+    async with running_bridge(args) as bridge:
+        url = f"ws://127.0.0.1:{bridge.port}/media-stream"
+        out = io.StringIO()
+        code = await call(
+            _args("phone", "--provider", "twilio", url, str(said), "-o", str(tmp_path / "h.wav")), out
+        )
+    assert code == 0, out.getvalue()
+    assert "heard 1 answer(s)" in out.getvalue()
+
+
+def test_the_bridge_refuses_webrtc_to_the_model_with_the_reason(capsys: pytest.CaptureFixture[str]) -> None:
+    from rtlayer.cli.bridge import run
+
+    assert run(_args("bridge", "--provider", "twilio", "--port", "0", "--transport", "webrtc")) == 2
+    assert "playback truth" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rtlayer.cli.talk import read_wav
+from rtlayer.wav import read_wav
 
 ROOT = Path(__file__).resolve().parents[1]
 HELLO = ROOT / "tests" / "data" / "hello_24k.wav"
@@ -83,7 +83,7 @@ NOT_WAV = [
     (b"OggS" + bytes(100), "(it is an Ogg file)"),
     (b"RIFF\x04\x00\x00\x00AVI LIST", "(not a WAVE file)"),
     (b"hello, this is text", "(file does not start with RIFF id)"),
-    (FLOAT_WAV_HEADER, "(32-bit float samples; rtlayer talk reads 16-bit PCM)"),
+    (FLOAT_WAV_HEADER, "(32-bit float samples; rtlayer reads 16-bit PCM)"),
 ]
 
 
@@ -109,7 +109,7 @@ def _wav(path: Path, *, rate: int = 24000, width: int = 2, seconds: float = 0.2)
     ("case", "message"),
     [
         ("missing input", "cannot read it (No such file or directory)"),
-        ("8-bit input", "8-bit samples; rtlayer talk reads 16-bit PCM"),
+        ("8-bit input", "8-bit samples; rtlayer reads 16-bit PCM"),
         ("unsupported rate", "unsupported sample rate 22050"),
         ("no such output folder", "does not exist"),
         ("output is a folder", "is a folder; give a file name"),

@@ -67,7 +67,7 @@ def test_an_output_that_cannot_be_opened_is_refused_before_connecting(tmp_path: 
 
 
 def test_checking_the_output_leaves_an_existing_file_untouched_and_creates_none(tmp_path: Path) -> None:
-    from rtlayer.cli.talk import check_writable
+    from rtlayer.wav import check_writable
 
     existing = tmp_path / "old.wav"
     existing.write_bytes(b"the previous answer")

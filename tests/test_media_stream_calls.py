@@ -52,7 +52,7 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
             await phone.wait_for(lambda: len(server_events.of_type("response.done")) >= 2, within=3)
             status = server_events.of_type("response.done")[1]["response"]["status"]
             assert status == ("completed" if when == "after_audio_done" else "cancelled")
-            assert second.cleared and clear.discarded_ms > 0
+            assert second.cleared and clear.discarded_ms > 0, phone.format_timeline()
             # Nothing of the cancelled answer plays after the clear: the next audio is the next answer.
             await phone.wait_for(lambda: phone.now_ms > clear.at_ms + 300, within=2)
             assert len(phone.answers) == 2 or phone.answers[2].started_ms >= clear.at_ms + 300
@@ -64,6 +64,8 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
     assert app.dtmf == ["7"]
     assert transport.interruptions == 1
     assert phone.problems == []
+    # Paced: the provider never held more than the bridge's cap (300 ms) ahead of what it played.
+    assert 0 < phone.max_queued_ms <= 300
     assert not transport.problems
     assert app.errors == []
 

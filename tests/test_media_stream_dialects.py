@@ -70,6 +70,7 @@ def test_the_provider_side_takes_what_a_dialect_builds(provider: str, codec: str
     assert isinstance(heard, AppAudio), heard
     assert side.encode(heard.pcm16) == payload
     assert side.parse(dialect.mark("3.17")) == AppMark("3.17")
+    assert side.parse(dialect.bridge_mark("3.17")) == AppMark("3.17")  # the hot path's concatenation
     assert side.parse(dialect.clear()) == AppClear()
 
 
@@ -157,11 +158,13 @@ def test_inbound_audio_fills_a_timestamp_gap_with_bounded_silence() -> None:
 
 def test_a_stalled_stream_gets_trailing_silence_once_and_it_can_be_switched_off() -> None:
     inbound = InboundAudio(AudioFormat("pcm16", 8000), trailing_silence_ms=600, stall_ms=200)
-    inbound.media(b"\x10\x00" * 160, None, now=0.0)
+    inbound.media(b"\x10\x00" * 160, 0, now=0.0)
     assert inbound.check_stall(0.1) is None
     silence = inbound.check_stall(0.25)
     assert silence == b"\x00" * 9600
     assert inbound.check_stall(0.5) is None
+    # The stream resumes 500 ms later (its timestamps): the 600 ms already sent cover that gap, no more fill.
+    assert inbound.media(b"\x10\x00" * 160, 520, now=0.52) == [b"\x10\x00" * 160]
     off = InboundAudio(PCMU, trailing_silence_ms=0)
     off.media(b"\x00" * 160, None, now=0.0)
     assert off.check_stall(10.0) is None

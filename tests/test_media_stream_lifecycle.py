@@ -36,12 +36,27 @@ async def test_the_model_session_ending_closes_the_provider_socket(
 ) -> None:
     async with websockets_bridge(provider, server.ws_url) as app:
         async with PhoneSimulator(provider, app.url) as phone:
-            await phone.wait_for(lambda: server.state.runners)
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
             for runner in list(server.state.runners.values()):
                 runner.close()
             await phone.wait_closed(within=5)
             assert phone.closed_by == "app"
         await asyncio.wait_for(app.done.wait(), 5)
+
+
+async def test_a_model_session_that_ends_while_the_call_starts_closes_the_call(
+    server: RealtimeServer,
+) -> None:
+    async with websockets_bridge("twilio", server.ws_url) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            await phone.wait_for(
+                lambda: server.state.runners
+            )  # the model's socket is up, maybe not configured
+            for runner in list(server.state.runners.values()):
+                runner.close()
+            await phone.wait_closed(within=5)
+        await asyncio.wait_for(app.done.wait(), 5)
+    assert phone.closed_by == "app"
 
 
 async def test_a_session_update_never_switches_the_model_away_from_the_providers_format(
@@ -150,3 +165,40 @@ async def test_the_buffer_before_the_model_is_ready_is_bounded_and_counts_what_i
             await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
     dropped = app.transports[0].dropped_input_bytes
     assert dropped > 0 and dropped % 160 == 0  # whole 20 ms frames of mu-law, the oldest first
+
+
+async def test_lost_chunks_are_filled_with_silence_from_the_providers_timestamps(
+    server: RealtimeServer,
+) -> None:
+    # 500 ms of silence ends a turn here, so the 200 ms filled in does not end it early
+    session = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}
+    async with websockets_bridge("twilio", server.ws_url, session=session) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            phone.say(hello_sentence(), 24000)
+            await phone.wait_for(lambda: phone.now_ms >= 200, within=5)
+            phone.lose(10)  # 200 ms of the caller's speech never arrives
+            answer = await phone.wait_for_answer_end(1, within=10)
+    inbound = app.transports[0].inbound
+    assert inbound is not None and inbound.gap_filled_ms == 200
+    # One turn, the whole sentence (the lost 200 ms came back as silence, at its place in the stream).
+    assert len(phone.answers) == 1 and not answer.cleared
+    assert answer.played_ms >= SENTENCE_MS
+
+
+@pytest.mark.parametrize("trailing_silence_ms", [700, 0])
+async def test_a_stream_that_stops_mid_speech_gets_trailing_silence_unless_switched_off(
+    server: RealtimeServer, trailing_silence_ms: int
+) -> None:
+    options: dict[str, Any] = {"trailing_silence_ms": trailing_silence_ms}
+    async with websockets_bridge("twilio", server.ws_url, **options) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            phone.say(hello_sentence()[: 24 * 2 * 500], 24000)  # 500 ms of speech...
+            await phone.wait_for(lambda: phone.now_ms >= 400, within=5)
+            phone.stop_media()  # ...and the provider stops sending mid-word
+            if trailing_silence_ms:
+                await phone.wait_for_answer_end(1, within=10)
+            else:
+                with pytest.raises(TimeoutError):  # the turn never ends: nothing tells the VAD it did
+                    await phone.wait_answer(1, within=2)
+    sent = app.transports[0].inbound
+    assert sent is not None and sent.trailing_silence_sent_ms == trailing_silence_ms

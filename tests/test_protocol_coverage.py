@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import Driver
 from openai.types.realtime import RealtimeServerEvent, RealtimeSessionCreateRequest
 from pydantic import BaseModel
 
@@ -151,3 +152,23 @@ def test_every_server_event_type_is_emitted_or_listed() -> None:
     assert not missing, f"server events neither emitted nor listed as unsupported: {sorted(missing)}"
     stale = emitted & set(UNSUPPORTED_SERVER_EVENT_TYPES)
     assert not stale, f"listed as unsupported but emitted: {sorted(stale)}"
+
+
+def test_a_session_with_every_supported_field_is_reported_as_the_official_client_reads_it() -> None:
+    partial: dict[str, Any] = {}
+    for path, value in SAMPLES.items():
+        if path in SEMANTIC_ONLY or path == "type":
+            continue
+        node = partial
+        keys = path.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    driver = Driver()
+    driver.drain()
+    (updated,) = driver.send({"type": "session.update", "session": partial})  # validated by the driver
+    assert updated["type"] == "session.updated", updated
+    session = updated["session"]
+    assert session["truncation"]["retention_ratio"] == 0.5 and session["reasoning"] == {"effort": "low"}
+    assert session["audio"]["input"]["transcription"]["keywords"] == ["rtlayer", "Cython"]
+    assert session["audio"]["output"]["voice"] == {"id": "voice_custom_1"}

@@ -105,6 +105,21 @@ async def test_deep_values_anywhere_in_an_event_are_refused_before_the_session_a
     await eventually(lambda: not server.state.runners)
 
 
+async def test_a_frame_of_a_hundred_thousand_brackets_is_an_error_not_a_crash(server):
+    """orjson 3.8 parses nesting without a limit and segfaults past ~50,000 levels: one 200 kB frame took
+    the whole server down. Such a text goes to the stdlib parser, which stops it."""
+    async with websockets.connect(server.ws_url, additional_headers=AUTH) as ws:
+        await until(ws, "session.created")
+        for frame in (
+            "[" * 100_000 + "]" * 100_000,
+            '{"type":"session.update","session":' + '{"a":' * 100_000,
+        ):
+            await ws.send(frame)
+            error = (await until(ws, "error"))["error"]
+            assert error["code"] in ("invalid_value", "invalid_json")
+        await text_turn(ws)
+
+
 async def test_a_deep_ephemeral_key_session_is_refused_when_minted(server):
     async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=5) as http:
         body = {"session": {"type": "realtime", "tracing": nested(300)}}
@@ -368,3 +383,137 @@ def test_the_config_check_bounds_depth_for_configs_built_in_code_too():
     assert refused.value.param == "session.tracing" and refused.value.code == "invalid_value"
     with pytest.raises(RequestRefused):
         merge_session(default_session(), {"tracing": nested(5000)})  # past Python's recursion limit too
+
+
+async def test_every_control_socket_on_a_sip_call_gets_session_created_the_first_one_its_backlog():
+    """A SIP call keeps what its session said before anyone attached and replays it to the first control
+    socket (``session.created`` first); every later one is greeted with the session as it is now."""
+    from sip_helpers import answered_call, free_udp_port, sip_rig
+
+    async with sip_rig() as (server, app):
+        caller, call_id, _rtp = await answered_call(server, app, free_udp_port())
+        try:
+            url = server.ws_url + f"?call_id={call_id}"
+            for n in range(3):
+                async with websockets.connect(url, additional_headers=AUTH) as ws:
+                    created = await until(ws, "session.created", 3)
+                    assert created["session"]["id"].startswith("sess_"), n
+        finally:
+            caller.close()
+
+
+async def test_a_deep_calls_api_accept_is_a_400_and_the_call_can_still_be_accepted():
+    from sip_helpers import Caller, free_udp_port, sip_rig
+
+    async with sip_rig() as (server, app):
+        caller = Caller(server.sip.port)
+        await caller.start()
+        try:
+            caller.invite(free_udp_port())
+            call = await app.next_call()
+            async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=10) as http:
+                accept = f"/v1/realtime/calls/{call.call_id}/accept"
+                deep = await http.post(accept, json={"type": "realtime", "tracing": nested(300)})
+                assert deep.status_code == 400
+                assert (deep.json()["error"]["code"], deep.json()["error"]["param"]) == (
+                    "invalid_value",
+                    "tracing",
+                )
+                assert not server.state.runners
+                fine = await http.post(accept, json={"type": "realtime", "instructions": "ok"})
+                assert fine.status_code == 200
+            await caller.expect(200)
+        finally:
+            caller.close()
+
+
+async def test_responses_in_progress_are_bounded_per_session():
+    from rtlayer.server.core.session import MAX_RESPONSES_IN_PROGRESS
+
+    async with RealtimeServer(audio_pacing=1.0) as server:  # answers take real time: they pile up
+        async with websockets.connect(server.ws_url, additional_headers=AUTH, max_size=None) as ws:
+            await until(ws, "session.created")
+            for n in range(MAX_RESPONSES_IN_PROGRESS + 1):
+                create = {
+                    "type": "response.create",
+                    "event_id": f"r{n}",
+                    "response": {"conversation": "none"},
+                }
+                await ws.send(json.dumps(create))
+            error = (await until(ws, "error"))["error"]
+            assert (error["code"], error["event_id"]) == (
+                "too_many_active_responses",
+                f"r{MAX_RESPONSES_IN_PROGRESS}",
+            )
+
+
+async def test_a_data_channel_too_far_behind_hangs_the_call_up_and_leaves_nothing_registered():
+    """A WebRTC caller's events pile up in the data channel past ``max_queued_bytes``: the call is hung up,
+    the cut-off counted in the session's stats, and no call, session or peer connection stays."""
+    from rtlayer.transports.webrtc import WebRTCTransport
+
+    async with RealtimeServer(limits=ServerLimits(max_queued_bytes=20_000)) as server:
+        transport = WebRTCTransport()
+        await transport.connect(url=server.url)
+        call = front_of(server.state).calls[transport.call_id]
+        runner = call.runner
+        item = {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "word " * 20_000}],
+        }
+        transport.send_event({"type": "conversation.item.create", "item": item})
+        transport.send_event({"type": "response.create", "response": {"output_modalities": ["text"]}})
+        await eventually(lambda: not server.state.calls, within=10)
+        stats = runner.stats()
+        assert stats.readers_cut_off == 1 and stats.events_dropped >= 1
+        await eventually(lambda: not server.state.runners and not front_of(server.state).peers)
+        await transport.close()
+    assert not open_peer_connections()
+
+
+async def test_the_input_audio_buffer_is_bounded_in_bytes_and_what_it_drops_is_counted():
+    import base64
+
+    limits = ServerLimits(max_input_buffer_bytes=96_000)  # 2 s of PCM16 24 kHz
+    async with RealtimeServer(limits=limits) as server:
+        async with websockets.connect(server.ws_url, additional_headers=AUTH) as ws:
+            await until(ws, "session.created")
+            runner = next(iter(server.state.runners.values()))
+            await ws.send(
+                json.dumps(
+                    {"type": "session.update", "session": {"audio": {"input": {"turn_detection": None}}}}
+                )
+            )
+            await until(ws, "session.updated")
+            second = base64.b64encode(b"\x10\x00" * 24_000).decode()
+            for _ in range(5):
+                await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": second}))
+            await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))
+            committed = await until(ws, "input_audio_buffer.committed")
+            await eventually(lambda: runner.stats().input_bytes_dropped == 3 * 48_000)
+            await ws.send(json.dumps({"type": "conversation.item.retrieve", "item_id": committed["item_id"]}))
+            retrieved = await until(ws, "conversation.item.retrieved")
+            assert len(base64.b64decode(retrieved["item"]["content"][0]["audio"])) == 96_000
+
+
+def test_the_origin_policy_on_loopback_and_off_it():
+    from rtlayer.server.origins import OriginPolicy, normalize_origin
+
+    assert normalize_origin("HTTPS://App.Example:443") == "https://app.example"
+    assert normalize_origin("http://[::1]:8765") == "http://[::1]:8765"
+    loopback = OriginPolicy(["https://app.example"])
+    loopback.set_base_url("http://127.0.0.1:8765")
+    assert (
+        loopback.allows(None)
+        and loopback.allows("http://localhost:8765")
+        and loopback.allows("https://app.example")
+    )
+    # DNS rebinding: the Host header says evil.example too, and it is still not the server's own page.
+    assert not loopback.allows("http://evil.example:8765", "evil.example:8765")
+    assert not loopback.allows("null") and not loopback.allows("not an origin")
+    public = OriginPolicy(loopback=False)
+    public.set_base_url("http://0.0.0.0:8765")  # bound to every address: its names are not known in advance
+    assert public.allows("http://voice.example:8765", "voice.example:8765")
+    assert not public.allows("http://evil.example:8765", "voice.example:8765")
+    assert OriginPolicy(["*"]).allows("http://anything.example")

@@ -12,7 +12,7 @@ from helpers import Driver, of_type
 from rtlayer.server.responders import ResponsePart, ResponseRequest, TextPart
 
 
-class Recorder:
+class ShownItems:
     """Answers "ok" and keeps what each response was shown."""
 
     def __init__(self) -> None:
@@ -26,7 +26,7 @@ class Recorder:
 async def converse(truncation: Any, turns: int = 10) -> tuple[list[str], dict[str, Any]]:
     """``turns`` user messages of 100 tokens each (400 characters), then one response: the texts it saw
     and its usage."""
-    recorder = Recorder()
+    recorder = ShownItems()
     driver = Driver(
         recorder, config={"output_modalities": ["text"], "instructions": "", "truncation": truncation}
     )

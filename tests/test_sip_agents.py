@@ -10,13 +10,15 @@ guardrail trips mid-answer; the caller hangs up and the session ends (tests/phon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from agents.realtime import RealtimeRunner
+from agents.realtime import RealtimeAgent, RealtimeRunner
 from phone_agents import (
     RESPONDER,
     RUN_CONFIG,
@@ -25,8 +27,9 @@ from phone_agents import (
     check_the_call,
     converse,
     phone_agents,
+    raw,
 )
-from sip_helpers import SIPP, Phone, open_phone
+from sip_helpers import SIPP, Phone, RtpSink, answered_call, open_phone, sip_rig
 
 import rtlayer_native
 from rtlayer import DtmfEvent
@@ -75,10 +78,68 @@ async def test_an_agent_answers_the_phone_calls_a_tool_hands_off_and_the_caller_
     assert len(after) >= 8000, len(after)  # at least a second of it
     assert rtlayer_native.rms_dbfs(rtlayer_native.ulaw_decode(after)) > -40.0
     assert [e.digit for e in pressed] == ["1"] and (pressed[0].received_at or 0) > 0
-    # one warning for the formats the SDK's builder puts in every update, none per handoff
+    # one warning, for the SDK's formats in the accept body; none at connect or at the handoff (the model
+    # kept the call's id, so the SDK's builder left the formats out)
     format_warnings = [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
-    assert len(format_warnings) <= 2, format_warnings  # build_initial_config's, and the transport's at most
+    assert len(format_warnings) == 1 and format_warnings[0].startswith("build_initial_config"), (
+        format_warnings
+    )
     assert not any("Tool output send failed" in r.getMessage() for r in caplog.records)
     # the caller's BYE ended the call and its control socket
     assert call.call_id not in phone.server.state.calls
     assert phone.server.state.connections == 0
+
+
+async def test_update_agent_on_a_call_keeps_the_call(caplog: pytest.LogCaptureFixture) -> None:
+    """``session.update_agent()`` over SIP (the shape of the first bug report): the update the SDK builds
+    reaches the call without formats, the call's codec stays, and nothing fails; a raw ``session.update``
+    with a format has it dropped, with the transport's one warning. A minimal UAC calls."""
+    caplog.set_level(logging.WARNING)
+    sink = RtpSink()
+    await sink.start()
+    async with sip_rig() as (server, app):
+        caller, call_id, _ = await answered_call(server, app, sink.port)
+        try:
+            model = RtlayerRealtimeModel(transport=SIPTransport())
+            first: RealtimeAgent[Any] = RealtimeAgent(name="first", instructions="You greet.")
+            second: RealtimeAgent[Any] = RealtimeAgent(name="second", instructions="You do billing.")
+            session = await RealtimeRunner(first, model=model).run(
+                model_config={"url": server.ws_url, "api_key": "x", "call_id": call_id}
+            )
+            updated: list[dict[str, Any]] = []
+            raw_update = {
+                "type": "realtime",
+                "instructions": "Raw.",
+                "audio": {"output": {"format": "pcm16"}},
+            }
+            async with session, asyncio.timeout(10):
+                async for event in session:
+                    data = raw(event)
+                    assert event.type != "error", event
+                    if data is None or data.get("type") != "session.updated":
+                        continue
+                    updated.append(data["session"])
+                    if len(updated) == 1:
+                        no_warnings_yet = not [
+                            r for r in caplog.records if "dropping audio" in r.getMessage()
+                        ]
+                        await session.update_agent(second)
+                    elif data["session"]["instructions"] == "You do billing.":
+                        model.transport.send_event({"type": "session.update", "session": raw_update})
+                    elif data["session"]["instructions"] == "Raw.":
+                        break
+        finally:
+            caller.close()
+            sink.close()
+    assert no_warnings_yet  # connect and update_agent: the kept call_id left the formats out
+    for config in updated:
+        assert (
+            config["audio"]["input"]["format"]
+            == config["audio"]["output"]["format"]
+            == {"type": "audio/pcmu"}
+        )
+    warnings = [r.getMessage() for r in caplog.records if "dropping audio" in r.getMessage()]
+    assert warnings == [
+        "SIPTransport.send_event: dropping audio.output.format=pcm16: "
+        "a SIP call's audio is the caller's codec, negotiated over SIP"
+    ]

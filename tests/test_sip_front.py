@@ -301,3 +301,23 @@ async def test_symmetric_rtp_answers_to_the_latched_source(rig: tuple[RealtimeSe
     sdp_sink.close()
     media.close()
     caller.close()
+
+
+async def test_every_control_socket_learns_the_session_even_after_the_first_left(
+    rig: tuple[RealtimeServer, PhoneApp],
+) -> None:
+    server, app = rig
+    caller, call_id, _ours = await answered_call(server, app, free_udp_port())
+    url = f"{server.ws_url}?call_id={call_id}"
+    sessions = []
+    for _ in range(3):  # one after the other: the first gets the backlog, the others a greeting
+        async with websockets.connect(url, additional_headers={"Authorization": "Bearer k"}) as control:
+            first = json.loads(await asyncio.wait_for(control.recv(), 5))
+            assert first["type"] == "session.created"
+            sessions.append(first["session"]["id"])
+        await until(lambda: server.state.connections == 0, 5, "the socket to close")
+    assert len(set(sessions)) == 1
+    caller.cseq = 2
+    caller.send_raw(caller.request("BYE").to_bytes())
+    await caller.expect(200)
+    caller.close()

@@ -22,8 +22,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sip_helpers import PhoneApp, RtpSink
-from test_sip_front import Caller
+from sip_helpers import Caller, PhoneApp, RtpSink
 
 from rtlayer.audio import PCMU
 from rtlayer.server.core.conversation import AudioRecord, Conversation

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 from aioice.ice import StunProtocol
-from helpers import Recorder, open_peer_connections
+from helpers import Recorder
 from impairment import ImpairedTransport, Impairment
 
 from rtlayer.server.realtime_server import RealtimeServer
+from rtlayer.server.webrtc import front_of
 from rtlayer.transport import TransportStatus
 from rtlayer.transports.webrtc import WebRTCTransport
 
@@ -49,7 +50,7 @@ async def test_a_webrtc_call_through_a_lossy_jittery_path_keeps_its_audio_and_en
 ) -> None:
     pcm, rate = load_wav("hello_24k")
     transport = WebRTCTransport()
-    rec = Recorder().attach(transport)
+    rec = Recorder(transport, ("*", "audio"))
     await transport.connect(url=server.url, initial_session_config=LONG_TURNS)
     assert transport.status is TransportStatus.CONNECTED
     await transport.send_audio(pcm)
@@ -68,4 +69,6 @@ async def test_a_webrtc_call_through_a_lossy_jittery_path_keeps_its_audio_and_en
     impairment.active = False
     await transport.close()
     assert transport.status.value == "disconnected"
-    await rec.wait_for(lambda: not open_peer_connections(), within=5)
+    front = front_of(server.state)
+    assert front is not None
+    await rec.wait_for(lambda: not front.calls and not front.peers, within=5)  # the server hung up too

@@ -58,6 +58,14 @@ def non_negative(text: str) -> float:
     return value
 
 
+def positive(text: str) -> float:
+    """A number > 0 (NaN and infinity refused)."""
+    value = _number(text, float)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
 def positive_seconds(text: str) -> float:
     value = _number(text, float)
     if not 0 < value < float("inf"):

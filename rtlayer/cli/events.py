@@ -20,7 +20,12 @@ from ._args import non_negative_int, positive_seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default=None, help="ws(s)://.../v1/realtime (default: the embedded server)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="the server: http(s)://host[:port][/v1], ws(s)://.../v1/realtime or host:port "
+        "(default: the embedded server; with a key and no URL, the hosted service)",
+    )
     parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
     parser.add_argument("--model", default="gpt-realtime")
     parser.add_argument(

@@ -7,42 +7,26 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 from ..exceptions import RtlayerError
+from ._args import positive, positive_int, positive_seconds
 
 _TRANSPORTS = ("websocket", "webrtc", "fetch-upgrade", "sip")
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="the endpoint (default: an embedded server in another process)")
     parser.add_argument("--api-key", help="the endpoint's key (default: OPENAI_API_KEY, or none locally)")
-    parser.add_argument("--sessions", type=_positive(int), default=10, help="simulated callers (default 10)")
+    parser.add_argument("--sessions", type=positive_int, default=10, help="simulated callers (default 10)")
+    parser.add_argument("--ramp", type=positive, default=10.0, help="callers started per second (default 10)")
     parser.add_argument(
-        "--ramp", type=_positive(float), default=10.0, help="callers started per second (default 10)"
-    )
-    parser.add_argument(
-        "--duration", type=_positive(float), default=30.0, help="seconds the run lasts (default 30)"
+        "--duration", type=positive_seconds, default=30.0, help="seconds the run lasts (default 30)"
     )
     parser.add_argument("--transport", choices=_TRANSPORTS, default="websocket")
     parser.add_argument("--scenario", help="a JSON or TOML scenario file (default: one spoken sentence)")
     parser.add_argument("--report", metavar="DIR", help="write report.json and report.html into DIR")
     parser.add_argument(
-        "--processes", type=_positive(int), default=1, help="generator processes, one core each (default 1)"
+        "--processes", type=positive_int, default=1, help="generator processes, one core each (default 1)"
     )
     parser.add_argument(
         "--responder", default="echo", help="the embedded server's responder: echo or scripted:RULES.json"

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ..testing.phone import PROVIDERS, PhoneSimulator
-from .talk import check_writable, read_wav
+from ..wav import check_writable, read_wav
 
 #: how long the line stays quiet after the last answer before an automatic hang-up
 _IDLE_HANGUP_S = 1.5

@@ -19,20 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
-import wave
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-
-import rtlayer_native
 
 from .._extras import MissingExtraError
 from ..audio import AudioFormat
 from ..exceptions import InvalidAudioError, RtlayerError
 from ..transport import AudioEvent, TurnDoneEvent, TurnStartedEvent
-from ..transports import BaseRealtimeTransport
+from ..wav import check_writable, read_wav, write_wav
 from ._args import non_negative, non_negative_int, positive_seconds
 
 CHUNK_MS = 20
@@ -54,7 +50,12 @@ def answer_rate(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="the WAV file to speak (PCM16, mono or stereo)")
     parser.add_argument("-o", "--output", required=True, help="where to write the answer (WAV)")
-    parser.add_argument("--url", default=None, help="ws(s)://.../v1/realtime (default: the embedded server)")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="the server: http(s)://host[:port][/v1], ws(s)://.../v1/realtime or host:port "
+        "(default: the embedded server; with a key and no URL, the hosted service)",
+    )
     parser.add_argument("--api-key", default=None, help="key for --url (default: $OPENAI_API_KEY)")
     parser.add_argument("--model", default="gpt-realtime")
     parser.add_argument("--transport", default="websocket", choices=("websocket", "webrtc", "fetch-upgrade"))
@@ -81,56 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # The first bytes of files people mistake for WAV, so the error can say what the file is instead.
-_MAGIC = (
-    (b"ID3", "an MP3 file"),
-    (b"\xff\xfb", "an MP3 file"),
-    (b"OggS", "an Ogg file"),
-    (b"fLaC", "a FLAC file"),
-)
-
-
-def _why_not_wav(path: str, exc: Exception) -> str:
-    """The reason a file is not a readable WAV: the wave module's, or, where it has none (an ``EOFError``
-    from a file cut short), what the first bytes show."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        head = b""
-    kind = next((name for magic, name in _MAGIC if head.startswith(magic)), None)
-    if kind is not None:
-        return f"it is {kind}"
-    if str(exc) == "unknown format: 3":
-        return "32-bit float samples; rtlayer talk reads 16-bit PCM"
-    if str(exc):
-        return str(exc)
-    if not head:
-        return "the file is empty"
-    if not head.startswith(b"RIFF"):
-        return "no RIFF header"
-    return "the file ends inside its WAV header"
-
-
-def read_wav(path: str) -> tuple[bytes, int]:
-    """(mono PCM16, rate) of a WAV file; ``ValueError`` with a clear message otherwise."""
-    try:
-        with wave.open(path, "rb") as wav:
-            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            data = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a PCM WAV file ({_why_not_wav(path, exc)})") from None
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit samples; rtlayer talk reads 16-bit PCM")
-    if len(data) % (2 * channels):
-        # A file cut short mid-sample: keep the whole frames (PCM16 must have an even byte count).
-        data = data[: len(data) - len(data) % (2 * channels)]
-    if channels == 2:
-        data = rtlayer_native.stereo_to_mono(data)
-    elif channels != 1:
-        raise ValueError(f"{path}: {channels} channels; expected mono or stereo")
-    AudioFormat("pcm16", rate)  # raises InvalidAudioError (a ValueError) for an unsupported rate
+def read_input(path: str) -> tuple[bytes, int]:
+    """(mono PCM16, rate) of the input WAV, refused when it holds less than one chunk of audio."""
+    data, rate = read_wav(path)
     shortest = rate * 2 * CHUNK_MS // 1000
     if len(data) < shortest:
         samples = len(data) // 2
@@ -139,34 +93,6 @@ def read_wav(path: str) -> tuple[bytes, int]:
             f"{CHUNK_MS} ms ({shortest // 2} samples at {rate} Hz)"
         )
     return data, rate
-
-
-def check_writable(path: str) -> None:
-    """``ValueError`` now, before the call, when the answer could not be written at the end: the path is
-    opened for writing (and a file this created is removed again), so ``/proc/x.wav``, a read-only
-    mount or a full quota are refused here rather than after the call."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{path}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"{path}: is a folder; give a file name for the answer")
-    existed = os.path.exists(path)
-    try:
-        with open(path, "ab"):  # append: an existing file is left as it is until the answer is written
-            pass
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot write it ({exc.strerror or exc})") from None
-    if not existed:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
-
-def write_wav(path: str, pcm: bytes, rate: int) -> None:
-    with wave.open(path, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(rate)
-        wav.writeframes(pcm)
 
 
 @dataclass
@@ -261,8 +187,8 @@ async def _converse(
     if args.instructions:
         config["instructions"] = args.instructions
     await transport.connect(url=url, api_key=args.api_key, model=args.model, initial_session_config=config)
-    where = args.url.split("?")[0] if args.url else "the embedded server"
-    turns.log(f"connected to {where}")
+    where = (transport.url or "").split("?")[0]
+    turns.log(f"connected to {'the embedded server at ' if transport.embedded_server else ''}{where}")
     turns.log(f"streaming {args.input} ({len(pcm) / 2 / in_rate:.2f} s at {in_rate} Hz)")
     chunk = in_rate * 2 * CHUNK_MS // 1000
     sent_s = 0.0
@@ -306,7 +232,7 @@ def _cancel_on_sigint(task: asyncio.Task[None]) -> asyncio.Event:
 
 
 async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
-    pcm, in_rate = read_wav(args.input)
+    pcm, in_rate = read_input(args.input)
     check_writable(args.output)
     loop = asyncio.get_running_loop()
     turns = _Turns(out, args.quiet, loop.time(), loop.time)
@@ -319,17 +245,9 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     transport.on("turn_started", turns.on_started)
     transport.on("audio", turns.on_audio)
     transport.on("turn_done", turns.on_done)
-    server: Any = None
     url = args.url
     conversation: asyncio.Task[None] | None = None
     try:
-        if url is None and not isinstance(transport, BaseRealtimeTransport):
-            # Transports that do not start the embedded server themselves (WebRTC) get one from here.
-            from ..server.realtime_server import RealtimeServer
-
-            server = RealtimeServer()
-            await server.start()
-            url = server.ws_url
         conversation = asyncio.create_task(_converse(transport, args, url, pcm, in_rate, turns))
         interrupted = _cancel_on_sigint(conversation)
         try:
@@ -351,8 +269,6 @@ async def talk(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         if conversation is not None and not conversation.done():
             conversation.cancel()
         await transport.close()
-        if server is not None:
-            await server.close()
     if not turns.completed:
         ended = ", ".join(sorted(set(turns.statuses.values()))) or "none"
         return _finish_incomplete(args, turns, f"no complete answer (responses ended: {ended})")

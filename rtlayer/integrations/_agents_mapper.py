@@ -8,6 +8,7 @@ generated and the response whose audio plays.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -31,7 +32,8 @@ from agents.realtime.model_events import (
     RealtimeModelTurnStartedEvent,
 )
 
-from ..client_session import ClientSession
+from ..client.session import ClientSession
+from ..exceptions import ConnectionClosedError
 from ..transport import (
     AudioDoneEvent,
     AudioEvent,
@@ -104,12 +106,12 @@ class EventMapper:
             "dtmf": self._on_dtmf,
         }
         for name, handler in handlers.items():
-            self.transport.on(name, handler)
+            self.transport.add_listener(name, handler)
             self._subscriptions.append((name, handler))
 
     def unsubscribe(self) -> None:
         for name, handler in self._subscriptions:
-            self.transport.off(name, handler)
+            self.transport.remove_listener(name, handler)
         self._subscriptions.clear()
 
     def _on_raw(self, event: dict[str, Any]) -> None:
@@ -136,7 +138,11 @@ class EventMapper:
             # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
             session = getattr(self.transport, "session", None)
             if not (isinstance(session, ClientSession) and session.retrieve_items):
-                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
+                # A call that just ended (the caller hung up as the answer was cut) has nothing to ask.
+                with contextlib.suppress(ConnectionClosedError):
+                    self.transport.send_event(
+                        {"type": "conversation.item.retrieve", "item_id": event["item_id"]}
+                    )
 
     def _on_audio(self, event: AudioEvent) -> None:
         self.playing_response_id = event.response_id

@@ -24,6 +24,20 @@ instructions, tools, handoffs, voice, modalities, turn detection and formats rea
 SDK would send them. Interruption is the transport's: playback-based truncation (the app's
 ``playback_tracker`` when given, else the transport's playout clock), right after ``output_audio.done`` too.
 
+On a phone call. Over SIP, accept with the agent's own config and attach with the call's id:
+
+```python
+await calls.accept(call.call_id, await build_initial_config(agent))   # formats dropped: the call's codec
+model = RtlayerRealtimeModel(transport=SIPTransport())
+session = await RealtimeRunner(agent, model=model).run(model_config={"url": ws_url, "call_id": call.call_id})
+```
+
+The model keeps that ``call_id`` for every later ``session.update`` (a handoff, ``update_agent``), so the
+SDK's builder leaves formats out and the call goes on. Over a provider's media stream the transport is a
+``MediaStreamTransport``; a key pressed there reaches the session as the same raw
+``input_audio_buffer.dtmf_event_received`` event a SIP call gives. ``session_overrides`` puts settings
+over every later update (a voice per agent, set in a handoff's ``on_handoff``).
+
 Differences from ``OpenAIRealtimeWebSocketModel``, on purpose: ``interrupt()`` also cancels the running
 response (the user asked the answer to stop), a lost socket is reconnected by the transport before the
 session is told it ended, and server events are not validated into pydantic models (the embedded server's
@@ -56,7 +70,7 @@ from agents.realtime.model_inputs import (
 from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel, OpenAIRealtimeWebSocketModel
 
 from ..audio import PCM16_24K
-from ..client_session import ClientSession
+from ..client.session import ClientSession
 from ..transport import FunctionCallEvent, RealtimeTransportLayer
 from ._agents_events import AgentsTrackerBridge, tool_call_item
 from ._agents_mapper import EventMapper

@@ -8,7 +8,8 @@ encoder never changes what a peer receives. A frame that is not a JSON object ra
 Nesting is bounded: ``loads`` refuses a value nested deeper than ``MAX_DEPTH`` levels with ``TooDeep`` (a
 ``ValueError``). orjson parses about 1024 levels but serialises only about 254, so a deep value accepted on
 the way in (a session config, an item) would make every event that carries it fail on the way out; refusing
-it up front keeps every accepted value sendable. ``check_depth`` is the same check for values that arrived
+it up front keeps every accepted value sendable. A text that could nest past what orjson survives is
+parsed by the stdlib (``ORJSON_SAFE_OPENS``). ``check_depth`` is the same check for values that arrived
 some other way (an HTTP body, a config built in code).
 """
 
@@ -17,7 +18,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["BACKEND", "MAX_DEPTH", "JSONDecodeError", "TooDeep", "check_depth", "dumps", "loads"]
+from rtlayer.exceptions import RemoteProtocolError
+
+__all__ = [
+    "BACKEND",
+    "MAX_DEPTH",
+    "ORJSON_SAFE_CHARS",
+    "ORJSON_SAFE_OPENS",
+    "JSONDecodeError",
+    "TooDeep",
+    "check_depth",
+    "dumps",
+    "loads",
+]
 
 JSONDecodeError = ValueError  # what loads raises on bad input (orjson's and json's errors both subclass it)
 
@@ -27,7 +40,7 @@ schemas stay far below it; events wrap what they carry in a few levels more, sti
 that orjson can serialise."""
 
 
-class TooDeep(ValueError):
+class TooDeep(RemoteProtocolError, ValueError):
     """A JSON value nested deeper than ``MAX_DEPTH``; ``path`` names where (``session.tools[0].parameters``)."""
 
     def __init__(self, path: str, limit: int) -> None:
@@ -36,16 +49,41 @@ class TooDeep(ValueError):
         self.limit = limit
 
     @property
-    def param(self) -> str:
-        """The top-level field the deep value is under (what an ``error`` event's ``param`` names)."""
-        return self.path.split(".", 1)[0].split("[", 1)[0]
+    def param(self) -> str | None:
+        """The top-level field the deep value is under (an ``error`` event's ``param``), None if unknown."""
+        if self.path == "(top)":
+            return None
+        return self.path.split(".", 1)[0].split("[", 1)[0] or None
+
+    @property
+    def what(self) -> str:
+        """How an error message names it: ``'session'``, or ``the message``."""
+        return f"'{self.param}'" if self.param else "the message"
+
+
+def _too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests deeper than ``limit``: a walk of containers only, no paths built."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, depth = pop()
+        children = node.values() if type(node) is dict else node
+        for child in children:
+            if type(child) is dict or type(child) is list:
+                if depth >= limit:
+                    return True
+                push((child, depth + 1))
+    return False
 
 
 def check_depth(value: Any, limit: int = MAX_DEPTH, path: str = "") -> None:
     """Raise ``TooDeep`` if ``value`` nests objects/arrays deeper than ``limit`` levels.
 
-    Iterative (an explicit stack), so a value deeper than Python's recursion limit is measured too.
+    Iterative (an explicit stack), so a value deeper than Python's recursion limit is measured too. The
+    path of the deep branch is only worked out once a value is known to be too deep.
     """
+    if not isinstance(value, (dict, list)) or not _too_deep(value, limit):
+        return
     stack: list[tuple[Any, str, int]] = [(value, path, 1)]
     while stack:
         node, where, depth = stack.pop()
@@ -62,19 +100,48 @@ def check_depth(value: Any, limit: int = MAX_DEPTH, path: str = "") -> None:
                 stack.append((child, child_path, depth + 1))
 
 
-def _checked(value: Any, text: str | bytes) -> Any:
-    # Fast path: a text with fewer brackets than the limit cannot nest deeper (audio appends are flat).
-    opens = (
-        text.count("{") + text.count("[") if isinstance(text, str) else text.count(b"{") + text.count(b"[")
-    )
-    if opens > MAX_DEPTH:
-        check_depth(value)
-    return value
+def _opens(text: str | bytes) -> int:
+    """How many objects and arrays ``text`` could open at most (a C-speed count, no parse)."""
+    if isinstance(text, str):
+        return text.count("{") + text.count("[")
+    return text.count(b"{") + text.count(b"[")
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"invalid JSON constant {name}")
 
+
+_encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _stdlib_loads(text: str | bytes) -> Any:
+    """The stdlib parser: slower, but it stops a deep document with ``RecursionError`` instead of crashing."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode()
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"invalid UTF-8: {exc}") from None
+    try:
+        return _decoder.decode(text)
+    except RecursionError:
+        raise TooDeep("(top)", MAX_DEPTH) from None
+
+
+def _may_nest(value: Any) -> bool:
+    """False for a flat object (an audio append): it cannot be too deep, and counting is skipped."""
+    if type(value) is dict:
+        return any(type(v) is dict or type(v) is list for v in value.values())
+    return type(value) is list
+
+
+ORJSON_SAFE_CHARS = 10_000
+"""A text this short cannot nest deep enough to hurt orjson (it survives 50,000 levels): parsed at once."""
+ORJSON_SAFE_OPENS = 1000
+"""orjson (3.8) parses nesting without a limit of its own and crashes the process (SIGSEGV) somewhere
+between 50,000 and 100,000 levels: a 200 kB frame of ``[`` brought the whole server down. A text that can
+open more than this many objects/arrays is parsed by the stdlib instead; nearly every event opens far fewer
+(audio appends: none)."""
 
 try:
     import orjson as _orjson
@@ -92,12 +159,19 @@ if _orjson is not None:
 
     def loads(text: str | bytes) -> Any:
         """Parse one JSON value (a wire event is an object; the caller checks); ``TooDeep`` past ``MAX_DEPTH``."""
-        return _checked(_loads(text), text)
+        if len(text) <= ORJSON_SAFE_CHARS:  # the hot path: audio appends, small events
+            value = _loads(text)
+            if _may_nest(value) and _opens(text) > MAX_DEPTH:  # fewer brackets cannot nest deeper
+                check_depth(value)
+            return value
+        opens = _opens(text)
+        value = _loads(text) if opens <= ORJSON_SAFE_OPENS else _stdlib_loads(text)
+        if opens > MAX_DEPTH:
+            check_depth(value)
+        return value
 
 else:  # pragma: no cover
     BACKEND = "json"
-    _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    _decoder = json.JSONDecoder(parse_constant=_reject_constant)
 
     def dumps(event: Any) -> str:
         """Compact JSON text of ``event``."""
@@ -105,10 +179,7 @@ else:  # pragma: no cover
 
     def loads(text: str | bytes) -> Any:
         """Parse one JSON value (a wire event is an object; the caller checks); ``TooDeep`` past ``MAX_DEPTH``."""
-        if isinstance(text, (bytes, bytearray)):
-            text = text.decode()
-        try:
-            value = _decoder.decode(text)
-        except RecursionError:  # the stdlib parser recurses: far too deep, whatever the limit
-            raise TooDeep("(top)", MAX_DEPTH) from None
-        return _checked(value, text)
+        value = _stdlib_loads(text)
+        if _opens(text) > MAX_DEPTH:
+            check_depth(value)
+        return value

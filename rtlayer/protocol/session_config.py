@@ -3,8 +3,9 @@
 A session config is a plain dict in the GA shape of ``REALTIME_PROTOCOL.md`` section 4. Clients send
 partial configs in ``session.update``, sometimes in the legacy beta shape (flat ``voice``,
 ``input_audio_format: "pcm16"``, ``modalities``, camelCase keys from JS code): ``normalize_session`` maps
-them onto the GA shape, and ``merge_session`` applies one onto the current config, validating each field and
-raising ``RequestRefused`` (``invalid_value``) with the dotted ``param`` the service names (``session.audio.output.speed``).
+them onto the GA shape, and ``merge_session`` applies one onto the current config, validating each field (the
+checkers are in ``session_fields.py``) and raising ``RequestRefused`` (``invalid_value``) with the dotted
+``param`` the service names (``session.audio.output.speed``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,24 @@ import re
 from typing import Any
 
 from rtlayer.exceptions import RequestRefused
-from rtlayer.protocol import codec
+from rtlayer.protocol.codec import MAX_DEPTH, TooDeep, check_depth
+from rtlayer.protocol.session_fields import (
+    SEMANTIC_VAD_DEFAULTS,
+    SERVER_VAD_DEFAULTS,
+    check_max_output_tokens,
+    check_noise_reduction,
+    check_output_modalities,
+    check_reasoning,
+    check_tool_choice,
+    check_tools,
+    check_transcription,
+    check_truncation,
+    expect,
+    invalid_value,
+    is_number,
+    merge_optional_object,
+    merge_turn_detection,
+)
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -33,21 +51,6 @@ __all__ = [
 
 DEFAULT_INSTRUCTIONS = "You are a helpful assistant."
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-SERVER_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "server_vad",
-    "threshold": 0.5,
-    "prefix_padding_ms": 300,
-    "silence_duration_ms": 200,
-    "idle_timeout_ms": None,
-    "create_response": True,
-    "interrupt_response": True,
-}
-SEMANTIC_VAD_DEFAULTS: dict[str, Any] = {
-    "type": "semantic_vad",
-    "eagerness": "auto",
-    "create_response": True,
-    "interrupt_response": True,
-}
 _LEGACY_FORMATS: dict[str, dict[str, Any]] = {
     "pcm16": {"type": "audio/pcm", "rate": 24000},
     "audio/pcm": {"type": "audio/pcm", "rate": 24000},
@@ -75,25 +78,6 @@ _NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
 #: every field is accepted, and validated; see tests/test_protocol_coverage.py).
 UNSUPPORTED_SESSION_FIELDS: dict[str, str] = {}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-_CODES_BY_PREFIX = (
-    ("Missing required parameter", "missing_required_parameter"),
-    ("Invalid type", "invalid_type"),
-    ("Unknown parameter", "unknown_parameter"),
-)
-
-
-def invalid_value(param: str, message: str, code: str | None = None) -> RequestRefused:
-    """The refusal of a config value the service would refuse; ``param`` is the dotted path of the field.
-
-    ``code`` is the service's error code; by default it follows from the message, which states the kind
-    of problem the way the service does ("Missing required parameter: ..." is
-    ``missing_required_parameter``, "Invalid type for ..." ``invalid_type``, anything else
-    ``invalid_value``), so the many checks need not repeat it.
-    """
-    code = code or next((c for prefix, c in _CODES_BY_PREFIX if message.startswith(prefix)), "invalid_value")
-    return RequestRefused(code, message, param)
 
 
 def default_session(model: str = "gpt-realtime") -> dict[str, Any]:
@@ -238,90 +222,13 @@ def without_formats(config: Any) -> tuple[dict[str, Any], list[str]]:
     return session, dropped
 
 
-def _expect(cond: bool, param: str, message: str) -> None:
-    if not cond:
-        raise invalid_value(param, message)
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _merge_turn_detection(current: Any, value: Any, p: str) -> Any:
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    kind = value.get("type", current.get("type") if isinstance(current, dict) else "server_vad")
-    _expect(
-        kind in ("server_vad", "semantic_vad"),
-        f"{p}.type",
-        f"Invalid value: '{kind}'. Supported values are: 'server_vad' and 'semantic_vad'.",
-    )
-    defaults = SERVER_VAD_DEFAULTS if kind == "server_vad" else SEMANTIC_VAD_DEFAULTS
-    base = dict(current) if isinstance(current, dict) and current.get("type") == kind else dict(defaults)
-    for key, v in value.items():
-        if v is None and key != "idle_timeout_ms":
-            continue  # null means "not set" (SDKs serialise unset fields so): keep the current value
-        if key not in defaults and key != "model_version":
-            raise invalid_value(f"{p}.{key}", f"Unknown parameter: '{p}.{key}'.")
-        if key == "threshold":
-            _expect(
-                _number(v) and 0.0 <= v <= 1.0,
-                f"{p}.threshold",
-                f"Invalid '{p}.threshold': expected a number between 0 and 1, got {v!r}.",
-            )
-            v = float(v)
-        elif key in ("prefix_padding_ms", "silence_duration_ms"):
-            _expect(
-                _integer(v) and 0 <= v <= 10_000,
-                f"{p}.{key}",
-                f"Invalid '{p}.{key}': expected an integer between 0 and 10000, got {v!r}.",
-            )
-        elif key == "idle_timeout_ms":
-            _expect(
-                v is None or (_integer(v) and 0 < v <= 3_600_000),
-                f"{p}.idle_timeout_ms",
-                f"Invalid '{p}.idle_timeout_ms': expected a positive integer or null, got {v!r}.",
-            )
-        elif key in ("create_response", "interrupt_response"):
-            _expect(isinstance(v, bool), f"{p}.{key}", f"Invalid type for '{p}.{key}': expected a boolean.")
-        elif key == "model_version":
-            # a backend VAD model's name (the Agents SDK sends it); the embedded server has one VAD
-            _expect(
-                isinstance(v, str) and 0 < len(v) <= 64,
-                f"{p}.model_version",
-                f"Invalid type for '{p}.model_version': expected a string.",
-            )
-        elif key == "eagerness":
-            _expect(
-                v in ("low", "medium", "high", "auto"),
-                f"{p}.eagerness",
-                f"Invalid value: '{v}'. Supported values are: 'low', 'medium', 'high' and 'auto'.",
-            )
-        base[key] = v
-    return base
-
-
-def _merge_optional_object(value: Any, p: str, required: tuple[str, ...] = ()) -> Any:
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    for key in required:
-        _expect(key in value, f"{p}.{key}", f"Missing required parameter: '{p}.{key}'.")
-    return copy.deepcopy(value)
-
-
 def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
-    _expect(isinstance(value, dict), "session.audio", "Invalid type for 'session.audio': expected an object.")
+    expect(isinstance(value, dict), "session.audio", "Invalid type for 'session.audio': expected an object.")
     audio = copy.deepcopy(current)
     for side, fields in value.items():
         p = f"session.audio.{side}"
-        _expect(side in ("input", "output"), p, f"Unknown parameter: '{p}'.")
-        _expect(isinstance(fields, dict), p, f"Invalid type for '{p}': expected an object.")
+        expect(side in ("input", "output"), p, f"Unknown parameter: '{p}'.")
+        expect(isinstance(fields, dict), p, f"Invalid type for '{p}': expected an object.")
         node = audio.setdefault(side, {})
         for key, v in fields.items():
             if v is None and key in ("format", "voice", "speed"):
@@ -330,24 +237,24 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
             if key == "format":
                 node["format"] = normalize_format(v, q)
             elif side == "input" and key == "turn_detection":
-                node["turn_detection"] = _merge_turn_detection(node.get("turn_detection"), v, q)
+                node["turn_detection"] = merge_turn_detection(node.get("turn_detection"), v, q)
             elif side == "input" and key == "transcription":
-                node["transcription"] = _check_transcription(v, q)
+                node["transcription"] = check_transcription(v, q)
             elif side == "input" and key == "noise_reduction":
-                node["noise_reduction"] = _check_noise_reduction(v, q)
+                node["noise_reduction"] = check_noise_reduction(v, q)
             elif side == "output" and key == "voice":
                 ok = (isinstance(v, str) and v in VOICES) or (
                     isinstance(v, dict) and isinstance(v.get("id"), str)
                 )
-                _expect(
+                expect(
                     ok,
                     q,
                     f"Invalid value: '{v}'. Supported values are: {', '.join(repr(x) for x in VOICES)}.",
                 )
                 node["voice"] = v
             elif side == "output" and key == "speed":
-                _expect(
-                    _number(v) and 0.25 <= v <= 1.5,
+                expect(
+                    is_number(v) and 0.25 <= v <= 1.5,
                     q,
                     f"Invalid '{q}': expected a number between 0.25 and 1.5, got {v!r}.",
                 )
@@ -357,214 +264,15 @@ def _merge_audio(current: dict[str, Any], value: Any) -> dict[str, Any]:
     return audio
 
 
-TRANSCRIPTION_DELAYS = ("minimal", "low", "medium", "high", "xhigh")
-REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
-_MAX_KEYWORDS = 100
-
-
-def _string_list(value: Any, p: str, most: int) -> list[str]:
-    _expect(
-        isinstance(value, list) and len(value) <= most and all(isinstance(v, str) and v for v in value),
-        p,
-        f"Invalid '{p}': expected an array of at most {most} non-empty strings.",
-    )
-    return list(value)
-
-
-def _check_transcription(value: Any, p: str) -> dict[str, Any] | None:
-    """``audio.input.transcription``: ``model``, ``language`` or ``languages``, ``prompt``, ``keywords``
-    (words to listen for) and ``delay`` (how long the transcriber may wait for context)."""
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        q = f"{p}.{key}"
-        if v is None:
-            continue
-        if key in ("model", "language", "prompt"):
-            _expect(isinstance(v, str), q, f"Invalid type for '{q}': expected a string.")
-            out[key] = v
-        elif key == "languages":
-            out[key] = _string_list(v, q, 16)
-        elif key == "keywords":
-            out[key] = _string_list(v, q, _MAX_KEYWORDS)
-        elif key == "delay":
-            _expect(
-                v in TRANSCRIPTION_DELAYS,
-                q,
-                f"Invalid value: '{v}'. Supported values are: "
-                + ", ".join(repr(d) for d in TRANSCRIPTION_DELAYS)
-                + ".",
-            )
-            out[key] = v
-        else:
-            raise invalid_value(q, f"Unknown parameter: '{q}'.")
-    return out
-
-
-def _check_noise_reduction(value: Any, p: str) -> dict[str, Any] | None:
-    """``audio.input.noise_reduction``: ``type`` (``near_field``: a headset; ``far_field``: a room
-    microphone) and an optional ``strength`` between 0 and 1."""
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        q = f"{p}.{key}"
-        if v is None:
-            continue
-        if key == "type":
-            _expect(
-                v in ("near_field", "far_field"),
-                q,
-                f"Invalid value: '{v}'. Supported values are: 'near_field' and 'far_field'.",
-            )
-        elif key == "strength":
-            _expect(
-                _number(v) and 0.0 <= v <= 1.0,
-                q,
-                f"Invalid '{q}': expected a number between 0 and 1, got {v!r}.",
-            )
-            v = float(v)
-        else:
-            raise invalid_value(q, f"Unknown parameter: '{q}'.")
-        out[key] = v
-    _expect("type" in out, f"{p}.type", f"Missing required parameter: '{p}.type'.")
-    return out
-
-
-def _check_truncation(value: Any, p: str) -> Any:
-    """``truncation``: ``"auto"``, ``"disabled"`` or ``{"type": "retention_ratio", "retention_ratio": r,
-    "token_limits": {"post_instructions": n}}`` (see ``rtlayer.server.core.truncation``)."""
-    if value in ("auto", "disabled"):
-        return value
-    _expect(
-        isinstance(value, dict) and value.get("type") == "retention_ratio",
-        p,
-        f"Invalid '{p}': expected 'auto', 'disabled' or a retention_ratio object.",
-    )
-    out: dict[str, Any] = {"type": "retention_ratio"}
-    for key, v in value.items():
-        q = f"{p}.{key}"
-        if key == "type" or v is None:
-            continue
-        if key == "retention_ratio":
-            _expect(
-                _number(v) and 0.0 <= v <= 1.0,
-                q,
-                f"Invalid '{q}': expected a number between 0 and 1, got {v!r}.",
-            )
-            out[key] = float(v)
-        elif key == "token_limits":
-            _expect(isinstance(v, dict), q, f"Invalid type for '{q}': expected an object.")
-            limits: dict[str, Any] = {}
-            for name, n in v.items():
-                r = f"{q}.{name}"
-                _expect(name == "post_instructions", r, f"Unknown parameter: '{r}'.")
-                if n is not None:
-                    _expect(
-                        _integer(n) and n > 0, r, f"Invalid '{r}': expected a positive integer, got {n!r}."
-                    )
-                    limits[name] = n
-            out[key] = limits
-        else:
-            raise invalid_value(q, f"Unknown parameter: '{q}'.")
-    _expect(
-        "retention_ratio" in out,
-        f"{p}.retention_ratio",
-        f"Missing required parameter: '{p}.retention_ratio'.",
-    )
-    return out
-
-
-def _check_reasoning(value: Any, p: str) -> dict[str, Any] | None:
-    """``reasoning``: ``{"effort": ...}`` for the reasoning models (``gpt-realtime-2``)."""
-    if value is None:
-        return None
-    _expect(isinstance(value, dict), p, f"Invalid type for '{p}': expected an object or null.")
-    out: dict[str, Any] = {}
-    for key, v in value.items():
-        q = f"{p}.{key}"
-        if v is None:
-            continue
-        _expect(key == "effort", q, f"Unknown parameter: '{q}'.")
-        _expect(
-            v in REASONING_EFFORTS,
-            q,
-            f"Invalid value: '{v}'. Supported values are: "
-            + ", ".join(repr(e) for e in REASONING_EFFORTS)
-            + ".",
-        )
-        out[key] = v
-    return out
-
-
-def _check_tools(value: Any) -> list[Any]:
-    _expect(isinstance(value, list), "session.tools", "Invalid type for 'session.tools': expected an array.")
-    for i, tool in enumerate(value):
-        p = f"session.tools[{i}]"
-        _expect(isinstance(tool, dict), p, f"Invalid type for '{p}': expected an object.")
-        kind = tool.get("type", "function")
-        _expect(
-            kind in ("function", "mcp"),
-            f"{p}.type",
-            f"Invalid value: '{kind}'. Supported values are: 'function' and 'mcp'.",
-        )
-        if kind == "function":
-            _expect(
-                isinstance(tool.get("name"), str) and bool(tool.get("name")),
-                f"{p}.name",
-                f"Missing required parameter: '{p}.name'.",
-            )
-    return copy.deepcopy(value)
-
-
-def _check_tool_choice(value: Any, param: str) -> Any:
-    if isinstance(value, str):
-        _expect(
-            value in ("auto", "none", "required"),
-            param,
-            f"Invalid value: '{value}'. Supported values are: 'auto', 'none' and 'required'.",
-        )
-        return value
-    _expect(
-        isinstance(value, dict) and value.get("type") in ("function", "mcp"),
-        param,
-        f"Invalid '{param}': expected 'auto', 'none', 'required' or a function/mcp choice.",
-    )
-    return copy.deepcopy(value)
-
-
-def check_max_output_tokens(value: Any, param: str) -> Any:
-    """``max_output_tokens`` is an integer 1..4096 or ``"inf"``."""
-    _expect(
-        value == "inf" or (_integer(value) and 1 <= value <= 4096),
-        param,
-        f"Invalid '{param}': expected an integer between 1 and 4096 or 'inf', got {value!r}.",
-    )
-    return value
-
-
-def check_output_modalities(value: Any, param: str) -> list[str]:
-    """``output_modalities`` is ``["audio"]`` or ``["text"]``."""
-    _expect(
-        isinstance(value, list) and len(value) == 1 and value[0] in ("audio", "text"),
-        param,
-        f"Invalid '{param}': expected ['audio'] or ['text'], got {value!r}.",
-    )
-    return list(value)
-
-
 def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
     """The config after applying ``partial`` (any accepted shape) to ``current``; ``current`` is not changed.
 
     Raises ``RequestRefused`` for the first bad field, naming it; on error nothing is applied.
     """
-    _expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
+    expect(isinstance(partial, dict), "session", "Invalid type for 'session': expected an object.")
     try:
-        codec.check_depth(partial, codec.MAX_DEPTH, "session")
-    except codec.TooDeep as exc:  # every later step (and every event that carries it) would fail on it
+        check_depth(partial, MAX_DEPTH, "session")
+    except TooDeep as exc:  # every later step (and every event that carries it) would fail on it
         where = ".".join(exc.path.split(".")[:2])
         raise RequestRefused("invalid_value", f"Invalid '{where}': {exc}.", where) from None
     update = normalize_session(partial)
@@ -574,38 +282,38 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
             continue  # not set: keep the current value
         p = f"session.{key}"
         if key == "type":
-            _expect(
+            expect(
                 value == "realtime",
                 p,
                 f"Invalid value: '{value}'. This server supports sessions of type 'realtime'.",
             )
         elif key == "model":
-            _expect(isinstance(value, str) and bool(value), p, f"Invalid type for '{p}': expected a string.")
+            expect(isinstance(value, str) and bool(value), p, f"Invalid type for '{p}': expected a string.")
             new["model"] = value
         elif key == "output_modalities":
             new[key] = check_output_modalities(value, p)
         elif key == "instructions":
-            _expect(isinstance(value, str), p, f"Invalid type for '{p}': expected a string.")
+            expect(isinstance(value, str), p, f"Invalid type for '{p}': expected a string.")
             new[key] = value
         elif key == "tools":
-            new[key] = _check_tools(value)
+            new[key] = check_tools(value)
         elif key == "tool_choice":
-            new[key] = _check_tool_choice(value, p)
+            new[key] = check_tool_choice(value, p)
         elif key == "max_output_tokens":
             new[key] = check_max_output_tokens(value, p)
         elif key == "tracing":
-            _expect(
+            expect(
                 value is None or value == "auto" or isinstance(value, dict),
                 p,
                 f"Invalid '{p}': expected 'auto', an object or null.",
             )
             new[key] = copy.deepcopy(value)
         elif key == "truncation":
-            new[key] = _check_truncation(value, p)
+            new[key] = check_truncation(value, p)
         elif key == "prompt":
-            new[key] = _merge_optional_object(value, p, required=("id",))
+            new[key] = merge_optional_object(value, p, required=("id",))
         elif key == "include":
-            _expect(
+            expect(
                 value is None
                 or (
                     isinstance(value, list)
@@ -618,10 +326,10 @@ def merge_session(current: dict[str, Any], partial: dict[str, Any]) -> dict[str,
         elif key == "audio":
             new["audio"] = _merge_audio(new["audio"], value)
         elif key in ("parallel_tool_calls",):
-            _expect(isinstance(value, bool), p, f"Invalid type for '{p}': expected a boolean.")
+            expect(isinstance(value, bool), p, f"Invalid type for '{p}': expected a boolean.")
             new[key] = value
         elif key == "reasoning":
-            new[key] = _check_reasoning(value, p)
+            new[key] = check_reasoning(value, p)
         else:
             raise invalid_value(p, f"Unknown parameter: '{p}'.")
     return new

@@ -88,6 +88,7 @@ class WebRTCCall:
         self._pending: collections.deque[str] = collections.deque()
         self._pending_bytes = 0
         self._max_queued = max_queued_bytes
+        self._cut_off = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._ended_callbacks: list[Callable[[WebRTCCall], None]] = []
         self._deadline: asyncio.TimerHandle | None = None
@@ -132,14 +133,15 @@ class WebRTCCall:
     def _sink(self, text: str) -> None:
         channel = self.channel
         if channel is not None and channel.readyState == "open" and not self._pending:
-            if channel.bufferedAmount + len(text) > self._max_queued:
+            if self._cut_off or channel.bufferedAmount + len(text) > self._max_queued:
                 # The caller's data channel does not drain: a reader this far behind is cut off.
                 self.events_dropped += 1
-                if not self.ended:
+                self._runner.count_dropped(1, len(text), cut_off=not self._cut_off)
+                if not self._cut_off:
+                    self._cut_off = True
                     logger.warning(
                         "call %s: data channel %d bytes behind, hanging up", self._id, self._max_queued
                     )
-                    self._runner.count_dropped(1, len(text), cut_off=True)
                     self._schedule_hangup()
                 return
             channel.send(text)

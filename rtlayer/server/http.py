@@ -80,7 +80,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     try:
         body = codec.loads(raw or b"{}")
     except codec.TooDeep as exc:
-        raise RequestRefused("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param) from None
+        raise RequestRefused("invalid_value", f"Invalid {exc.what}: {exc}.", exc.param) from None
     except ValueError:
         raise RequestRefused("invalid_json", "We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
@@ -113,7 +113,7 @@ async def origin_check(request: web.Request, handler: Handler) -> web.StreamResp
         return await handler(request)  # not a browser acting for a page
     state = request.app[STATE_KEY]
     policy = state.origins
-    if not policy.allows(origin):
+    if not policy.allows(origin, request.host):
         state.counters.origins_refused += 1
         return refusal_response(
             RequestRefused(

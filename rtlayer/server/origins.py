@@ -10,8 +10,10 @@ the machine could hang up or accept calls on a key-less loopback server, or open
   allowed, and their responses carry ``Access-Control-Allow-Origin`` for that origin;
 - every other origin is refused with 403 before any handler runs, preflights (``OPTIONS``) included.
 
-Own origins are compared with the server's configured address, never with the request's ``Host`` header,
-so a DNS-rebinding page (``http://evil.example:8765`` resolving to 127.0.0.1) is not taken for the server.
+On loopback, own origins are compared with the server's configured address, never with the request's ``Host``
+header, so a DNS-rebinding page (``http://evil.example:8765`` resolving to 127.0.0.1) is not taken for the
+server. Bound elsewhere (which requires a key), a page whose origin is the ``Host`` it was served from is the
+server's own too: its names there (a hostname, a public address) are not known in advance.
 """
 
 from __future__ import annotations
@@ -55,17 +57,19 @@ class OriginPolicy:
         self.allowed = frozenset(normalize_origin(o) for o in allowed)
         self.loopback = loopback
         self._own: frozenset[str] = frozenset()
+        self._scheme = ""
 
     def set_base_url(self, base_url: str) -> None:
         """The server listens at ``base_url``: its pages (and, on loopback, its other loopback names)."""
         own = {normalize_origin(base_url)}
         parts = urlsplit(base_url)
+        self._scheme = parts.scheme
         if self.loopback and parts.port is not None:
             own.update(normalize_origin(f"{parts.scheme}://{name}:{parts.port}") for name in _LOOPBACK_NAMES)
         self._own = frozenset(own)
 
-    def allows(self, origin: str | None) -> bool:
-        """Whether a request carrying ``origin`` (None: no ``Origin`` header) may go on."""
+    def allows(self, origin: str | None, host: str | None = None) -> bool:
+        """Whether a request carrying ``origin`` (None: no ``Origin`` header) and ``Host`` may go on."""
         if origin is None:
             return True
         if "*" in self.allowed:
@@ -74,7 +78,14 @@ class OriginPolicy:
             normalized = normalize_origin(origin)
         except ValueError:
             return False
-        return normalized in self._own or normalized in self.allowed
+        if normalized in self._own or normalized in self.allowed:
+            return True
+        if self.loopback or not host or not self._scheme:
+            return False
+        try:
+            return normalized == normalize_origin(f"{self._scheme}://{host}")
+        except ValueError:
+            return False
 
     def response_headers(self, origin: str) -> dict[str, str]:
         """CORS headers of an allowed cross-origin response."""

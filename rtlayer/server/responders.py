@@ -30,7 +30,6 @@ from typing import Any
 
 import rtlayer_native
 from rtlayer.protocol.items import item_text
-from rtlayer.server import fair
 from rtlayer.server.core.parts import (
     AudioPart,
     FunctionCallPart,
@@ -41,6 +40,7 @@ from rtlayer.server.core.parts import (
     TextPart,
     responder_info,
 )
+from rtlayer.server.fair import run_blocking
 from rtlayer.server.speech import synthesize
 
 __all__ = [
@@ -85,7 +85,7 @@ async def speak(text: str, request: ResponseRequest) -> AsyncIterator[ResponsePa
             yield TextPart(word if i == 0 else " " + word)
         return
     words = text.split(" ")
-    pcm = await fair.run_blocking(synthesize, text, request.speed, request.voice)
+    pcm = await run_blocking(synthesize, text, request.speed, request.voice)
     async for part in _interleave(words, pcm):
         yield part
 

@@ -33,8 +33,8 @@ from typing import Any
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol import codec
 from rtlayer.protocol.ids import new_event_id
-from rtlayer.server import fair
 from rtlayer.server.core.session import ServerSession
+from rtlayer.server.fair import enter_session
 from rtlayer.server.responders import AudioPart, Responder, ResponsePart
 
 __all__ = ["EventObserver", "EventSink", "SessionRunner", "SessionStats", "wall_now"]
@@ -373,7 +373,7 @@ class SessionRunner:
         error: str | None = None
         loop = self.loop
         slice_end = loop.time() + _SLICE_S
-        fair.enter_session(self.work_slot)
+        enter_session(self.work_slot)
         try:
             async with _closing(self.responder.respond(job.request)) as parts:
                 async for part in parts:
@@ -419,7 +419,7 @@ class SessionRunner:
 
     async def _transcribe(self, job: Any) -> None:
         """Run the responder's ``transcribe`` on committed user audio and hand the result back."""
-        fair.enter_session(self.work_slot)
+        enter_session(self.work_slot)
         transcribe = getattr(self.responder, "transcribe", None)
         transcript: str | None = None
         error: str | None = None

@@ -114,10 +114,12 @@ class WebSocketSink:
 
     async def _write(self) -> None:
         queue, ws = self._queue, self.ws
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 await self._wakeup.wait()
                 self._wakeup.clear()
+                slice_end = loop.time() + _SLICE_S
                 while queue:
                     if ws.closed:
                         queue.clear()
@@ -125,7 +127,10 @@ class WebSocketSink:
                         return
                     text, size = queue.popleft()
                     self.queued_bytes -= size
-                    await ws.send_str(text)
+                    await ws.send_str(text)  # suspends only when the socket's buffer is full
+                    if loop.time() > slice_end:  # megabytes queued go out in slices, not in one go
+                        await asyncio.sleep(0)
+                        slice_end = loop.time() + _SLICE_S
                 if self._stopping:
                     return
         except (ConnectionError, RuntimeError):

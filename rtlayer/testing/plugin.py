@@ -20,12 +20,13 @@ test's loop.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from rtlayer.server.responders import Responder
-from rtlayer.testing.server_thread import BackgroundServer
+if TYPE_CHECKING:  # the server is imported when a test first asks for it, not at pytest's start
+    from rtlayer.server.responders import Responder
+    from rtlayer.testing.server_thread import BackgroundServer
 
 __all__ = ["server_scope"]
 
@@ -70,6 +71,8 @@ def realtime_server(
     realtime_responder: Responder | None, realtime_server_options: dict[str, Any]
 ) -> Iterator[BackgroundServer]:
     """An embedded Realtime server on 127.0.0.1, started for the fixture's scope."""
+    from rtlayer.testing.server_thread import BackgroundServer
+
     with BackgroundServer(responder=realtime_responder, **realtime_server_options) as server:
         yield server
 
@@ -77,6 +80,8 @@ def realtime_server(
 @pytest.fixture
 def realtime_server_factory() -> Iterator[Callable[..., BackgroundServer]]:
     """Starts servers of a test's own (``factory(responder=..., **options)``); each closes after the test."""
+    from rtlayer.testing.server_thread import BackgroundServer
+
     started: list[BackgroundServer] = []
 
     def factory(responder: Responder | None = None, **options: Any) -> BackgroundServer:

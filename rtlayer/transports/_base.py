@@ -36,22 +36,19 @@ import copy
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple, Unpack
 
 from websockets.exceptions import ConnectionClosed
 
-from ..audio import AudioFormat, PlaybackTracker
-from ..client_session import ClientSession
+from ..audio import AudioFormat
+from ..client.session import ClientSession
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout
 from ..protocol.codec import dumps, loads
 from ..transport import ErrorEvent, TransportStatus, WireConnection
-from ._connect import ApiKey, auth_for, connect_failure, safe_url, websocket_url
-from ._shell import ClientShell, ReconnectBudget
+from ._connect import RedactingLogger, auth_for, connect_failure, safe_url, websocket_url
+from ._shell import ClientShell, ReconnectBudget, ShellOptions
 
-if TYPE_CHECKING:
-    from ..server.responders import Responder
-
-__all__ = ["BaseRealtimeTransport", "WireConnection"]
+__all__ = ["BaseRealtimeTransport", "Handshake", "WireConnection"]
 
 logger = logging.getLogger("rtlayer.transports")
 
@@ -59,6 +56,16 @@ _DELTA = "response.output_audio.delta"
 # Close codes after which reconnecting cannot help (the peer refused us or our data), besides a normal close.
 _FINAL_CLOSE_CODES = frozenset({1000, 1002, 1003, 1007, 1008, 1009, 1010})
 _MAX_QUEUED_WHILE_RECONNECTING = 256
+
+
+class Handshake(NamedTuple):
+    """The opening request of one connection: where, with which headers and subprotocols (the auth)."""
+
+    url: str
+    headers: dict[str, str]
+    subprotocols: list[str] | None
+
+
 #: how ``ClientSession.encode_audio`` starts every append it builds
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
@@ -76,17 +83,10 @@ class BaseRealtimeTransport(ClientShell):
     def __init__(
         self,
         *,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str = "gpt-realtime",
-        responder: Responder | None = None,
-        headers: Mapping[str, str] | None = None,
         use_subprotocol_auth: bool = False,
         input_format: AudioFormat | None = None,
         output_format: AudioFormat | None = None,
         output_frame_ms: int | None = None,
-        playback_tracker: PlaybackTracker | None = None,
-        connect_timeout: float = 10.0,
         send_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
         ping_timeout: float = 20.0,
@@ -95,11 +95,9 @@ class BaseRealtimeTransport(ClientShell):
         reconnect_backoff: tuple[float, float] = (0.25, 5.0),
         reconnect_healthy_after: float = 30.0,
         retrieve_items: bool = False,
+        **options: Unpack[ShellOptions],
     ) -> None:
-        super().__init__(
-            url=url, api_key=api_key, model=model, responder=responder, connect_timeout=connect_timeout
-        )
-        self.headers = dict(headers) if headers is not None else None
+        super().__init__(**options)
         self.use_subprotocol_auth = use_subprotocol_auth
         self.send_timeout = send_timeout
         self.ping_interval = ping_interval
@@ -108,13 +106,14 @@ class BaseRealtimeTransport(ClientShell):
         self.max_reconnect_attempts = max_reconnect_attempts
         self.reconnect_backoff = reconnect_backoff
         self.reconnect_healthy_after = reconnect_healthy_after
-        self._wire_logger = logging.getLogger(f"rtlayer.wire.{type(self).__name__}")
-        self._wire_logger.addFilter(self._redactor)
+        self._wire_logger = RedactingLogger(
+            logging.getLogger(f"rtlayer.wire.{type(self).__name__}"), self._redactor
+        )
         self.session = ClientSession(
             input_format=input_format,
             output_format=output_format,
             output_frame_ms=output_frame_ms,
-            tracker=playback_tracker,
+            tracker=self.tracker,
             emit=self.emit,
             send=self._send_dict,
             retrieve_items=retrieve_items,
@@ -127,10 +126,11 @@ class BaseRealtimeTransport(ClientShell):
         self._out_drained = asyncio.Event()
         self._out_drained.set()
         self._session_seen = asyncio.Event()
-        self._target: tuple[str, dict[str, str], list[str] | None] | None = None
+        self._target: Handshake | None = None
         self._desired_config: dict[str, Any] = {}
         self._budget = ReconnectBudget(max_reconnect_attempts, reconnect_backoff, reconnect_healthy_after)
         self._stalled: WireConnection | None = None
+        self._presumed_dead: tuple[WireConnection, str] | None = None  # what the transport itself gave up on
         #: counters: what was dropped and why (bounded buffers count what they drop)
         self.dropped_audio_bytes = 0
         self.dropped_events = 0
@@ -154,6 +154,7 @@ class BaseRealtimeTransport(ClientShell):
         conn = self._conn
         if self._status is not TransportStatus.CONNECTED or conn is None:
             self.dropped_audio_bytes += len(data)  # reconnecting: stale audio would confuse turn detection
+            await asyncio.sleep(0)  # an app streaming in a loop must still let the reconnection (or end) run
         elif self._out:
             # Events wait for the socket: queue behind them, in order, and return once the socket took it all.
             self._queue_text(text)
@@ -165,7 +166,8 @@ class BaseRealtimeTransport(ClientShell):
                 async with asyncio.timeout(self.send_timeout):
                     await conn.send(text)
             except ConnectionClosed:
-                self.dropped_audio_bytes += len(data)
+                self.dropped_audio_bytes += len(data)  # the reader sees the end too: reconnects or shuts down
+                await asyncio.sleep(0)  # (and must get to run, however fast the app keeps sending)
             except TimeoutError:
                 self.dropped_audio_bytes += len(data)
                 self._send_stalled(conn)
@@ -184,13 +186,7 @@ class BaseRealtimeTransport(ClientShell):
 
     # -- for subclasses --------------------------------------------------------------------------------------
 
-    async def _open(
-        self,
-        url: str,
-        headers: dict[str, str],
-        subprotocols: list[str] | None,
-        timeout: float,  # noqa: ASYNC109 (the contract)
-    ) -> WireConnection:
+    async def _open(self, request: Handshake, timeout: float) -> WireConnection:  # noqa: ASYNC109
         """Opens one connection (raising ``ConnectError`` subclasses); ``timeout`` bounds the handshake."""
         raise NotImplementedError
 
@@ -210,7 +206,7 @@ class BaseRealtimeTransport(ClientShell):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.connect_timeout
         headers, subprotocols = auth_for(endpoint, key, self.headers, self.use_subprotocol_auth)
-        self._target = (endpoint, headers, subprotocols)
+        self._target = Handshake(endpoint, headers, subprotocols)
         self._desired_config = {}
         self._budget = ReconnectBudget(
             self.max_reconnect_attempts, self.reconnect_backoff, self.reconnect_healthy_after
@@ -250,7 +246,8 @@ class BaseRealtimeTransport(ClientShell):
 
     def _require_open(self) -> None:
         if self._status in (TransportStatus.DISCONNECTED, TransportStatus.DISCONNECTING):
-            raise ConnectionClosedError(f"the transport is {self._status.value}: call connect() first")
+            why = f" ({self.last_reason})" if self.last_reason else ""
+            raise ConnectionClosedError(f"the transport is {self._status.value}{why}: call connect() first")
 
     def _require_session(self) -> ClientSession:
         self._require_open()
@@ -262,13 +259,13 @@ class BaseRealtimeTransport(ClientShell):
 
     async def _open_within(self, deadline: float) -> WireConnection:
         assert self._target is not None
-        url, headers, subprotocols = self._target
+        url = self._target.url
         remaining = deadline - asyncio.get_running_loop().time()
         if remaining <= 0:
             raise ConnectTimeout(f"no connection within {self.connect_timeout} s")
         try:
             async with asyncio.timeout(remaining):
-                return await self._open(url, headers, subprotocols, remaining)
+                return await self._open(self._target, remaining)
         except TimeoutError as exc:
             if isinstance(exc, ConnectError):
                 raise
@@ -303,6 +300,7 @@ class BaseRealtimeTransport(ClientShell):
         if self._stalled is conn:
             return
         self._stalled = conn
+        self._presumed_dead = (conn, self._stall_message())
         self.emit("error", ErrorEvent(self._stall_message(), "send_timeout"))
         _abort(conn)
 
@@ -397,18 +395,17 @@ class BaseRealtimeTransport(ClientShell):
             except ConnectionClosed:
                 return
             except TimeoutError:
-                self.emit(
-                    "error",
-                    ErrorEvent(
-                        f"no pong within {self.ping_timeout} s: connection presumed dead", "keepalive_timeout"
-                    ),
-                )
+                why = f"no pong within {self.ping_timeout:g} s: connection presumed dead"
+                self._presumed_dead = (conn, why)
+                self.emit("error", ErrorEvent(why, "keepalive_timeout"))
                 _abort(conn)
                 return
 
     async def _connection_lost(self, conn: WireConnection, exc: BaseException | None) -> None:
         code = self._close_code(conn)
         reason = f"connection closed (code {code})" if code is not None else f"connection lost ({exc!r})"
+        if self._presumed_dead is not None and self._presumed_dead[0] is conn:
+            reason = f"{reason}: {self._presumed_dead[1]}"
         loop = asyncio.get_running_loop()
         self._budget.lost(loop.time())
         self.session.connection_lost()

@@ -24,6 +24,7 @@ import os
 import re
 import socket
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..exceptions import ConnectError, InvalidURL
@@ -31,6 +32,7 @@ from ..exceptions import ConnectError, InvalidURL
 __all__ = [
     "HOSTED_BASE_URL",
     "ApiKey",
+    "RedactingLogger",
     "SecretRedactor",
     "auth_for",
     "calls_url",
@@ -221,10 +223,8 @@ def auth_for(
 
 
 class SecretRedactor(logging.Filter):
-    """Rewrites log records so that no key (the ones it was told, and any bearer-looking token) shows.
-
-    Attached to the logger handed to ``websockets``, whose debug log prints the handshake headers.
-    """
+    """Rewrites text (and log records, as a filter) so that no key shows: the ones it was told, and any
+    bearer-looking token. ``RedactingLogger`` applies one to everything a transport logs."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -245,3 +245,26 @@ class SecretRedactor(logging.Filter):
         if redacted != message:
             record.msg, record.args = redacted, None
         return True
+
+
+class RedactingLogger(logging.LoggerAdapter[logging.Logger]):
+    """One transport's view of a shared logger, with that transport's keys redacted from every message.
+
+    Handed to ``websockets``, whose debug log prints the handshake headers. An adapter rather than a filter
+    on the shared logger: filters added per transport would pile up there and apply one transport's
+    secrets to every other transport's records.
+    """
+
+    def __init__(self, logger: logging.Logger, redactor: SecretRedactor) -> None:
+        super().__init__(logger, {})
+        self.redactor = redactor
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if not self.isEnabledFor(level):
+            return
+        try:
+            text = str(msg) % args if args else str(msg)
+        except (TypeError, ValueError):
+            text = f"{msg} {args}"
+        kwargs.setdefault("stacklevel", 2)
+        self.logger.log(level, self.redactor.redact(text), **kwargs)

@@ -26,7 +26,7 @@ import logging
 import random
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 from ..exceptions import LocalProtocolError
 from ..transport import ConnectionChangeEvent, EventEmitter, EventStream, TransportStatus
@@ -41,12 +41,34 @@ from ._connect import (
 from ._session_methods import SessionMethods
 
 if TYPE_CHECKING:
+    from ..audio import PlaybackTracker
     from ..server import RealtimeServer
     from ..server.responders import Responder
 
-__all__ = ["ClientShell", "ReconnectBudget", "Target"]
+__all__ = ["ClientShell", "ReconnectBudget", "ShellOptions", "Target"]
 
 logger = logging.getLogger("rtlayer.transports")
+
+
+class ShellOptions(TypedDict, total=False):
+    """The options every transport takes (keyword arguments of each transport's constructor).
+
+    ``url``: the server (any form ``_connect`` reads); none: the rule decides. ``api_key``: a key, or a
+    (sync or async) function that fetches one (an ephemeral key); none: ``OPENAI_API_KEY``, if set.
+    ``model``: the model asked for (default ``gpt-realtime``). ``responder``: what the implicit embedded
+    server answers with (a ``ScriptedResponder``, your own ``Responder``; default the echo).
+    ``headers``: request headers; for the socket transports they replace the default auth, as in the
+    official SDKs. ``playback_tracker``: the app's playback position, for truncation at what was heard.
+    ``connect_timeout``: seconds ``connect()`` may take in all (default 10).
+    """
+
+    url: str | None
+    api_key: ApiKey | None
+    model: str
+    responder: Responder | None
+    headers: Mapping[str, str] | None
+    playback_tracker: PlaybackTracker | None
+    connect_timeout: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,31 +84,34 @@ class Target:
 class ClientShell(SessionMethods, EventEmitter):
     """The shared client shell (see the module docstring); transports subclass it."""
 
-    def __init__(
-        self,
-        *,
-        url: str | None,
-        api_key: ApiKey | None,
-        model: str,
-        responder: Responder | None,
-        connect_timeout: float,
-    ) -> None:
+    hosted_url: str = HOSTED_BASE_URL
+    """Where a transport given a key and no URL connects (a gateway in front of the service may be set here,
+    on the class or on one transport)."""
+
+    def __init__(self, **options: Unpack[ShellOptions]) -> None:
         super().__init__()
+        url = options.get("url")
+        headers = options.get("headers")
         self.url: str | None = url
         """Before ``connect()``: the URL given, if any. After: the endpoint the transport connected to
         (the embedded server's, the hosted service's or the given server's)."""
         self.embedded_server: RealtimeServer | None = None
         """The embedded server this transport started (no URL and no key), until ``close()``."""
-        self.responder = responder
+        self.responder = options.get("responder")
         """What the implicit embedded server answers with (its default, an echo, when None)."""
-        self.model = model
-        self.connect_timeout = connect_timeout
+        self.model = options.get("model", "gpt-realtime")
+        self.headers = dict(headers) if headers is not None else None
+        self.tracker = options.get("playback_tracker")
+        self.connect_timeout = options.get("connect_timeout", 10.0)
         self._url_option = url
-        self._api_key = api_key
+        self._api_key = options.get("api_key")
         self._redactor = SecretRedactor()
         self._status = TransportStatus.DISCONNECTED
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
+        self.last_reason: str | None = None
+        """Why the last connection ended (the peer's close code, a keepalive or send timeout, ...); None after
+        an ordinary ``close()``."""
 
     # -- the contract ----------------------------------------------------------------------------------------
 
@@ -105,6 +130,7 @@ class ClientShell(SessionMethods, EventEmitter):
         """Connect (see the module docstring for where) and wait until the session exists."""
         if self._status is not TransportStatus.DISCONNECTED:
             raise LocalProtocolError(f"connect() while {self._status.value}: close() first")
+        self._check_connect(call_id, initial_session_config or {})
         self._closing = False
         self.model = model or self.model
         self._set_status(TransportStatus.CONNECTING)
@@ -129,11 +155,16 @@ class ClientShell(SessionMethods, EventEmitter):
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
-    def __aiter__(self) -> EventStream:
-        """``async for event in transport``: every raw server event, until the transport closes."""
-        return self.events()
+    def __aiter__(self) -> EventStream[dict[str, Any]]:
+        """``async for event in transport``: every raw server event, until the transport closes (the same
+        stream as ``events()``)."""
+        stream: EventStream[dict[str, Any]] = self.events()
+        return stream
 
     # -- for transports --------------------------------------------------------------------------------------
+
+    def _check_connect(self, call_id: str | None, config: Mapping[str, Any]) -> None:
+        """Refuses (raising ``LocalProtocolError``) what this medium cannot do, before anything starts."""
 
     def _endpoint(self, base: str, call_id: str | None) -> str:
         """The endpoint this medium needs on the server at ``base`` (raises ``InvalidURL``)."""
@@ -175,6 +206,7 @@ class ClientShell(SessionMethods, EventEmitter):
             self.close_listeners()
             return
         self._closing = True
+        self.last_reason = reason
         try:
             self._set_status(TransportStatus.DISCONNECTING, reason=reason)
             try:
@@ -205,7 +237,7 @@ class ClientShell(SessionMethods, EventEmitter):
         if key:
             self._redactor.secrets.add(key)
         if url is None:
-            return Target(HOSTED_BASE_URL, key, "the hosted service: a key and no URL given")
+            return Target(self.hosted_url, key, "the hosted service: a key and no URL given")
         return Target(url, key, "the URL given")
 
     async def _start_embedded_server(self) -> RealtimeServer:

@@ -181,6 +181,7 @@ class UpgradedConnection:
         if not self._reader.done():
             self.abort()
             await asyncio.wait([self._reader], timeout=self._close_timeout)
+        self._finish()  # a reader cancelled before it ever ran has not done it
         await self._teardown()
 
     def abort(self) -> None:
@@ -188,9 +189,8 @@ class UpgradedConnection:
         self._reader.cancel()
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (by either side)."""
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._reader)
+        """Wait until the connection is closed (by either side, or aborted)."""
+        await asyncio.wait([self._reader])
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -205,9 +205,8 @@ class UpgradedConnection:
         # A closing connection becomes CLOSED when the server's EOF arrives; wait for that (bounded)
         # so that the raised exception carries the close code.
         if not self._reader.done():
-            with contextlib.suppress(TimeoutError, Exception):
-                async with asyncio.timeout(self._close_timeout):
-                    await asyncio.shield(self._reader)
+            # asyncio.wait, not the task itself: an aborted (cancelled) reader must not raise into the caller
+            await asyncio.wait([self._reader], timeout=self._close_timeout)
 
     async def _flush(self) -> None:
         # Collect under the lock so that frames reach the stream in the order the protocol made them.
@@ -267,13 +266,19 @@ class UpgradedConnection:
                 with contextlib.suppress(Exception):
                     await self._flush()
         finally:
-            if protocol.state is not State.CLOSED:
-                protocol.receive_eof()
-            self.close_code = protocol.close_code
-            self._finished = True
-            self._fail_pings()
-            self._wake_receiver()
+            self._finish()
             await self._teardown()
+
+    def _finish(self) -> None:
+        """The connection is over: no more messages will come (whether the reader ended or never ran)."""
+        if self._finished:
+            return
+        if self._protocol.state is not State.CLOSED:
+            self._protocol.receive_eof()
+        self.close_code = self._protocol.close_code
+        self._finished = True
+        self._fail_pings()
+        self._wake_receiver()
 
     def _handle_frames(self, frames: list[Request | Response | Frame]) -> None:
         delivered = False

@@ -36,7 +36,7 @@ from websockets.utils import accept_key
 
 from ..exceptions import HandshakeError, ProxyError
 from ..transport import WireConnection
-from ._base import BaseRealtimeTransport
+from ._base import BaseRealtimeTransport, Handshake
 from ._connect import quote_body
 from ._httpx_fetch import Fetch, HttpxFetch, UpgradeResponse, proxy_auth_failed
 from ._upgraded import DEFAULT_MAX_SIZE, ByteStream, UpgradedConnection
@@ -174,13 +174,9 @@ class FetchUpgradeTransport(BaseRealtimeTransport):
         )
         self.max_size = max_size
 
-    async def _open(
-        self,
-        url: str,
-        headers: dict[str, str],
-        subprotocols: list[str] | None,
-        timeout: float,  # noqa: ASYNC109 (the contract; the base class also bounds the call)
-    ) -> WireConnection:
+    async def _open(self, request: Handshake, timeout: float) -> WireConnection:  # noqa: ASYNC109
+        # (the base class bounds the whole call with ``timeout``)
+        url, headers, subprotocols = request
         # Like the JS SDK's Cloudflare transport, offer "realtime" when the auth needs no subprotocol.
         # Text frames stay bytes: the receive loop's JSON parser (orjson) checks UTF-8 while parsing.
         return await upgrade_websocket(

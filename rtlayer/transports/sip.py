@@ -111,6 +111,12 @@ class SIPTransport(WebSocketTransport):
             "use send_message or response.create to steer the conversation"
         )
 
+    def send_event(self, event: Mapping[str, Any]) -> None:
+        """Like the WebSocket transport's; a raw ``session.update`` has its audio formats dropped too."""
+        if event.get("type") == "session.update" and isinstance(event.get("session"), Mapping):
+            event = {**event, "session": self._without_formats(event["session"], "SIPTransport.send_event")}
+        super().send_event(event)
+
     def update_session_config(self, config: Mapping[str, Any]) -> None:
         """Like the WebSocket transport's, with audio formats dropped (one warning per transport)."""
         super().update_session_config(self._without_formats(config, "SIPTransport.update_session_config"))

@@ -38,7 +38,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Unpack
 
 import rtlayer_native
 from rtlayer._extras import missing_extra
@@ -51,8 +51,8 @@ except ModuleNotFoundError as exc:  # pip install rtlayer has no aiortc: name th
     raise missing_extra(exc, "webrtc", "WebRTCTransport") from None
 
 from rtlayer._rtc_audio import FRAME_MS, frame_pcm16
-from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
-from rtlayer.client_session import ClientSession
+from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
+from rtlayer.client.session import ClientSession
 from rtlayer.exceptions import (
     ConnectError,
     ConnectionClosedError,
@@ -62,13 +62,10 @@ from rtlayer.exceptions import (
 )
 from rtlayer.protocol import codec
 from rtlayer.transport import AudioEvent, AudioInterruptedEvent, ErrorEvent, TransportStatus
-from rtlayer.transports._connect import ApiKey, calls_url
-from rtlayer.transports._shell import ClientShell
+from rtlayer.transports._connect import calls_url
+from rtlayer.transports._shell import ClientShell, ShellOptions
 from rtlayer.transports._webrtc_output import OutputGate
 from rtlayer.transports._webrtc_peer import SignallingForm, WebRTCPeer
-
-if TYPE_CHECKING:
-    from rtlayer.server.responders import Responder
 
 __all__ = ["WebRTCTransport"]
 
@@ -93,30 +90,20 @@ class WebRTCTransport(ClientShell):
     def __init__(
         self,
         *,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str = "gpt-realtime",
-        responder: Responder | None = None,
-        headers: Mapping[str, str] | None = None,
         input_format: AudioFormat = PCM16_24K,
         output_format: AudioFormat = PCM16_24K,
         audio_track: MediaStreamTrack | None = None,
-        playback_tracker: PlaybackTracker | None = None,
         allow_loopback: bool | None = None,
         ice_servers: list[RTCIceServer] | None = None,
         signalling: SignallingForm = "sdp",
-        connect_timeout: float = 10.0,
         disconnected_grace: float = 5.0,
         max_input_ms: int = 60_000,
+        **options: Unpack[ShellOptions],
     ) -> None:
-        super().__init__(
-            url=url, api_key=api_key, model=model, responder=responder, connect_timeout=connect_timeout
-        )
-        self.headers = dict(headers or {})
+        super().__init__(**options)
         self.input_format = input_format
         self.output_format = output_format
         self.audio_track = audio_track
-        self.tracker = playback_tracker
         self.allow_loopback = allow_loopback
         self.ice_servers = ice_servers
         self.signalling: SignallingForm = signalling
@@ -144,21 +131,12 @@ class WebRTCTransport(ClientShell):
 
     # -- connecting -------------------------------------------------------------------------------
 
-    async def connect(
-        self,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str | None = None,
-        call_id: str | None = None,
-        initial_session_config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Open the call and wait until the session is confirmed (see the module docstring)."""
+    def _check_connect(self, call_id: str | None, config: Mapping[str, Any]) -> None:
         if call_id is not None:
             raise UnsupportedOperation(
                 "a WebRTC transport opens its own call; attach to an existing call with a WebSocket "
                 "transport and call_id (the sideband socket)"
             )
-        await super().connect(url, api_key, model, None, initial_session_config)
 
     def _endpoint(self, base: str, call_id: str | None) -> str:
         return calls_url(base)
@@ -197,7 +175,7 @@ class WebRTCTransport(ClientShell):
         wanted: dict[str, Any] | None = None
         if config:
             wanted = session.session_update(config, None)["session"]
-        headers = dict(self.headers)
+        headers = dict(self.headers or {})
         if key:
             headers["Authorization"] = f"Bearer {key}"
         try:

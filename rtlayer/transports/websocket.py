@@ -27,7 +27,7 @@ from websockets.typing import Subprotocol
 
 from ..exceptions import ConnectError, HandshakeError, InvalidURL
 from ..transport import WireConnection
-from ._base import BaseRealtimeTransport
+from ._base import BaseRealtimeTransport, Handshake
 from ._connect import connect_failure, safe_url, server_message
 
 __all__ = ["WebSocketTransport"]
@@ -39,13 +39,8 @@ MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 class WebSocketTransport(BaseRealtimeTransport):
     """The WebSocket transport; see ``BaseRealtimeTransport`` for the options and the contract."""
 
-    async def _open(
-        self,
-        url: str,
-        headers: dict[str, str],
-        subprotocols: list[str] | None,
-        timeout: float,  # noqa: ASYNC109 (the contract)
-    ) -> WireConnection:
+    async def _open(self, request: Handshake, timeout: float) -> WireConnection:  # noqa: ASYNC109
+        url, headers, subprotocols = request
         try:
             conn = await ws_connect(
                 url,

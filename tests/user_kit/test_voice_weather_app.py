@@ -7,6 +7,7 @@ whole folder), with the server's scope so the fixtures agree whatever ``rtlayer_
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 from voice_weather_app import CONFIG, WeatherApp
@@ -88,13 +89,11 @@ async def test_an_answer_interrupted_before_it_starts(realtime_server: Backgroun
 
 
 async def test_an_answer_heard_in_part_is_truncated_where_the_listener_stopped(
-    realtime_server_factory: object,
+    realtime_server_factory: Callable[..., BackgroundServer],
 ) -> None:
     """An audio session of its own (a factory server with a spoken rule): the app tells the server how much
     of the answer was played, and the helper checks it."""
-    factory = realtime_server_factory
-    assert callable(factory)
-    server: BackgroundServer = factory(ScriptedResponder([Rule(always=True, say="A long spoken answer.")]))
+    server = realtime_server_factory(ScriptedResponder([Rule(always=True, say="A long spoken answer.")]))
     transport = WebSocketTransport()
     log = EventLog.of(transport)
     await transport.connect(url=server.ws_url, api_key="k")
@@ -118,10 +117,10 @@ async def test_an_answer_heard_in_part_is_truncated_where_the_listener_stopped(
         assert_truncated_at(log, 900, tolerance_ms=100)
 
 
-async def test_limits_of_a_server_of_the_tests_own(realtime_server_factory: object) -> None:
-    factory = realtime_server_factory
-    assert callable(factory)
-    server: BackgroundServer = factory(limits=ServerLimits(max_sessions=1))
+async def test_limits_of_a_server_of_the_tests_own(
+    realtime_server_factory: Callable[..., BackgroundServer],
+) -> None:
+    server = realtime_server_factory(limits=ServerLimits(max_sessions=1))
     first = WebSocketTransport()
     await first.connect(url=server.ws_url, api_key="k")
     second = WebSocketTransport()

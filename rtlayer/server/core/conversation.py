@@ -117,22 +117,28 @@ class Conversation:
                 total += _SCALAR_BYTES
         return total
 
-    def fits(self, item: dict[str, Any], extra_bytes: int = 0) -> bool:
-        """Whether ``item`` (and ``extra_bytes`` of audio kept with it) fits in an empty conversation."""
-        return self.item_bytes(item) + extra_bytes <= self.max_bytes
+    def fits(self, nbytes: int) -> bool:
+        """Whether an item of ``nbytes`` (``item_bytes``, plus audio kept with it) fits in an empty conversation."""
+        return nbytes <= self.max_bytes
 
     def add(
-        self, item: dict[str, Any], previous_item_id: str | None = None, *, append: bool = True
+        self,
+        item: dict[str, Any],
+        previous_item_id: str | None = None,
+        *,
+        append: bool = True,
+        nbytes: int | None = None,
     ) -> str | None:
         """Insert ``item`` after ``previous_item_id`` (or at the end when ``append``); returns the id before it.
 
         ``previous_item_id`` must exist (the caller checks); with ``append=False`` and no previous id, the item
         goes first ("root"). Older items are dropped (and counted) while the conversation is over its bytes.
+        ``nbytes``: the item's ``item_bytes`` when the caller already measured it.
         """
         item_id = item["id"]
         prev = self._last if previous_item_id is None and append else previous_item_id
         nxt = self._nodes[prev].next if prev is not None else self._first
-        node = _Node(item, self.item_bytes(item), prev, nxt)
+        node = _Node(item, self.item_bytes(item) if nbytes is None else nbytes, prev, nxt)
         self._nodes[item_id] = node
         if prev is None:
             self._first = item_id

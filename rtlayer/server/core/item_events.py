@@ -67,14 +67,15 @@ def create_item(conv: Conversation, event: dict[str, Any], input_format: AudioFo
     if item["id"] in conv:
         raise RequestRefused("invalid_value", f"Item with id '{item['id']}' already exists.", "item.id")
     pcm = _take_audio(item, input_format)
-    if not conv.fits(item, len(pcm)):
+    nbytes = conv.item_bytes(item)
+    if not conv.fits(nbytes + len(pcm)):
         raise RequestRefused(
             "invalid_value",
-            f"Item too large: {conv.item_bytes(item) + len(pcm)} bytes (with its audio as PCM16 24 kHz), "
+            f"Item too large: {nbytes + len(pcm)} bytes (with its audio as PCM16 24 kHz), "
             f"over this session's conversation limit of {conv.max_bytes} bytes.",
             "item",
         )
-    previous = conv.add(item, None if prev == "root" else prev, append=prev is None)
+    previous = conv.add(item, None if prev == "root" else prev, append=prev is None, nbytes=nbytes)
     if pcm:
         conv.keep_user_audio(item["id"], pcm)
     return [

@@ -16,14 +16,8 @@ from typing import Any
 from rtlayer.audio import AudioFormat
 from rtlayer.exceptions import RequestRefused
 from rtlayer.protocol.items import item_text, normalize_client_item
-from rtlayer.protocol.session_config import (
-    VOICES,
-    check_max_output_tokens,
-    check_output_modalities,
-    invalid_value,
-    merge_session,
-    normalize_format,
-)
+from rtlayer.protocol.session_config import VOICES, merge_session, normalize_format
+from rtlayer.protocol.session_fields import check_max_output_tokens, check_output_modalities, invalid_value
 from rtlayer.server.core.conversation import Conversation
 from rtlayer.server.core.item_events import copy_item
 from rtlayer.server.core.parts import ResponseRequest

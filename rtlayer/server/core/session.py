@@ -44,6 +44,9 @@ __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "Transcript
 
 DEFAULT_MAX_DURATION_S = 3600.0
 MIN_COMMIT_MS = 100.0
+MAX_RESPONSES_IN_PROGRESS = 64
+"""Responses (out-of-band ones included) one session may have running at once. Each holds a copy of its
+context and a task: without a bound, one client asking for thousands at once could take the server's memory."""
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 
 
@@ -177,7 +180,7 @@ class ServerSession:
             event = codec.loads(text)
         except codec.TooDeep as exc:
             if self._check_open(now):
-                self._error("invalid_value", f"Invalid '{exc.param}': {exc}.", exc.param)
+                self._error("invalid_value", f"Invalid {exc.what}: {exc}.", exc.param)
             return
         except ValueError as exc:
             if self._check_open(now):
@@ -492,6 +495,15 @@ class ServerSession:
                 "conversation_already_has_active_response",
                 "Conversation already has an active response "
                 f"in progress: {self._active.id}. Wait until the response is finished before creating a new one.",
+                None,
+                event_id,
+            )
+            return
+        if len(self._responses) >= MAX_RESPONSES_IN_PROGRESS:
+            self._error(
+                "too_many_active_responses",
+                f"This session already has {MAX_RESPONSES_IN_PROGRESS} responses in progress: wait for one "
+                "to finish (response.done) or cancel one before creating another.",
                 None,
                 event_id,
             )

@@ -167,15 +167,17 @@ class SipCall:
             return
         self._backlog.append(text)
 
-    def replay_backlog(self) -> None:
-        """Hand what the session said so far to the first control socket that attached."""
+    def replay_backlog(self) -> bool:
+        """Hand what the session said so far to the first control socket that attached. True if this
+        call did so now; False if it had already (a later socket is greeted by the front instead)."""
         runner = self._runner
         if self._replayed or runner is None or len(runner.sinks) < 2:
-            return
+            return False
         self._replayed = True
         first = runner.sinks[1]
         while self._backlog:
             first(self._backlog.popleft())
+        return True
 
     # -- media ------------------------------------------------------------------------------------
 

@@ -104,9 +104,14 @@ class PhoneSimulator:
         self.heard = bytearray()
         self.marks_echoed = 0
         self.played_ms = 0
+        #: the most app audio ever queued here ahead of playback, in ms (how far ahead of real time the app
+        #: sends: what a barge-in can cost at most)
+        self.max_queued_ms = 0
+        self._queued_bytes = 0
         self.closed_by: str | None = None
         self._conn: Any = None
         self._opened = False
+        self._media_stopped = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._speech = bytearray()
         self._lose = 0
@@ -165,6 +170,12 @@ class PhoneSimulator:
     def lose(self, chunks: int) -> None:
         """The network loses the next ``chunks`` inbound chunks (their timestamps still advance)."""
         self._lose += chunks
+
+    def stop_media(self, stopped: bool = True) -> None:
+        """The provider stops sending the caller's audio (some do on hold or mute) until called with False;
+        the call stays up, marks and clears keep working."""
+        self._media_stopped = stopped
+        self._note("media_stopped" if stopped else "media_resumed")
 
     def press(self, digit: str) -> None:
         """The caller presses a key (sent now, between audio chunks)."""
@@ -267,7 +278,7 @@ class PhoneSimulator:
                     timestamp = (self._tick - chunk_ticks) * TICK_MS
                     if self._lose:
                         self._lose -= 1
-                    elif self._opened:
+                    elif self._opened and not self._media_stopped:
                         await self._send(side.media(self.call, pcm, timestamp))
         except Exception as exc:  # the app closed the socket
             self._closed(exc)
@@ -310,6 +321,7 @@ class PhoneSimulator:
                 break  # a mark: it is echoed once the audio before it has played
             take = head[: nbytes - len(out)]
             out += take
+            self._queued_bytes -= len(take)
             del head[: len(take)]
             if not head:
                 self._queue.popleft()
@@ -339,6 +351,9 @@ class PhoneSimulator:
                 parsed = self.side.parse(message)
                 if isinstance(parsed, AppAudio):
                     self._queue.append(bytearray(parsed.pcm16))
+                    self._queued_bytes += len(parsed.pcm16)
+                    queued_ms = self._queued_bytes // self.side.pcm_bytes_per_ms
+                    self.max_queued_ms = max(self.max_queued_ms, queued_ms)
                 elif isinstance(parsed, AppMark):
                     if not self._queue and self._playing is None:
                         self.marks_echoed += 1
@@ -364,6 +379,7 @@ class PhoneSimulator:
             else:
                 discarded += len(entry)
         self._queue.clear()
+        self._queued_bytes = 0
         self._playing = None
         answer = self._answer
         report = ClearReport(

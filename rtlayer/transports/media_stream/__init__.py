@@ -11,6 +11,7 @@ Starlette or websockets), ``transport.py`` (``MediaStreamTransport``, the asynci
 from __future__ import annotations
 
 from .bridge import InboundAudio, OutboundAudio
+from .call_control import CallControlError, TelnyxCallControl, TwilioCallControl
 from .dialects import (
     DIALECTS,
     Dialect,
@@ -37,6 +38,7 @@ __all__ = [
     "DIALECTS",
     "AiohttpSocket",
     "CallControl",
+    "CallControlError",
     "CallStart",
     "CallStop",
     "Dialect",
@@ -52,8 +54,10 @@ __all__ = [
     "ProviderProblem",
     "ProviderSocket",
     "StarletteSocket",
+    "TelnyxCallControl",
     "TelnyxDialect",
     "TelnyxMediaStreamTransport",
+    "TwilioCallControl",
     "TwilioDialect",
     "TwilioMediaStreamTransport",
     "VonageDialect",

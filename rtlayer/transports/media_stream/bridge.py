@@ -109,22 +109,28 @@ class OutboundAudio:
         return self._run_start + ((self._run_sent + 1) * self.frame_ms - self.lead_ms) / 1000.0
 
     def pop_ready(self, now: float) -> list[SentFrame]:
-        """The frames that may leave now, each with the marker the shell sends after it."""
+        """The frames that may leave now, each with the marker the shell sends after it (``next_due``'s rules,
+        inlined: this runs for every frame of every call)."""
         out: list[SentFrame] = []
-        while self._queue:
-            due = self.next_due(now)
-            if due is None or due > now:
+        queue, pending, frame_ms = self._queue, self._pending, self.frame_ms
+        lead, cap = self.lead_ms + 1e-6, self.max_ahead_ms + 1e-6
+        while queue:
+            ahead = self._unacked_ms + frame_ms
+            if ahead > lead and (
+                ahead > cap
+                or self._run_start is None
+                or self._run_start + ((self._run_sent + 1) * frame_ms - self.lead_ms) / 1000.0 > now
+            ):
                 break
-            frame, item_id, content_index, ms = self._queue.popleft()
-            if not self._pending:  # the provider's buffer was empty: a new run starts its clock now
+            frame, item_id, content_index, ms = queue.popleft()
+            if not pending:  # the provider's buffer was empty: a new run starts its clock now
                 self._run_start, self._run_sent = now, 0
             self._run_sent += 1
             self._seq += 1
             name = f"{self.generation}.{self._seq}"
-            if len(self._pending) >= self.MAX_PENDING_MARKS:
-                oldest = next(iter(self._pending))
-                self._unacked_ms -= self._pending.pop(oldest).ms
-            self._pending[name] = _Pending(item_id, content_index, ms)
+            if len(pending) >= self.MAX_PENDING_MARKS:
+                self._unacked_ms -= pending.pop(next(iter(pending))).ms
+            pending[name] = _Pending(item_id, content_index, ms)
             self._unacked_ms += ms
             self.frames_out += 1
             out.append(SentFrame(frame, name, item_id, content_index))
@@ -165,7 +171,11 @@ class OutboundAudio:
 
 class InboundAudio:
     """Caller audio conditioned for the model: timestamp gaps filled with silence (bounded), and silence after
-    a stream that stalls, so that the server's turn detection can end a turn the caller was in."""
+    a stream that stalls, so that the server's turn detection can end a turn the caller was in.
+
+    ``stall_ms`` (500 ms) is longer than any jitter a provider's continuous stream shows, so that a late burst
+    is never taken for a stop: a stall of that length gets ``trailing_silence_ms`` (700 ms, more than the
+    default 500 ms ``silence_duration_ms`` of server VAD) once; 0 switches it off."""
 
     def __init__(
         self,
@@ -173,7 +183,7 @@ class InboundAudio:
         *,
         max_gap_fill_ms: float = 1000.0,
         trailing_silence_ms: float = 700.0,
-        stall_ms: float = 200.0,
+        stall_ms: float = 500.0,
     ) -> None:
         self.format = format
         self.max_gap_fill_ms = max_gap_fill_ms
@@ -223,4 +233,7 @@ class InboundAudio:
             return None
         self._stalled = True
         self.trailing_silence_sent_ms += self.trailing_silence_ms
+        if self._next_ts is not None:
+            # That silence stands for the stream's own time: a stream that resumes is not filled twice.
+            self._next_ts += self.trailing_silence_ms
         return self.silence(self.trailing_silence_ms)

@@ -21,13 +21,13 @@ vonage     websocket:connected L16 LE 16k binary 640 B  notify->websocket:notify
 from __future__ import annotations
 
 import binascii
-import json
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from ...audio import PCMU, AudioFormat
 from ...exceptions import InvalidAudioError
+from ...protocol.codec import dumps, loads
 from .events import (
     CallStart,
     CallStop,
@@ -71,7 +71,7 @@ def _int(value: Any) -> int | None:
 
 
 def _dumps(event: Mapping[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"))
+    return dumps(event)
 
 
 class Dialect:
@@ -92,6 +92,8 @@ class Dialect:
         self.format: ProviderFormat = format or self.default_format()
         self.started = False
         self.stream_id: str | None = None
+        self._media_prefix = ""
+        self._mark_prefix = ""
 
     @classmethod
     def default_format(cls) -> ProviderFormat:
@@ -110,7 +112,7 @@ class Dialect:
         if not isinstance(message, str):
             return [ProviderProblem("not_a_message", f"a {type(message).__name__}, not text or bytes")]
         try:
-            event = json.loads(message)
+            event = loads(message)
         except ValueError as exc:
             return [ProviderProblem("not_json", f"a text frame that is not JSON: {exc}")]
         if not isinstance(event, dict):
@@ -144,7 +146,27 @@ class Dialect:
         self.started = True
         self.stream_id = start.stream_id
         self.format = start.format
+        self._media_prefix = self._build_media_prefix()
+        self._mark_prefix = self._build_mark_prefix()
         return [start]
+
+    def _build_media_prefix(self) -> str:
+        """The JSON of an outbound media frame up to its base64 payload (which needs no escaping): the hot
+        path builds each frame by concatenation, like ``ClientSession.encode_audio``."""
+        return ""
+
+    def _build_mark_prefix(self) -> str:
+        return ""
+
+    def bridge_mark(self, name: str) -> Frame:
+        """``mark(name)`` for the bridge's own marker names (``"<generation>.<sequence>"``, ASCII digits, no
+        escaping needed): built by concatenation on the hot path where the provider's mark allows it."""
+        if self._mark_prefix:
+            return self._mark_prefix + '"' + name + '"}}'
+        return self.mark(name)
+
+    def _media_frame(self, payload: bytes) -> str:
+        return self._media_prefix + binascii.b2a_base64(payload, newline=False).decode("ascii") + '"}}'
 
     def _unknown(self, event: dict[str, Any]) -> list[ProviderEvent]:
         kind = event.get("event")
@@ -207,13 +229,17 @@ class TwilioDialect(Dialect):
             return [CallStop("stop")]
         return self._unknown(event)
 
+    def _build_media_prefix(self) -> str:
+        return '{"event":"media","streamSid":' + dumps(self.stream_id) + ',"media":{"payload":"'
+
     def audio(self, payload: bytes) -> Frame:
-        return _dumps(
-            {"event": "media", "streamSid": self.stream_id, "media": {"payload": self._b64(payload)}}
-        )
+        return self._media_frame(payload)
 
     def mark(self, name: str) -> Frame:
         return _dumps({"event": "mark", "streamSid": self.stream_id, "mark": {"name": name}})
+
+    def _build_mark_prefix(self) -> str:
+        return '{"event":"mark","streamSid":' + dumps(self.stream_id) + ',"mark":{"name":'
 
     def clear(self) -> Frame:
         return _dumps({"event": "clear", "streamSid": self.stream_id})
@@ -266,11 +292,17 @@ class TelnyxDialect(Dialect):
             return [CallStop("stop")]
         return self._unknown(event)
 
+    def _build_media_prefix(self) -> str:
+        return '{"event":"media","media":{"payload":"'
+
     def audio(self, payload: bytes) -> Frame:
-        return _dumps({"event": "media", "media": {"payload": self._b64(payload)}})
+        return self._media_frame(payload)
 
     def mark(self, name: str) -> Frame:
         return _dumps({"event": "mark", "mark": {"name": name}})
+
+    def _build_mark_prefix(self) -> str:
+        return '{"event":"mark","mark":{"name":'
 
     def clear(self) -> Frame:
         return _dumps({"event": "clear"})
@@ -396,13 +428,17 @@ class ExotelDialect(Dialect):
             return [CallStop(_str(_obj(event.get("stop")).get("reason")) or "stop")]
         return self._unknown(event)
 
+    def _build_media_prefix(self) -> str:
+        return '{"event":"media","stream_sid":' + dumps(self.stream_id) + ',"media":{"payload":"'
+
     def audio(self, payload: bytes) -> Frame:
-        return _dumps(
-            {"event": "media", "stream_sid": self.stream_id, "media": {"payload": self._b64(payload)}}
-        )
+        return self._media_frame(payload)
 
     def mark(self, name: str) -> Frame:
         return _dumps({"event": "mark", "stream_sid": self.stream_id, "mark": {"name": name}})
+
+    def _build_mark_prefix(self) -> str:
+        return '{"event":"mark","stream_sid":' + dumps(self.stream_id) + ',"mark":{"name":'
 
     def clear(self) -> Frame:
         return _dumps({"event": "clear", "stream_sid": self.stream_id})

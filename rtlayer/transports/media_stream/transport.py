@@ -123,7 +123,7 @@ class MediaStreamTransport(EventEmitter):
         max_ahead_ms: float = 300.0,
         max_gap_fill_ms: float = 1000.0,
         trailing_silence_ms: float = 700.0,
-        stall_ms: float = 200.0,
+        stall_ms: float = 500.0,
         max_buffered_ms: float = 5000.0,
         start_timeout: float = 10.0,
         call_control: CallControl | None = None,
@@ -155,6 +155,7 @@ class MediaStreamTransport(EventEmitter):
         self._status = TransportStatus.DISCONNECTED
         self._started = asyncio.Event()
         self._reader_done = asyncio.Event()
+        self._model_gone = asyncio.Event()
         self._closed = asyncio.Event()
         self._ready = False
         self._buffer: deque[bytes] = deque()
@@ -164,7 +165,7 @@ class MediaStreamTransport(EventEmitter):
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._closing = False
-        self._pinned_config: dict[str, Any] = {}
+        self._close_task: asyncio.Task[None] | None = None
         #: counters (also what ``rtlayer bridge`` exports to Prometheus)
         self.frames_in = 0
         self.frames_out = 0
@@ -191,9 +192,9 @@ class MediaStreamTransport(EventEmitter):
     def model_format(self) -> AudioFormat:
         return self._model_format or model_format_for(self.dialect)
 
-    def on(self, name: str, listener: Listener) -> Listener:
+    def add_listener(self, name: str, listener: Listener) -> Listener:
         self._forward(name)
-        return super().on(name, listener)
+        return super().add_listener(name, listener)
 
     async def connect(
         self,
@@ -246,12 +247,16 @@ class MediaStreamTransport(EventEmitter):
             )
             try:
                 async with asyncio.timeout(self.start_timeout):
-                    await updated.wait()
+                    await self._first(updated.wait(), self._model_gone.wait())
             except TimeoutError:
                 raise ConnectionClosedError(
                     f"the model did not confirm the session within {self.start_timeout} s"
                 ) from None
+            if not updated.is_set():
+                raise ConnectionClosedError("the model's session ended before it was configured")
             await self._flush_buffer()
+            if self._model_gone.is_set():
+                raise ConnectionClosedError("the model's session ended while the call started")
             self._spawn(self._pacer())
             self._spawn(self._stall_watch())
         except BaseException:
@@ -381,7 +386,7 @@ class MediaStreamTransport(EventEmitter):
         self._forwarded.add(name)
         if name == "connection_change":
             return  # this transport reports its own status (see _on_model_connection)
-        self.inner.on(name, lambda payload, _name=name: self.emit(_name, payload))
+        self.inner.add_listener(name, lambda payload, _name=name: self.emit(_name, payload))
 
     def _pin(self, session: dict[str, Any]) -> dict[str, Any]:
         """``session`` with its audio formats set to the pinned model format (see the module docstring)."""
@@ -447,13 +452,16 @@ class MediaStreamTransport(EventEmitter):
             self._set_status(TransportStatus.CONNECTED, event.reason)
         elif event.status is TransportStatus.RECONNECTING:
             self._set_status(TransportStatus.RECONNECTING, event.reason)
-        elif event.status is TransportStatus.DISCONNECTED and self._ready and not self._closing:
-            # The model's session ended: the call has nothing left to say; hang up the provider's side.
-            self._spawn_close()
+        elif event.status is TransportStatus.DISCONNECTED:
+            self._model_gone.set()
+            if self._ready and not self._closing:
+                # The model's session ended: the call has nothing left to say; hang up the provider's side.
+                self._spawn_close()
 
     def _spawn_close(self) -> None:
-        if not self._closing:
-            asyncio.get_running_loop().create_task(self.close())
+        # Not one of self._tasks: close() cancels those. Kept referenced until it is done.
+        if not self._closing and self._close_task is None:
+            self._close_task = asyncio.get_running_loop().create_task(self.close())
 
     # -- internals: provider -> model ------------------------------------------------------------------------
 
@@ -594,7 +602,7 @@ class MediaStreamTransport(EventEmitter):
                     if frame.mark.partition(".")[0] != str(outbound.generation):
                         break  # a barge-in cleared it while we waited for the socket
                     await self._send(self.dialect.audio(frame.audio))
-                    await self._send(self.dialect.mark(frame.mark))
+                    await self._send(self.dialect.bridge_mark(frame.mark))
                 self.frames_out += 1
             due = outbound.next_due(loop.time())
             self._wake.clear()

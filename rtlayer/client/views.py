@@ -2,8 +2,10 @@
 
 ``ClientSession`` emits, after the raw event itself, the typed event listed here for its type: the
 transcript and text deltas, ``item_update`` for the three item events, ``function_call`` for a completed
-function-call output item, ``item_deleted``, ``dtmf`` and ``input_audio_timeout``. Server events are read defensively: a field of the wrong
-type becomes an empty value, never an exception in the receive loop.
+function-call output item, ``item_deleted``, ``dtmf`` and ``input_audio_timeout``. Server events are read
+defensively: a missing field or a string field of another type becomes a string; a number that is not one
+(``usage.input_tokens: "many"``) raises ``ValueError``, which ``ClientSession`` reports as an ``error``
+event naming the event (the connection carries on).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .transport_events import (
+from ..transport_events import (
     DtmfEvent,
     FunctionCallEvent,
     InputAudioTimeoutEvent,

@@ -5,7 +5,7 @@
 (``send`` callback or ``events_to_send()``) and transport events to emit (``emit`` callback or ``emitted()``).
 It owns:
 
-- the active response and ``response.create`` sequencing (``_response_sequencer``);
+- the active response and ``response.create`` sequencing (``sequencer``);
 - the current audio item, the audio received per item, output conversion and framing to the app's format;
 - interruption: stop (``audio_interrupted``), cancel unless the server's ``interrupt_response`` already does,
   and ``conversation.item.truncate`` at what the user heard, from the app's ``PlaybackTracker`` or else a
@@ -14,7 +14,7 @@ It owns:
 - mute (input replaced by silence, so the server's turn detection keeps its timeline).
 
 The convenience events that are plain views of one server event (deltas, items, function calls) are
-built in ``_event_views``; what needs the session's state (turns, audio, interruption) is handled here.
+built in ``views``; what needs the session's state (turns, audio, interruption) is handled here.
 """
 
 from __future__ import annotations
@@ -27,19 +27,9 @@ from typing import Any
 
 import rtlayer_native
 
-from ._event_views import VIEWS, usage_of
-from ._playout import AudioItem, PlayoutClock
-from ._response_sequencer import ResponseCreateSequencer
-from .audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
-from .client_messages import (
-    function_call_item,
-    function_call_output_event,
-    mcp_approval_event,
-    reset_history_events,
-    session_update_event,
-    user_message_event,
-)
-from .transport import (
+from ..audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
+from ..exceptions import InvalidAudioError
+from ..transport_events import (
     AudioDoneEvent,
     AudioEvent,
     AudioInterruptedEvent,
@@ -49,10 +39,21 @@ from .transport import (
     TurnDoneEvent,
     TurnStartedEvent,
 )
+from .messages import (
+    function_call_item,
+    function_call_output_event,
+    mcp_approval_event,
+    reset_history_events,
+    session_update_event,
+    user_message_event,
+)
+from .playout import AudioItem, PlayoutClock
+from .sequencer import ResponseCreateSequencer
+from .views import VIEWS, usage_of
 
 __all__ = ["ClientSession", "PlayoutClock"]
 
-logger = logging.getLogger("rtlayer.client_session")
+logger = logging.getLogger("rtlayer.client")
 
 Emit = Callable[[str, Any], None]
 Send = Callable[[dict[str, Any]], None]
@@ -73,6 +74,10 @@ def event_type(event: Any) -> Any:
 def _obj(value: Any) -> dict[str, Any]:
     """``value`` when it is a JSON object, else an empty one (server events are read defensively)."""
     return value if isinstance(value, dict) else {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 class ClientSession:
@@ -213,7 +218,7 @@ class ClientSession:
         self._send(mcp_approval_event(approval_request_id, approved, reason))
 
     def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        """Makes the server's conversation match ``new_history`` (see ``client_messages.reset_history_events``)."""
+        """Makes the server's conversation match ``new_history`` (see ``messages.reset_history_events``)."""
         self._send_all(reset_history_events(old_history, new_history))
 
     def mute(self, muted: bool) -> None:
@@ -231,7 +236,7 @@ class ClientSession:
         if self._in_conv is not None:
             data = self._in_conv.convert(data)
         elif len(data) % 2 and self.session_input_format.codec == "pcm16":
-            from .exceptions import InvalidAudioError
+            from ..exceptions import InvalidAudioError
 
             raise InvalidAudioError(f"PCM16 data must have an even number of bytes, got {len(data)}")
         return (
@@ -291,7 +296,11 @@ class ClientSession:
     # -- server side -----------------------------------------------------------------------------------------
 
     def receive_event(self, event: dict[str, Any], now: float) -> None:
-        """One server event: emits ``*``, its own name, and the derived convenience events."""
+        """One server event: emits ``*``, its own name, and the derived convenience events.
+
+        A server event whose fields have the wrong types (a bad base64 delta, ``content_index: "zero"``,
+        ``usage.input_tokens: "many"``, odd-length PCM) is passed on raw, then reported as an ``error``
+        event naming it (code ``invalid_server_event``); the session carries on."""
         kind = event.get("type")
         self._emit("*", event)
         if not isinstance(kind, str):
@@ -304,32 +313,54 @@ class ClientSession:
                 "error",
                 ErrorEvent(
                     str(err.get("message", "")),
-                    err.get("code"),
+                    _str_or_none(err.get("code")),
                     str(err.get("type", "error")),
-                    err.get("param"),
-                    err.get("event_id"),
+                    _str_or_none(err.get("param")),
+                    _str_or_none(err.get("event_id")),
                     raw=event,
                 ),
             )
             return
         self._emit(kind, event)
-        view = VIEWS.get(kind)
-        if view is not None:
-            payload = view[1](event)
-            if payload is not None:
-                self._emit(view[0], payload)
-        handler = _HANDLERS.get(kind)
-        if handler is not None:
-            handler(self, event, now)
+        try:
+            view = VIEWS.get(kind)
+            if view is not None:
+                payload = view[1](event)
+                if payload is not None:
+                    self._emit(view[0], payload)
+            handler = _HANDLERS.get(kind)
+            if handler is not None:
+                handler(self, event, now)
+        except Exception as exc:  # listeners' own errors never get here: the emitter reports those
+            self._unreadable(event, exc)
 
     def receive_audio_delta(
-        self, response_id: str, item_id: str, content_index: int, b64: str | bytes, now: float
+        self, response_id: str, item_id: str, content_index: Any, b64: str | bytes, now: float
     ) -> None:
         """The audio of one ``response.output_audio.delta``; transports call it directly (skipping
         ``receive_event``'s dispatch) when nobody listens to the raw event. This is the hot receive path."""
-        if item_id in self._interrupted:
-            return  # late audio of an item the user interrupted: never play it
-        raw = binascii.a2b_base64(b64)
+        try:
+            if item_id in self._interrupted:
+                return  # late audio of an item the user interrupted: never play it
+            if type(content_index) is not int:
+                raise ValueError(f"content_index {content_index!r} is not an integer")
+            try:
+                raw = binascii.a2b_base64(b64, strict_mode=True)
+            except binascii.Error as exc:
+                raise ValueError(f"delta is not valid base64 ({exc})") from None
+            if len(raw) % self.session_output_format.bytes_per_sample:
+                raise InvalidAudioError(f"{len(raw)} bytes of PCM16 audio: not a whole number of samples")
+        except (ValueError, TypeError) as exc:
+            self._unreadable(
+                {
+                    "type": "response.output_audio.delta",
+                    "response_id": response_id,
+                    "item_id": item_id,
+                    "content_index": content_index,
+                },
+                exc,
+            )
+            return
         item = self._audio
         if item is None or item.item_id != item_id or item.content_index != content_index:
             item = self._start_item(item_id, content_index, response_id)
@@ -345,6 +376,19 @@ class ClientSession:
                 self._emit("audio", AudioEvent(frame, response_id, item_id, content_index))
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _unreadable(self, event: dict[str, Any], exc: Exception) -> None:
+        kind = event.get("type")
+        logger.warning("the server sent a %s event that cannot be read: %s", kind, exc)
+        self._emit(
+            "error",
+            ErrorEvent(
+                f"the server sent a {kind} event that cannot be read ({type(exc).__name__}: {exc}); ignored",
+                "invalid_server_event",
+                raw=event,
+                exception=exc,
+            ),
+        )
 
     def _send_all(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -470,14 +514,15 @@ class ClientSession:
 
     def _on_audio_delta(self, event: dict[str, Any], now: float) -> None:
         delta = event.get("delta")
-        if isinstance(delta, str):
-            self.receive_audio_delta(
-                str(event.get("response_id", "")),
-                str(event.get("item_id", "")),
-                int(event.get("content_index") or 0),
-                delta,
-                now,
-            )
+        if not isinstance(delta, str):
+            raise TypeError(f"delta is {type(delta).__name__}, not a base64 string")
+        self.receive_audio_delta(
+            str(event.get("response_id", "")),
+            str(event.get("item_id", "")),
+            event.get("content_index") or 0,
+            delta,
+            now,
+        )
 
     def _on_audio_done(self, event: dict[str, Any], now: float) -> None:
         item = self._audio

@@ -1,0 +1,134 @@
+"""Hang-up and transfer through a telephony provider's REST API: optional helpers behind ``CallControl``.
+
+A media stream carries audio only; ending or moving the call is the provider's REST API. These helpers
+implement ``CallControl`` (``hangup(call)``, ``transfer(call, target)``) for Twilio and Telnyx;
+``MediaStreamTransport(call_control=...)`` uses one for ``hangup()`` and ``transfer()``. ``base_url`` points
+them elsewhere (tests use a local double: nothing here is ever run against a real provider by the tests).
+Every request has a timeout; a refusal raises ``CallControlError`` with the provider's status and message;
+credentials go in the ``Authorization`` header and never into a message or a log.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+import httpx
+
+from ...exceptions import ConnectError, ConnectTimeout, LocalProtocolError, RtlayerError
+from .events import CallStart
+
+__all__ = ["CallControlError", "TelnyxCallControl", "TwilioCallControl"]
+
+
+class CallControlError(RtlayerError):
+    """The provider refused a call-control request; ``status`` and ``body`` keep what it said."""
+
+    def __init__(self, message: str, *, status: int, body: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class _RestCallControl:
+    def __init__(self, base_url: str, timeout: float, http_client: httpx.AsyncClient | None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._owns_client = http_client is None
+        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> None:
+        url = self.base_url + path
+        try:
+            response = await self._http.request(method, url, timeout=self.timeout, **kwargs)
+        except httpx.TimeoutException:
+            raise ConnectTimeout(f"no answer from {self.base_url} within {self.timeout} s") from None
+        except httpx.HTTPError as exc:
+            raise ConnectError(f"cannot reach {self.base_url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            body = response.text[:2000]
+            raise CallControlError(
+                f"{method} {path}: HTTP {response.status_code}: {_message(body)}",
+                status=response.status_code,
+                body=body,
+            )
+
+
+def _call_id(call: CallStart) -> str:
+    if not call.call_id:
+        raise LocalProtocolError(f"the {call.provider} start message had no call id")
+    return quote(call.call_id, safe="")
+
+
+class TwilioCallControl(_RestCallControl):
+    """Twilio's Calls resource: ``Status=completed`` hangs up; ``Twiml=<Dial>`` transfers."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        *,
+        base_url: str = "https://api.twilio.com",
+        timeout: float = 10.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(base_url, timeout, http_client)
+        self._auth = httpx.BasicAuth(account_sid, auth_token)
+        self._path = f"/2010-04-01/Accounts/{quote(account_sid, safe='')}/Calls/"
+
+    async def hangup(self, call: CallStart) -> None:
+        await self._request(
+            "POST", f"{self._path}{_call_id(call)}.json", data={"Status": "completed"}, auth=self._auth
+        )
+
+    async def transfer(self, call: CallStart, target: str) -> None:
+        twiml = f"<Response><Dial>{escape(target)}</Dial></Response>"
+        await self._request(
+            "POST", f"{self._path}{_call_id(call)}.json", data={"Twiml": twiml}, auth=self._auth
+        )
+
+
+class TelnyxCallControl(_RestCallControl):
+    """Telnyx Call Control: ``actions/hangup`` and ``actions/transfer`` on the call's ``call_control_id``."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str = "https://api.telnyx.com",
+        timeout: float = 10.0,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        super().__init__(base_url, timeout, http_client)
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def hangup(self, call: CallStart) -> None:
+        await self._request(
+            "POST", f"/v2/calls/{_call_id(call)}/actions/hangup", json={}, headers=self._headers
+        )
+
+    async def transfer(self, call: CallStart, target: str) -> None:
+        await self._request(
+            "POST", f"/v2/calls/{_call_id(call)}/actions/transfer", json={"to": target}, headers=self._headers
+        )
+
+
+def _message(body: str) -> str:
+    """The provider's own message from a JSON error body (Twilio ``message``, Telnyx ``errors[0].detail``)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body[:300] or "(empty body)"
+    if isinstance(data, dict):
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+        errors = data.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            return str(errors[0].get("detail") or errors[0].get("title") or body[:300])
+    return body[:300]
