@@ -61,6 +61,11 @@ def test_every_runtime_requirement_has_a_floor_that_ci_pins() -> None:
     assert {"aiortc==1.10", "av==13"} <= set(pins)  # aiortc 1.9 caps av < 13, which lacks nb_channels
 
 
+def test_an_extras_floor_can_be_pinned_alone() -> None:
+    # openai-agents' floor needs websockets >= 15, above rtlayer's own floor: CI pins it on its own.
+    assert lowest.constraints(["agents"], extras_only=True) == ["openai-agents==0.24"]
+
+
 def test_an_unknown_extra_is_named() -> None:
     with pytest.raises(ValueError, match="no such extra: nope"):
         lowest.constraints(["nope"])
