@@ -232,28 +232,16 @@ class MediaStreamTransport(EventEmitter):
             self.inner.on("audio", self._on_model_audio)
             self.inner.on("audio_interrupted", self._on_interrupted)
             self.inner.on("connection_change", self._on_model_connection)
-            config = self._pin(dict(initial_session_config or {}))
-            # The server answers the connection with session.created (its defaults: PCM16) before it applies
-            # our session.update; audio sent in between would be converted for the wrong format. Audio
-            # flows once the session.updated with the pinned format came back.
-            updated = asyncio.Event()
-            self.inner.once("session.updated", lambda _event: updated.set())
+            # The server applies the pinned session.update before any audio sent after it, and the model
+            # transport's session keeps the pinned formats from then on (a session.created with the
+            # server's defaults arriving later does not switch it back): buffered audio can flow at once.
             await self.inner.connect(
                 url or self.url,
                 api_key if api_key is not None else self._api_key,
                 model or self.model,
                 call_id,
-                config,
+                self._pin(dict(initial_session_config or {})),
             )
-            try:
-                async with asyncio.timeout(self.start_timeout):
-                    await self._first(updated.wait(), self._model_gone.wait())
-            except TimeoutError:
-                raise ConnectionClosedError(
-                    f"the model did not confirm the session within {self.start_timeout} s"
-                ) from None
-            if not updated.is_set():
-                raise ConnectionClosedError("the model's session ended before it was configured")
             await self._flush_buffer()
             if self._model_gone.is_set():
                 raise ConnectionClosedError("the model's session ended while the call started")
