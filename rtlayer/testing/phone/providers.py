@@ -184,7 +184,8 @@ class JsonSide(ProviderSide):
     Their messages have one envelope: ``event``, a sequence number, the stream id and one body member; a
     subclass names the envelope's keys (``sequence_key``, ``stream_key``), whether its sequence numbers are
     text, and where the stream id stands in each kind of message (``stream_at``: its position among the
-    members, after ``event`` and the sequence number by default), and builds the bodies that differ."""
+    members, after ``event`` and the sequence number by default), and builds the bodies that differ. The app's
+    messages are read the same way: its audio, playback marker and clear, each named by its ``event``."""
 
     sequence_key: ClassVar[str] = "sequenceNumber"
     sequence_as_text: ClassVar[bool] = False
@@ -195,6 +196,10 @@ class JsonSide(ProviderSide):
     dtmf_members: ClassVar[Mapping[str, str]] = {}
     #: the app's messages name the stream, and the provider refuses one for another stream (Twilio)
     checks_stream: ClassVar[bool] = False
+    #: the ``event`` of the app's audio, playback marker and clear
+    audio_event: ClassVar[str] = "media"
+    mark_event: ClassVar[str] = "mark"
+    clear_event: ClassVar[str] = "clear"
 
     _stream_id: str | None = None
 
@@ -232,6 +237,26 @@ class JsonSide(ProviderSide):
     def dtmf(self, call: CallInfo, digit: str) -> Frame:
         return self._message("dtmf", call, "dtmf", {**self.dtmf_members, "digit": digit})
 
+    def _parse(self, event: dict[str, Any]) -> AppMessage:
+        kind = event.get("event")
+        if self.checks_stream and kind in (self.audio_event, self.mark_event, self.clear_event):
+            if event.get(self.stream_key) != self._stream_id:
+                return AppProblem(f"a {kind} message for {self.stream_key} {event.get(self.stream_key)!r}")
+        if kind == self.audio_event:
+            return self._app_audio(event)
+        if kind == self.mark_event:
+            name = self._mark_name(event)
+            return AppMark(name) if isinstance(name, str) else AppProblem(f"a {kind} without a name")
+        if kind == self.clear_event:
+            return AppClear()
+        return AppProblem(f"an unknown event {kind!r}")
+
+    def _app_audio(self, event: dict[str, Any]) -> AppMessage:
+        return self._payload((event.get("media") or {}).get("payload"))
+
+    def _mark_name(self, event: dict[str, Any]) -> Any:
+        return (event.get("mark") or {}).get("name")
+
 
 class MarkSide(JsonSide):
     """The ``mark`` family (Twilio, Telnyx, Exotel): marks echoed as ``mark``; the app sends ``media``,
@@ -239,23 +264,6 @@ class MarkSide(JsonSide):
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
         return self._message("mark", call, "mark", {"name": name})
-
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if (
-            self.checks_stream
-            and kind in ("media", "mark", "clear")
-            and event.get(self.stream_key) != self._stream_id
-        ):
-            return AppProblem(f"a {kind} message for {self.stream_key} {event.get(self.stream_key)!r}")
-        if kind == "media":
-            return self._payload((event.get("media") or {}).get("payload"))
-        if kind == "mark":
-            name = (event.get("mark") or {}).get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a mark without a name")
-        if kind == "clear":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
 
 
 class TwilioSide(MarkSide):
@@ -322,6 +330,7 @@ class PlivoSide(JsonSide):
     name = "plivo"
     returns_marks_on_clear = False
     stream_key = "streamId"
+    audio_event, mark_event, clear_event = "playAudio", "checkpoint", "clearAudio"
 
     def __init__(self, codec: str = "pcm16", rate: int = 8000, big_endian: bool = False) -> None:
         super().__init__(codec, rate, False)
@@ -351,19 +360,14 @@ class PlivoSide(JsonSide):
     def clear_reply(self, call: CallInfo) -> Frame | None:
         return self._message("clearedAudio", call)
 
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if kind == "playAudio":
-            media = event.get("media") or {}
-            if media.get("contentType") != self._content_type() or media.get("sampleRate") != self.rate:
-                return AppProblem(f"playAudio as {media.get('contentType')} at {media.get('sampleRate')}")
-            return self._payload(media.get("payload"))
-        if kind == "checkpoint":
-            name = event.get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a checkpoint without a name")
-        if kind == "clearAudio":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
+    def _app_audio(self, event: dict[str, Any]) -> AppMessage:
+        media = event.get("media") or {}
+        if media.get("contentType") != self._content_type() or media.get("sampleRate") != self.rate:
+            return AppProblem(f"playAudio as {media.get('contentType')} at {media.get('sampleRate')}")
+        return self._payload(media.get("payload"))
+
+    def _mark_name(self, event: dict[str, Any]) -> Any:
+        return event.get("name")
 
 
 class ExotelSide(MarkSide):
