@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from rtlayer.audio import PCMU  # noqa: E402
-from rtlayer.client_session import ClientSession  # noqa: E402
+from rtlayer.client.session import ClientSession  # noqa: E402
 from rtlayer.transports.media_stream import InboundAudio, OutboundAudio, dialect_for  # noqa: E402
 
 FULL = bool(os.environ.get("RTLAYER_BENCH_FULL"))

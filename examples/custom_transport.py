@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 from rtlayer.exceptions import ConnectionClosedError
 from rtlayer.protocol.codec import dumps, loads
 from rtlayer.server.core.session import ServerSession

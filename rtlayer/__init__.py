@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from rtlayer.audio import AudioConverter, AudioFormat, PlaybackTracker
-    from rtlayer.client_session import ClientSession
+    from rtlayer.client.session import ClientSession
     from rtlayer.exceptions import (
         ConnectError,
         ConnectionClosedError,
@@ -85,7 +85,7 @@ _HOMES: dict[str, str] = {
     "VonageMediaStreamTransport": "rtlayer.transports.media_stream",
     "build_initial_config": "rtlayer.transports.sip",
     "verify_webhook": "rtlayer.protocol.webhooks",
-    "ClientSession": "rtlayer.client_session",
+    "ClientSession": "rtlayer.client.session",
     # typed transport events
     "AudioEvent": "rtlayer.transport",
     "AudioDoneEvent": "rtlayer.transport",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from rtlayer.audio import PCM16_16K, PCM16_24K, PCM16_48K, AudioFormat, PlaybackTracker
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 from rtlayer.transport import AudioEvent, AudioInterruptedEvent, FunctionCallEvent
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rtlayer.audio import PlaybackTracker
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 from rtlayer.server.core.session import ServerSession
 from rtlayer.server.responders import AudioPart, TextPart
 

@@ -1,6 +1,7 @@
 """The house rules of ``rtlayer``, read from the source: no import circles, no sideways imports between the
-server's fronts, a sans-I/O core that imports no shell, a ``protocol/`` that imports only itself and
-``exceptions``, and a fixed list of the modules that call ``rtlayer_native`` directly.
+server's fronts, a sans-I/O server core that imports no shell, a sans-I/O ``client/`` that imports no I/O
+library and no transport, a ``protocol/`` that imports only itself and ``exceptions``, and a fixed list of the
+modules that call ``rtlayer_native`` directly.
 
 Every import counts, including those under ``if TYPE_CHECKING:`` and inside functions: a circle that only
 type checkers or a lazy import see is still two modules that cannot be understood one without the other.
@@ -110,7 +111,7 @@ COMPOSERS = {"rtlayer.server.app", "rtlayer.server.realtime_server"}  # they ass
 NATIVE_USERS = {
     "rtlayer.audio",  # AudioFormat / AudioConverter: what everything else goes through
     "rtlayer._rtc_audio",  # aiortc frames <-> PCM16 48 kHz
-    "rtlayer.client_session",  # the output framer
+    "rtlayer.client.session",  # the output framer
     "rtlayer.transports.webrtc",  # the microphone gate's peak meter
     "rtlayer.server._webrtc_call",  # the caller's stereo Opus frames to mono
     "rtlayer.server.core.turn_detection",  # the VAD's energy meter
@@ -161,6 +162,41 @@ def test_the_server_core_imports_no_shell() -> None:
     assert outside == []
 
 
+def _third_party(path: Path) -> set[str]:
+    """The top-level names of the absolute imports of ``path`` that are not rtlayer's own."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.partition(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.partition(".")[0])
+    return names - {"rtlayer", "rtlayer_native"}
+
+
+I_O = {"asyncio", "aiohttp", "websockets", "aiortc", "httpx", "socket", "ssl", "selectors", "threading"}
+
+
+def test_the_client_side_is_sans_io_and_imports_no_transport() -> None:
+    """``rtlayer.client`` is the state every transport keeps: events in, events out, time as ``now``."""
+    allowed = (
+        "rtlayer.client",
+        "rtlayer.protocol",
+        "rtlayer.audio",
+        "rtlayer.transport_events",
+        "rtlayer.exceptions",
+        "rtlayer_native",
+    )
+    modules = _modules()
+    client = [name for name in GRAPH if name == "rtlayer.client" or name.startswith("rtlayer.client.")]
+    assert len(client) >= 6
+    outside = [
+        f"{name} -> {target}" for name in client for target in GRAPH[name] if not target.startswith(allowed)
+    ]
+    assert outside == []
+    io = [f"{name} -> {lib}" for name in client for lib in sorted(_third_party(modules[name]) & I_O)]
+    assert io == []
+
+
 def test_protocol_imports_only_itself_and_the_exceptions() -> None:
     protocol = [name for name in GRAPH if name.startswith("rtlayer.protocol")]
     outside = [
@@ -188,6 +224,18 @@ def test_the_server_state_and_core_load_without_the_fronts_and_their_stacks() ->
     assert done.stdout.strip() == ""
 
 
+def test_the_client_session_loads_without_asyncio_or_a_transport() -> None:
+    code = (
+        "import sys, rtlayer.client.session; "
+        "print(','.join(m for m in ('asyncio', 'aiohttp', 'websockets', 'aiortc', 'httpx', 'rtlayer.transport', "
+        "'rtlayer.transports', 'rtlayer.server') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == ""
+
+
 def _figures() -> None:
     sizes = sorted(((len(p.read_text().splitlines()), n) for n, p in _modules().items()), reverse=True)
     lines = sorted(size for size, _ in sizes)
@@ -197,4 +245,4 @@ def _figures() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_figures())
+    _figures()

@@ -10,7 +10,7 @@ from typing import Any
 
 from helpers import Driver, of_type
 
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 
 
 class Pair:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from helpers import AUDIO_ANSWER_END, event_problems
 
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 from rtlayer.protocol import codec
 from rtlayer.server.sip.dialog import CallState, UasDialog
 from rtlayer.server.sip.message import SipRequest, SipResponse, header_param, parse_message

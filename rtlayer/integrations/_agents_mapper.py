@@ -32,7 +32,7 @@ from agents.realtime.model_events import (
     RealtimeModelTurnStartedEvent,
 )
 
-from ..client_session import ClientSession
+from ..client.session import ClientSession
 from ..exceptions import ConnectionClosedError
 from ..transport import (
     AudioDoneEvent,

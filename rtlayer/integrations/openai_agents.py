@@ -70,7 +70,7 @@ from agents.realtime.model_inputs import (
 from agents.realtime.openai_realtime import OpenAIRealtimeSIPModel, OpenAIRealtimeWebSocketModel
 
 from ..audio import PCM16_24K
-from ..client_session import ClientSession
+from ..client.session import ClientSession
 from ..transport import FunctionCallEvent, RealtimeTransportLayer
 from ._agents_events import AgentsTrackerBridge, tool_call_item
 from ._agents_mapper import EventMapper

@@ -41,7 +41,7 @@ from typing import Any, NamedTuple, Unpack
 from websockets.exceptions import ConnectionClosed
 
 from ..audio import AudioFormat
-from ..client_session import ClientSession
+from ..client.session import ClientSession
 from ..exceptions import ConnectError, ConnectionClosedError, ConnectTimeout
 from ..protocol.codec import dumps, loads
 from ..transport import ErrorEvent, TransportStatus, WireConnection

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..client_session import ClientSession, event_type
+from ..client.session import ClientSession, event_type
 from ..transport import FunctionCallEvent
 
 __all__ = ["SessionMethods"]

@@ -52,7 +52,7 @@ except ModuleNotFoundError as exc:  # pip install rtlayer has no aiortc: name th
 
 from rtlayer._rtc_audio import FRAME_MS, frame_pcm16
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
-from rtlayer.client_session import ClientSession
+from rtlayer.client.session import ClientSession
 from rtlayer.exceptions import (
     ConnectError,
     ConnectionClosedError,

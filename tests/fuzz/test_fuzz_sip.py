@@ -1,118 +1,52 @@
-"""Fuzz the SIP message parser, and the dialog and the front's replies behind it.
+"""Fuzzing the SIP front's parsers: SIP messages and the dialog behind them, SDP, RTP packets, a
+receiver under hostile streams, RTCP (``sip_targets.py``), each target in its own child process for a
+couple of seconds, seeded so that a failure replays (``python -m tests.fuzz sip.message --replay N``).
 
-``parse_message`` may raise :class:`SipParseError` only; what it accepts must go through a dialog
-(requests and responses, matched or not) and through the replies the front builds (400 to a malformed
-request, from ``SipParseError.request``) without raising anything. See ``sip_fuzzing`` for the run.
+Any exception other than the component's documented one, a crash, a hang or memory growth fails the
+target's test. ``RTLAYER_FUZZ_LONG=1`` runs each for ``RTLAYER_FUZZ_INPUTS`` inputs (default
+1,000,000): the night mode (see ``fuzz_runner``). Two structured properties run in-process with
+hypothesis beside them: any value of a SIP header, and of an SDP line with numbers.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import random
 
+import pytest
+from fuzz_runner import LONG, budget, load_targets, run_isolated
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sip_fuzzing import LONG, Mutator, fuzz
+from sip_targets import INVITE, SDP_SEEDS, dialog, feed
 
-from rtlayer.server.sip.dialog import UasDialog
-from rtlayer.server.sip.front import info_dtmf
-from rtlayer.server.sip.message import SipParseError, SipRequest, build_response, parse_message
+from rtlayer.exceptions import SdpError, SipParseError
+from rtlayer.server.sip.sdp import build_answer, negotiate, parse_offer
 
-FIXTURES = Path(__file__).parent.parent / "sip_fixtures"
-PEER = ("127.0.0.1", 5061)
-SDP = (
-    b"v=0\r\no=u 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-    b"m=audio 40000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-    b"a=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
-)
-_HEAD = (
-    "Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK1;rport\r\nMax-Forwards: 70\r\n"
-    "From: <sip:b@127.0.0.1>;tag=1\r\nTo: <sip:a@127.0.0.1>{to_tag}\r\nCall-ID: abc@127.0.0.1\r\n"
-    "CSeq: {cseq}\r\nContact: <sip:b@127.0.0.1:5061>\r\n"
-)
-
-
-def _request(method: str, cseq: int, body: bytes = b"", to_tag: str = "", extra: str = "") -> bytes:
-    head = _HEAD.format(to_tag=to_tag, cseq=f"{cseq} {method}") + extra
-    return f"{method} sip:a@127.0.0.1 SIP/2.0\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
-
-
-INVITE = _request("INVITE", 1, SDP, extra="Content-Type: application/sdp\r\nRecord-Route: <sip:p;lr>\r\n")
-SEEDS = [
-    INVITE,
-    _request("ACK", 1, to_tag=";tag=T"),
-    _request("BYE", 2, to_tag=";tag=T"),
-    _request("CANCEL", 1),
-    _request("OPTIONS", 3, to_tag=";tag=T"),
-    _request(
-        "INFO", 4, b"Signal=5\r\nDuration=160\r\n", ";tag=T", "Content-Type: application/dtmf-relay\r\n"
-    ),
-    _request(
-        "NOTIFY", 5, b"SIP/2.0 200 OK\r\n", ";tag=T", "Subscription-State: terminated;reason=noresource\r\n"
-    ),
-    _request("INVITE", 6, SDP, ";tag=T"),
-    b"SIP/2.0 200 OK\r\n"
-    + _HEAD.format(to_tag=";tag=2", cseq="2 BYE").encode()
-    + b"Content-Length: 0\r\n\r\n",
-    b"SIP/2.0 202 Accepted\r\nv: SIP/2.0/UDP h;branch=z9hG4bKx\r\nf: <sip:a@h>;tag=T\r\nt: <sip:b@h>\r\n"
-    b"i: abc@127.0.0.1\r\nCSeq: 1 REFER\r\nl: 0\r\n\r\n",
-    (FIXTURES / "invite_compact.sip").read_bytes(),
-    (FIXTURES / "invite_pcma_30ms.sip").read_bytes(),
-]
-
-
-class DialogUnderFire:
-    """A dialog in each state in turn (ringing, then answered), fed whatever parses."""
-
-    def __init__(self) -> None:
-        self.inputs = 0
-        self.now = 0.0
-        self.dialog = self._new()
-
-    def _new(self) -> UasDialog:
-        invite = parse_message(INVITE)
-        assert isinstance(invite, SipRequest)
-        dialog = UasDialog(invite, PEER, local_contact="sip:rtlayer@127.0.0.1:5070", now=self.now)
-        if self.inputs % 2000 >= 1000:
-            dialog.accept(SDP, self.now)
-        return dialog
-
-    def check(self, data: bytes) -> None:
-        self.inputs += 1
-        self.now += 0.01
-        if self.inputs % 1000 == 0:
-            self.dialog = self._new()
-        try:
-            msg = parse_message(data)
-        except SipParseError as exc:
-            if exc.request is not None:  # what the front answers: 400, built from what was readable
-                build_response(exc.request, 400, "Bad Request", source=PEER, to_tag="t").to_bytes()
-            raise
-        msg.to_bytes()
-        d = self.dialog
-        if isinstance(msg, SipRequest):
-            d.receive_request(msg, PEER, self.now)
-            info_dtmf(msg)
-        else:
-            d.receive_response(msg, self.now)
-        d.handle_timer(self.now)
-        d.datagrams_to_send()
-        d.events()
-
-
-def test_the_sip_parser_and_dialog_take_any_bytes() -> None:
-    target = DialogUnderFire()
-    result = fuzz("sip_message", target.check, iter(Mutator(SEEDS, seed=3261)), SipParseError)
-    assert not result.failures, result.failures
-    assert result.inputs > 1000
-
-
-@settings(
+SIP = sorted(name for name in load_targets() if name.startswith("sip."))
+SETTINGS = settings(
     max_examples=20_000 if LONG else 200,
     derandomize=True,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+def test_every_parser_of_the_sip_front_has_a_target() -> None:
+    assert SIP == ["sip.message", "sip.rtcp", "sip.rtp_packet", "sip.rtp_receiver", "sip.sdp"]
+
+
+@pytest.mark.parametrize("name", SIP)
+@pytest.mark.timeout(None if LONG else 60)
+def test_sip_target_finds_nothing(name: str) -> None:
+    t = load_targets()[name]
+    inputs, seconds = budget()
+    report = run_isolated(t, seed=1, inputs=inputs, seconds=seconds if seconds is not None else t.ci_seconds)
+    print(report.summary())
+    assert not report.failures, "\n\n".join(report.failures)
+    assert report.inputs >= (inputs if LONG else 200), report.summary()  # it really ran
+
+
+@SETTINGS
 @given(
     st.sampled_from(["Via", "From", "To", "Call-ID", "CSeq", "Content-Length", "Max-Forwards", "Contact"]),
     st.text(max_size=40),
@@ -122,8 +56,20 @@ def test_any_header_value_is_parsed_or_refused_with_sip_parse_error(name: str, v
     for i, line in enumerate(lines):
         if line.lower().startswith(name.lower().encode() + b":"):
             lines[i] = name.encode() + b": " + value.encode("utf-8", "surrogatepass")
-    target = DialogUnderFire()
     try:
-        target.check(b"\r\n".join(lines))
+        feed(dialog(random.Random(0)), b"\r\n".join(lines), 0.5)
     except SipParseError:
+        pass
+
+
+@SETTINGS
+@given(st.sampled_from([b"m=audio ", b"a=ptime:", b"a=rtpmap:", b"c=IN IP4 "]), st.text(max_size=40))
+def test_any_value_of_a_numeric_sdp_line_is_read_or_refused_with_sdp_error(prefix: bytes, value: str) -> None:
+    lines = SDP_SEEDS[0].split(b"\r\n")
+    text = value.encode("utf-8", "surrogatepass")
+    data = b"\r\n".join(prefix + text if line.startswith(prefix) else line for line in lines)
+    try:
+        offer = parse_offer(data)
+        build_answer(negotiate(offer), "127.0.0.1", 4000, 1, offer.direction)
+    except SdpError:
         pass

@@ -5,7 +5,7 @@
 (``send`` callback or ``events_to_send()``) and transport events to emit (``emit`` callback or ``emitted()``).
 It owns:
 
-- the active response and ``response.create`` sequencing (``_response_sequencer``);
+- the active response and ``response.create`` sequencing (``sequencer``);
 - the current audio item, the audio received per item, output conversion and framing to the app's format;
 - interruption: stop (``audio_interrupted``), cancel unless the server's ``interrupt_response`` already does,
   and ``conversation.item.truncate`` at what the user heard, from the app's ``PlaybackTracker`` or else a
@@ -14,7 +14,7 @@ It owns:
 - mute (input replaced by silence, so the server's turn detection keeps its timeline).
 
 The convenience events that are plain views of one server event (deltas, items, function calls) are
-built in ``_event_views``; what needs the session's state (turns, audio, interruption) is handled here.
+built in ``views``; what needs the session's state (turns, audio, interruption) is handled here.
 """
 
 from __future__ import annotations
@@ -27,20 +27,9 @@ from typing import Any
 
 import rtlayer_native
 
-from ._event_views import VIEWS, usage_of
-from ._playout import AudioItem, PlayoutClock
-from ._response_sequencer import ResponseCreateSequencer
-from .audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
-from .client_messages import (
-    function_call_item,
-    function_call_output_event,
-    mcp_approval_event,
-    reset_history_events,
-    session_update_event,
-    user_message_event,
-)
-from .exceptions import InvalidAudioError
-from .transport_events import (
+from ..audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
+from ..exceptions import InvalidAudioError
+from ..transport_events import (
     AudioDoneEvent,
     AudioEvent,
     AudioInterruptedEvent,
@@ -50,10 +39,21 @@ from .transport_events import (
     TurnDoneEvent,
     TurnStartedEvent,
 )
+from .messages import (
+    function_call_item,
+    function_call_output_event,
+    mcp_approval_event,
+    reset_history_events,
+    session_update_event,
+    user_message_event,
+)
+from .playout import AudioItem, PlayoutClock
+from .sequencer import ResponseCreateSequencer
+from .views import VIEWS, usage_of
 
 __all__ = ["ClientSession", "PlayoutClock"]
 
-logger = logging.getLogger("rtlayer.client_session")
+logger = logging.getLogger("rtlayer.client")
 
 Emit = Callable[[str, Any], None]
 Send = Callable[[dict[str, Any]], None]
@@ -226,7 +226,7 @@ class ClientSession:
         self._send(mcp_approval_event(approval_request_id, approved, reason))
 
     def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        """Makes the server's conversation match ``new_history`` (see ``client_messages.reset_history_events``)."""
+        """Makes the server's conversation match ``new_history`` (see ``messages.reset_history_events``)."""
         self._send_all(reset_history_events(old_history, new_history))
 
     def mute(self, muted: bool) -> None:
@@ -244,7 +244,7 @@ class ClientSession:
         if self._in_conv is not None:
             data = self._in_conv.convert(data)
         elif len(data) % 2 and self.session_input_format.codec == "pcm16":
-            from .exceptions import InvalidAudioError
+            from ..exceptions import InvalidAudioError
 
             raise InvalidAudioError(f"PCM16 data must have an even number of bytes, got {len(data)}")
         return (

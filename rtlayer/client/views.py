@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .transport_events import (
+from ..transport_events import (
     DtmfEvent,
     FunctionCallEvent,
     InputAudioTimeoutEvent,

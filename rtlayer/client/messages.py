@@ -10,8 +10,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .protocol.session_config import normalize_session
-from .transport_events import FunctionCallEvent
+from ..protocol.session_config import normalize_session
+from ..transport_events import FunctionCallEvent
 
 __all__ = [
     "function_call_item",
@@ -22,7 +22,7 @@ __all__ = [
     "user_message_event",
 ]
 
-logger = logging.getLogger("rtlayer.client_session")
+logger = logging.getLogger("rtlayer.client")
 
 # Legacy format names -> GA format objects (what the JS SDK maps them to).
 _LEGACY_FORMATS: dict[str, dict[str, Any]] = {
