@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...audio import PCM16_24K, AudioFormat, PlaybackTracker
-from ...client_session import ClientSession
+from ...client.session import ClientSession
 from ...exceptions import ConnectionClosedError, LocalProtocolError
 from ...transport import AudioEvent, AudioInterruptedEvent, ConnectionChangeEvent, Listener, TransportStatus
 from .._shell import ClientShell
