@@ -23,7 +23,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ...audio import PCMU, AudioFormat
 from ...exceptions import InvalidAudioError
@@ -190,6 +190,15 @@ class Dialect:
         return binascii.b2a_base64(payload, newline=False).decode("ascii")
 
 
+class StartKeys(NamedTuple):
+    """Where a JSON provider's ``start`` keeps the call's metadata."""
+
+    call_id: str
+    stream_id: str
+    custom: str
+    format: str
+
+
 class JsonDialect(Dialect):
     """The providers whose every message is a JSON object named by ``event`` (Twilio, Telnyx, Plivo, Exotel).
 
@@ -197,11 +206,7 @@ class JsonDialect(Dialect):
     keeps the call's metadata, reads its format, and handles its own playback and clear messages
     (``_receive_other``)."""
 
-    #: where ``start`` keeps the call id, the stream id, the custom parameters and the media format
-    call_id_key: ClassVar[str] = ""
-    stream_id_key: ClassVar[str] = ""
-    custom_key: ClassVar[str] = ""
-    format_key: ClassVar[str] = ""
+    start_keys: ClassVar[StartKeys]
     #: the stream id is read at the message's top level before ``start`` (Telnyx documents it there)
     stream_id_at_top: ClassVar[bool] = False
 
@@ -222,16 +227,17 @@ class JsonDialect(Dialect):
         return self._unknown(event)
 
     def _on_start(self, event: dict[str, Any], start: dict[str, Any]) -> list[ProviderEvent]:
+        keys = self.start_keys
         try:
-            fmt = self._start_format(_obj(start.get(self.format_key)))
+            fmt = self._start_format(_obj(start.get(keys.format)))
         except InvalidAudioError as exc:
-            return [ProviderProblem("bad_format", f"unsupported {self.format_key}: {exc}")]
+            return [ProviderProblem("bad_format", f"unsupported {keys.format}: {exc}")]
         places = (event, start) if self.stream_id_at_top else (start, event)
         return self._start(
             CallStart(
                 self.name,
-                _str(start.get(self.call_id_key)),
-                _str(places[0].get(self.stream_id_key) or places[1].get(self.stream_id_key)),
+                _str(start.get(keys.call_id)),
+                _str(places[0].get(keys.stream_id) or places[1].get(keys.stream_id)),
                 _str(start.get("from")),
                 _str(start.get("to")),
                 dict(_obj(self._custom_parameters(event, start))),
@@ -245,7 +251,7 @@ class JsonDialect(Dialect):
         raise NotImplementedError
 
     def _custom_parameters(self, event: dict[str, Any], start: dict[str, Any]) -> Any:
-        return start.get(self.custom_key)
+        return start.get(self.start_keys.custom)
 
     def _stop_reason(self, event: dict[str, Any]) -> str:
         return "stop"
@@ -296,12 +302,7 @@ class TwilioDialect(MarkDialect):
     """Twilio Media Streams (bidirectional ``<Connect><Stream>``): mu-law 8 kHz, 20 ms, JSON."""
 
     name = "twilio"
-    call_id_key, stream_id_key, custom_key, format_key = (
-        "callSid",
-        "streamSid",
-        "customParameters",
-        "mediaFormat",
-    )
+    start_keys = StartKeys("callSid", "streamSid", "customParameters", "mediaFormat")
     stream_key = "streamSid"
 
     def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
@@ -317,12 +318,7 @@ class TelnyxDialect(MarkDialect):
     """Telnyx media streaming: PCMU, PCMA or L16 (big-endian, 8/16 kHz), 20 ms, JSON."""
 
     name = "telnyx"
-    call_id_key, stream_id_key, custom_key, format_key = (
-        "call_control_id",
-        "stream_id",
-        "custom_parameters",
-        "media_format",
-    )
+    start_keys = StartKeys("call_control_id", "stream_id", "custom_parameters", "media_format")
     stream_id_at_top = True
 
     def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
@@ -338,12 +334,7 @@ class PlivoDialect(JsonDialect):
 
     name = "plivo"
     confirms_clear = True
-    call_id_key, stream_id_key, custom_key, format_key = (
-        "callId",
-        "streamId",
-        "customParameters",
-        "mediaFormat",
-    )
+    start_keys = StartKeys("callId", "streamId", "customParameters", "mediaFormat")
 
     @classmethod
     def default_format(cls) -> ProviderFormat:
@@ -366,7 +357,7 @@ class PlivoDialect(JsonDialect):
         raise InvalidAudioError(f"encoding {encoding!r}")
 
     def _custom_parameters(self, event: dict[str, Any], start: dict[str, Any]) -> Any:
-        return start.get(self.custom_key) or event.get("extra_headers")
+        return start.get(self.start_keys.custom) or event.get("extra_headers")
 
     def _content_type(self) -> str:
         audio = self.format.audio
@@ -392,12 +383,7 @@ class ExotelDialect(MarkDialect):
     320 B), JSON."""
 
     name = "exotel"
-    call_id_key, stream_id_key, custom_key, format_key = (
-        "call_sid",
-        "stream_sid",
-        "custom_parameters",
-        "media_format",
-    )
+    start_keys = StartKeys("call_sid", "stream_sid", "custom_parameters", "media_format")
     stream_key = "stream_sid"
     #: 20 ms = 320 B at 8 kHz: the smallest multiple of 320 B Exotel takes, so playback marks (and so a
     #: barge-in's truncation) are as fine as on the other providers
