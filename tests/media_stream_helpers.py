@@ -42,7 +42,7 @@ class BridgeApp:
 @contextlib.asynccontextmanager
 async def websockets_bridge(
     provider: str,
-    model_url: str,
+    model_url: str | None,
     *,
     session: Mapping[str, Any] | None = None,
     on_transport: Callable[[MediaStreamTransport], None] | None = None,

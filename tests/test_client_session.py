@@ -396,3 +396,45 @@ def test_a_raw_session_update_also_switches_formats_and_is_sent_untouched() -> N
     cs.send_event(raw)
     assert cs.events_to_send() == [raw]
     assert cs.session_input_format.codec == "pcma"
+
+
+def server_session(kind: str, input_format: str, output_format: str) -> dict[str, Any]:
+    def fmt(kind: str) -> dict[str, Any]:
+        return {"type": kind, "rate": 24000} if kind == "audio/pcm" else {"type": kind}
+
+    audio = {"input": {"format": fmt(input_format)}, "output": {"format": fmt(output_format)}}
+    return {"type": kind, "session": {"type": "realtime", "audio": audio}}
+
+
+def test_session_created_after_the_apps_format_update_does_not_switch_back() -> None:
+    """The server greets a connection with session.created (its defaults, PCM16) before it reads the app's
+    session.update; audio sent in between is already in the app's format, so the session must not convert
+    it for the defaults (it garbled G.711 on the media-stream bridge)."""
+    ulaw = AudioFormat("pcmu", 8000)
+    cs = ClientSession(input_format=ulaw, output_format=ulaw)
+    cs.update_session_config({"audio": {"input": {"format": "g711_ulaw"}, "output": {"format": "g711_ulaw"}}})
+    cs.receive_event(server_session("session.created", "audio/pcm", "audio/pcm"), 0.0)
+    assert (cs.session_input_format, cs.session_output_format) == (ulaw, ulaw)
+    caller = bytes(range(160))  # 20 ms of mu-law, passed through untouched
+    text = cs.encode_audio(caller)
+    assert base64.b64decode(text.split('"audio":"')[1].rstrip('"}')) == caller
+    cs.receive_event(delta(160), 0.0)
+    assert [e.data for name, e in cs.emitted() if name == "audio"] == [b"\x01" * 160]
+
+    cs.receive_event(server_session("session.updated", "audio/pcmu", "audio/pcmu"), 0.0)
+    assert (cs.session_input_format, cs.session_output_format) == (ulaw, ulaw)
+
+
+def test_session_created_still_sets_what_the_app_did_not_ask_for() -> None:
+    cs = ClientSession()
+    cs.update_session_config({"audio": {"input": {"format": "g711_alaw"}}})
+    cs.receive_event(server_session("session.created", "audio/pcm", "audio/pcmu"), 0.0)
+    assert cs.session_input_format == AudioFormat("pcma", 8000)
+    assert cs.session_output_format == AudioFormat("pcmu", 8000)  # the server's: the app left it alone
+
+
+def test_session_updated_says_what_the_server_applied() -> None:
+    cs = ClientSession()
+    cs.update_session_config({"audio": {"input": {"format": "g711_ulaw"}}})
+    cs.receive_event(server_session("session.updated", "audio/pcm", "audio/pcm"), 0.0)
+    assert cs.session_input_format == PCM16_24K  # refused or changed since: the server's word wins

@@ -202,3 +202,21 @@ async def test_a_stream_that_stops_mid_speech_gets_trailing_silence_unless_switc
                     await phone.wait_answer(1, within=2)
     sent = app.transports[0].inbound
     assert sent is not None and sent.trailing_silence_sent_ms == trailing_silence_ms
+
+
+async def test_without_a_url_or_key_the_bridge_starts_the_embedded_server_like_every_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The shared shell's rule: no URL and no key -> the embedded server, reachable on the transport (and
+    stopped with the call); ``url`` says where the bridge connected."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    seen: list[tuple[Any, Any]] = []
+    async with websockets_bridge("twilio", None) as app:
+        async with PhoneSimulator("twilio", app.url) as phone:
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
+            transport = app.transports[0]
+            seen.append((transport.embedded_server, transport.url))
+        await asyncio.wait_for(app.done.wait(), 5)
+    ((embedded, url),) = seen
+    assert embedded is not None and url == embedded.url
+    assert transport.embedded_server is None  # stopped when the call ended

@@ -112,6 +112,10 @@ class ClientSession:
         self.config: dict[str, Any] = {}
         self.session_input_format = PCM16_24K
         self.session_output_format = PCM16_24K
+        # The formats the app's own session.update asked for (per direction): they stand against a
+        # session.created, which carries the server's defaults from before it read that update.
+        self._requested_input: AudioFormat | None = None
+        self._requested_output: AudioFormat | None = None
         self.interrupt_response = True
         self.active_response_id: str | None = None
         self.muted = False
@@ -177,6 +181,10 @@ class ClientSession:
             new_out = AudioFormat.from_session(fout) if fout is not None else self.session_output_format
         except ValueError:
             return  # the server will refuse it with an error; nothing to switch
+        if fin is not None:
+            self._requested_input = new_in
+        if fout is not None:
+            self._requested_output = new_out
         if (new_in, new_out) != (self.session_input_format, self.session_output_format):
             self.session_input_format, self.session_output_format = new_in, new_out
             self._configure_audio()
@@ -486,6 +494,11 @@ class ClientSession:
                 "error", ErrorEvent(f"unusable audio format in {event.get('type')}: {exc}", "invalid_format")
             )
             return
+        if event.get("type") == "session.created":
+            # The server's defaults, from before it read the app's session.update (sent or queued already):
+            # the formats that update asked for stand until a session.updated says what the server applied.
+            fin = self._requested_input or fin
+            fout = self._requested_output or fout
         if (fin, fout) != (self.session_input_format, self.session_output_format):
             self.session_input_format, self.session_output_format = fin, fout
             self._configure_audio()

@@ -28,7 +28,6 @@ from typing import Any
 from ..exceptions import LocalProtocolError, UnsupportedOperation
 from ..protocol.session_config import without_formats
 from ..protocol.webhooks import verify_webhook
-from ._connect import ApiKey
 from .calls import CallsAPIError, CallsClient, sip_session_config, warn_dropped_formats
 from .websocket import WebSocketTransport
 
@@ -87,23 +86,18 @@ class SIPTransport(WebSocketTransport):
 
     _warned_formats = False
 
-    async def connect(
-        self,
-        url: str | None = None,
-        api_key: ApiKey | None = None,
-        model: str | None = None,
-        call_id: str | None = None,
-        initial_session_config: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Attach to an accepted call. ``initial_session_config`` (formats dropped) is sent as ``session.update``."""
+    def _check_connect(self, call_id: str | None, config: Mapping[str, Any]) -> None:
         if not call_id:
             raise LocalProtocolError(
                 "SIPTransport.connect needs the call_id of an accepted call (from the realtime.call.incoming webhook)"
             )
-        config = self._without_formats(initial_session_config or {}, "SIPTransport.connect")
-        await super().connect(
-            url=url, api_key=api_key, model=model, call_id=call_id, initial_session_config=config
-        )
+
+    async def _open_session(
+        self, endpoint: str, key: str | None, call_id: str | None, config: Mapping[str, Any]
+    ) -> None:
+        """Attaches to the accepted call; ``initial_session_config`` (formats dropped) goes as ``session.update``."""
+        config = self._without_formats(config, "SIPTransport.connect")
+        await super()._open_session(endpoint, key, call_id, config)
 
     async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         raise UnsupportedOperation(

@@ -178,8 +178,100 @@ class ProviderSide:
         return None
 
 
-class TwilioSide(ProviderSide):
+class JsonSide(ProviderSide):
+    """The providers whose messages are JSON objects named by ``event`` (Twilio, Telnyx, Plivo, Exotel).
+
+    Their messages have one envelope: ``event``, a sequence number, the stream id and one body member; a
+    subclass names the envelope's keys (``sequence_key``, ``stream_key``), whether its sequence numbers are
+    text, and where the stream id stands in each kind of message (``stream_at``: its position among the
+    members, after ``event`` and the sequence number by default), and builds the bodies that differ. The app's
+    messages are read the same way: its audio, playback marker and clear, each named by its ``event``."""
+
+    sequence_key: ClassVar[str] = "sequenceNumber"
+    sequence_as_text: ClassVar[bool] = False
+    stream_key: ClassVar[str] = "streamSid"
+    #: the position of the stream id among a message's members, by kind (default 2: after the sequence)
+    stream_at: ClassVar[Mapping[str, int]] = {}
+    #: members of a DTMF body besides the digit, before it
+    dtmf_members: ClassVar[Mapping[str, str]] = {}
+    #: the app's messages name the stream, and the provider refuses one for another stream (Twilio)
+    checks_stream: ClassVar[bool] = False
+    #: the ``event`` of the app's audio, playback marker and clear
+    audio_event: ClassVar[str] = "media"
+    mark_event: ClassVar[str] = "mark"
+    clear_event: ClassVar[str] = "clear"
+
+    _stream_id: str | None = None
+
+    def _message(self, kind: str, call: CallInfo, body_key: str | None = None, body: Any = None) -> str:
+        """One message in this provider's envelope, with the next sequence number."""
+        seq = self._next_seq()
+        members: list[tuple[str, Any]] = [
+            ("event", kind),
+            (self.sequence_key, str(seq) if self.sequence_as_text else seq),
+        ]
+        if body_key is not None:
+            members.append((body_key, body))
+        members.insert(self.stream_at.get(kind, 2), (self.stream_key, call.stream_id))
+        return _dumps(dict(members))
+
+    def _opening(
+        self, call: CallInfo, connected: Mapping[str, Any] | None, start: dict[str, Any]
+    ) -> list[Frame]:
+        self._stream_id = call.stream_id
+        frames: list[Frame] = [] if connected is None else [_dumps({"event": "connected", **connected})]
+        return [*frames, self._message("start", call, "start", start)]
+
+    def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
+        self.chunk += 1
+        return self._message("media", call, "media", self._media_body(_b64(self.encode(pcm16)), timestamp_ms))
+
+    def _media_body(self, payload: str, timestamp_ms: int) -> dict[str, Any]:
+        return {
+            "track": "inbound",
+            "chunk": str(self.chunk),
+            "timestamp": str(timestamp_ms),
+            "payload": payload,
+        }
+
+    def dtmf(self, call: CallInfo, digit: str) -> Frame:
+        return self._message("dtmf", call, "dtmf", {**self.dtmf_members, "digit": digit})
+
+    def _parse(self, event: dict[str, Any]) -> AppMessage:
+        kind = event.get("event")
+        if self.checks_stream and kind in (self.audio_event, self.mark_event, self.clear_event):
+            if event.get(self.stream_key) != self._stream_id:
+                return AppProblem(f"a {kind} message for {self.stream_key} {event.get(self.stream_key)!r}")
+        if kind == self.audio_event:
+            return self._app_audio(event)
+        if kind == self.mark_event:
+            name = self._mark_name(event)
+            return AppMark(name) if isinstance(name, str) else AppProblem(f"a {kind} without a name")
+        if kind == self.clear_event:
+            return AppClear()
+        return AppProblem(f"an unknown event {kind!r}")
+
+    def _app_audio(self, event: dict[str, Any]) -> AppMessage:
+        return self._payload((event.get("media") or {}).get("payload"))
+
+    def _mark_name(self, event: dict[str, Any]) -> Any:
+        return (event.get("mark") or {}).get("name")
+
+
+class MarkSide(JsonSide):
+    """The ``mark`` family (Twilio, Telnyx, Exotel): marks echoed as ``mark``; the app sends ``media``,
+    ``mark`` and ``clear``."""
+
+    def mark_echo(self, call: CallInfo, name: str) -> Frame:
+        return self._message("mark", call, "mark", {"name": name})
+
+
+class TwilioSide(MarkSide):
     name = "twilio"
+    sequence_as_text = True
+    stream_at: ClassVar[Mapping[str, int]] = {"start": 3, "media": 3, "dtmf": 1}
+    dtmf_members: ClassVar[Mapping[str, str]] = {"track": "inbound_track"}
+    checks_stream = True
 
     def opening(self, call: CallInfo) -> list[Frame]:
         start = {
@@ -190,85 +282,23 @@ class TwilioSide(ProviderSide):
             "customParameters": dict(call.custom),
             "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
         }
-        self._stream_id = call.stream_id
-        return [
-            _dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
-            _dumps(
-                {
-                    "event": "start",
-                    "sequenceNumber": str(self._next_seq()),
-                    "start": start,
-                    "streamSid": call.stream_id,
-                }
-            ),
-        ]
-
-    def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
-        self.chunk += 1
-        media = {
-            "track": "inbound",
-            "chunk": str(self.chunk),
-            "timestamp": str(timestamp_ms),
-            "payload": _b64(self.encode(pcm16)),
-        }
-        return _dumps(
-            {
-                "event": "media",
-                "sequenceNumber": str(self._next_seq()),
-                "media": media,
-                "streamSid": call.stream_id,
-            }
-        )
-
-    def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "streamSid": call.stream_id,
-                "sequenceNumber": str(self._next_seq()),
-                "dtmf": {"track": "inbound_track", "digit": digit},
-            }
-        )
+        return self._opening(call, {"protocol": "Call", "version": "1.0.0"}, start)
 
     def stop(self, call: CallInfo) -> Frame | None:
-        stop = {"accountSid": "AC00000000000000000000000000000001", "callSid": call.call_id}
-        return _dumps(
-            {
-                "event": "stop",
-                "sequenceNumber": str(self._next_seq()),
-                "streamSid": call.stream_id,
-                "stop": stop,
-            }
+        return self._message(
+            "stop",
+            call,
+            "stop",
+            {"accountSid": "AC00000000000000000000000000000001", "callSid": call.call_id},
         )
 
-    def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps(
-            {
-                "event": "mark",
-                "sequenceNumber": str(self._next_seq()),
-                "streamSid": call.stream_id,
-                "mark": {"name": name},
-            }
-        )
 
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if kind in ("media", "mark", "clear") and event.get("streamSid") != self._stream_id:
-            return AppProblem(f"a {kind} message for streamSid {event.get('streamSid')!r}")
-        if kind == "media":
-            return self._payload((event.get("media") or {}).get("payload"))
-        if kind == "mark":
-            name = (event.get("mark") or {}).get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a mark without a name")
-        if kind == "clear":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
-
-    _stream_id: str | None = None
-
-
-class TelnyxSide(ProviderSide):
+class TelnyxSide(MarkSide):
     name = "telnyx"
+    sequence_key = "sequence_number"
+    sequence_as_text = True
+    stream_key = "stream_id"
+    stream_at: ClassVar[Mapping[str, int]] = {"start": 3, "media": 3, "dtmf": 1, "stop": 3}
 
     _ENCODINGS: ClassVar[dict[str, str]] = {"pcmu": "PCMU", "pcma": "PCMA", "pcm16": "L16"}
 
@@ -289,81 +319,18 @@ class TelnyxSide(ProviderSide):
                 "channels": 1,
             },
         }
-        return [
-            _dumps({"event": "connected", "version": "1.0.0"}),
-            _dumps(
-                {
-                    "event": "start",
-                    "sequence_number": str(self._next_seq()),
-                    "start": start,
-                    "stream_id": call.stream_id,
-                }
-            ),
-        ]
-
-    def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
-        self.chunk += 1
-        media = {
-            "track": "inbound",
-            "chunk": str(self.chunk),
-            "timestamp": str(timestamp_ms),
-            "payload": _b64(self.encode(pcm16)),
-        }
-        return _dumps(
-            {
-                "event": "media",
-                "sequence_number": str(self._next_seq()),
-                "media": media,
-                "stream_id": call.stream_id,
-            }
-        )
-
-    def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "stream_id": call.stream_id,
-                "sequence_number": str(self._next_seq()),
-                "dtmf": {"digit": digit},
-            }
-        )
+        return self._opening(call, {"version": "1.0.0"}, start)
 
     def stop(self, call: CallInfo) -> Frame | None:
         stop = {"user_id": "00000000-0000-0000-0000-000000000001", "call_control_id": call.call_id}
-        return _dumps(
-            {
-                "event": "stop",
-                "sequence_number": str(self._next_seq()),
-                "stop": stop,
-                "stream_id": call.stream_id,
-            }
-        )
-
-    def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps(
-            {
-                "event": "mark",
-                "sequence_number": str(self._next_seq()),
-                "stream_id": call.stream_id,
-                "mark": {"name": name},
-            }
-        )
-
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if kind == "media":
-            return self._payload((event.get("media") or {}).get("payload"))
-        if kind == "mark":
-            name = (event.get("mark") or {}).get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a mark without a name")
-        if kind == "clear":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
+        return self._message("stop", call, "stop", stop)
 
 
-class PlivoSide(ProviderSide):
+class PlivoSide(JsonSide):
     name = "plivo"
     returns_marks_on_clear = False
+    stream_key = "streamId"
+    audio_event, mark_event, clear_event = "playAudio", "checkpoint", "clearAudio"
 
     def __init__(self, codec: str = "pcm16", rate: int = 8000, big_endian: bool = False) -> None:
         super().__init__(codec, rate, False)
@@ -384,61 +351,31 @@ class PlivoSide(ProviderSide):
         }
         return [_dumps({"event": "start", "sequenceNumber": 0, "start": start})]
 
-    def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
-        self.chunk += 1
-        media = {
-            "track": "inbound",
-            "timestamp": str(timestamp_ms),
-            "chunk": self.chunk,
-            "payload": _b64(self.encode(pcm16)),
-        }
-        return _dumps(
-            {"event": "media", "sequenceNumber": self._next_seq(), "streamId": call.stream_id, "media": media}
-        )
-
-    def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "sequenceNumber": self._next_seq(),
-                "streamId": call.stream_id,
-                "dtmf": {"digit": digit},
-            }
-        )
+    def _media_body(self, payload: str, timestamp_ms: int) -> dict[str, Any]:
+        return {"track": "inbound", "timestamp": str(timestamp_ms), "chunk": self.chunk, "payload": payload}
 
     def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps(
-            {
-                "event": "playedStream",
-                "sequenceNumber": self._next_seq(),
-                "streamId": call.stream_id,
-                "name": name,
-            }
-        )
+        return self._message("playedStream", call, "name", name)
 
     def clear_reply(self, call: CallInfo) -> Frame | None:
-        return _dumps(
-            {"event": "clearedAudio", "sequenceNumber": self._next_seq(), "streamId": call.stream_id}
-        )
+        return self._message("clearedAudio", call)
 
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if kind == "playAudio":
-            media = event.get("media") or {}
-            if media.get("contentType") != self._content_type() or media.get("sampleRate") != self.rate:
-                return AppProblem(f"playAudio as {media.get('contentType')} at {media.get('sampleRate')}")
-            return self._payload(media.get("payload"))
-        if kind == "checkpoint":
-            name = event.get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a checkpoint without a name")
-        if kind == "clearAudio":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
+    def _app_audio(self, event: dict[str, Any]) -> AppMessage:
+        media = event.get("media") or {}
+        if media.get("contentType") != self._content_type() or media.get("sampleRate") != self.rate:
+            return AppProblem(f"playAudio as {media.get('contentType')} at {media.get('sampleRate')}")
+        return self._payload(media.get("payload"))
+
+    def _mark_name(self, event: dict[str, Any]) -> Any:
+        return event.get("name")
 
 
-class ExotelSide(ProviderSide):
+class ExotelSide(MarkSide):
     name = "exotel"
     in_chunk_ms = 100
+    sequence_key = "sequence_number"
+    stream_key = "stream_sid"
+    dtmf_members: ClassVar[Mapping[str, str]] = {"duration": "120"}
 
     def __init__(self, codec: str = "pcm16", rate: int = 8000, big_endian: bool = False) -> None:
         super().__init__("pcm16", rate, False)
@@ -453,75 +390,18 @@ class ExotelSide(ProviderSide):
             "custom_parameters": dict(call.custom),
             "media_format": {"encoding": "base64", "sample_rate": str(self.rate), "bit_rate": "128kbps"},
         }
-        return [
-            _dumps({"event": "connected"}),
-            _dumps(
-                {
-                    "event": "start",
-                    "sequence_number": self._next_seq(),
-                    "stream_sid": call.stream_id,
-                    "start": start,
-                }
-            ),
-        ]
+        return self._opening(call, {}, start)
 
-    def media(self, call: CallInfo, pcm16: bytes, timestamp_ms: int) -> Frame:
-        self.chunk += 1
-        media = {"chunk": self.chunk, "timestamp": str(timestamp_ms), "payload": _b64(pcm16)}
-        return _dumps(
-            {
-                "event": "media",
-                "sequence_number": self._next_seq(),
-                "stream_sid": call.stream_id,
-                "media": media,
-            }
-        )
-
-    def dtmf(self, call: CallInfo, digit: str) -> Frame:
-        return _dumps(
-            {
-                "event": "dtmf",
-                "sequence_number": self._next_seq(),
-                "stream_sid": call.stream_id,
-                "dtmf": {"duration": "120", "digit": digit},
-            }
-        )
+    def _media_body(self, payload: str, timestamp_ms: int) -> dict[str, Any]:
+        return {"chunk": self.chunk, "timestamp": str(timestamp_ms), "payload": payload}
 
     def stop(self, call: CallInfo) -> Frame | None:
-        return _dumps(
-            {
-                "event": "stop",
-                "sequence_number": self._next_seq(),
-                "stream_sid": call.stream_id,
-                "stop": {"call_sid": call.call_id, "reason": "callended"},
-            }
-        )
-
-    def mark_echo(self, call: CallInfo, name: str) -> Frame:
-        return _dumps(
-            {
-                "event": "mark",
-                "sequence_number": self._next_seq(),
-                "stream_sid": call.stream_id,
-                "mark": {"name": name},
-            }
-        )
+        return self._message("stop", call, "stop", {"call_sid": call.call_id, "reason": "callended"})
 
     def check_out_size(self, nbytes: int) -> str | None:
         return (
             None if nbytes and nbytes % 320 == 0 else f"a media payload of {nbytes} B (not a multiple of 320)"
         )
-
-    def _parse(self, event: dict[str, Any]) -> AppMessage:
-        kind = event.get("event")
-        if kind == "media":
-            return self._payload((event.get("media") or {}).get("payload"))
-        if kind == "mark":
-            name = (event.get("mark") or {}).get("name")
-            return AppMark(name) if isinstance(name, str) else AppProblem("a mark without a name")
-        if kind == "clear":
-            return AppClear()
-        return AppProblem(f"an unknown event {kind!r}")
 
 
 class VonageSide(ProviderSide):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from ...audio import PCMU, AudioFormat
 from ...exceptions import InvalidAudioError
@@ -190,175 +190,174 @@ class Dialect:
         return binascii.b2a_base64(payload, newline=False).decode("ascii")
 
 
-class TwilioDialect(Dialect):
-    """Twilio Media Streams (bidirectional ``<Connect><Stream>``): mu-law 8 kHz, 20 ms, JSON."""
+class StartKeys(NamedTuple):
+    """Where a JSON provider's ``start`` keeps the call's metadata."""
 
-    name = "twilio"
-    marks_returned_on_clear = True
+    call_id: str
+    stream_id: str
+    custom: str
+    format: str
+
+
+class JsonDialect(Dialect):
+    """The providers whose every message is a JSON object named by ``event`` (Twilio, Telnyx, Plivo, Exotel).
+
+    Their ``media``, ``start``, ``dtmf`` and ``stop`` have one shape; a subclass names where its ``start``
+    keeps the call's metadata, reads its format, and handles its own playback and clear messages
+    (``_receive_other``)."""
+
+    start_keys: ClassVar[StartKeys]
+    #: the stream id is read at the message's top level before ``start`` (Telnyx documents it there)
+    stream_id_at_top: ClassVar[bool] = False
 
     def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
         kind = event.get("event")
         if kind == "media":
             media = _obj(event.get("media"))
             return self._media(media.get("payload"), media.get("timestamp"))
+        if kind == "start":
+            return self._on_start(event, _obj(event.get("start")))
+        if kind == "dtmf":
+            return _dtmf(_obj(event.get("dtmf")))
+        if kind == "stop":
+            return [CallStop(self._stop_reason(event))]
+        return self._receive_other(kind, event)
+
+    def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
+        return self._unknown(event)
+
+    def _on_start(self, event: dict[str, Any], start: dict[str, Any]) -> list[ProviderEvent]:
+        keys = self.start_keys
+        try:
+            fmt = self._start_format(_obj(start.get(keys.format)))
+        except InvalidAudioError as exc:
+            return [ProviderProblem("bad_format", f"unsupported {keys.format}: {exc}")]
+        places = (event, start) if self.stream_id_at_top else (start, event)
+        return self._start(
+            CallStart(
+                self.name,
+                _str(start.get(keys.call_id)),
+                _str(places[0].get(keys.stream_id) or places[1].get(keys.stream_id)),
+                _str(start.get("from")),
+                _str(start.get("to")),
+                dict(_obj(self._custom_parameters(event, start))),
+                fmt,
+                event,
+            )
+        )
+
+    def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
+        """The format ``start`` announces (raises ``InvalidAudioError`` for one the bridge cannot take)."""
+        raise NotImplementedError
+
+    def _custom_parameters(self, event: dict[str, Any], start: dict[str, Any]) -> Any:
+        return start.get(self.start_keys.custom)
+
+    def _stop_reason(self, event: dict[str, Any]) -> str:
+        return "stop"
+
+
+class MarkDialect(JsonDialect):
+    """The ``mark`` family (Twilio, Telnyx, Exotel): ``connected`` then ``start``, ``mark`` echoed after
+    playback, ``clear`` answered by the marks of the cleared audio; the outbound messages differ only in the
+    stream id they carry (``stream_key``, none for Telnyx)."""
+
+    marks_returned_on_clear = True
+    #: the key of the stream id in outbound messages (None: they carry none)
+    stream_key: ClassVar[str | None] = None
+
+    def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
         if kind == "mark":
             name = _obj(event.get("mark")).get("name")
             return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
         if kind == "connected":
             return [Connected()]
-        if kind == "start":
-            start = _obj(event.get("start"))
-            fmt = _obj(start.get("mediaFormat"))
-            if fmt and (fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != 8000):
-                return [ProviderProblem("bad_format", f"unsupported mediaFormat {fmt}")]
-            return self._start(
-                CallStart(
-                    self.name,
-                    _str(start.get("callSid")),
-                    _str(start.get("streamSid") or event.get("streamSid")),
-                    _str(start.get("from")),
-                    _str(start.get("to")),
-                    dict(_obj(start.get("customParameters"))),
-                    ProviderFormat(PCMU),
-                    event,
-                )
-            )
-        if kind == "dtmf":
-            return _dtmf(_obj(event.get("dtmf")))
-        if kind == "stop":
-            return [CallStop("stop")]
         return self._unknown(event)
 
+    def _stream_field(self) -> str:
+        """The outbound messages' stream id member, JSON text with its comma (empty when they carry none)."""
+        return "" if self.stream_key is None else f'"{self.stream_key}":' + dumps(self.stream_id) + ","
+
+    def _message(self, kind: str, **members: Any) -> str:
+        stream = {} if self.stream_key is None else {self.stream_key: self.stream_id}
+        return _dumps({"event": kind, **stream, **members})
+
     def _build_media_prefix(self) -> str:
-        return '{"event":"media","streamSid":' + dumps(self.stream_id) + ',"media":{"payload":"'
+        return '{"event":"media",' + self._stream_field() + '"media":{"payload":"'
+
+    def _build_mark_prefix(self) -> str:
+        return '{"event":"mark",' + self._stream_field() + '"mark":{"name":'
 
     def audio(self, payload: bytes) -> Frame:
         return self._media_frame(payload)
 
     def mark(self, name: str) -> Frame:
-        return _dumps({"event": "mark", "streamSid": self.stream_id, "mark": {"name": name}})
-
-    def _build_mark_prefix(self) -> str:
-        return '{"event":"mark","streamSid":' + dumps(self.stream_id) + ',"mark":{"name":'
+        return self._message("mark", mark={"name": name})
 
     def clear(self) -> Frame:
-        return _dumps({"event": "clear", "streamSid": self.stream_id})
+        return self._message("clear")
+
+
+class TwilioDialect(MarkDialect):
+    """Twilio Media Streams (bidirectional ``<Connect><Stream>``): mu-law 8 kHz, 20 ms, JSON."""
+
+    name = "twilio"
+    start_keys = StartKeys("callSid", "streamSid", "customParameters", "mediaFormat")
+    stream_key = "streamSid"
+
+    def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
+        if fmt and (fmt.get("encoding") != "audio/x-mulaw" or _int(fmt.get("sampleRate")) != 8000):
+            raise InvalidAudioError(str(fmt))
+        return ProviderFormat(PCMU)
 
 
 _TELNYX_CODECS = {"PCMU": "pcmu", "PCMA": "pcma", "L16": "pcm16"}
 
 
-class TelnyxDialect(Dialect):
+class TelnyxDialect(MarkDialect):
     """Telnyx media streaming: PCMU, PCMA or L16 (big-endian, 8/16 kHz), 20 ms, JSON."""
 
     name = "telnyx"
-    marks_returned_on_clear = True
+    start_keys = StartKeys("call_control_id", "stream_id", "custom_parameters", "media_format")
+    stream_id_at_top = True
 
-    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
-        kind = event.get("event")
-        if kind == "media":
-            media = _obj(event.get("media"))
-            return self._media(media.get("payload"), media.get("timestamp"))
-        if kind == "mark":
-            name = _obj(event.get("mark")).get("name")
-            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
-        if kind == "connected":
-            return [Connected()]
-        if kind == "start":
-            start = _obj(event.get("start"))
-            fmt = _obj(start.get("media_format"))
-            codec = _TELNYX_CODECS.get(str(fmt.get("encoding", "PCMU")))
-            try:
-                if codec is None:
-                    raise InvalidAudioError(f"encoding {fmt.get('encoding')!r}")
-                audio = AudioFormat(codec, _int(fmt.get("sample_rate")) or 8000)  # type: ignore[arg-type]
-            except InvalidAudioError as exc:
-                return [ProviderProblem("bad_format", f"unsupported media_format: {exc}")]
-            return self._start(
-                CallStart(
-                    self.name,
-                    _str(start.get("call_control_id")),
-                    _str(event.get("stream_id") or start.get("stream_id")),
-                    _str(start.get("from")),
-                    _str(start.get("to")),
-                    dict(_obj(start.get("custom_parameters"))),
-                    ProviderFormat(audio, big_endian=codec == "pcm16"),
-                    event,
-                )
-            )
-        if kind == "dtmf":
-            return _dtmf(_obj(event.get("dtmf")))
-        if kind == "stop":
-            return [CallStop("stop")]
-        return self._unknown(event)
-
-    def _build_media_prefix(self) -> str:
-        return '{"event":"media","media":{"payload":"'
-
-    def audio(self, payload: bytes) -> Frame:
-        return self._media_frame(payload)
-
-    def mark(self, name: str) -> Frame:
-        return _dumps({"event": "mark", "mark": {"name": name}})
-
-    def _build_mark_prefix(self) -> str:
-        return '{"event":"mark","mark":{"name":'
-
-    def clear(self) -> Frame:
-        return _dumps({"event": "clear"})
+    def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
+        codec = _TELNYX_CODECS.get(str(fmt.get("encoding", "PCMU")))
+        if codec is None:
+            raise InvalidAudioError(f"encoding {fmt.get('encoding')!r}")
+        audio = AudioFormat(codec, _int(fmt.get("sample_rate")) or 8000)  # type: ignore[arg-type]
+        return ProviderFormat(audio, big_endian=codec == "pcm16")
 
 
-class PlivoDialect(Dialect):
+class PlivoDialect(JsonDialect):
     """Plivo audio streams: ``audio/x-l16`` (little-endian, 8/16 kHz) or ``audio/x-mulaw``, JSON."""
 
     name = "plivo"
     confirms_clear = True
+    start_keys = StartKeys("callId", "streamId", "customParameters", "mediaFormat")
 
     @classmethod
     def default_format(cls) -> ProviderFormat:
         return ProviderFormat(AudioFormat("pcm16", 8000))
 
-    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
-        kind = event.get("event")
-        if kind == "media":
-            media = _obj(event.get("media"))
-            return self._media(media.get("payload"), media.get("timestamp"))
+    def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
         if kind == "playedStream":
             name = event.get("name")
             return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
         if kind == "clearedAudio":
             return [ClearConfirmed()]
-        if kind == "start":
-            start = _obj(event.get("start"))
-            fmt = _obj(start.get("mediaFormat"))
-            encoding = str(fmt.get("encoding", "audio/x-l16"))
-            rate = _int(fmt.get("sampleRate")) or 8000
-            try:
-                if encoding == "audio/x-mulaw":
-                    audio = PCMU
-                elif encoding == "audio/x-l16":
-                    audio = AudioFormat("pcm16", rate)
-                else:
-                    raise InvalidAudioError(f"encoding {encoding!r}")
-            except InvalidAudioError as exc:
-                return [ProviderProblem("bad_format", f"unsupported mediaFormat: {exc}")]
-            return self._start(
-                CallStart(
-                    self.name,
-                    _str(start.get("callId")),
-                    _str(start.get("streamId") or event.get("streamId")),
-                    _str(start.get("from")),
-                    _str(start.get("to")),
-                    dict(_obj(start.get("customParameters") or event.get("extra_headers"))),
-                    ProviderFormat(audio),
-                    event,
-                )
-            )
-        if kind == "dtmf":
-            return _dtmf(_obj(event.get("dtmf")))
-        if kind == "stop":
-            return [CallStop("stop")]
         return self._unknown(event)
+
+    def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
+        encoding = str(fmt.get("encoding", "audio/x-l16"))
+        if encoding == "audio/x-mulaw":
+            return ProviderFormat(PCMU)
+        if encoding == "audio/x-l16":
+            return ProviderFormat(AudioFormat("pcm16", _int(fmt.get("sampleRate")) or 8000))
+        raise InvalidAudioError(f"encoding {encoding!r}")
+
+    def _custom_parameters(self, event: dict[str, Any], start: dict[str, Any]) -> Any:
+        return start.get(self.start_keys.custom) or event.get("extra_headers")
 
     def _content_type(self) -> str:
         audio = self.format.audio
@@ -379,12 +378,13 @@ class PlivoDialect(Dialect):
         return _dumps({"event": "clearAudio", "streamId": self.stream_id})
 
 
-class ExotelDialect(Dialect):
+class ExotelDialect(MarkDialect):
     """Exotel voice streaming: PCM16 little-endian 8 kHz, ~100 ms chunks in, multiples of 320 B out (we send
     320 B), JSON."""
 
     name = "exotel"
-    marks_returned_on_clear = True
+    start_keys = StartKeys("call_sid", "stream_sid", "custom_parameters", "media_format")
+    stream_key = "stream_sid"
     #: 20 ms = 320 B at 8 kHz: the smallest multiple of 320 B Exotel takes, so playback marks (and so a
     #: barge-in's truncation) are as fine as on the other providers
     out_frame_ms = 20
@@ -393,55 +393,11 @@ class ExotelDialect(Dialect):
     def default_format(cls) -> ProviderFormat:
         return ProviderFormat(AudioFormat("pcm16", 8000))
 
-    def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
-        kind = event.get("event")
-        if kind == "media":
-            media = _obj(event.get("media"))
-            return self._media(media.get("payload"), media.get("timestamp"))
-        if kind == "mark":
-            name = _obj(event.get("mark")).get("name")
-            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
-        if kind == "connected":
-            return [Connected()]
-        if kind == "start":
-            start = _obj(event.get("start"))
-            fmt = _obj(start.get("media_format"))
-            try:
-                audio = AudioFormat("pcm16", _int(fmt.get("sample_rate")) or 8000)
-            except InvalidAudioError as exc:
-                return [ProviderProblem("bad_format", f"unsupported media_format: {exc}")]
-            return self._start(
-                CallStart(
-                    self.name,
-                    _str(start.get("call_sid")),
-                    _str(start.get("stream_sid") or event.get("stream_sid")),
-                    _str(start.get("from")),
-                    _str(start.get("to")),
-                    dict(_obj(start.get("custom_parameters"))),
-                    ProviderFormat(audio),
-                    event,
-                )
-            )
-        if kind == "dtmf":
-            return _dtmf(_obj(event.get("dtmf")))
-        if kind == "stop":
-            return [CallStop(_str(_obj(event.get("stop")).get("reason")) or "stop")]
-        return self._unknown(event)
+    def _start_format(self, fmt: dict[str, Any]) -> ProviderFormat:
+        return ProviderFormat(AudioFormat("pcm16", _int(fmt.get("sample_rate")) or 8000))
 
-    def _build_media_prefix(self) -> str:
-        return '{"event":"media","stream_sid":' + dumps(self.stream_id) + ',"media":{"payload":"'
-
-    def audio(self, payload: bytes) -> Frame:
-        return self._media_frame(payload)
-
-    def mark(self, name: str) -> Frame:
-        return _dumps({"event": "mark", "stream_sid": self.stream_id, "mark": {"name": name}})
-
-    def _build_mark_prefix(self) -> str:
-        return '{"event":"mark","stream_sid":' + dumps(self.stream_id) + ',"mark":{"name":'
-
-    def clear(self) -> Frame:
-        return _dumps({"event": "clear", "stream_sid": self.stream_id})
+    def _stop_reason(self, event: dict[str, Any]) -> str:
+        return _str(_obj(event.get("stop")).get("reason")) or "stop"
 
 
 _VONAGE_KNOWN = {"event", "content-type"}

@@ -32,19 +32,13 @@ import logging
 from array import array
 from collections import Counter, deque
 from collections.abc import Awaitable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...audio import PCM16_24K, AudioFormat, PlaybackTracker
+from ...client.session import ClientSession
 from ...exceptions import ConnectionClosedError, LocalProtocolError
-from ...transport import (
-    AudioEvent,
-    AudioInterruptedEvent,
-    ConnectionChangeEvent,
-    EventEmitter,
-    FunctionCallEvent,
-    Listener,
-    TransportStatus,
-)
+from ...transport import AudioEvent, AudioInterruptedEvent, ConnectionChangeEvent, Listener, TransportStatus
+from .._shell import ClientShell
 from .bridge import InboundAudio, OutboundAudio
 from .dialects import Dialect, dialect_for
 from .events import (
@@ -58,6 +52,9 @@ from .events import (
     ProviderProblem,
 )
 from .sockets import ProviderSocket, adapt_socket
+
+if TYPE_CHECKING:
+    from ...server.responders import Responder
 
 __all__ = [
     "CallControl",
@@ -106,8 +103,13 @@ def model_format_for(dialect: Dialect) -> AudioFormat:
     return audio if audio.codec in ("pcmu", "pcma") else PCM16_24K
 
 
-class MediaStreamTransport(EventEmitter):
-    """A provider's media stream bridged to a Realtime model (see the module docstring)."""
+class MediaStreamTransport(ClientShell):
+    """A provider's media stream bridged to a Realtime model (see the module docstring).
+
+    The shared client shell does what every transport does: where the model is (no URL and no key: the
+    embedded server, started with ``responder``), status, tasks, closing and the session methods (on the
+    model transport's session); this class waits for the call's start, bridges the audio both ways and
+    hangs up the provider's socket at the end."""
 
     def __init__(
         self,
@@ -117,6 +119,7 @@ class MediaStreamTransport(EventEmitter):
         url: str | None = None,
         api_key: Any = None,
         model: str = "gpt-realtime",
+        responder: Responder | None = None,
         model_transport: ModelTransportFactory | None = None,
         model_format: AudioFormat | None = None,
         lead_ms: float = 80.0,
@@ -128,14 +131,11 @@ class MediaStreamTransport(EventEmitter):
         start_timeout: float = 10.0,
         call_control: CallControl | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(url=url, api_key=api_key, model=model, responder=responder)
         self.socket: ProviderSocket = adapt_socket(socket)
         self.dialect = dialect_for(provider) if isinstance(provider, str) else provider
-        self.url = url
-        self.model = model
         self.call_control = call_control
         self.start_timeout = start_timeout
-        self._api_key = api_key
         self._factory = model_transport
         self._model_format = model_format
         self._lead_ms, self._max_ahead_ms = lead_ms, max_ahead_ms
@@ -151,8 +151,7 @@ class MediaStreamTransport(EventEmitter):
         self.inner: Any = None
         self.outbound: OutboundAudio | None = None
         self.inbound: InboundAudio | None = None
-        self.tracker = PlaybackTracker()
-        self._status = TransportStatus.DISCONNECTED
+        self.tracker: PlaybackTracker = PlaybackTracker()
         self._started = asyncio.Event()
         self._reader_done = asyncio.Event()
         self._model_gone = asyncio.Event()
@@ -161,10 +160,9 @@ class MediaStreamTransport(EventEmitter):
         self._buffer: deque[bytes] = deque()
         self._buffered = 0
         self._forwarded: set[str] = set()
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        self._closing = False
+        self._socket_open = True
         self._close_task: asyncio.Task[None] | None = None
         #: counters (also what ``rtlayer bridge`` exports to Prometheus)
         self.frames_in = 0
@@ -181,10 +179,6 @@ class MediaStreamTransport(EventEmitter):
     # -- the contract ----------------------------------------------------------------------------------------
 
     @property
-    def status(self) -> TransportStatus:
-        return self._status
-
-    @property
     def muted(self) -> bool | None:
         return None if self.inner is None else bool(self.inner.muted)
 
@@ -196,72 +190,46 @@ class MediaStreamTransport(EventEmitter):
         self._forward(name)
         return super().add_listener(name, listener)
 
-    async def connect(
-        self,
-        url: str | None = None,
-        api_key: Any = None,
-        model: str | None = None,
-        call_id: str | None = None,
-        initial_session_config: Mapping[str, Any] | None = None,
+    def _check_connect(self, call_id: str | None, config: Mapping[str, Any]) -> None:
+        if self._closing or self._closed.is_set():
+            raise LocalProtocolError("connect() after close(): a transport bridges one call")
+
+    def _endpoint(self, base: str, call_id: str | None) -> str:
+        return base  # the model transport derives its own endpoint from the server's URL
+
+    async def _open_session(
+        self, endpoint: str, key: str | None, call_id: str | None, config: Mapping[str, Any]
     ) -> None:
         """Waits for the provider's start (the call's metadata), then connects to the model.
 
         Audio that arrives before the model's session exists is buffered (up to ``max_buffered_ms``, the
         excess dropped and counted in ``dropped_input_bytes``) and sent once it exists."""
-        if self._status is not TransportStatus.DISCONNECTED or self._closing:
-            raise LocalProtocolError(f"connect() while {self._status.value}: a transport bridges one call")
-        self._set_status(TransportStatus.CONNECTING)
+        self._spawn(self._provider_reader())
         try:
-            self._spawn(self._provider_reader())
-            try:
-                async with asyncio.timeout(self.start_timeout):
-                    await self._first(self._started.wait(), self._reader_done.wait())
-            except TimeoutError:
-                raise ConnectionClosedError(
-                    f"no start from the provider within {self.start_timeout} s"
-                ) from None
-            if self.call is None:
-                raise ConnectionClosedError("the provider closed the stream before its start message")
-            fmt = self.dialect.format
-            self.outbound = OutboundAudio(
-                self.dialect.out_frame_ms, lead_ms=self._lead_ms, max_ahead_ms=self._max_ahead_ms
-            )
-            self.inner = self._make_inner(fmt.audio, url, api_key, model)
-            for name in list(self._listeners):
-                self._forward(name)
-            self.inner.on("audio", self._on_model_audio)
-            self.inner.on("audio_interrupted", self._on_interrupted)
-            self.inner.on("connection_change", self._on_model_connection)
-            config = self._pin(dict(initial_session_config or {}))
-            # The server answers the connection with session.created (its defaults: PCM16) before it applies
-            # our session.update; audio sent in between would be converted for the wrong format. Audio
-            # flows once the session.updated with the pinned format came back.
-            updated = asyncio.Event()
-            self.inner.once("session.updated", lambda _event: updated.set())
-            await self.inner.connect(
-                url or self.url,
-                api_key if api_key is not None else self._api_key,
-                model or self.model,
-                call_id,
-                config,
-            )
-            try:
-                async with asyncio.timeout(self.start_timeout):
-                    await self._first(updated.wait(), self._model_gone.wait())
-            except TimeoutError:
-                raise ConnectionClosedError(
-                    f"the model did not confirm the session within {self.start_timeout} s"
-                ) from None
-            if not updated.is_set():
-                raise ConnectionClosedError("the model's session ended before it was configured")
-            await self._flush_buffer()
-            if self._model_gone.is_set():
-                raise ConnectionClosedError("the model's session ended while the call started")
-            self._spawn(self._pacer())
-            self._spawn(self._stall_watch())
-        except BaseException:
-            await self.close()
-            raise
+            async with asyncio.timeout(self.start_timeout):
+                await self._first(self._started.wait(), self._reader_done.wait())
+        except TimeoutError:
+            raise ConnectionClosedError(f"no start from the provider within {self.start_timeout} s") from None
+        if self.call is None:
+            raise ConnectionClosedError("the provider closed the stream before its start message")
+        self.outbound = OutboundAudio(
+            self.dialect.out_frame_ms, lead_ms=self._lead_ms, max_ahead_ms=self._max_ahead_ms
+        )
+        self.inner = self._make_inner(self.dialect.format.audio, endpoint, key)
+        for name in list(self._listeners):
+            self._forward(name)
+        self.inner.on("audio", self._on_model_audio)
+        self.inner.on("audio_interrupted", self._on_interrupted)
+        self.inner.on("connection_change", self._on_model_connection)
+        # The server applies the pinned session.update before any audio sent after it, and the model
+        # transport's session keeps the pinned formats from then on (a session.created with the server's
+        # defaults arriving later does not switch it back): buffered audio can flow at once.
+        await self.inner.connect(endpoint, key, self.model, call_id, self._pin(dict(config)))
+        await self._flush_buffer()
+        if self._model_gone.is_set():
+            raise ConnectionClosedError("the model's session ended while the call started")
+        self._spawn(self._pacer())
+        self._spawn(self._stall_watch())
 
     async def wait_closed(self) -> None:
         """Returns once the call is over (the caller hung up, the model session ended, or ``close()``)."""
@@ -273,32 +241,19 @@ class MediaStreamTransport(EventEmitter):
             event = {**event, "session": self._pin(dict(event["session"]))}
         inner.send_event(event)
 
-    def send_message(
-        self,
-        message: str | Mapping[str, Any],
-        other_event_data: Mapping[str, Any] | None = None,
-        *,
-        trigger_response: bool = True,
-    ) -> None:
-        self._require_inner().send_message(message, other_event_data, trigger_response=trigger_response)
+    def _require_session(self) -> ClientSession:
+        session: ClientSession = self._require_inner()._require_session()
+        return session
 
-    def add_image(self, image: str, *, trigger_response: bool = True) -> None:
-        self._require_inner().add_image(image, trigger_response=trigger_response)
+    def _send_dict(self, event: dict[str, Any]) -> None:
+        self._require_inner().send_event(event)  # the model transport remembers a session.update
 
     async def send_audio(self, data: bytes | bytearray | memoryview, *, commit: bool = False) -> None:
         """Audio for the model in the provider's format (little-endian when L16), besides the caller's."""
         await self._require_inner().send_audio(data, commit=commit)
 
     def update_session_config(self, config: Mapping[str, Any]) -> None:
-        self._require_inner().update_session_config(self._pin(dict(config)))
-
-    def send_function_call_output(
-        self, call: FunctionCallEvent, output: str, start_response: bool = True
-    ) -> None:
-        self._require_inner().send_function_call_output(call, output, start_response)
-
-    def request_response(self, response: Mapping[str, Any] | None = None) -> None:
-        self._require_inner().request_response(response)
+        super().update_session_config(self._pin(dict(config)))
 
     def interrupt(self, cancel_ongoing_response: bool = True) -> None:
         """Stop what the caller hears now: clear, cancel, truncate at what the provider played."""
@@ -306,9 +261,6 @@ class MediaStreamTransport(EventEmitter):
 
     def mute(self, muted: bool) -> None:
         self._require_inner().mute(muted)
-
-    def reset_history(self, old_history: list[dict[str, Any]], new_history: list[dict[str, Any]]) -> None:
-        self._require_inner().reset_history(old_history, new_history)
 
     def events(self, names: Iterable[str] = ("*",), maxsize: int = 10_000) -> Any:
         for name in names:
@@ -327,52 +279,43 @@ class MediaStreamTransport(EventEmitter):
             raise LocalProtocolError("transfer() needs a call_control and a started call")
         await self.call_control.transfer(self.call, target)
 
-    async def close(self) -> None:
-        """Ends the bridge: closes the model's transport and the provider's socket. Safe to call twice."""
+    async def _shutdown(self, reason: str | None) -> None:
+        """The shell's way down, once: a second ``close()`` waits for the first (``wait_closed``)."""
         if self._closing:
             await self._closed.wait()
             return
-        self._closing = True
-        if self._status is not TransportStatus.DISCONNECTED:
-            self._set_status(TransportStatus.DISCONNECTING)
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self.inner is not None:
-            try:
-                await self.inner.close()
-            except Exception:
-                logger.exception("closing the model transport failed")
-        await self.socket.close()
-        await self._drain_listener_tasks()
-        self._status = TransportStatus.DISCONNECTED
-        self.emit("connection_change", ConnectionChangeEvent(TransportStatus.DISCONNECTED))
-        self._closed.set()
-        self.close_listeners()
+        try:
+            await super()._shutdown(reason)
+        finally:
+            self._closed.set()
 
-    async def __aenter__(self) -> MediaStreamTransport:
-        return self
+    def _has_open_medium(self) -> bool:
+        return self._socket_open
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
+    async def _release(self, reason: str | None) -> None:
+        """Closes the model's transport and the provider's socket."""
+        try:
+            if self.inner is not None:
+                try:
+                    await self.inner.close()
+                except Exception:
+                    logger.exception("closing the model's transport failed")
+        finally:
+            self._socket_open = False
+            await self.socket.close()
 
     # -- internals: wiring -----------------------------------------------------------------------------------
 
-    def _make_inner(
-        self, provider_audio: AudioFormat, url: str | None, api_key: Any, model: str | None
-    ) -> Any:
+    def _make_inner(self, provider_audio: AudioFormat, url: str, api_key: str | None) -> Any:
         factory = self._factory
         if factory is None:
             from ..websocket import WebSocketTransport
 
             factory = WebSocketTransport
         return factory(
-            url=url or self.url,
-            api_key=api_key if api_key is not None else self._api_key,
-            model=model or self.model,
+            url=url,
+            api_key=api_key,
+            model=self.model,
             input_format=provider_audio,
             output_format=provider_audio,
             output_frame_ms=self.dialect.out_frame_ms,
@@ -427,16 +370,6 @@ class MediaStreamTransport(EventEmitter):
             raise ConnectionClosedError("the media stream is not connected: call connect() first")
         return self.inner
 
-    def _set_status(self, status: TransportStatus, reason: str | None = None) -> None:
-        self._status = status
-        self.emit("connection_change", ConnectionChangeEvent(status, 0, reason))
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     @staticmethod
     async def _first(*aws: Awaitable[Any]) -> None:
         tasks = [asyncio.ensure_future(a) for a in aws]
@@ -449,9 +382,9 @@ class MediaStreamTransport(EventEmitter):
 
     def _on_model_connection(self, event: ConnectionChangeEvent) -> None:
         if event.status is TransportStatus.CONNECTED and self._status is not TransportStatus.CONNECTED:
-            self._set_status(TransportStatus.CONNECTED, event.reason)
+            self._set_status(TransportStatus.CONNECTED, reason=event.reason)
         elif event.status is TransportStatus.RECONNECTING:
-            self._set_status(TransportStatus.RECONNECTING, event.reason)
+            self._set_status(TransportStatus.RECONNECTING, reason=event.reason)
         elif event.status is TransportStatus.DISCONNECTED:
             self._model_gone.set()
             if self._ready and not self._closing:
