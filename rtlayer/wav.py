@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import wave
 
 import rtlayer_native
@@ -52,7 +53,9 @@ def read_wav(path: str) -> tuple[bytes, int]:
         with wave.open(path, "rb") as wav:
             width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
             data = wav.readframes(wav.getnframes())
-    except (wave.Error, EOFError) as exc:
+    except (wave.Error, EOFError, RuntimeError, struct.error) as exc:
+        # The wave module's ways of saying "not a WAV": its own error, a file cut short (EOFError), a chunk
+        # that points past the end (RuntimeError from its chunk reader's seek), a short header field.
         raise ValueError(f"{path}: not a PCM WAV file ({_why_not_wav(path, exc)})") from None
     except OSError as exc:
         raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from None

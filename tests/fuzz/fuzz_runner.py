@@ -31,7 +31,7 @@ The long mode, for a night run (``bench/README.md`` records what it took)::
 
 ``RTLAYER_FUZZ_INPUTS`` (default 1,000,000) and ``RTLAYER_FUZZ_SECONDS`` (default 6 h) bound a target
 in the long mode; the summary line of each target is ``fuzz <name>: <inputs> inputs, <failures>
-failures, ...``. The same variables drive the in-process SIP fuzzing (``sip_fuzzing.py``).
+failures, ...``.
 """
 
 from __future__ import annotations
