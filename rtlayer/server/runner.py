@@ -400,12 +400,14 @@ class SessionRunner:
                             self._pump()
                             audio_s += len(chunk) / (_PCM16_24K_BYTES_PER_MS * 1000)
                             await self._pace(paced, start or 0.0, audio_s)
+                            slice_end = loop.time() + _SLICE_S  # the pace let the others run
                     else:
                         session.response_part(response_id, part, wall_now())
                         self._pump()
                         if isinstance(part, AudioPart):
                             audio_s += len(part.pcm16_24k) / (_PCM16_24K_BYTES_PER_MS * 1000)
                             await self._pace(paced, start or 0.0, audio_s)
+                            slice_end = loop.time() + _SLICE_S  # the pace let the others run
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a responder bug fails this response, never the session
