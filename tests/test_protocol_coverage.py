@@ -2,8 +2,9 @@
 
 Every server event type is emitted by the embedded server or listed, with a reason, in
 ``UNSUPPORTED_SERVER_EVENT_TYPES``; every session field is accepted (a sample value goes through
-``merge_session`` and comes back) or listed in ``UNSUPPORTED_SESSION_FIELDS``. A newer ``openai`` that
-adds either fails here until rtlayer decides.
+``merge_session`` and comes back) or listed in ``UNSUPPORTED_SESSION_FIELDS``; an accepted field that
+changes nothing the embedded server does is listed in ``ACCEPTED_WITHOUT_EFFECT`` and in docs/server.md. A
+newer ``openai`` that adds either fails here until rtlayer decides.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from pydantic import BaseModel
 
 import rtlayer.server
 from rtlayer.protocol.events import SERVER_EVENT_TYPES, UNSUPPORTED_SERVER_EVENT_TYPES
-from rtlayer.protocol.session_config import UNSUPPORTED_SESSION_FIELDS, default_session, merge_session
+from rtlayer.protocol.session_config import (
+    ACCEPTED_WITHOUT_EFFECT,
+    UNSUPPORTED_SESSION_FIELDS,
+    default_session,
+    merge_session,
+)
 
 # Objects taken whole (their inner shapes are the tools', prompts' and tracing's own), and a sample each.
 WHOLE = {
@@ -110,6 +116,15 @@ def test_every_session_field_is_supported_or_listed() -> None:
     new = fields - set(SAMPLES) - set(UNSUPPORTED_SESSION_FIELDS)
     assert not new, f"openai.types.realtime has session fields rtlayer does not know: {sorted(new)}"
     assert not set(SAMPLES) & set(UNSUPPORTED_SESSION_FIELDS)
+
+
+def test_fields_accepted_without_effect_are_real_accepted_and_documented() -> None:
+    """The list names today's fields (none stale), each accepted like any supported field (a sample in
+    ``SAMPLES``), and docs/server.md tells users each one has no effect here."""
+    assert set(ACCEPTED_WITHOUT_EFFECT) <= session_fields()
+    assert set(ACCEPTED_WITHOUT_EFFECT) <= set(SAMPLES)
+    docs = (Path(__file__).parents[1] / "docs" / "server.md").read_text()
+    assert [path for path in ACCEPTED_WITHOUT_EFFECT if f"`{path}`" not in docs] == []
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES))

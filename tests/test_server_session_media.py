@@ -125,3 +125,44 @@ def test_nothing_to_play_is_none() -> None:
     d.drain()
     assert d.session.pull_media_audio(160, d.now) is None
     assert d.drain() == []
+
+
+def test_a_sip_calls_formats_stay_the_callers_codec_whatever_an_update_says() -> None:
+    pcmu = {"type": "audio/pcmu"}
+    call = {"audio": {"input": {"format": pcmu}, "output": {"format": pcmu}}}
+    d = Driver(media=PCMU, config=call, formats_fixed=True)
+    d.drain()
+    pcm = {"type": "audio/pcm", "rate": 24000}
+    (updated,) = d.send(
+        {
+            "type": "session.update",
+            "session": {
+                "type": "realtime",
+                "instructions": "Be brief.",
+                "audio": {"output": {"format": pcm}},
+            },
+        }
+    )
+    assert updated["session"]["instructions"] == "Be brief."  # the rest of the update applies
+    assert (
+        updated["session"]["audio"]["input"]["format"]
+        == updated["session"]["audio"]["output"]["format"]
+        == pcmu
+    )
+    assert d.session.formats_dropped == 1
+    # a format that is not one stays a refusal, as anywhere: the update is validated before it is kept
+    (error,) = d.send(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"input": {"format": {"type": "audio/mp3"}}}},
+        }
+    )
+    assert error["type"] == "error" and error["error"]["param"] == "session.audio.input.format.type"
+    assert d.session.formats_dropped == 1
+    # the same update where the medium does not fix the formats (formats_fixed left False): it applies
+    free = Driver(media=PCMU, config=call)
+    free.drain()
+    (changed,) = free.send(
+        {"type": "session.update", "session": {"type": "realtime", "audio": {"output": {"format": pcm}}}}
+    )
+    assert changed["session"]["audio"]["output"]["format"] == pcm

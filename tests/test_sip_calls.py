@@ -197,6 +197,52 @@ async def test_an_accept_body_forcing_another_format_is_answered_with_the_sip_co
     await oai.close()
 
 
+async def test_a_session_update_with_formats_on_a_sip_call_keeps_the_callers_codec(
+    phone: Phone, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An app not using rtlayer attaches with the official client's ``realtime.connect(call_id=...)`` and
+    updates the session with PCM formats (as an SDK's session builder does): the rest of the update applies,
+    the formats are dropped with one warning, and ``session.updated`` shows the call's real format."""
+    caplog.set_level(logging.WARNING, logger="rtlayer.server")
+    sipp, call = await phone.ring("uac_pcmu_app_hangup")
+    oai = openai.AsyncOpenAI(api_key="test-key", base_url=phone.server.url + "/v1", max_retries=0)
+    await oai.realtime.calls.accept(call.call_id, type="realtime")
+    pcm24k: Any = {"type": "audio/pcm", "rate": 24000}
+    async with oai.realtime.connect(call_id=call.call_id) as conn:
+        for instructions in ("You are the billing desk.", "You are the billing desk, still."):
+            await conn.session.update(
+                session={
+                    "type": "realtime",
+                    "instructions": instructions,
+                    "audio": {"input": {"format": pcm24k}, "output": {"format": pcm24k, "voice": "coral"}},
+                }
+            )
+        async with asyncio.timeout(5):
+            created, updated, again = [await conn.recv() for _ in range(3)]
+    assert created.type == "session.created"
+    for event, instructions in (
+        (updated, "You are the billing desk."),
+        (again, "You are the billing desk, still."),
+    ):
+        assert event.type == "session.updated"
+        session: Any = event.session.to_dict()
+        assert session["instructions"] == instructions  # the rest of the update applies
+        audio = session["audio"]
+        assert audio["output"]["voice"] == "coral"
+        assert audio["input"]["format"] == audio["output"]["format"] == {"type": "audio/pcmu"}
+    runner = phone.server.state.runners[created.session.id]  # type: ignore[union-attr]
+    assert runner.session.formats_dropped == 2
+    warnings = [r.getMessage() for r in caplog.records if "session.update" in r.getMessage()]
+    assert warnings == [
+        f"session {created.session.id}: ignoring audio.input/output.format in session.update: "  # type: ignore[union-attr]
+        "this call's audio is audio/pcmu"
+    ]
+    await oai.realtime.calls.hangup(call.call_id)
+    code, log = await sipp.wait()
+    assert code == 0, log
+    await oai.close()
+
+
 async def test_bad_decisions_get_clear_errors_and_the_call_still_rings(phone: Phone) -> None:
     sipp, call = await phone.ring("uac_expect_603")
     base = f"/v1/realtime/calls/{call.call_id}"

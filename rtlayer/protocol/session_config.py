@@ -35,6 +35,7 @@ from rtlayer.protocol.session_fields import (
 )
 
 __all__ = [
+    "ACCEPTED_WITHOUT_EFFECT",
     "DEFAULT_INSTRUCTIONS",
     "SEMANTIC_VAD_DEFAULTS",
     "SERVER_VAD_DEFAULTS",
@@ -77,6 +78,21 @@ _NULLABLE = frozenset({"tracing", "prompt", "include", "reasoning"})
 #: Session fields of ``openai.types.realtime`` the embedded server refuses, on purpose, and why (none today:
 #: every field is accepted, and validated; see tests/test_protocol_coverage.py).
 UNSUPPORTED_SESSION_FIELDS: dict[str, str] = {}
+_NO_ASR = "the embedded server has no speech recognizer: a responder's transcribe() gets the audio only"
+#: Session fields the embedded server accepts, validates and reports back, but that change nothing it does,
+#: and why (tests/test_protocol_coverage.py keeps this list true to ``openai.types.realtime``; docs/server.md
+#: says it to users).
+ACCEPTED_WITHOUT_EFFECT: dict[str, str] = {
+    "audio.input.transcription.model": _NO_ASR,
+    "audio.input.transcription.language": _NO_ASR,
+    "audio.input.transcription.languages": _NO_ASR,
+    "audio.input.transcription.prompt": _NO_ASR,
+    "audio.input.transcription.keywords": _NO_ASR,
+    "audio.input.transcription.delay": (
+        "it trades latency for the recognizer's accuracy; without a recognizer a wait would only fake a latency"
+        " the service does not document"
+    ),
+}
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
 

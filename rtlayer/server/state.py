@@ -281,12 +281,14 @@ class ServerState:
         model: str | None = None,
         config: dict[str, Any] | None = None,
         media: AudioFormat | None = None,
+        formats_fixed: bool = False,
         audio_pacing: float | None = None,
     ) -> SessionRunner:
         """Open a new session (``session.created`` is queued) and its runner, within the limits.
 
         ``config`` is a partial session config applied on top of the defaults (an ephemeral key's
-        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP). Raises
+        session, or a SIP call's accept payload); ``media`` selects media mode (WebRTC, SIP); ``formats_fixed``
+        keeps the config's audio formats whatever a ``session.update`` says (a SIP call's codec). Raises
         ``RequestRefused``: status 429 (``session_limit_reached``) past ``max_sessions``, 400 for a bad config.
         """
         if len(self.runners) >= self.limits.max_sessions:
@@ -304,7 +306,12 @@ class ServerState:
         if self.limits.session_expiry_s is not None:
             extra["max_duration_s"] = self.limits.session_expiry_s
         session = ServerSession(
-            responder_info(self.responder), now=wall_now(), config=initial or None, media=media, **extra
+            responder_info(self.responder),
+            now=wall_now(),
+            config=initial or None,
+            media=media,
+            formats_fixed=formats_fixed,
+            **extra,
         )
         runner = SessionRunner(
             session,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -42,6 +43,8 @@ from rtlayer.server.core.transcription import TranscriptionJob, transcription_ev
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
+logger = logging.getLogger("rtlayer.server")
+
 DEFAULT_MAX_DURATION_S = 3600.0
 MIN_COMMIT_MS = 100.0
 MAX_RESPONSES_IN_PROGRESS = 64
@@ -60,6 +63,7 @@ class ServerSession:
         config: dict[str, Any] | None = None,
         media: AudioFormat | None = None,
         *,
+        formats_fixed: bool = False,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
         max_conversation_bytes: int = DEFAULT_MAX_CONVERSATION_BYTES,
         max_input_buffer_bytes: int = MAX_BUFFER_BYTES,
@@ -74,6 +78,11 @@ class ServerSession:
             self.responder = info_of(responder_info) if responder_info is not None else ResponderInfo()
         self.id = new_id("sess")
         self.media = media
+        #: the audio formats are the medium's, not the client's (a SIP call: the caller's codec, fixed by the
+        #: SDP answer); a ``session.update``'s formats are then dropped, as the accept body's are
+        self.formats_fixed = formats_fixed
+        #: ``session.update`` events whose formats were dropped (``formats_fixed``)
+        self.formats_dropped = 0
         self.created_at = now
         self.expires_at = int(now + max_duration_s)
         initial = dict(config or {})
@@ -373,6 +382,8 @@ class ServerSession:
             )
             return
         old = self.config
+        if self.formats_fixed:
+            self._keep_formats(old, new)
         self.config = new
         if new["audio"]["input"]["format"] != old["audio"]["input"]["format"]:
             self._input_converter = AudioConverter(self.input_format, PCM16_24K)
@@ -383,6 +394,26 @@ class ServerSession:
             if self._active is None:
                 self._arm_idle(now)
         self._emit({"type": "session.updated", "session": self.session_object()})
+
+    def _keep_formats(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """Puts the call's formats back into ``new`` (a valid update's merge), counting an update that tried
+        to change them. The session goes on: the ``session.updated`` that follows shows the call's format."""
+        changed = [
+            side
+            for side in ("input", "output")
+            if new["audio"][side]["format"] != old["audio"][side]["format"]
+        ]
+        for side in changed:
+            new["audio"][side]["format"] = old["audio"][side]["format"]
+        if changed:
+            self.formats_dropped += 1
+            if self.formats_dropped == 1:  # one warning per session, however often the client repeats it
+                logger.warning(
+                    "session %s: ignoring audio.%s.format in session.update: this call's audio is %s",
+                    self.id,
+                    "/".join(changed),
+                    old["audio"]["input"]["format"]["type"],
+                )
 
     def _on_input_audio_buffer_append(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
         try:

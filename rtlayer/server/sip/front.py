@@ -425,7 +425,10 @@ class SipFront:
         config["audio"] = audio
         try:
             runner = self.state.create_runner(
-                model=config.get("model"), config=config, media=PCMU if call.answer.codec == "pcmu" else PCMA
+                model=config.get("model"),
+                config=config,
+                media=PCMU if call.answer.codec == "pcmu" else PCMA,
+                formats_fixed=True,  # and a session.update's formats are dropped, as the accept body's
             )
         except RequestRefused as exc:
             if exc.status != 429:  # the accept body was checked by the route; a limit is what is left
