@@ -130,7 +130,7 @@ def expected_requests(provider: str, call_id: str) -> list[tuple[str, str, str, 
         return [("POST", path, auth, {"exoml": exoml}), ("POST", path + "/hangup", auth, {})]
     path, auth = f"/v1/calls/{call_id}", "Bearer jwt-1"
     ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": "447700900000"}]}]
-    transfer = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
+    transfer: dict[str, Any] = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
     return [("PUT", path, auth, transfer), ("PUT", path, auth, {"action": "hangup"})]
 
 
