@@ -122,7 +122,11 @@ def expected_requests(provider: str, call_id: str) -> list[tuple[str, str, str, 
     """What each provider's REST documentation specifies: transfer first, then hang-up."""
     if provider == "plivo":
         path, auth = f"/v1/Account/MA123/Call/{call_id}/", basic("MA123", "plivo-token")
-        transfer = {"legs": "aleg", "aleg_url": "https://app.example.invalid/dial.xml", "aleg_method": "POST"}
+        transfer: dict[str, Any] = {
+            "legs": "aleg",
+            "aleg_url": "https://app.example.invalid/dial.xml",
+            "aleg_method": "POST",
+        }
         return [("POST", path, auth, transfer), ("DELETE", path, auth, {})]
     if provider == "exotel":
         path, auth = f"/v2/accounts/acme1/legs/{call_id}/actions", basic("exo-key", "exo-token")
@@ -130,7 +134,7 @@ def expected_requests(provider: str, call_id: str) -> list[tuple[str, str, str, 
         return [("POST", path, auth, {"exoml": exoml}), ("POST", path + "/hangup", auth, {})]
     path, auth = f"/v1/calls/{call_id}", "Bearer jwt-1"
     ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": "447700900000"}]}]
-    transfer: dict[str, Any] = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
+    transfer = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
     return [("PUT", path, auth, transfer), ("PUT", path, auth, {"action": "hangup"})]
 
 
