@@ -18,6 +18,9 @@ append arrives and sends deltas): provider frame in -> ``input_audio_buffer.appe
 delta sent -> provider ``media`` frame received (pacing lead made large so pacing does not hold the frames),
 and barge-in (model's ``speech_started``) -> provider ``clear``; p50/p99. Smoke size by default;
 ``RTLAYER_BENCH_FULL=1`` for the figures in bench/README.md.
+
+Capacity (real sockets, three processes): bridged Twilio calls on one pinned core that keep real time, in steps
+of N calls (see ``test_bridged_calls_per_core_that_keep_real_time``); 4 calls in the smoke run.
 """
 
 from __future__ import annotations
