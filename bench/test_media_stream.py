@@ -342,7 +342,8 @@ class LeanCaller:
     def kept_real_time(self, started: float, ended: float) -> bool:
         utterance_ends = []
         for k in range(int((ended - started) / 0.020)):
-            if (k + self.phase) % CYCLE_FRAMES == self.speech_frames:
+            # a whole sentence only: a call whose phase starts mid-sentence says too little for the VAD
+            if (k + self.phase) % CYCLE_FRAMES == self.speech_frames and k >= self.speech_frames:
                 utterance_ends.append(started + k * 0.020)
         answered = 0
         for end in utterance_ends[:-1]:
@@ -382,7 +383,9 @@ async def _drain(process: asyncio.subprocess.Process) -> None:
         pass
 
 
-async def _capacity_step(bridge_url: str, bridge_pid: int, calls: int, payloads: list[str]) -> dict[str, Any]:
+async def _capacity_step(
+    bridge_url: str, bridge_pid: int, server_pid: int, calls: int, payloads: list[str]
+) -> dict[str, Any]:
     from websockets.asyncio.client import connect
 
     speech_frames = sum(1 for p in payloads if p != payloads[-1])
@@ -404,7 +407,8 @@ async def _capacity_step(bridge_url: str, bridge_pid: int, calls: int, payloads:
                 await conn.send(START.replace('"MZ1"', f'"{caller.sid}"'))
                 receivers.append(asyncio.ensure_future(caller.receive()))
         await asyncio.sleep(1.0)  # every call bridged to the model before the clock starts
-        cpu0, started = _cpu_seconds(bridge_pid), loop.time()
+        cpu0, server0, mine0 = _cpu_seconds(bridge_pid), _cpu_seconds(server_pid), time.process_time()
+        started = loop.time()
         ticks = int(CAPACITY_SECONDS / 0.020)
         lateness: list[float] = []
         for k in range(ticks):
@@ -415,6 +419,7 @@ async def _capacity_step(bridge_url: str, bridge_pid: int, calls: int, payloads:
             await asyncio.sleep(max(0.0, started + (k + 1) * 0.020 - loop.time()))
         ended = loop.time()
         cpu = _cpu_seconds(bridge_pid) - cpu0
+        server_cpu, callers_cpu = _cpu_seconds(server_pid) - server0, time.process_time() - mine0
         await asyncio.sleep(0.5)
         kept = sum(caller.kept_real_time(started, ended) for caller in callers)
     finally:
@@ -429,6 +434,9 @@ async def _capacity_step(bridge_url: str, bridge_pid: int, calls: int, payloads:
         "kept": kept,
         "bridge_cpu_per_call_second_ms": 1000 * cpu / (calls * (ended - started)),
         "bridge_cpu_busy": cpu / (ended - started),
+        # the other core: the model server and the callers (this process) share it
+        "server_cpu_busy": server_cpu / (ended - started),
+        "callers_cpu_busy": callers_cpu / (ended - started),
         "provider_lateness_p99_ms": 1000 * lateness[int(len(lateness) * 0.99)],
         # the callers' own ticker fell behind: the step measured the other core, not the bridge
         "provider_bound": lateness[int(len(lateness) * 0.99)] > 0.020,
@@ -457,7 +465,7 @@ async def _capacity() -> list[dict[str, Any]]:
         payloads = _caller_payloads()
         results = []
         for calls in CAPACITY_STEPS:
-            step = await _capacity_step(url, bridge.pid, calls, payloads)
+            step = await _capacity_step(url, bridge.pid, server.pid, calls, payloads)
             print(f"\nmedia stream capacity: {step}", flush=True)
             results.append(step)
             if step["kept"] < 0.95 * calls:
