@@ -131,7 +131,11 @@ def _stdlib_loads(text: str | bytes) -> Any:
 def _may_nest(value: Any) -> bool:
     """False for a flat object (an audio append): it cannot be too deep, and counting is skipped."""
     if type(value) is dict:
-        return any(type(v) is dict or type(v) is list for v in value.values())
+        for item in value.values():  # a plain loop: this runs on every event, a generator costs more
+            kind = type(item)
+            if kind is dict or kind is list:
+                return True
+        return False
     return type(value) is list
 
 

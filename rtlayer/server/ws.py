@@ -259,8 +259,13 @@ async def _serve(
                 runner.greet(sink)
         slice_end = loop.time() + _SLICE_S
         while not ws.closed:
+            before = loop.time()
             msg = await ws.receive()
-            if loop.time() > slice_end:
+            now = loop.time()
+            if now - before > _SLICE_S / 4:
+                # The receive waited for the network: the loop ran the other sessions meanwhile.
+                slice_end = now + _SLICE_S
+            elif now > slice_end:
                 # Frames already buffered come back without a pause: a client sending thousands of
                 # events in one burst must not keep the loop from the other sessions.
                 await asyncio.sleep(0)

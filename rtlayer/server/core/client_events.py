@@ -63,11 +63,15 @@ def without_nulls(event: Any) -> Any:
     ``openai.types.realtime`` declares optional fields ``Optional[...] = None`` and the hosted service
     reads null as "not given"; other SDKs serialise unset fields so (``response.create`` with
     ``"instructions": null``). Where null is a value (``turn_detection: null`` turns detection off) it is
-    kept. A new dict is returned; ``event`` is not changed.
+    kept. ``event`` is not changed: a new dict is returned where anything had to go (a flat event without
+    nulls comes back as it is).
     """
     if not isinstance(event, dict):
         return event
-    return _strip(event, ())
+    for value in event.values():  # most events (every audio append) are flat and null-free: no copy
+        if value is None or type(value) is dict or type(value) is list:
+            return _strip(event, ())
+    return event
 
 
 def _strip(value: Any, path: tuple[str, ...]) -> Any:
