@@ -5,7 +5,7 @@ The provider (Twilio's ``<Connect><Stream url="wss://.../media-stream">``) opens
 tracked from the provider's marks, a barge-in clears the provider and truncates the answer at what the
 caller heard. The call's metadata is there before the model says anything.
 
-    python examples/media_stream_aiohttp.py --port 8080
+    python examples/media_stream_aiohttp.py --port 8080 [--provider twilio|telnyx|plivo|exotel|vonage]
     rtlayer phone --provider twilio ws://127.0.0.1:8080/media-stream tests/data/hello_24k.wav -o heard.wav
 
 With no ``--url`` each call talks to an embedded server (the echo responder); ``--url wss://api.openai.com/v1/realtime``
@@ -20,7 +20,7 @@ import logging
 
 from aiohttp import web
 
-from rtlayer.transports.media_stream import MediaStreamTransport
+from rtlayer.transports.media_stream import DIALECTS, MediaStreamTransport
 
 log = logging.getLogger("media_stream_aiohttp")
 
@@ -63,7 +63,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", default="twilio")
+    parser.add_argument("--provider", default="twilio", choices=sorted(DIALECTS))
     parser.add_argument("--port", type=int, default=8080, help="0: any free port")
     parser.add_argument("--url", default=None, help="the model (default: an embedded server per call)")
     parser.add_argument("--calls", type=int, default=0, help="exit after N calls (0: run until stopped)")

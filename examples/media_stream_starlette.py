@@ -4,7 +4,7 @@ default), served by uvicorn.
 The endpoint accepts the provider's WebSocket and hands it to ``MediaStreamTransport``, which bridges it to
 the Realtime model. FastAPI is the same: ``@app.websocket("/media-stream")`` with the same body.
 
-    python examples/media_stream_starlette.py --port 8080
+    python examples/media_stream_starlette.py --port 8080 [--provider twilio|telnyx|plivo|exotel|vonage]
     rtlayer phone --provider telnyx ws://127.0.0.1:8080/media-stream tests/data/hello_24k.wav -o heard.wav
 """
 
@@ -20,7 +20,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 
-from rtlayer.transports.media_stream import MediaStreamTransport
+from rtlayer.transports.media_stream import DIALECTS, MediaStreamTransport
 
 log = logging.getLogger("media_stream_starlette")
 
@@ -68,7 +68,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", default="telnyx")
+    parser.add_argument("--provider", default="telnyx", choices=sorted(DIALECTS))
     parser.add_argument("--port", type=int, default=8080, help="0: any free port")
     parser.add_argument("--url", default=None, help="the model (default: an embedded server per call)")
     parser.add_argument("--calls", type=int, default=0, help="exit after N calls (0: run until stopped)")

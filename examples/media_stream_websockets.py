@@ -1,7 +1,7 @@
 """A phone agent behind a telephony provider's media stream, on a plain ``websockets`` server (Vonage by
 default: binary 16 kHz L16 frames, transcoded by the native core).
 
-    python examples/media_stream_websockets.py --port 8080
+    python examples/media_stream_websockets.py --port 8080 [--provider twilio|telnyx|plivo|exotel|vonage]
     rtlayer phone --provider vonage ws://127.0.0.1:8080/media-stream tests/data/hello_24k.wav -o heard.wav
 """
 
@@ -13,7 +13,7 @@ import logging
 
 from websockets.asyncio.server import ServerConnection, serve
 
-from rtlayer.transports.media_stream import MediaStreamTransport
+from rtlayer.transports.media_stream import DIALECTS, MediaStreamTransport
 
 log = logging.getLogger("media_stream_websockets")
 
@@ -49,7 +49,7 @@ async def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--provider", default="vonage")
+    parser.add_argument("--provider", default="vonage", choices=sorted(DIALECTS))
     parser.add_argument("--port", type=int, default=8080, help="0: any free port")
     parser.add_argument("--url", default=None, help="the model (default: an embedded server per call)")
     parser.add_argument("--calls", type=int, default=0, help="exit after N calls (0: run until stopped)")

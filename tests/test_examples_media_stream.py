@@ -1,5 +1,6 @@
 """The media-stream examples run as a user runs them (a subprocess per app), called by the provider
-simulator: an aiohttp app (Twilio), a Starlette app on uvicorn (Telnyx) and a `websockets` app (Vonage)."""
+simulator: an aiohttp app, a Starlette app on uvicorn and a `websockets` app, each with two providers
+(``--provider``), so every framework meets a JSON provider and every provider meets some framework."""
 
 from __future__ import annotations
 
@@ -20,15 +21,18 @@ pytestmark = pytest.mark.timeout(60)
     ("example", "provider"),
     [
         ("media_stream_aiohttp.py", "twilio"),
+        ("media_stream_aiohttp.py", "plivo"),
         ("media_stream_starlette.py", "telnyx"),
+        ("media_stream_starlette.py", "exotel"),
         ("media_stream_websockets.py", "vonage"),
+        ("media_stream_websockets.py", "twilio"),
     ],
 )
 async def test_a_media_stream_example_answers_a_simulated_call(example: str, provider: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("OPENAI_API_KEY", None)
     app = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "examples" / example), "--port", "0", "--calls", "1",
+        sys.executable, str(ROOT / "examples" / example), "--port", "0", "--calls", "1", "--provider", provider,
         stderr=asyncio.subprocess.PIPE, env=env, cwd=ROOT,
     )  # fmt: skip
     lines: list[str] = []

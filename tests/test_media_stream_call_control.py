@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -14,7 +14,15 @@ from media_stream_helpers import websockets_bridge
 
 from rtlayer.server.realtime_server import RealtimeServer
 from rtlayer.testing.phone import PhoneSimulator
-from rtlayer.transports.media_stream import CallControlError, TelnyxCallControl, TwilioCallControl
+from rtlayer.transports.media_stream import (
+    CallControl,
+    CallControlError,
+    ExotelCallControl,
+    PlivoCallControl,
+    TelnyxCallControl,
+    TwilioCallControl,
+    VonageCallControl,
+)
 
 
 class ProviderApiDouble:
@@ -29,6 +37,8 @@ class ProviderApiDouble:
             dict(await request.post())
             if request.content_type.endswith("form-urlencoded")
             else await request.json()
+            if request.can_read_body
+            else {}
         )
         self.requests.append((request.method, request.path, request.headers.get("Authorization", ""), body))
         if self.fail_with is not None:
@@ -90,6 +100,80 @@ async def test_telnyx_call_control_and_the_providers_refusal(
         "POST", f"/v2/calls/{call_id}/actions/transfer", "Bearer KEY-secret", {"to": "sip:desk@example.invalid"}
     )  # fmt: skip
     assert double.requests[1][1] == f"/v2/calls/{call_id}/actions/hangup"
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def plivo(base: str) -> tuple[CallControl, str]:
+    return PlivoCallControl("MA123", "plivo-token", base_url=base), "https://app.example.invalid/dial.xml"
+
+
+def exotel(base: str) -> tuple[CallControl, str]:
+    return ExotelCallControl("acme1", "exo-key", "exo-token", base_url=base), "+919876543210"
+
+
+def vonage(base: str) -> tuple[CallControl, str]:
+    return VonageCallControl(lambda: "jwt-1", base_url=base), "+447700900000"
+
+
+def expected_requests(provider: str, call_id: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """What each provider's REST documentation specifies: transfer first, then hang-up."""
+    if provider == "plivo":
+        path, auth = f"/v1/Account/MA123/Call/{call_id}/", basic("MA123", "plivo-token")
+        transfer: dict[str, Any] = {
+            "legs": "aleg",
+            "aleg_url": "https://app.example.invalid/dial.xml",
+            "aleg_method": "POST",
+        }
+        return [("POST", path, auth, transfer), ("DELETE", path, auth, {})]
+    if provider == "exotel":
+        path, auth = f"/v2/accounts/acme1/legs/{call_id}/actions", basic("exo-key", "exo-token")
+        exoml = '<?xml version="1.0" encoding="UTF-8"?><Flow><Dial>+919876543210</Dial></Flow>'
+        return [("POST", path, auth, {"exoml": exoml}), ("POST", path + "/hangup", auth, {})]
+    path, auth = f"/v1/calls/{call_id}", "Bearer jwt-1"
+    ncco = [{"action": "connect", "endpoint": [{"type": "phone", "number": "447700900000"}]}]
+    transfer = {"action": "transfer", "destination": {"type": "ncco", "ncco": ncco}}
+    return [("PUT", path, auth, transfer), ("PUT", path, auth, {"action": "hangup"})]
+
+
+@pytest.mark.parametrize("make_control", [plivo, exotel, vonage], ids=lambda f: f.__name__)
+async def test_transfer_and_hangup_send_the_request_each_providers_api_documents(
+    server: RealtimeServer,
+    provider_api: tuple[str, ProviderApiDouble],
+    make_control: Callable[[str], tuple[CallControl, str]],
+) -> None:
+    base, double = provider_api
+    provider = make_control.__name__
+    control, target = make_control(base)
+    async with websockets_bridge(provider, server.ws_url, call_control=control) as app:
+        async with PhoneSimulator(provider, app.url) as phone:
+            await phone.wait_for(lambda: app.transports and app.transports[0].status.value == "connected")
+            await app.transports[0].transfer(target)
+            await app.transports[0].hangup()
+            await phone.wait_closed(within=5)
+    assert phone.call.call_id
+    assert double.requests == expected_requests(provider, phone.call.call_id)
+
+
+async def test_a_vonage_refusal_carries_its_title_and_never_the_token(
+    provider_api: tuple[str, ProviderApiDouble],
+) -> None:
+    from rtlayer.audio import PCM16_16K
+    from rtlayer.transports.media_stream.events import CallStart, ProviderFormat
+
+    base, double = provider_api
+    double.fail_with = (
+        404,
+        '{"type": "https://developer.nexmo.com/api-errors#not-found", "title": "Not Found"}',
+    )
+    control = VonageCallControl("secret-jwt", base_url=base)
+    call = CallStart("vonage", "aaaa-bbbb", None, None, None, {}, ProviderFormat(PCM16_16K), {})
+    with pytest.raises(CallControlError, match="HTTP 404: Not Found") as refused:
+        await control.hangup(call)
+    assert refused.value.status == 404 and "secret-jwt" not in str(refused.value)
+    await control.aclose()
 
 
 async def test_an_unreachable_provider_api_is_a_connect_error() -> None:

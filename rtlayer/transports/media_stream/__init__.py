@@ -11,7 +11,14 @@ Starlette or websockets), ``transport.py`` (``MediaStreamTransport``, the asynci
 from __future__ import annotations
 
 from .bridge import InboundAudio, OutboundAudio
-from .call_control import CallControlError, TelnyxCallControl, TwilioCallControl
+from .call_control import (
+    CallControlError,
+    ExotelCallControl,
+    PlivoCallControl,
+    TelnyxCallControl,
+    TwilioCallControl,
+    VonageCallControl,
+)
 from .dialects import (
     DIALECTS,
     Dialect,
@@ -43,11 +50,13 @@ __all__ = [
     "CallStop",
     "Dialect",
     "DtmfEvent",
+    "ExotelCallControl",
     "ExotelDialect",
     "ExotelMediaStreamTransport",
     "InboundAudio",
     "MediaStreamTransport",
     "OutboundAudio",
+    "PlivoCallControl",
     "PlivoDialect",
     "PlivoMediaStreamTransport",
     "ProviderFormat",
@@ -60,6 +69,7 @@ __all__ = [
     "TwilioCallControl",
     "TwilioDialect",
     "TwilioMediaStreamTransport",
+    "VonageCallControl",
     "VonageDialect",
     "VonageMediaStreamTransport",
     "WebsocketsSocket",
