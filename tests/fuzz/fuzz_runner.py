@@ -287,6 +287,17 @@ def run_group(names: list[str], seed: int = 1) -> list[Report]:
     return reports
 
 
+def check_target(name: str, ci_minimum: int = 200) -> None:
+    """A test's assertion for one target: it ran in this mode's budget (at least ``ci_minimum`` inputs in
+    CI, every input of the budget in the long mode) and found nothing."""
+    t = load_targets()[name]
+    inputs, seconds = budget()
+    report = run_isolated(t, seed=1, inputs=inputs, seconds=seconds if seconds is not None else t.ci_seconds)
+    print(report.summary())
+    assert not report.failures, "\n\n".join(report.failures)
+    assert report.inputs >= (inputs if LONG else ci_minimum), report.summary()  # it really ran
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.fuzz", description=__doc__.split("\n\n")[0])
     parser.add_argument("names", nargs="*", help="targets or groups (native, native.pcm); default: all")
