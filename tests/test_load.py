@@ -36,6 +36,18 @@ HELLO = str(ROOT / "tests" / "data" / "hello_24k.wav")
 SENTENCE = str(ROOT / "tests" / "data" / "joke_24k.wav")  # one phrase, 1.1 s
 
 
+def rtlayer_load(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``rtlayer load ARGS`` as a user runs it, in its own process, from the checkout."""
+    return subprocess.run(
+        [sys.executable, "-m", "rtlayer.cli", "load", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
 # -- scenarios -------------------------------------------------------------------------------------------
 
 
@@ -210,25 +222,7 @@ async def test_a_tool_turn_measures_the_call_and_the_answer_that_follows() -> No
 
 
 def test_the_command_runs_an_embedded_server_in_another_process_and_writes_its_report(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtlayer.cli",
-            "load",
-            "--sessions",
-            "3",
-            "--duration",
-            "3",
-            "--report",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
+    done = rtlayer_load("--sessions", "3", "--duration", "3", "--report", str(tmp_path), timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ws://127.0.0.1:" in done.stdout and "first_audio" in done.stdout
     report = json.loads((tmp_path / "report.json").read_text())
@@ -237,14 +231,7 @@ def test_the_command_runs_an_embedded_server_in_another_process_and_writes_its_r
 
 
 def test_the_command_refuses_bad_flags_in_one_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "rtlayer.cli", "load", "--ramp", "-1"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
+    done = rtlayer_load("--ramp", "-1", timeout=30)
     assert done.returncode == 2
     # One line, as for every rtlayer command (rtlayer.cli._args.Parser): no usage block.
     assert (
@@ -438,28 +425,18 @@ def test_phone_callers_measure_a_bridge_as_the_caller_hears_it(provider: str, tm
             }
         )
     )
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtlayer.cli",
-            "load",
-            "--provider",
-            provider,
-            "--sessions",
-            "2",
-            "--duration",
-            "9",
-            "--scenario",
-            str(scenario),
-            "--report",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
+    done = rtlayer_load(
+        "--provider",
+        provider,
+        "--sessions",
+        "2",
+        "--duration",
+        "9",
+        "--scenario",
+        str(scenario),
+        "--report",
+        str(tmp_path),
         timeout=90,
-        cwd=ROOT,
-        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{provider} media streams -> ws://127.0.0.1:" in done.stdout
@@ -477,26 +454,8 @@ def test_phone_callers_measure_a_bridge_as_the_caller_hears_it(provider: str, tm
 
 
 def test_sip_callers_are_sipp_calls_into_an_embedded_server_that_answers_them(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtlayer.cli",
-            "load",
-            "--transport",
-            "sip",
-            "--sessions",
-            "3",
-            "--duration",
-            "4",
-            "--report",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=ROOT,
-        check=False,
+    done = rtlayer_load(
+        "--transport", "sip", "--sessions", "3", "--duration", "4", "--report", str(tmp_path), timeout=90
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads((tmp_path / "report.json").read_text())
