@@ -129,6 +129,50 @@ def test_outbound_audio_keeps_real_time_when_acknowledgements_are_late_but_never
     assert out.pop_ready(now=1.0) == [] and out.next_due(1.0) is None  # only an acknowledgement releases more
 
 
+def _play_through_pauses(
+    out: OutboundAudio, pauses: list[float], pause_s: float, seconds: float, transit_s: float = 0.001
+) -> list[tuple[float, float]]:
+    """A provider that plays at real time and echoes each mark when its frame has played, against a bridge whose
+    loop stops for ``pause_s`` at each of ``pauses`` (nothing sent, echoes read at the end of the pause), with
+    a whole answer queued from the start. Simulated in 1 ms steps; returns the underruns (when, ms) the caller
+    would hear."""
+    for _ in range(int(seconds * 50) + 50):
+        out.push(b"\xff" * 160, "item_a", 0)
+    echoes: list[tuple[float, str]] = []  # (reaches the bridge, mark)
+    play_end: float | None = None
+    underruns: list[tuple[float, float]] = []
+    for step in range(int(seconds * 1000)):
+        now = step / 1000
+        if any(p <= now < p + pause_s for p in pauses):
+            continue
+        while echoes and echoes[0][0] <= now:
+            out.ack(echoes.pop(0)[1], now)
+        for frame in out.pop_ready(now):
+            arrives = now + transit_s
+            if play_end is not None and arrives > play_end + 1e-9:
+                underruns.append((now, round((arrives - play_end) * 1000, 1)))
+            play_end = max(play_end or 0.0, arrives) + 0.020
+            echoes.append((play_end + transit_s, frame.mark))
+    return underruns
+
+
+def test_the_lead_grows_after_a_pause_so_the_same_pauses_never_starve_the_caller_again() -> None:
+    # The bridge's loop stops for 90 ms once a second (descheduled, or busy with other calls): more than the
+    # 60-80 ms the provider holds at an 80 ms lead. The first pause is heard; the acknowledgement gap it
+    # leaves raises the lead, and the next eight pass unheard though the answer was queued all along.
+    out = OutboundAudio(20, lead_ms=80, max_ahead_ms=300)
+    pauses = [1.0 + k for k in range(9)]
+    underruns = _play_through_pauses(out, pauses, pause_s=0.090, seconds=10.0)
+    assert [round(when) for when, _ in underruns] == [1], underruns
+    assert 150 <= out.lead_ms <= 300 and out.unacked_ms <= 300
+
+
+def test_on_a_steady_path_the_lead_stays_at_its_base() -> None:
+    out = OutboundAudio(20, lead_ms=80, max_ahead_ms=300)
+    assert _play_through_pauses(out, [], pause_s=0.0, seconds=3.0) == []
+    assert out.lead_ms == pytest.approx(80, abs=2) and out.unacked_ms <= 80
+
+
 def test_a_clear_starts_a_new_generation_and_reports_what_was_unheard_per_item() -> None:
     out = OutboundAudio(20, lead_ms=60)
     for item in ("a", "a", "a", "b", "b"):

@@ -12,6 +12,15 @@ Pacing. A frame leaves when either
   and the provider holds less than ``max_ahead_ms`` (so late acknowledgements never starve the caller, and
   never let the provider's buffer, and so the cost of a barge-in, grow past ``max_ahead_ms``).
 
+The lead adapts to pauses. Whatever stops the audio path for a while (the bridge's loop busy or descheduled,
+the provider or the network late) shows as a gap between two acknowledgements longer than the frame played
+between them; the provider held ``lead_ms - frame`` when the pause began, so a pause longer than that is an
+underrun the caller hears, however much audio is queued here. ``jitter_ms`` is the largest recent excess (it
+rises at once and halves every ``JITTER_HALF_LIFE_S``), and the lead in force is ``base_lead_ms + jitter_ms``,
+never above ``max_ahead_ms``: on a quiet path the provider holds ``lead_ms``, on a jittery one enough to ride
+out the pauses it has shown. Model audio arriving late does not count: the provider keeps acknowledging at real
+time while it plays what it has, and a run that plays out ends the measurement.
+
 With the defaults (80 ms lead, 300 ms cap) a barge-in costs at most 300 ms of audio sent and never heard,
 and 80-100 ms in the steady state; ``bench/test_media_stream.py`` measures the lead a provider actually sees.
 
@@ -55,14 +64,22 @@ class OutboundAudio:
 
     #: markers waiting for their echo; past this the provider is not echoing and the oldest are forgotten
     MAX_PENDING_MARKS = 4096
+    #: how fast the lead comes back down after a pause raised it (see the module doc)
+    JITTER_HALF_LIFE_S = 10.0
 
     def __init__(self, frame_ms: float, *, lead_ms: float = 80.0, max_ahead_ms: float = 300.0) -> None:
         if frame_ms <= 0:
             raise ValueError(f"frame_ms must be positive, got {frame_ms}")
         self.frame_ms = float(frame_ms)
         # At least two frames ahead: with one, every acknowledgement's delay is a gap the caller hears.
-        self.lead_ms = max(float(lead_ms), 2 * self.frame_ms)
-        self.max_ahead_ms = max(float(max_ahead_ms), self.lead_ms)
+        self.base_lead_ms = max(float(lead_ms), 2 * self.frame_ms)
+        self.max_ahead_ms = max(float(max_ahead_ms), self.base_lead_ms)
+        #: the lead in force: ``base_lead_ms`` plus the recent pauses' allowance, at most ``max_ahead_ms``
+        self.lead_ms = self.base_lead_ms
+        #: the largest recent excess of an acknowledgement gap over the audio it confirmed (decaying), in ms
+        self.jitter_ms = 0.0
+        self._jitter_at = 0.0
+        self._last_ack_at: float | None = None
         self.generation = 0
         self._seq = 0
         self._queue: deque[tuple[bytes, str, int, float]] = deque()
@@ -138,11 +155,15 @@ class OutboundAudio:
 
     # -- the provider's side ---------------------------------------------------------------------------------
 
-    def ack(self, name: str) -> _Pending | None:
-        """A marker echoed: the item and ms it confirms as heard, or None (stale or unknown, counted)."""
+    def ack(self, name: str, now: float | None = None) -> _Pending | None:
+        """A marker echoed: the item and ms it confirms as heard, or None (stale or unknown, counted).
+
+        ``now`` (when the echo was read) feeds the adaptive lead; without it the lead stays where it is."""
         pending = self._pending.pop(name, None)
         if pending is not None:
             self._unacked_ms = max(0.0, self._unacked_ms - pending.ms)
+            if now is not None:
+                self._measure_gap(now, pending.ms)
             return pending
         generation, _, seq = name.partition(".")
         if generation.isdigit() and seq.isdigit() and int(generation) < self.generation:
@@ -150,6 +171,23 @@ class OutboundAudio:
         else:
             self.unknown_acks += 1
         return None
+
+    def _measure_gap(self, now: float, played_ms: float) -> None:
+        """Raises the lead by how much longer than ``played_ms`` this acknowledgement took after the previous
+        one (see the module doc); only while the provider still holds audio, so a run that played out (or a
+        clear) starts over without a gap."""
+        last = self._last_ack_at
+        self._last_ack_at = now if self._pending else None
+        if last is None:
+            return
+        jitter = self.jitter_ms
+        if jitter:
+            jitter *= 0.5 ** ((now - self._jitter_at) / self.JITTER_HALF_LIFE_S)
+        excess = (now - last) * 1000.0 - played_ms
+        if excess > jitter:
+            jitter = excess
+        self.jitter_ms, self._jitter_at = jitter, now
+        self.lead_ms = min(self.max_ahead_ms, self.base_lead_ms + jitter)
 
     def clear(self) -> dict[tuple[str, int], float]:
         """A barge-in: drop the queue, forget the markers in flight (a new generation), and return the ms still
@@ -165,6 +203,7 @@ class OutboundAudio:
         self._pending.clear()
         self._unacked_ms = 0.0
         self._run_start = None
+        self._last_ack_at = None
         self.generation += 1
         return unheard
 

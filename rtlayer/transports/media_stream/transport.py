@@ -427,7 +427,7 @@ class MediaStreamTransport(ClientShell):
             for chunk in self.inbound.media(audio, event.timestamp_ms, now):
                 await self._to_model(chunk)
         elif isinstance(event, PlaybackAck):
-            self._on_ack(event.name)
+            self._on_ack(event.name, now)
         elif isinstance(event, CallStart):
             self.call = event
             self.inbound = InboundAudio(self.dialect.format.audio, **self._inbound_options)
@@ -504,7 +504,7 @@ class MediaStreamTransport(ClientShell):
         outbound.push(data, event.item_id, event.content_index)
         self._wake.set()
 
-    def _on_ack(self, name: str) -> None:
+    def _on_ack(self, name: str, now: float) -> None:
         outbound = self.outbound
         if outbound is None:
             self._problem(
@@ -512,7 +512,7 @@ class MediaStreamTransport(ClientShell):
             )
             return
         stale = outbound.stale_acks
-        pending = outbound.ack(name)
+        pending = outbound.ack(name, now)
         if pending is not None:
             self.tracker.on_play_ms(pending.item_id, pending.content_index, pending.ms)
             self._wake.set()
