@@ -162,6 +162,9 @@ class MediaStreamTransport(ClientShell):
         self._forwarded: set[str] = set()
         self._send_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._pumping = False
+        self._due_at: float | None = None
+        self._due_timer: asyncio.TimerHandle | None = None
         self._socket_open = True
         self._close_task: asyncio.Task[None] | None = None
         #: counters (also what ``rtlayer bridge`` exports to Prometheus)
@@ -302,6 +305,8 @@ class MediaStreamTransport(ClientShell):
                     logger.exception("closing the model's transport failed")
         finally:
             self._socket_open = False
+            if self._due_timer is not None:
+                self._due_timer.cancel()
             await self.socket.close()
 
     # -- internals: wiring -----------------------------------------------------------------------------------
@@ -427,7 +432,8 @@ class MediaStreamTransport(ClientShell):
             for chunk in self.inbound.media(audio, event.timestamp_ms, now):
                 await self._to_model(chunk)
         elif isinstance(event, PlaybackAck):
-            self._on_ack(event.name, now)
+            if self._on_ack(event.name, now):
+                await self._pump()  # the provider played a frame: the next may leave now
         elif isinstance(event, CallStart):
             self.call = event
             self.inbound = InboundAudio(self.dialect.format.audio, **self._inbound_options)
@@ -504,49 +510,70 @@ class MediaStreamTransport(ClientShell):
         outbound.push(data, event.item_id, event.content_index)
         self._wake.set()
 
-    def _on_ack(self, name: str, now: float) -> None:
+    def _on_ack(self, name: str, now: float) -> bool:
+        """The provider played up to marker ``name``: playback truth for the model transport; True when it
+        confirmed audio of the current generation (so more may leave now)."""
         outbound = self.outbound
         if outbound is None:
             self._problem(
                 ProviderProblem("unknown_mark", f"a playback ack for {name[:40]!r} before any audio")
             )
-            return
+            return False
         stale = outbound.stale_acks
         pending = outbound.ack(name, now)
         if pending is not None:
             self.tracker.on_play_ms(pending.item_id, pending.content_index, pending.ms)
-            self._wake.set()
-        elif outbound.stale_acks == stale:
+            return True
+        if outbound.stale_acks == stale:
             self._problem(ProviderProblem("unknown_mark", f"a playback ack for {name[:40]!r}, never sent"))
         elif self._awaiting_clear:
             # Played after the truncate was decided, before the provider confirmed the clear: heard but not in
             # the truncate. Only measurable where the provider confirms a clear (Plivo, Vonage); the others
             # return the markers of cleared audio, which look the same.
             self.truncation_error_ms += self.dialect.out_frame_ms
+        return False
 
     async def _pacer(self) -> None:
-        outbound = self.outbound
-        assert outbound is not None
-        loop = asyncio.get_running_loop()
+        """Sends the model's audio when ``_wake`` says some may leave: audio arrived from the model, or the
+        real-time schedule's next frame is due (``_arm``'s timer). Acknowledgements pump inline, in the
+        provider's reader, without a task switch per frame."""
         while not self._closing:
-            now = loop.time()
-            for frame in outbound.pop_ready(now):
-                async with self._send_lock:
-                    if frame.mark.partition(".")[0] != str(outbound.generation):
-                        break  # a barge-in cleared it while we waited for the socket
-                    await self._send(self.dialect.audio(frame.audio))
-                    await self._send(self.dialect.bridge_mark(frame.mark))
-                self.frames_out += 1
-            due = outbound.next_due(loop.time())
+            await self._wake.wait()
             self._wake.clear()
-            if due is None:
-                await self._wake.wait()
-            elif due > loop.time():
-                try:
-                    async with asyncio.timeout(due - loop.time()):
-                        await self._wake.wait()
-                except TimeoutError:
-                    pass
+            await self._pump()
+
+    async def _pump(self) -> None:
+        """Sends every frame that may leave now, then arms the timer for the next one. One pump at a time (a
+        second caller returns: the running one loops until nothing is ready), so frames leave in order."""
+        outbound = self.outbound
+        if outbound is None or self._pumping:
+            return
+        self._pumping = True
+        loop = asyncio.get_running_loop()
+        try:
+            while frames := outbound.pop_ready(loop.time()):
+                for frame in frames:
+                    async with self._send_lock:
+                        if frame.mark.partition(".")[0] != str(outbound.generation):
+                            break  # a barge-in cleared it while we waited for the socket
+                        await self._send(self.dialect.audio(frame.audio))
+                        await self._send(self.dialect.bridge_mark(frame.mark))
+                    self.frames_out += 1
+        finally:
+            self._pumping = False
+        self._arm(outbound.next_due(loop.time()), loop)
+
+    def _arm(self, due: float | None, loop: asyncio.AbstractEventLoop) -> None:
+        """The pacer's timer at ``due`` (the schedule's next frame; None disarms it): a timer handle when the
+        due time changes, rather than an ``asyncio.timeout`` context and its exception per frame."""
+        if due == self._due_at:
+            return
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        self._due_at = due
+        if due is not None:
+            self._due_timer = loop.call_at(due, self._wake.set)
 
     async def _send(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
