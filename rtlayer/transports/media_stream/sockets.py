@@ -33,14 +33,15 @@ class WebsocketsSocket:
     """A ``websockets`` server connection (``websockets.asyncio.server.ServerConnection``)."""
 
     def __init__(self, conn: Any) -> None:
+        from websockets.exceptions import ConnectionClosed  # here, not per message (see AiohttpSocket)
+
         self.conn = conn
+        self._closed = ConnectionClosed
 
     async def receive(self) -> str | bytes | None:
-        from websockets.exceptions import ConnectionClosed
-
         try:
             message: str | bytes = await self.conn.recv()
-        except ConnectionClosed:
+        except self._closed:
             return None
         return message
 
@@ -59,20 +60,23 @@ class AiohttpSocket:
     """An aiohttp ``web.WebSocketResponse`` (already prepared by the handler)."""
 
     def __init__(self, ws: Any) -> None:
+        from aiohttp import WSMsgType  # here, not per message: an import statement costs on the hot path
+
         self.ws = ws
+        self._text, self._binary = WSMsgType.TEXT, WSMsgType.BINARY
+        self._control = (WSMsgType.PING, WSMsgType.PONG)
 
     async def receive(self) -> str | bytes | None:
-        from aiohttp import WSMsgType
-
         while True:
             msg = await self.ws.receive()
-            if msg.type is WSMsgType.TEXT:
+            kind = msg.type
+            if kind is self._text:
                 text: str = msg.data
                 return text
-            if msg.type is WSMsgType.BINARY:
+            if kind is self._binary:
                 data: bytes = msg.data
                 return data
-            if msg.type in (WSMsgType.PING, WSMsgType.PONG):
+            if kind in self._control:
                 continue
             return None  # CLOSE, CLOSING, CLOSED, ERROR
 
