@@ -7,6 +7,8 @@ The embedded server is the model (its echo responder answers a spoken turn with 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +17,7 @@ from media_stream_helpers import SENTENCE_MS, hello_sentence, websockets_bridge
 
 import rtlayer_native
 from rtlayer.server.realtime_server import RealtimeServer
-from rtlayer.testing.phone import PhoneSimulator
+from rtlayer.testing.phone import CallInfo, PhoneSimulator, provider_side
 
 PROVIDERS = ["twilio", "telnyx", "plivo", "exotel", "vonage"]
 
@@ -73,3 +75,40 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
 async def _truncated(events: EmittedEvents) -> dict[str, Any]:
     await eventually(lambda: events.of_type("conversation.item.truncated"), within=3)
     return events.of_type("conversation.item.truncated")[0]
+
+
+async def test_a_provider_that_echoes_no_mark_gets_the_answer_at_real_time_up_to_the_cap() -> None:
+    # The model sends its whole answer at once, and no acknowledgement comes: only the real-time schedule (the
+    # pacer's timer) releases frames: the lead at once, then one per 20 ms until the provider holds
+    # max_ahead_ms; echoing the marks releases the rest.
+    from websockets.asyncio.client import connect
+
+    async with (
+        RealtimeServer(audio_pacing=0) as server,
+        websockets_bridge("twilio", server.ws_url, lead_ms=80, max_ahead_ms=300) as app,
+    ):
+        async with connect(app.url, compression=None) as provider:
+            for frame in provider_side("twilio").opening(CallInfo()):
+                await provider.send(frame)
+            await eventually(lambda: app.transports and app.transports[0].status.value == "connected")
+            app.transports[0].send_event({"type": "response.create"})  # the echo responder's greeting
+            loop = asyncio.get_running_loop()
+            media: list[float] = []
+            marks: list[str] = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.5):
+                    while True:
+                        event = json.loads(await provider.recv())
+                        if event["event"] == "media":
+                            media.append(loop.time())
+                        elif event["event"] == "mark":
+                            marks.append(event["mark"]["name"])
+            assert len(media) == 15, media  # 300 ms held, nothing acknowledged
+            assert media[-1] - media[0] >= 0.18  # frames 5-15 left one per 20 ms, not at once
+            for name in marks:
+                await provider.send(json.dumps({"event": "mark", "streamSid": CallInfo().stream_id,
+                                                "mark": {"name": name}}))  # fmt: skip
+            async with asyncio.timeout(5):
+                while len(media) < 30:
+                    if json.loads(await provider.recv())["event"] == "media":
+                        media.append(loop.time())

@@ -573,7 +573,13 @@ class MediaStreamTransport(ClientShell):
             self._due_timer = None
         self._due_at = due
         if due is not None:
-            self._due_timer = loop.call_at(due, self._wake.set)
+            self._due_timer = loop.call_at(due, self._on_due)
+
+    def _on_due(self) -> None:
+        # Forget the fired timer first: a pump that finds the frame not quite due yet (the loop may run a timer
+        # a hair early) arms again for the same time instead of waiting for an acknowledgement.
+        self._due_timer = self._due_at = None
+        self._wake.set()
 
     async def _send(self, frame: str | bytes) -> None:
         if isinstance(frame, str):
