@@ -238,13 +238,15 @@ class Caller:
         """The clock's call: ``frames`` frames fell due (more than one when the loop ran late)."""
         try:
             self._schedule.sent_many(frames, late_ms)
-            for _ in range(frames):
+            while frames:
+                frames -= 1
                 frame = self._next_frame(now)
                 if frame is None:
                     self._end(None)
                     return
                 self._send(frame, now)
-                self._play(self._frame_ms)
+                if self._state is not None and self._state.queue:
+                    self._play(self._frame_ms)
         except Exception as exc:  # a bug: end this caller with it rather than the clock's other callers
             self._end(exc)
 
@@ -280,6 +282,21 @@ class Caller:
 
     def _next_frame(self, now: float) -> _Frame | None:
         """What to send in this slot, after moving the turn on as far as ``now`` says; None: the call ends."""
+        # The common cases first, without the general loop: speech to go on with, or a pause to go on with.
+        if now < self._until:
+            if self._phase == _SPEAK:
+                speech, index = self._speech, self._frame_index
+                assert speech is not None
+                if index < len(speech.frames) and index != speech.voiced_last:
+                    self._frame_index = index + 1
+                    return speech.frames[index]
+            elif self._phase == _PAUSE and now < self._pause_end:
+                return self._silence
+        return self._advance(now)
+
+    def _advance(self, now: float) -> _Frame | None:
+        """``_next_frame``'s general case: moves the turn on (ends speech, barges in, finishes, pauses,
+        starts the next turn) until a frame is due."""
         for _ in range(3 * len(self._scenario.turns) + 3):  # bounded: each pass moves the turn on
             if now >= self._until:
                 return None
@@ -362,11 +379,14 @@ class Caller:
         if state is None or state.barged:
             return
         for item in state.queue:
-            step = min(ms, item.received_ms - item.heard_ms)
-            if step > 0:
-                item.heard_ms += step
-                self._tracker.on_play_ms(item.item_id, item.content_index, step)
-                ms -= step
+            step = item.received_ms - item.heard_ms
+            if step <= 0:
+                continue  # heard in full already
+            if step > ms:
+                step = ms
+            item.heard_ms += step
+            self._tracker.on_play_ms(item.item_id, item.content_index, step)
+            ms -= step
             if ms <= 0:
                 break
 
