@@ -417,9 +417,9 @@ def sweep(
     seconds: float = SWEEP_SECONDS,
     *,
     on_server_start: Callable[[int], None] | None = None,
-    anchor: bool = True,
+    with_anchor: bool = True,
 ) -> list[StepResult]:
-    """Raise N until the server (on one core) stops keeping up; print one line per step (``anchor``: then
+    """Raise N until the server (on one core) stops keeping up; print one line per step (``with_anchor``: then
     the bare aiohttp server at :data:`ANCHOR_STREAMS`; ``on_server_start``: see :func:`run_step`)."""
     results = []
     for n in steps:
@@ -443,7 +443,7 @@ def sweep(
             f"server CPU {best.cpu_per_stream_second_ms:.3f} ms per stream-second "
             f"(~{1000 / best.cpu_per_stream_second_ms:.0f} streams per fully used core)"
         )
-    if not anchor:
+    if not with_anchor:
         return results
     # The anchor in the same run: what merely reading the same streams costs a bare aiohttp server.
     n = ANCHOR_STREAMS
