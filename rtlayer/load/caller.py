@@ -290,8 +290,14 @@ class Caller:
                 if index < len(speech.frames) and index != speech.voiced_last:
                     self._frame_index = index + 1
                     return speech.frames[index]
-            elif self._phase == _PAUSE and now < self._pause_end:
-                return self._silence
+            elif self._phase == _PAUSE:
+                if now < self._pause_end:
+                    return self._silence
+            else:  # listening: silence while the answer is awaited (nothing to barge in on yet)
+                state = self._state
+                assert state is not None
+                if not state.done and not state.first_audio_seen and now < self._deadline:
+                    return self._silence
         return self._advance(now)
 
     def _advance(self, now: float) -> _Frame | None:
