@@ -8,9 +8,9 @@ stalls for at most a few milliseconds at a time), and both measurements run unde
    real-time pace, the step "keeps up" while the p99 ``speech_stopped`` lag stays under 100 ms and every
    turn is answered), raised step by step until it stops keeping up;
 2. ``rtlayer load`` (the Python API, one generator process pinned to the other CPU) against ``rtlayer serve
-   --audio-pacing 1`` (the benchmark's pacing) in the same cgroup, ramping callers from 0 to about twice that
-   capacity; ``speech_stopped_lag`` and ``first_audio`` are read per window of the ramp beside the number of
-   callers then active.
+   --audio-pacing 1`` (the benchmark's pacing) in the same cgroup, ramping callers from 0 to well past that
+   capacity (twice the first step that fell behind); ``speech_stopped_lag`` and ``first_audio`` are read per
+   window of the ramp beside the number of callers then active.
 
 The figure: the active callers at which the load run's ``speech_stopped_lag`` p90 first rises 100 ms above
 its value at the start of the ramp (the benchmark's 100 ms budget, above the VAD's own silence wait, which
@@ -208,7 +208,8 @@ def measure(percent: float) -> dict[str, Any]:
         print(f"server held to {percent:g} % of one CPU ({limit.path})", flush=True)
         most, failed = capacity(limit, STEPS)
         print(f"server benchmark under the limit: {most} streams keep up, {failed} do not", flush=True)
-        top = 2 * (most or 40)
+        # Well past the capacity: twice the first step that fell behind.
+        top = 2 * (failed or (most or 20) + STEP)
         windows, generator = ramp(limit, top, seconds=top / 3.0)
     print(" window  active  speech_stopped p50/p90  first_audio p50/p90  generator CPU")
     for w in windows:
