@@ -7,7 +7,9 @@ so a barge-in truncates where this caller stopped hearing, and the server's ``co
 says whether the truncation landed there (``truncate_error``).
 
 It works over any transport that satisfies ``RealtimeTransportLayer`` (WebSocket, WebRTC, fetch-upgrade,
-...): it uses only the contract's public methods and events.
+...): it uses only the contract's public methods and events, plus one optional method when the transport has
+it, ``send_prepared_nowait`` (:class:`~rtlayer.load.transport.LoadWebSocketTransport`, what ``rtlayer load``
+uses for WebSocket): the caller's frames are encoded once per WAV and written to the socket at once.
 """
 
 from __future__ import annotations
