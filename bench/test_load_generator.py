@@ -8,7 +8,9 @@ session-seconds it drove: **CPU per session-second**, and its inverse, **session
 
 The anchor, same run, same server: a bare ``websockets`` client doing the same sends (the same
 ``input_audio_buffer.append`` JSON, pre-encoded, on the same 20 ms schedule) and receives (every event
-parsed with orjson, audio deltas base64-decoded), and nothing else: the floor of any Python caller.
+parsed with orjson, audio deltas base64-decoded), and nothing else; and the same client made lean (one
+ticker for every connection, each frame written through the connection's sans-I/O protocol to its socket, as
+``rtlayer load`` does since its ``FrameClock``): the floor of that work in Python.
 
 Run it:
 
