@@ -6,7 +6,7 @@ default 4x answer pacing) runs in its own process on the other CPU; each generat
 own pinned to one CPU, and its CPU time over the steady part of the run (after the ramp) is divided by the
 session-seconds it drove: **CPU per session-second**, and its inverse, **sessions per core**.
 
-The anchor, same run, same server: a bare ``websockets`` client doing the same sends (the same
+The anchors, same run, same server: a bare ``websockets`` client doing the same sends (the same
 ``input_audio_buffer.append`` JSON, pre-encoded, on the same 20 ms schedule) and receives (every event
 parsed with orjson, audio deltas base64-decoded), and nothing else; and the same client made lean (one
 ticker for every connection, each frame written through the connection's sans-I/O protocol to its socket, as
