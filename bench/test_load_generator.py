@@ -6,9 +6,11 @@ default 4x answer pacing) runs in its own process on the other CPU; each generat
 own pinned to one CPU, and its CPU time over the steady part of the run (after the ramp) is divided by the
 session-seconds it drove: **CPU per session-second**, and its inverse, **sessions per core**.
 
-The anchor, same run, same server: a bare ``websockets`` client doing the same sends (the same
+The anchors, same run, same server: a bare ``websockets`` client doing the same sends (the same
 ``input_audio_buffer.append`` JSON, pre-encoded, on the same 20 ms schedule) and receives (every event
-parsed with orjson, audio deltas base64-decoded), and nothing else: the floor of any Python caller.
+parsed with orjson, audio deltas base64-decoded), and nothing else; and the same client made lean (one
+ticker for every connection, each frame written through the connection's sans-I/O protocol to its socket, as
+``rtlayer load`` does since its ``FrameClock``): the floor of that work in Python.
 
 Run it:
 
@@ -78,8 +80,12 @@ def start_server() -> tuple[subprocess.Popen[bytes], str]:
 # -- the anchor: a bare websockets client --------------------------------------------------------------------
 
 
-async def bare_clients(url: str, sessions: int, seconds: float) -> dict[str, float]:
-    """Same sends and receives as rtlayer's callers, nothing else; CPU over the steady window."""
+async def bare_clients(url: str, sessions: int, seconds: float, lean: bool = False) -> dict[str, float]:
+    """Same sends and receives as rtlayer's callers, nothing else; CPU over the steady window.
+
+    ``lean``: the floor of the same work in Python: one 20 ms ticker for every connection (four phases, as
+    rtlayer's clock) writing each frame through the connection's sans-I/O protocol straight to its socket,
+    instead of a sleep and an ``await ws.send`` per connection per frame."""
     import orjson
     from websockets.asyncio.client import connect
 
@@ -103,6 +109,29 @@ async def bare_clients(url: str, sessions: int, seconds: float) -> dict[str, flo
     steady_from = start + sessions / RAMP_PER_S
     until = steady_from + seconds
     received = [0]
+    conns: list[Any] = []
+
+    async def ticker() -> None:
+        """The lean sends: every connection's next frame, in four phases 5 ms apart."""
+        from websockets.protocol import State
+
+        step = FRAME_MS / 1000 / 4
+        tick = 0
+        next_at = loop.time()
+        while loop.time() < until:
+            next_at += step
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            for k in range(tick % 4, len(conns), 4):
+                ws, sent = conns[k]
+                if ws.protocol.state is State.OPEN:
+                    # Each connection from the start of the file, as the other clients do.
+                    ws.protocol.send_text(frames_utf8[sent % len(frames)])
+                    for data in ws.protocol.data_to_send():
+                        ws.transport.write(data)
+                    conns[k][1] = sent + 1
+            tick += 1
+
+    frames_utf8 = [frame.encode() for frame in frames]
 
     async def one(index: int) -> None:
         await asyncio.sleep(index / RAMP_PER_S)
@@ -120,6 +149,11 @@ async def bare_clients(url: str, sessions: int, seconds: float) -> dict[str, flo
                         received[0] += len(base64.b64decode(event["delta"]))
 
             task = asyncio.create_task(reader())
+            if lean:
+                conns.append([ws, 0])
+                await asyncio.sleep(max(0.0, until - loop.time()))
+                task.cancel()
+                return
             next_at = loop.time()
             i = 0
             while loop.time() < until:
@@ -130,6 +164,8 @@ async def bare_clients(url: str, sessions: int, seconds: float) -> dict[str, flo
             task.cancel()
 
     tasks = [asyncio.create_task(one(i)) for i in range(sessions)]
+    if lean:
+        tasks.append(asyncio.create_task(ticker()))
     await asyncio.sleep(max(0.0, steady_from - loop.time()))
     cpu0, wall0 = time.process_time(), time.monotonic()
     await asyncio.sleep(max(0.0, until - loop.time()))
@@ -138,9 +174,9 @@ async def bare_clients(url: str, sessions: int, seconds: float) -> dict[str, flo
     return {"cpu_s": cpu, "wall_s": wall, "received_audio_bytes": received[0]}
 
 
-def run_bare(url: str, sessions: int, seconds: float) -> dict[str, float]:
+def run_bare(url: str, sessions: int, seconds: float, lean: bool = False) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, __file__, "--bare", url, str(sessions), str(seconds)],
+        [sys.executable, __file__, "--bare-lean" if lean else "--bare", url, str(sessions), str(seconds)],
         capture_output=True,
         text=True,
         timeout=seconds + sessions / RAMP_PER_S + 60,
@@ -190,6 +226,7 @@ def measure(sessions: int, seconds: float, report: Path) -> dict[str, Any]:
     server, url = start_server()
     try:
         bare = run_bare(url, sessions, seconds)
+        lean = run_bare(url, sessions, seconds, lean=True)
         rtlayer = run_rtlayer(url, sessions, seconds, report)
     finally:
         server.terminate()
@@ -199,6 +236,7 @@ def measure(sessions: int, seconds: float, report: Path) -> dict[str, Any]:
             server.kill()
             server.wait(10)
     bare_per = bare["cpu_s"] / (sessions * bare["wall_s"])
+    lean_per = lean["cpu_s"] / (sessions * lean["wall_s"])
     cpu = rtlayer["generator"]["cpu_percent"]
     # The p50 of the per-second samples: the ramp's seconds and the last, partial one are the tails.
     ours_per = cpu["p50"] / 100 / sessions
@@ -206,7 +244,9 @@ def measure(sessions: int, seconds: float, report: Path) -> dict[str, Any]:
         "sessions": sessions,
         "rtlayer_ms_per_session_s": ours_per * 1000,
         "bare_ms_per_session_s": bare_per * 1000,
+        "lean_ms_per_session_s": lean_per * 1000,
         "ratio": ours_per / bare_per,
+        "ratio_to_lean": ours_per / lean_per,
         "rtlayer_sessions_per_core": 1 / ours_per,
         "bare_sessions_per_core": 1 / bare_per,
         "rtlayer_saturated": rtlayer["generator"]["saturated"],
@@ -225,9 +265,9 @@ def test_generator_cost_beside_a_bare_websockets_client(tmp_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--bare"]:
+    if sys.argv[1] in ("--bare", "--bare-lean"):
         url, n, s = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-        print(json.dumps(asyncio.run(bare_clients(url, n, s))))
+        print(json.dumps(asyncio.run(bare_clients(url, n, s, lean=sys.argv[1] == "--bare-lean"))))
     else:
         import tempfile
 

@@ -32,6 +32,7 @@ import os
 import sys
 import time
 import wave
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -322,8 +323,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_step(n: int, seconds: float, *, bare: bool = False) -> StepResult:
-    """Start a server process, drive ``n`` streams for ``seconds``, and measure (``bare``: the anchor)."""
+def run_step(
+    n: int, seconds: float, *, bare: bool = False, on_server_start: Callable[[int], None] | None = None
+) -> StepResult:
+    """Start a server process, drive ``n`` streams for ``seconds``, and measure (``bare``: the anchor).
+
+    ``on_server_start(pid)`` runs once the server process exists, before any client connects (the load
+    ramp's benchmark puts the server in a CPU-limited cgroup there)."""
     ctx = mp.get_context("spawn")
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu = cpus[0] if len(cpus) > 1 else None
@@ -338,6 +344,9 @@ def run_step(n: int, seconds: float, *, bare: bool = False) -> StepResult:
         if not parent.poll(30):
             raise RuntimeError("the server process did not start")
         url = parent.recv()
+        if on_server_start is not None:
+            assert server.pid is not None
+            on_server_start(server.pid)
         procs = max(1, min(max(len(client_cpus), 2), 4, n))  # at least 2 client loops when floating
         start_at = time.time() + 2.0 + n / 200  # time to connect everyone first
         for p in range(procs):
@@ -403,15 +412,22 @@ def run_step(n: int, seconds: float, *, bare: bool = False) -> StepResult:
     )
 
 
-def sweep(steps: tuple[int, ...] = SWEEP, seconds: float = SWEEP_SECONDS) -> list[StepResult]:
-    """Raise N until the server (on one core) stops keeping up; print one line per step."""
+def sweep(
+    steps: tuple[int, ...] = SWEEP,
+    seconds: float = SWEEP_SECONDS,
+    *,
+    on_server_start: Callable[[int], None] | None = None,
+    with_anchor: bool = True,
+) -> list[StepResult]:
+    """Raise N until the server (on one core) stops keeping up; print one line per step (``with_anchor``: then
+    the bare aiohttp server at :data:`ANCHOR_STREAMS`; ``on_server_start``: see :func:`run_step`)."""
     results = []
     for n in steps:
         # Other work on the machine only ever makes a step look worse: retry a failed step and keep
         # its best attempt, so that the figure is the server's rather than the neighbours'.
         attempts = []
         for _ in range(ATTEMPTS):
-            attempts.append(run_step(n, seconds))
+            attempts.append(run_step(n, seconds, on_server_start=on_server_start))
             print("   attempt: " + attempts[-1].line(), flush=True)
             if attempts[-1].kept_up and not attempts[-1].client_bound:
                 break
@@ -427,6 +443,8 @@ def sweep(steps: tuple[int, ...] = SWEEP, seconds: float = SWEEP_SECONDS) -> lis
             f"server CPU {best.cpu_per_stream_second_ms:.3f} ms per stream-second "
             f"(~{1000 / best.cpu_per_stream_second_ms:.0f} streams per fully used core)"
         )
+    if not with_anchor:
+        return results
     # The anchor in the same run: what merely reading the same streams costs a bare aiohttp server.
     n = ANCHOR_STREAMS
     ours = next((r for r in results if r.streams == n), None) or run_step(n, seconds)

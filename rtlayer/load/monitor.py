@@ -58,6 +58,15 @@ class SendSchedule:
         if ms > self.max_late_ms:
             self.max_late_ms = ms
 
+    def sent_many(self, frames: int, late_ms: float) -> None:
+        """``frames`` frames sent at once (a late clock tick catches up), the first ``late_ms`` late; each
+        next one was due a frame (:data:`LATE_FRAME_MS`) later, so it is that much less late."""
+        self.frames += frames
+        if late_ms >= LATE_FRAME_MS:
+            self.late_frames += min(frames, int(late_ms // LATE_FRAME_MS))
+        if late_ms > self.max_late_ms:
+            self.max_late_ms = late_ms
+
 
 @dataclass(frozen=True, slots=True)
 class GeneratorSample:

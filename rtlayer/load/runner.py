@@ -193,9 +193,10 @@ def transport_factory(config: LoadConfig, url: str) -> Callable[[PlaybackTracker
 
         socket_class: Any = FetchUpgradeTransport
     else:
-        from ..transports.websocket import WebSocketTransport
+        # The WebSocket transport, plus a synchronous send of the pre-encoded frames the callers send.
+        from .transport import LoadWebSocketTransport
 
-        socket_class = WebSocketTransport
+        socket_class = LoadWebSocketTransport
 
     def socket(tracker: PlaybackTracker) -> RealtimeTransportLayer:
         transport: RealtimeTransportLayer = socket_class(
