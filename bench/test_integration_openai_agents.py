@@ -12,8 +12,8 @@ read by the Agents SDK through:
   ``RtlayerRealtimeModel`` over ``SIPTransport``, a listener counting ``RealtimeModelTranscriptDeltaEvent``.
 
 ``python -m pytest bench/test_integration_openai_agents.py -s`` runs a smoke size (2,000 deltas);
-``python bench/test_integration_openai_agents.py`` (or ``RTLAYER_BENCH_FULL=1``) runs 20,000 and prints the
-table. Ratios are to the SDK's model in the same run; CPU is ``time.process_time`` of the client process.
+``RTLAYER_BENCH_FULL=1 python bench/test_integration_openai_agents.py`` runs 20,000, five rounds, and prints
+the table. Ratios are to the SDK's model in the same run; CPU is ``time.process_time`` of the client process.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from test_transport_ws import cpu_per_event_us, recv_agents, recv_agents_session
+from test_transport_ws import interleaved, one_round_us, recv_agents, recv_agents_session
 
 FULL = os.environ.get("RTLAYER_BENCH_FULL") == "1"
 
@@ -91,13 +91,19 @@ SIP_CLIENTS = {"agents SIP": recv_sip, "agents SIP+rtlayer": recv_sip_rtlayer}
 
 
 def measure(n: int) -> dict[str, float]:
+    """Each client's CPU per delta: one untimed warm-up run each (the SDK builds pydantic schemas on first
+    use: about 0.2 s, which would weigh on whichever client ran first), then ``interleaved`` rounds."""
     import agents.realtime.openai_realtime
 
     import rtlayer.integrations.openai_agents
 
     _ = (agents.realtime.openai_realtime, rtlayer.integrations.openai_agents)  # imports are not timed
-    figures = {name: cpu_per_event_us("blast", client, n) for name, client in CLIENTS.items()}
-    figures.update({name: cpu_per_event_us("transcripts", client, n) for name, client in SIP_CLIENTS.items()})
+    for client in CLIENTS.values():
+        one_round_us("blast", client, 200)
+    for client in SIP_CLIENTS.values():
+        one_round_us("transcripts", client, 200)
+    figures = interleaved("blast", CLIENTS, n)
+    figures.update(interleaved("transcripts", SIP_CLIENTS, n))
     return figures
 
 

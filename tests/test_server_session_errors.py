@@ -65,6 +65,18 @@ BAD_EVENTS = [
         "invalid_value",
         "audio",
     ),  # odd-length PCM16
+    # The append fast path takes only exactly {type, audio, event_id}: anything else still gets checked.
+    (
+        {"event_id": "e1", "type": "input_audio_buffer.append", "audio": "AAAA", "extra": 1},
+        "unknown_parameter",
+        "extra",
+    ),
+    ({"event_id": "e1", "type": "input_audio_buffer.append", "audio": "\u00c0AAA"}, "invalid_value", "audio"),
+    (
+        {"event_id": "e1", "type": "input_audio_buffer.append", "audio": None},
+        "missing_required_parameter",
+        "audio",
+    ),
     (
         {
             "event_id": "e1",
@@ -344,6 +356,17 @@ async def test_bad_event_gets_one_error_and_the_session_goes_on(
     assert err["event_id"] == (event.get("event_id") if isinstance(event, dict) else None)
     assert err["message"]
     await assert_still_answers(d)
+
+
+def test_append_with_null_event_id_or_no_event_id_is_taken(d: Driver) -> None:
+    """A null ``event_id`` is no ``event_id`` (stripped as any null is): the audio goes in, no error."""
+    pcm = silence(20)
+    for extra in ({"event_id": None}, {}, {"event_id": "e2"}):
+        assert (
+            d.send({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode(), **extra})
+            == []
+        )
+    assert d.session.input_buffer_ms == pytest.approx(60.0)
 
 
 async def test_response_create_while_one_is_active(d: Driver) -> None:

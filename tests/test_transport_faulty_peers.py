@@ -41,6 +41,7 @@ WRONG_TYPED: list[tuple[dict[str, Any], str]] = [
     ({**DELTA, "content_index": 0, "delta": "abc"}, "base64"),
     ({**DELTA, "content_index": "zero", "delta": FOUR_ZERO_BYTES}, "content_index"),
     ({**DELTA, "content_index": 0, "delta": base64.b64encode(bytes(3)).decode()}, "PCM16"),  # odd length
+    ({**DELTA, "item_id": ["i"], "content_index": 0, "delta": FOUR_ZERO_BYTES}, "unhashable"),
     (
         {
             "type": "response.done",
@@ -130,9 +131,12 @@ def _open_sockets() -> int:
 
 
 @SOCKET_TRANSPORTS
+@pytest.mark.parametrize("raw_listener", [False, True], ids=["typed", "with-raw-listener"])
 async def test_a_wrong_typed_server_event_is_an_error_event_and_the_connection_carries_on(
-    make: Make, peers: Callable[..., Awaitable[Peers]]
+    make: Make, peers: Callable[..., Awaitable[Peers]], raw_listener: bool
 ) -> None:
+    """Each wrong-typed event becomes one ``error`` event, whether or not someone reads the raw events
+    (an SDK's model does: audio deltas then go through ``*`` first, by the same checks)."""
     async def behaviour(ws: ServerConnection) -> None:
         await ws.send(CREATED)
         for event, _ in WRONG_TYPED:
@@ -151,9 +155,11 @@ async def test_a_wrong_typed_server_event_is_an_error_event_and_the_connection_c
 
     server = await peers(behaviour)
     t = make(url=server.url, api_key="k")
-    rec = Recorder(t, ("error", "output_text_delta"))
+    rec = Recorder(t, ("error", "output_text_delta", *(("*",) if raw_listener else ())))
     await t.connect()
     assert (await rec.first("output_text_delta")).delta == "still here"
+    if raw_listener:  # every event reached ``*`` first, the wrong-typed ones included
+        assert [e["type"] for e in rec.events["*"]][1:-1] == [e["type"] for e, _ in WRONG_TYPED]
     errors = rec.events["error"]
     assert [e.code for e in errors] == ["invalid_server_event"] * len(WRONG_TYPED)
     for error, (event, what) in zip(errors, WRONG_TYPED, strict=True):

@@ -106,7 +106,7 @@ class BridgeServer:
         from prometheus_client import CollectorRegistry
 
         self.registry = CollectorRegistry()
-        self.registry.register(self.metrics)  # type: ignore[arg-type]
+        self.registry.register(self.metrics)  # type: ignore[arg-type, unused-ignore]  # older stubs: no Collector
 
     def app(self) -> web.Application:
         app = web.Application()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import rtlayer_native
+from rtlayer_native._b64 import b64decode_unpadded
 
 from ..audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
 from ..exceptions import InvalidAudioError
@@ -347,17 +348,22 @@ class ClientSession:
     ) -> None:
         """The audio of one ``response.output_audio.delta``; transports call it directly (skipping
         ``receive_event``'s dispatch) when nobody listens to the raw event. This is the hot receive path."""
+        fmt = self.session_output_format
         try:
-            if item_id in self._interrupted:
+            if item_id in self._interrupted:  # inside: a hostile item_id may be unhashable
                 return  # late audio of an item the user interrupted: never play it
             if type(content_index) is not int:
                 raise ValueError(f"content_index {content_index!r} is not an integer")
-            try:
-                raw = binascii.a2b_base64(b64, strict_mode=True)
-            except binascii.Error as exc:
-                raise ValueError(f"delta is not valid base64 ({exc})") from None
-            if len(raw) % self.session_output_format.bytes_per_sample:
-                raise InvalidAudioError(f"{len(raw)} bytes of PCM16 audio: not a whole number of samples")
+            # Plain unpadded base64 (most deltas) natively; anything else by binascii's strict rules.
+            raw = b64decode_unpadded(b64)
+            if raw is None:
+                try:
+                    raw = binascii.a2b_base64(b64, strict_mode=True)
+                except binascii.Error as exc:
+                    raise ValueError(f"delta is not valid base64 ({exc})") from None
+            size = len(raw)
+            if fmt.codec == "pcm16" and size & 1:
+                raise InvalidAudioError(f"{size} bytes of PCM16 audio: not a whole number of samples")
         except (ValueError, TypeError) as exc:
             self._unreadable(
                 {
@@ -372,9 +378,9 @@ class ClientSession:
         item = self._audio
         if item is None or item.item_id != item_id or item.content_index != content_index:
             item = self._start_item(item_id, content_index, response_id)
-        item.received_bytes += len(raw)
+        item.received_bytes += size
         if self.tracker is None:
-            item.clock.push(len(raw) / self.session_output_format.bytes_per_ms, now)
+            item.clock.push(fmt.duration_ms(size), now)
         if self._out_conv is not None:
             raw = self._out_conv.convert(raw)
         if self._framer is None:

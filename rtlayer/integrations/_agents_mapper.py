@@ -117,32 +117,43 @@ class EventMapper:
     def _on_raw(self, event: dict[str, Any]) -> None:
         self._put(RealtimeModelRawServerEvent(data=event))
         kind = event.get("type")
-        self._raw_dtmf = kind == "input_audio_buffer.dtmf_event_received"
-        if kind in ("response.output_item.added", "response.output_item.done"):
-            self._put_if(output_message_item(event))
-        elif kind == "conversation.item.input_audio_transcription.completed":
-            self._put(
-                RealtimeModelInputAudioTranscriptionCompletedEvent(
-                    item_id=str(event.get("item_id", "")), transcript=str(event.get("transcript", ""))
-                )
+        self._raw_dtmf = False
+        # Most events (every audio delta) need nothing more: one lookup, not a chain of comparisons.
+        more = _RAW_HANDLERS.get(kind) if isinstance(kind, str) else None
+        if more is not None:
+            more(self, event)
+
+    def _on_output_item(self, event: dict[str, Any]) -> None:
+        self._put_if(output_message_item(event))
+
+    def _on_input_transcription(self, event: dict[str, Any]) -> None:
+        self._put(
+            RealtimeModelInputAudioTranscriptionCompletedEvent(
+                item_id=str(event.get("item_id", "")), transcript=str(event.get("transcript", ""))
             )
-        elif kind == "input_audio_buffer.timeout_triggered":
-            self._put(
-                RealtimeModelInputAudioTimeoutTriggeredEvent(
-                    item_id=str(event.get("item_id", "")),
-                    audio_start_ms=int(event.get("audio_start_ms") or 0),
-                    audio_end_ms=int(event.get("audio_end_ms") or 0),
-                )
+        )
+
+    def _on_input_timeout(self, event: dict[str, Any]) -> None:
+        self._put(
+            RealtimeModelInputAudioTimeoutTriggeredEvent(
+                item_id=str(event.get("item_id", "")),
+                audio_start_ms=int(event.get("audio_start_ms") or 0),
+                audio_end_ms=int(event.get("audio_end_ms") or 0),
             )
-        elif kind == "conversation.item.truncated" and isinstance(event.get("item_id"), str):
-            # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
-            session = getattr(self.transport, "session", None)
-            if not (isinstance(session, ClientSession) and session.retrieve_items):
-                # A call that just ended (the caller hung up as the answer was cut) has nothing to ask.
-                with contextlib.suppress(ConnectionClosedError):
-                    self.transport.send_event(
-                        {"type": "conversation.item.retrieve", "item_id": event["item_id"]}
-                    )
+        )
+
+    def _on_raw_dtmf(self, event: dict[str, Any]) -> None:
+        self._raw_dtmf = True
+
+    def _on_truncated(self, event: dict[str, Any]) -> None:
+        if not isinstance(event.get("item_id"), str):
+            return
+        # Like the SDK: fetch the truncated item, so history shows what the user actually heard.
+        session = getattr(self.transport, "session", None)
+        if not (isinstance(session, ClientSession) and session.retrieve_items):
+            # A call that just ended (the caller hung up as the answer was cut) has nothing to ask.
+            with contextlib.suppress(ConnectionClosedError):
+                self.transport.send_event({"type": "conversation.item.retrieve", "item_id": event["item_id"]})
 
     def _on_audio(self, event: AudioEvent) -> None:
         self.playing_response_id = event.response_id
@@ -226,3 +237,14 @@ class EventMapper:
             self.active_response_id = self.playing_response_id = None
             self._put(RealtimeModelConnectionStatusEvent(status="disconnected"))
             self._put(RealtimeModelEndOfStreamEvent())
+
+
+#: raw server events that mean more to the SDK than the raw event itself
+_RAW_HANDLERS: dict[str, Callable[[EventMapper, dict[str, Any]], None]] = {
+    "response.output_item.added": EventMapper._on_output_item,
+    "response.output_item.done": EventMapper._on_output_item,
+    "conversation.item.input_audio_transcription.completed": EventMapper._on_input_transcription,
+    "input_audio_buffer.timeout_triggered": EventMapper._on_input_timeout,
+    "input_audio_buffer.dtmf_event_received": EventMapper._on_raw_dtmf,
+    "conversation.item.truncated": EventMapper._on_truncated,
+}

@@ -319,23 +319,33 @@ class RtlayerRealtimeModel(RealtimeModel):
     async def _deliver(self) -> None:
         """The one task that hands events to the listeners, in the order the transport emitted them."""
         me = asyncio.current_task()
+        pending = self._pending
         while self._pump is me:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending and self._pump is me:  # close() from a listener ends it here
-                await self._emit_now(self._pending.popleft())
+            while pending and self._pump is me:  # close() from a listener ends it here
+                event = pending.popleft()
+                # ``_emit_now`` inlined: this loop runs twice per audio delta (raw event, then audio)
+                for listener in tuple(self._listeners):
+                    try:
+                        await listener.on_event(event)
+                    except Exception as exc:
+                        await self._listener_failed(exc, event)
 
     async def _emit_now(self, event: RealtimeModelEvent) -> None:
-        for listener in list(self._listeners):
+        for listener in tuple(self._listeners):
             try:
                 await listener.on_event(event)
             except Exception as exc:
-                # Like the SDK's receive loop: a listener failure is reported to the listeners, not fatal here.
-                logger.error("realtime model listener raised %s", type(exc).__name__)
-                if not isinstance(event, RealtimeModelExceptionEvent):
-                    await self._emit_now(
-                        RealtimeModelExceptionEvent(exception=exc, context="Error handling a transport event")
-                    )
+                await self._listener_failed(exc, event)
+
+    async def _listener_failed(self, exc: Exception, event: RealtimeModelEvent) -> None:
+        # Like the SDK's receive loop: a listener failure is reported to the listeners, not fatal here.
+        logger.error("realtime model listener raised %s", type(exc).__name__)
+        if not isinstance(event, RealtimeModelExceptionEvent):
+            await self._emit_now(
+                RealtimeModelExceptionEvent(exception=exc, context="Error handling a transport event")
+            )
 
     async def _stop_pump(self) -> None:
         pump, self._pump = self._pump, None

@@ -344,10 +344,12 @@ class BaseRealtimeTransport(ClientShell):
                 if (
                     event.get("type") == _DELTA
                     and _DELTA not in listeners
-                    and "*" not in listeners
                     and isinstance(event.get("delta"), str)
                 ):
-                    # Hot path: nobody wants the raw dict, so skip the generic dispatch.
+                    # Hot path: an audio delta has no view and nobody listens to it by name, so only the
+                    # raw ``*`` listeners (an SDK's model) and the audio itself need it.
+                    if "*" in listeners:
+                        self.emit("*", event)
                     session.receive_audio_delta(
                         event.get("response_id") or "",
                         event.get("item_id") or "",

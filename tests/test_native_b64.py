@@ -1,0 +1,60 @@
+"""``rtlayer_native._b64.b64decode_unpadded``: the server's fast path for appended audio must decode exactly
+what strict ``binascii`` decodes, and hand every other input back (``None``) to binascii's own rules."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+
+import pytest
+
+from rtlayer_native._b64 import b64decode_unpadded
+
+
+@pytest.mark.parametrize("size", [*range(0, 40), 960, 4800])
+def test_plain_base64_decodes_as_binascii_does(size: int) -> None:
+    rnd = random.Random(size)
+    for _ in range(20):
+        raw = rnd.randbytes(size)
+        text = base64.b64encode(raw).decode()
+        assert b64decode_unpadded(text) == (raw if size % 3 == 0 else None)  # padded: binascii's job
+
+
+def test_any_other_character_hands_the_text_back() -> None:
+    rnd = random.Random(7)
+    text = base64.b64encode(rnd.randbytes(960)).decode()
+    handed_back = 0
+    for _ in range(2000):
+        i = rnd.randrange(len(text))
+        mutated = text[:i] + chr(rnd.randrange(0, 0x2FF)) + text[i + 1 :]
+        got = b64decode_unpadded(mutated)
+        if got is None:
+            handed_back += 1
+        else:  # still plain base64 (a character swapped for another of the alphabet)
+            assert got == binascii.a2b_base64(mutated, strict_mode=True)
+    assert handed_back > 1500  # most replacements fall outside the 64 characters
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "AAA=",
+        "AA==",
+        "AAAA\n",
+        " AAA",
+        "AAA",
+        "\u00c0AAA",
+        "\u20acAAA",
+        "AA-_",
+        b"AAAA",
+        bytearray(b"AAAA"),
+        7,
+    ],
+)
+def test_padding_whitespace_other_alphabets_and_types_are_not_the_plain_case(text: object) -> None:
+    assert b64decode_unpadded(text) is None
+
+
+def test_empty_text_is_empty_audio() -> None:
+    assert b64decode_unpadded("") == b""
