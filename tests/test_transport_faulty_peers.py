@@ -137,6 +137,7 @@ async def test_a_wrong_typed_server_event_is_an_error_event_and_the_connection_c
 ) -> None:
     """Each wrong-typed event becomes one ``error`` event, whether or not someone reads the raw events
     (an SDK's model does: audio deltas then go through ``*`` first, by the same checks)."""
+
     async def behaviour(ws: ServerConnection) -> None:
         await ws.send(CREATED)
         for event, _ in WRONG_TYPED:
