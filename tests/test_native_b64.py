@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from rtlayer_native._b64 import b64decode_unpadded
+from rtlayer_native._b64 import b64decode_unpadded, b64encode_str
 
 
 @pytest.mark.parametrize("size", [*range(0, 40), 960, 4800])
@@ -58,3 +58,14 @@ def test_padding_whitespace_other_alphabets_and_types_are_not_the_plain_case(tex
 
 def test_empty_text_is_empty_audio() -> None:
     assert b64decode_unpadded("") == b""
+
+
+@pytest.mark.parametrize("size", [*range(0, 40), 4800])
+def test_encoding_is_base64_b64encode_as_str(size: int) -> None:
+    raw = random.Random(size).randbytes(size)
+    assert b64encode_str(raw) == base64.b64encode(raw).decode()
+
+
+def test_encoding_takes_bytes_only() -> None:
+    with pytest.raises(TypeError):
+        b64encode_str(bytearray(b"abc"))  # type: ignore[arg-type]
