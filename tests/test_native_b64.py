@@ -12,7 +12,7 @@ import pytest
 from rtlayer_native._b64 import b64decode_unpadded, b64encode_str
 
 
-@pytest.mark.parametrize("size", [*range(0, 40), 960, 4800])
+@pytest.mark.parametrize("size", [*range(0, 40), 960, 4800, 48_000])  # 48,000: decoded without the GIL
 def test_plain_base64_decodes_as_binascii_does(size: int) -> None:
     rnd = random.Random(size)
     for _ in range(20):
@@ -60,7 +60,7 @@ def test_empty_text_is_empty_audio() -> None:
     assert b64decode_unpadded("") == b""
 
 
-@pytest.mark.parametrize("size", [*range(0, 40), 4800])
+@pytest.mark.parametrize("size", [*range(0, 40), 4800, 48_001])  # 48,001: encoded without the GIL
 def test_encoding_is_base64_b64encode_as_str(size: int) -> None:
     raw = random.Random(size).randbytes(size)
     assert b64encode_str(raw) == base64.b64encode(raw).decode()
@@ -69,3 +69,23 @@ def test_encoding_is_base64_b64encode_as_str(size: int) -> None:
 def test_encoding_takes_bytes_only() -> None:
     with pytest.raises(TypeError):
         b64encode_str(bytearray(b"abc"))  # type: ignore[arg-type]
+
+
+def test_a_bad_character_deep_in_a_long_text_hands_it_back() -> None:
+    """Past the size decoded without the GIL, the alphabet check still covers every character."""
+    text = base64.b64encode(bytes(48_000)).decode()
+    for at in (0, 31_999, len(text) - 1):
+        assert b64decode_unpadded(text[:at] + "-" + text[at + 1 :]) is None
+
+
+def test_threads_decode_and_encode_long_texts_at_once() -> None:
+    """The GIL is released for long texts: concurrent calls each get their own, right answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    raws = [random.Random(i).randbytes(60_000) for i in range(8)]
+
+    def round_trip(raw: bytes) -> bool:
+        return all(b64decode_unpadded(b64encode_str(raw)) == raw for _ in range(20))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(round_trip, raws))
