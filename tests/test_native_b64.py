@@ -89,3 +89,24 @@ def test_threads_decode_and_encode_long_texts_at_once() -> None:
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(round_trip, raws))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [base64.b64encode(bytes(i % 256 for i in range(n))).decode() for n in (0, 1, 2, 3, 960)]
+    + ["abc", "ab=c", "YWJj\n", "é" * 4],
+)
+def test_b64decode_audio_follows_b64decode_validate(text: str) -> None:
+    """``codec.b64decode_audio``, what the server's appends and the client's deltas use: the native plain case,
+    else strict binascii; the same bytes or the same refusal as ``base64.b64decode(text, validate=True)``."""
+    from rtlayer.protocol.codec import b64decode_audio
+
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except ValueError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ValueError):
+            b64decode_audio(text)
+    else:
+        assert b64decode_audio(text) == expected

@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import rtlayer_native
-from rtlayer_native._b64 import b64decode_unpadded
 
 from ..audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
 from ..exceptions import InvalidAudioError
+from ..protocol.codec import b64decode_audio
 from ..transport_events import (
     AudioDoneEvent,
     AudioEvent,
@@ -354,13 +354,10 @@ class ClientSession:
                 return  # late audio of an item the user interrupted: never play it
             if type(content_index) is not int:
                 raise ValueError(f"content_index {content_index!r} is not an integer")
-            # Plain unpadded base64 (most deltas) natively; anything else by binascii's strict rules.
-            raw = b64decode_unpadded(b64)
-            if raw is None:
-                try:
-                    raw = binascii.a2b_base64(b64, strict_mode=True)
-                except binascii.Error as exc:
-                    raise ValueError(f"delta is not valid base64 ({exc})") from None
+            try:
+                raw = b64decode_audio(b64)
+            except binascii.Error as exc:
+                raise ValueError(f"delta is not valid base64 ({exc})") from None
             size = len(raw)
             if fmt.codec == "pcm16" and size & 1:
                 raise InvalidAudioError(f"{size} bytes of PCM16 audio: not a whole number of samples")

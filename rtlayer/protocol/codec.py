@@ -15,10 +15,12 @@ some other way (an HTTP body, a config built in code).
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any
 
 from rtlayer.exceptions import RemoteProtocolError
+from rtlayer_native._b64 import b64decode_unpadded
 
 __all__ = [
     "BACKEND",
@@ -27,10 +29,23 @@ __all__ = [
     "ORJSON_SAFE_OPENS",
     "JSONDecodeError",
     "TooDeep",
+    "b64decode_audio",
     "check_depth",
     "dumps",
     "loads",
 ]
+
+
+def b64decode_audio(text: str | bytes) -> bytes:
+    """The bytes of an event's base64 audio (``audio`` of an append, ``delta`` of an output delta), by the
+    strict rules of ``base64.b64decode(text, validate=True)``; ``ValueError`` (``binascii.Error``) otherwise.
+
+    Plain unpadded base64, which every chunk whose size is a multiple of 3 bytes is (20 ms at 24 kHz), is
+    decoded by ``rtlayer_native`` at about a third of binascii's cost; anything else goes to strict
+    ``binascii``, whose rules alone decide what is refused (a non-ASCII str raises ``ValueError`` there)."""
+    data = b64decode_unpadded(text)
+    return binascii.a2b_base64(text, strict_mode=True) if data is None else data
+
 
 JSONDecodeError = ValueError  # what loads raises on bad input (orjson's and json's errors both subclass it)
 

@@ -14,7 +14,6 @@ one input buffer. With ``media`` set, output audio goes to a paced ``MediaOutput
 
 from __future__ import annotations
 
-import binascii
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +38,6 @@ from rtlayer.server.core.parts import responder_info as info_of
 from rtlayer.server.core.response import ResponseJob, ResponseState, rate_limits
 from rtlayer.server.core.response_options import resolve_response_options
 from rtlayer.server.core.transcription import TranscriptionJob, transcription_events
-from rtlayer_native._b64 import b64decode_unpadded
 
 __all__ = ["DEFAULT_MAX_DURATION_S", "ResponseJob", "ServerSession", "TranscriptionJob"]
 
@@ -429,15 +427,9 @@ class ServerSession:
                 )
 
     def _on_input_audio_buffer_append(self, event: dict[str, Any], event_id: str | None, now: float) -> None:
-        audio = event["audio"]
-        # Plain unpadded base64 (every 20 ms frame) is decoded natively at a sixth of binascii's cost;
-        # anything else by ``binascii`` in strict mode (``b64decode(audio, validate=True)`` without its two
-        # Python-level wrappers; a non-ASCII string raises ValueError there too), whose rules thus decide.
-        data = b64decode_unpadded(audio)
         try:
-            if data is None:
-                data = binascii.a2b_base64(audio, strict_mode=True)
-        except (binascii.Error, ValueError):
+            data = codec.b64decode_audio(event["audio"])
+        except ValueError:  # binascii.Error included
             self._error(
                 "invalid_value", "Invalid 'audio'. Expected base64-encoded audio bytes.", "audio", event_id
             )
