@@ -376,3 +376,42 @@ async def test_the_keepalive_finds_a_dead_peer_while_a_send_is_blocked(make: Mak
     await t.close()
     assert t.status is TransportStatus.DISCONNECTED and _tasks_left() == []
     await peer.close()
+
+
+async def test_prepared_appends_to_a_peer_that_stops_reading_stop_at_the_write_limit() -> None:
+    """``rtlayer load``'s direct write (``LoadWebSocketTransport.send_prepared_nowait``) to a server that stops
+    reading: at most ``WRITE_BUFFER_LIMIT`` (plus one frame) waits in the socket's buffer, then the caller is
+    told to take ``send_audio``, whose timeout ends the connection with a clear error."""
+    from rtlayer.load.transport import WRITE_BUFFER_LIMIT, LoadWebSocketTransport
+
+    peer = _StopsReading()
+    url = await peer.start()
+    t = LoadWebSocketTransport(url=url, api_key="k", send_timeout=0.5, ping_interval=None, reconnect=False)
+    rec = Recorder(t, ("error",))
+    await t.connect()
+    audio = bytes(960)  # 20 ms of PCM16 at 24 kHz
+    frame = json.dumps(
+        {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
+    ).encode()
+    from websockets.asyncio.client import ClientConnection
+
+    conn = t._conn
+    assert isinstance(conn, ClientConnection)
+    refused_after = None
+    for sent in range(200_000):  # 280 MB: far past every socket buffer on the way
+        if not t.send_prepared_nowait(frame):
+            refused_after = sent
+            break
+        buffered = conn.transport.get_write_buffer_size()
+        assert buffered <= WRITE_BUFFER_LIMIT + len(frame) + 14  # one frame past the limit, header included
+        if sent % 64 == 63:
+            await asyncio.sleep(0)  # let the loop hand what it can to the kernel
+    assert refused_after is not None and refused_after > 0
+    with pytest.raises(ConnectionClosedError):
+        async with asyncio.timeout(10):
+            for _ in range(10_000):
+                await t.send_audio(audio * 50)  # 1 s at a time: the ordinary path times out
+    assert "send_timeout" in {e.code for e in rec.events["error"]}
+    await t.close()
+    assert t.status is TransportStatus.DISCONNECTED and _tasks_left() == []
+    await peer.close()
