@@ -24,8 +24,9 @@ if TYPE_CHECKING:
     from rtlayer.server.realtime_server import RealtimeServer
 
 # rtlayer's own pytest plugin (tests/user_kit uses it as a user would); its pytest11 entry point loads it
-# too once rtlayer is installed, under the same name, so it is never loaded twice.
-pytest_plugins = ["rtlayer.testing.plugin"]
+# too once rtlayer is installed, under the same name, so it is never loaded twice. ``exclusive``: the
+# marker that runs a wall-clock or CPU measurement alone when the suite runs on xdist workers.
+pytest_plugins = ["rtlayer.testing.plugin", "exclusive"]
 
 
 @pytest.fixture(autouse=True)

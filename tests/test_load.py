@@ -367,6 +367,7 @@ async def test_closed_sockets_show_as_reconnects(server: RealtimeServer) -> None
     assert result.elapsed_s < 4.0 + 6
 
 
+@pytest.mark.exclusive  # its busy loop takes a whole core from whatever test would run beside it
 async def test_a_generator_short_of_cpu_says_that_the_figures_are_its_own(
     server: RealtimeServer, tmp_path: Path
 ) -> None:

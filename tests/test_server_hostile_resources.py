@@ -21,7 +21,8 @@ from helpers_serve import LatencyProbe, ServeProcess, open_session
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-pytestmark = pytest.mark.timeout(60)
+# Exclusive: the fairness bounds are wall-clock round trips, which a neighbouring test would take a share of.
+pytestmark = [pytest.mark.timeout(60), pytest.mark.exclusive]
 
 OTHER_SESSIONS_MS = 100.0
 """The round trip another session may see while one client attacks (the issue's bound)."""
