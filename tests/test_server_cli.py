@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -230,3 +231,35 @@ def test_rtlayer_serve_refuses_bad_limits() -> None:
     assert (
         main(["serve", "--host", "0.0.0.0", "--port", "0", "--api-key", " "]) == 2
     )  # an empty key is no key
+
+
+FROZEN_AFTER_START = """
+import asyncio, gc, json
+from rtlayer.cli import build_parser
+from rtlayer.cli.serve import serve
+
+async def main():
+    stop = asyncio.Event()
+    args = build_parser().parse_args(["serve", "--port", "0"])
+    task = asyncio.create_task(serve(args, stop=stop, freeze_heap=True))
+    async with asyncio.timeout(20):
+        while gc.get_freeze_count() == 0:
+            await asyncio.sleep(0.05)
+    print(json.dumps({"frozen": gc.get_freeze_count(), "oldest": len(gc.get_objects(2))}))
+    stop.set()
+    await task
+
+asyncio.run(main())
+"""
+
+
+def test_rtlayer_serve_keeps_what_start_up_built_out_of_full_collections() -> None:
+    """``rtlayer serve`` (its own process) freezes start-up's objects once it listens: a full collection,
+    which stalls every session, walks only what the sessions made since (rtlayer/cli/_heap.py)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN_AFTER_START], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    heap = json.loads(done.stdout.splitlines()[-1])
+    assert heap["frozen"] > 10_000  # the modules, classes and functions of start-up
+    assert heap["oldest"] < heap["frozen"] / 10

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..transports.media_stream import DIALECTS, AiohttpSocket, MediaStreamTransport
 from ._args import LOG_LEVELS, port
+from ._heap import freeze_startup_heap
 
 logger = logging.getLogger("rtlayer.bridge")
 
@@ -205,6 +206,7 @@ async def running_bridge(args: argparse.Namespace) -> Any:
 
 async def serve(args: argparse.Namespace) -> None:
     async with running_bridge(args) as bridge:
+        freeze_startup_heap()  # only run() calls serve(): the command owns its process
         port = bridge.port
         print(
             f"rtlayer bridge: {args.provider} media streams on ws://{args.host}:{port}{args.path}\n"

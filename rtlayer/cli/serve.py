@@ -21,6 +21,7 @@ from rtlayer.server.app import WEBRTC_FEATURE
 from rtlayer.server.state import DEFAULT_AUDIO_PACING, ServerLimits
 
 from ._args import LOG_LEVELS, non_negative, port, positive_int, positive_seconds, seconds_or_never
+from ._heap import freeze_startup_heap
 
 logger = logging.getLogger("rtlayer.serve")
 
@@ -221,8 +222,11 @@ class EventLog:
         return kind
 
 
-async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) -> None:
-    """Run until ``stop`` is set (or SIGINT/SIGTERM)."""
+async def serve(
+    args: argparse.Namespace, *, stop: asyncio.Event | None = None, freeze_heap: bool = False
+) -> None:
+    """Run until ``stop`` is set (or SIGINT/SIGTERM). ``freeze_heap``: once started, freeze what start-up
+    built out of the garbage collector's full collections (``rtlayer serve`` in its own process does)."""
     from rtlayer.server.realtime_server import RealtimeServer
 
     server = RealtimeServer(
@@ -245,6 +249,8 @@ async def serve(args: argparse.Namespace, *, stop: asyncio.Event | None = None) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
+        if freeze_heap:
+            freeze_startup_heap()
         for line in describe(server, args):
             logger.info("%s", line)
         await stop.wait()
@@ -294,7 +300,7 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, freeze_heap=True))
     except ValueError as exc:  # a refused configuration (e.g. a public host without a key)
         print(f"rtlayer serve: {exc}", file=sys.stderr)
         return 2
