@@ -378,17 +378,27 @@ async def test_the_keepalive_finds_a_dead_peer_while_a_send_is_blocked(make: Mak
     await peer.close()
 
 
-async def test_prepared_appends_to_a_peer_that_stops_reading_stop_at_the_write_limit() -> None:
-    """``rtlayer load``'s direct write (``LoadWebSocketTransport.send_prepared_nowait``) to a server that stops
-    reading: at most ``WRITE_BUFFER_LIMIT`` (plus one frame) waits in the socket's buffer, then the caller is
-    told to take ``send_audio``, whose timeout ends the connection with a clear error."""
+@pytest.mark.parametrize("way", ["send_prepared_nowait", "send_audio_nowait"])
+async def test_direct_appends_to_a_peer_that_stops_reading_stop_at_the_write_limit(way: str) -> None:
+    """The direct writes (``rtlayer load``'s ``LoadWebSocketTransport.send_prepared_nowait``, the media-stream
+    bridge's ``WebSocketTransport.send_audio_nowait``) to a server that stops reading: at most
+    ``WRITE_BUFFER_LIMIT`` (plus one frame) waits in the socket's buffer, then the caller is told to take
+    ``send_audio``, whose timeout ends the connection with a clear error."""
     from rtlayer.load.transport import WRITE_BUFFER_LIMIT, LoadWebSocketTransport
 
     peer = _StopsReading()
     url = await peer.start()
     t = LoadWebSocketTransport(url=url, api_key="k", send_timeout=0.5, ping_interval=None, reconnect=False)
     rec = Recorder(t, ("error",))
+    assert not t.send_audio_nowait(bytes(960))  # not connected: nothing sent
     await t.connect()
+    t.send_event({"type": "input_audio_buffer.clear"})
+    assert not t.send_audio_nowait(bytes(960))  # an event waits ahead of it: the waiting way keeps the order
+    for _ in range(100):  # the writer hands the event to the socket
+        if not t.queued:
+            break
+        await asyncio.sleep(0.01)
+    assert not t.queued
     audio = bytes(960)  # 20 ms of PCM16 at 24 kHz
     frame = json.dumps(
         {"type": "input_audio_buffer.append", "audio": base64.b64encode(audio).decode()}
@@ -399,7 +409,9 @@ async def test_prepared_appends_to_a_peer_that_stops_reading_stop_at_the_write_l
     assert isinstance(conn, ClientConnection)
     refused_after = None
     for sent in range(200_000):  # 280 MB: far past every socket buffer on the way
-        if not t.send_prepared_nowait(frame):
+        if not (
+            t.send_prepared_nowait(frame) if way == "send_prepared_nowait" else t.send_audio_nowait(audio)
+        ):
             refused_after = sent
             break
         buffered = conn.transport.get_write_buffer_size()

@@ -13,15 +13,11 @@ caller sends through the ordinary ``send_audio``, which waits for the socket wit
 from __future__ import annotations
 
 from websockets.asyncio.client import ClientConnection
-from websockets.protocol import State
 
 from ..transport import TransportStatus
-from ..transports.websocket import WebSocketTransport
+from ..transports.websocket import WRITE_BUFFER_LIMIT, WebSocketTransport
 
 __all__ = ["WRITE_BUFFER_LIMIT", "LoadWebSocketTransport"]
-
-#: bytes waiting in the socket's write buffer past which a frame goes the ordinary (waiting) way
-WRITE_BUFFER_LIMIT = 64 * 1024
 
 
 class LoadWebSocketTransport(WebSocketTransport):
@@ -36,20 +32,11 @@ class LoadWebSocketTransport(WebSocketTransport):
         if (
             self._status is not TransportStatus.CONNECTED
             or self._out
-            or not isinstance(conn, ClientConnection)
+            or not self._writable(conn)
             or session.muted
             or (session.input_format is not None and session.input_format != session.session_input_format)
         ):
             return False
-        protocol, socket = conn.protocol, conn.transport
-        if (
-            protocol.state is not State.OPEN
-            or socket.is_closing()
-            or socket.get_write_buffer_size() > WRITE_BUFFER_LIMIT
-        ):
-            return False
-        protocol.send_text(append)
-        for data in protocol.data_to_send():
-            if data:
-                socket.write(data)
+        assert isinstance(conn, ClientConnection)
+        self._write_nowait(conn, append)
         return True

@@ -11,6 +11,12 @@ Everything but opening the socket lives in ``BaseRealtimeTransport``: this modul
 failures onto rtlayer's exceptions (``HandshakeError`` with the server's own message, ``ConnectTimeout``,
 ``ConnectError``) and turns off the library's own pings (the base class keeps the connection alive the same
 way on every transport).
+
+It also writes audio without waiting when the socket can take it (``send_audio_nowait``): a bridge that
+forwards a caller's frames as they arrive (``MediaStreamTransport``) sends each in the provider's reader,
+without a coroutine, a timeout handle or a context manager per frame, and falls back to ``send_audio`` (which
+waits, with ``send_timeout``) as soon as the socket's write buffer holds ``WRITE_BUFFER_LIMIT``, so what
+waits in memory stays bounded.
 """
 
 from __future__ import annotations
@@ -23,17 +29,20 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from ..exceptions import ConnectError, HandshakeError, InvalidURL
-from ..transport import WireConnection
+from ..transport import TransportStatus, WireConnection
 from ._base import BaseRealtimeTransport, Handshake
 from ._connect import connect_failure, safe_url, server_message
 
-__all__ = ["WebSocketTransport"]
+__all__ = ["WRITE_BUFFER_LIMIT", "WebSocketTransport"]
 
 #: the protocol's limit for one event is 15 MiB; leave room for the JSON around the base64
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: bytes waiting in the socket's write buffer past which a write waits (``send_audio``) instead of going now
+WRITE_BUFFER_LIMIT = 64 * 1024
 
 
 class WebSocketTransport(BaseRealtimeTransport):
@@ -69,6 +78,41 @@ class WebSocketTransport(BaseRealtimeTransport):
         except OSError as exc:
             raise connect_failure(exc, url) from None
         return cast(WireConnection, conn)
+
+    def send_audio_nowait(self, data: bytes | bytearray | memoryview) -> bool:
+        """Writes the ``input_audio_buffer.append`` of ``data`` (the app's ``input_format``, converted and
+        muted like ``send_audio``) to the socket now; False, with nothing sent, when it would have to wait:
+        not connected, events queued ahead of it, or ``WRITE_BUFFER_LIMIT`` already waiting in the socket's
+        buffer. The caller then awaits ``send_audio``, which waits for the socket with ``send_timeout``."""
+        conn = self._conn
+        if self._status is not TransportStatus.CONNECTED or self._out or not self._writable(conn):
+            return False
+        assert isinstance(conn, ClientConnection)
+        self._write_nowait(conn, self.session.encode_audio(data).encode())
+        return True
+
+    @staticmethod
+    def _writable(conn: WireConnection | None) -> bool:
+        """Whether a frame written to ``conn`` now goes straight to its socket (open, not closing, and less
+        than ``WRITE_BUFFER_LIMIT`` waiting there)."""
+        if not isinstance(conn, ClientConnection):
+            return False
+        socket = conn.transport
+        return (
+            conn.protocol.state is State.OPEN
+            and not socket.is_closing()
+            and socket.get_write_buffer_size() <= WRITE_BUFFER_LIMIT
+        )
+
+    @staticmethod
+    def _write_nowait(conn: ClientConnection, text: bytes) -> None:
+        """One text frame of UTF-8 ``text`` through the connection's sans-I/O protocol to its socket (what
+        ``conn.send`` does, without its coroutine and drain: ``_writable`` said the socket takes it)."""
+        protocol, socket = conn.protocol, conn.transport
+        protocol.send_text(text)
+        for data in protocol.data_to_send():
+            if data:
+                socket.write(data)
 
     def _close_code(self, conn: WireConnection) -> int | None:
         if isinstance(conn, ClientConnection):

@@ -31,7 +31,7 @@ import copy
 import logging
 from array import array
 from collections import Counter, deque
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ...audio import PCM16_24K, AudioFormat, PlaybackTracker
@@ -74,7 +74,8 @@ _OWN_EVENTS = frozenset({"call_start", "dtmf", "call_stop", "provider_problem"})
 
 
 class ModelTransportFactory(Protocol):
-    """Builds the transport to the model (``WebSocketTransport`` and ``FetchUpgradeTransport`` fit)."""
+    """Builds the transport to the model (``WebSocketTransport`` and ``FetchUpgradeTransport`` fit; one with a
+    ``send_audio_nowait(data) -> bool`` like ``WebSocketTransport``'s gets the caller's frames through it)."""
 
     def __call__(
         self,
@@ -149,6 +150,8 @@ class MediaStreamTransport(ClientShell):
         self.call: CallStart | None = None
         #: the transport to the model (None before ``connect``)
         self.inner: Any = None
+        #: its ``send_audio_nowait`` when it has one (see ``_to_model``)
+        self._send_nowait: Callable[[bytes], bool] | None = None
         self.outbound: OutboundAudio | None = None
         self.inbound: InboundAudio | None = None
         self.tracker: PlaybackTracker = PlaybackTracker()
@@ -219,6 +222,7 @@ class MediaStreamTransport(ClientShell):
             self.dialect.out_frame_ms, lead_ms=self._lead_ms, max_ahead_ms=self._max_ahead_ms
         )
         self.inner = self._make_inner(self.dialect.format.audio, endpoint, key)
+        self._send_nowait = getattr(self.inner, "send_audio_nowait", None)
         for name in list(self._listeners):
             self._forward(name)
         self.inner.on("audio", self._on_model_audio)
@@ -464,6 +468,11 @@ class MediaStreamTransport(ClientShell):
 
     async def _to_model(self, chunk: bytes) -> None:
         if self._ready and self.inner is not None:
+            # Straight to the model's socket, in the provider's reader, when it takes the frame at once (the
+            # WebSocket transport's send_audio_nowait); else the waiting send_audio, so a model socket that
+            # stops reading slows the reader instead of queueing without bound.
+            if self._send_nowait is not None and self._send_nowait(chunk):
+                return
             try:
                 await self.inner.send_audio(chunk)
             except ConnectionClosedError:
