@@ -416,8 +416,14 @@ class LeanCaller:
 
 
 def _cpu_seconds(pid: int) -> float:
+    return sum(_cpu_user_system(pid))
+
+
+def _cpu_user_system(pid: int) -> tuple[float, float]:
+    """The process's CPU seconds in user space and in the kernel (its sockets' work)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 async def _start(argv: list[str], cpu: int, marker: str) -> tuple[asyncio.subprocess.Process, str]:
@@ -471,6 +477,7 @@ async def _capacity_step(
                 receivers.append(asyncio.ensure_future(caller.receive()))
         await asyncio.sleep(1.0)  # every call bridged to the model before the clock starts
         cpu0, server0, mine0 = _cpu_seconds(bridge_pid), _cpu_seconds(server_pid), time.process_time()
+        kernel0 = _cpu_user_system(bridge_pid)[1]
         started = loop.time()
         ticks = int(CAPACITY_SECONDS / 0.020)
         lateness: list[float] = []
@@ -482,6 +489,7 @@ async def _capacity_step(
             await asyncio.sleep(max(0.0, started + (k + 1) * 0.020 - loop.time()))
         ended = loop.time()
         cpu = _cpu_seconds(bridge_pid) - cpu0
+        kernel = _cpu_user_system(bridge_pid)[1] - kernel0
         server_cpu, callers_cpu = _cpu_seconds(server_pid) - server0, time.process_time() - mine0
         await asyncio.sleep(0.5)
         kept = sum(caller.kept_real_time(started, ended) for caller in callers)
@@ -496,6 +504,9 @@ async def _capacity_step(
         "calls": calls,
         "kept": kept,
         "bridge_cpu_per_call_second_ms": 1000 * cpu / (calls * (ended - started)),
+        # of which the kernel's (the sockets' system calls, loopback TCP included): the floor of any bridge
+        # that sends and receives the same messages
+        "bridge_kernel_per_call_second_ms": 1000 * kernel / (calls * (ended - started)),
         "bridge_cpu_busy": cpu / (ended - started),
         # the other core: the model server and the callers (this process) share it
         "server_cpu_busy": server_cpu / (ended - started),
