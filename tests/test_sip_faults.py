@@ -24,7 +24,10 @@ from sip_helpers import SIPP, RtpSink, g711_speech, run_sipp, sip_rig
 from rtlayer.server.sip.call import SipCall
 from rtlayer.transports.sip import build_initial_config
 
-pytestmark = pytest.mark.timeout(60)
+# Exclusive: the userspace impairment delays each datagram on this process's timers, so a neighbouring test's
+# CPU would add its own lag to the modelled 40 +- 20 ms and hold more packets in flight when the call ends (with
+# a busy loop on one core: 7 of the caller's last packets instead of at most 3).
+pytestmark = [pytest.mark.timeout(60), pytest.mark.exclusive]
 INSIDE_NETEM = os.environ.get("RTLAYER_TEST_INSIDE_NETEM") == "1"
 SPEECH_PACKETS = 150  # uac_pcmu_caller_bye_3s streams 3 s of 20 ms packets, then hangs up
 

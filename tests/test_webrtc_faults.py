@@ -22,7 +22,10 @@ from rtlayer.server.webrtc import front_of
 from rtlayer.transport import TransportStatus
 from rtlayer.transports.webrtc import WebRTCTransport
 
-pytestmark = pytest.mark.timeout(30)
+# Exclusive: the userspace impairment delays each datagram on this process's timers, so a neighbouring test's
+# CPU would add its own lag to the modelled 40 +- 20 ms and hold more packets in flight when the call ends (with
+# a busy loop on one core: 7 of the caller's last packets instead of at most 3).
+pytestmark = [pytest.mark.timeout(30), pytest.mark.exclusive]
 LONG_TURNS = {"audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 500}}}}
 
 
