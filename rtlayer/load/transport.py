@@ -12,8 +12,6 @@ caller sends through the ordinary ``send_audio``, which waits for the socket wit
 
 from __future__ import annotations
 
-from websockets.asyncio.client import ClientConnection
-
 from ..transport import TransportStatus
 from ..transports.websocket import WRITE_BUFFER_LIMIT, WebSocketTransport
 
@@ -37,6 +35,5 @@ class LoadWebSocketTransport(WebSocketTransport):
             or (session.input_format is not None and session.input_format != session.session_input_format)
         ):
             return False
-        assert isinstance(conn, ClientConnection)
         self._write_nowait(conn, append)
         return True

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import cast
+from typing import TypeGuard, cast
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -87,12 +87,11 @@ class WebSocketTransport(BaseRealtimeTransport):
         conn = self._conn
         if self._status is not TransportStatus.CONNECTED or self._out or not self._writable(conn):
             return False
-        assert isinstance(conn, ClientConnection)
         self._write_nowait(conn, self.session.encode_audio(data).encode())
         return True
 
     @staticmethod
-    def _writable(conn: WireConnection | None) -> bool:
+    def _writable(conn: WireConnection | None) -> TypeGuard[ClientConnection]:
         """Whether a frame written to ``conn`` now goes straight to its socket (open, not closing, and less
         than ``WRITE_BUFFER_LIMIT`` waiting there)."""
         if not isinstance(conn, ClientConnection):
