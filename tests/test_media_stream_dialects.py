@@ -4,6 +4,8 @@ input conditioning with time as an input."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from rtlayer.audio import PCMU, AudioFormat
@@ -104,6 +106,31 @@ def test_bad_base64_and_odd_l16_are_problems() -> None:
     assert dialect.receive('{"event": "media", "media": {"payload": "%%%"}}')[0].kind == "bad_base64"  # type: ignore[union-attr]
     assert dialect.receive('{"event": "media", "media": {"payload": "AA=="}}')[0].kind == "odd_pcm"  # type: ignore[union-attr]
     assert dialect.receive(provider_side("exotel").opening(CALL)[1])[0].kind == "second_start"  # type: ignore[union-attr]
+
+
+def test_media_frames_that_lie_about_their_shape_are_problems_or_keep_what_is_usable() -> None:
+    """The media path reads its fields inline (fifty frames a second): a peer that lies about a field's type
+    gets a problem counted, never an exception, and a timestamp that is no integer is dropped, not trusted."""
+    dialect = dialect_for("twilio")
+    for frame in provider_side("twilio").opening(CALL):
+        dialect.receive(frame)
+    for media in ([1, 2], "AAAA", None, {"payload": 5}, {"payload": ["AAAA"]}):
+        (problem,) = dialect.receive(json.dumps({"event": "media", "media": media}))
+        assert isinstance(problem, ProviderProblem) and problem.kind == "missing_payload", media
+    huge = "9" * 5000  # past int()'s digit limit
+    stamps: list[int | None] = []
+    for stamp in ("40", 40, 40.7, "forty", [40], True, huge):
+        (event,) = dialect.receive(
+            json.dumps({"event": "media", "media": {"payload": "AAAA", "timestamp": stamp}})
+        )
+        assert isinstance(event, MediaIn) and event.audio == b"\x00\x00\x00"
+        stamps.append(event.timestamp_ms)
+    assert stamps == [40, 40, 40, None, None, 1, None]
+    for message in (bytearray(b"\x00\x01"), memoryview(b"\x00\x01")):  # binary in any buffer type
+        (problem,) = dialect.receive(message)  # type: ignore[arg-type]
+        assert isinstance(problem, ProviderProblem) and problem.kind == "binary_frame"
+    (problem,) = dialect.receive(12345)  # type: ignore[arg-type]  # an adapter handing over something else
+    assert isinstance(problem, ProviderProblem) and problem.kind == "not_a_message"
 
 
 def test_outbound_audio_leaves_lead_ahead_then_one_frame_per_acknowledgement() -> None:
