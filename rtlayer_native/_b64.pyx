@@ -2,13 +2,15 @@
 
 ``binascii.a2b_base64`` in strict mode spends about 24 instructions a character (it checks each one for
 padding and whitespace rules); a 20 ms frame is 1,280 characters, which made it the largest single cost of
-receiving audio. ``b64decode_unpadded`` decodes only the plain case, a str of whole 4-character groups of
-``A-Z a-z 0-9 + /`` and no padding (every frame whose byte count is a multiple of 3, 20 ms at 24 kHz
-included), at about a sixth of that; for anything else it returns ``None`` and the caller decodes with
-``binascii``, whose rules (and errors) therefore stay the only ones. Internal: not part of ``rtlayer_native``'s
-public API.
+receiving audio. ``b64decode_plain`` decodes only the plain case, a str of whole 4-character groups of
+``A-Z a-z 0-9 + /`` where ``=`` or ``==`` may close the last group (what every encoder writes: 20 ms at
+24 kHz unpadded, a telephony provider's 160-byte frame or a model's mu-law delta padded), at about a sixth of
+that; for anything else it returns ``None`` and the caller decodes with ``binascii``, whose rules (and errors)
+therefore stay the only ones. Like strict ``binascii``, it ignores the unused low bits of a padded group.
+Internal: not part of ``rtlayer_native``'s public API.
 """
 
+from libc.string cimport memcpy
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.unicode cimport (
     PyUnicode_1BYTE_KIND,
@@ -38,6 +40,7 @@ _fill_table()
 # two thread-state switches would cost a noticeable part of the decoding itself.
 cdef enum:
     NOGIL_MIN = 16384
+    PAD = 0x3D  # '='
 
 
 cdef int _decode(const unsigned char* src, Py_ssize_t groups, unsigned char* dst) noexcept nogil:
@@ -59,27 +62,53 @@ cdef int _decode(const unsigned char* src, Py_ssize_t groups, unsigned char* dst
     return 0
 
 
-def b64decode_unpadded(object text):
-    """The bytes ``text`` encodes if it is a str of unpadded standard base64, else ``None`` (use binascii)."""
+cdef int _decode_last(const unsigned char* src, unsigned char* dst) noexcept nogil:
+    """The last group: its byte count (3; 2 closed by ``=``; 1 by ``==``), -1 if it is not plain."""
+    cdef int a = _VALUE[src[0]], b = _VALUE[src[1]], c = _VALUE[src[2]], d = _VALUE[src[3]]
+    if (a | b) < 0:
+        return -1
+    dst[0] = <unsigned char>((a << 2) | (b >> 4))
+    if c < 0:
+        return 1 if src[2] == PAD and src[3] == PAD else -1
+    dst[1] = <unsigned char>(((b & 15) << 4) | (c >> 2))
+    if d < 0:
+        return 2 if src[3] == PAD else -1
+    dst[2] = <unsigned char>(((c & 3) << 6) | d)
+    return 3
+
+
+def b64decode_plain(object text):
+    """The bytes ``text`` encodes if it is a str of plain standard base64 (padding only closing the last
+    group), else ``None`` (use binascii)."""
     cdef const unsigned char* src
     cdef unsigned char* dst
-    cdef Py_ssize_t n
-    cdef int status
+    cdef unsigned char tail[3]
+    cdef Py_ssize_t n, groups
+    cdef int status, last
     cdef bytes out
     if type(text) is not str or PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND:
         return None
     n = PyUnicode_GET_LENGTH(text)
     if n & 3:
         return None
+    if n == 0:
+        return b""
     src = <const unsigned char*>PyUnicode_DATA(text)
-    out = PyBytes_FromStringAndSize(NULL, (n >> 2) * 3)
+    groups = (n >> 2) - 1  # every group but the last, which alone may be padded
+    last = _decode_last(src + groups * 4, tail)  # first, so that the output is made at its exact size
+    if last < 0:
+        return None
+    out = PyBytes_FromStringAndSize(NULL, groups * 3 + last)
     dst = <unsigned char*>PyBytes_AS_STRING(out)
     if n >= NOGIL_MIN:
         with nogil:
-            status = _decode(src, n >> 2, dst)
+            status = _decode(src, groups, dst)
     else:
-        status = _decode(src, n >> 2, dst)
-    return None if status else out
+        status = _decode(src, groups, dst)
+    if status:
+        return None
+    memcpy(dst + groups * 3, tail, last)
+    return out
 
 
 cdef const char* _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"

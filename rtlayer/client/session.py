@@ -29,7 +29,7 @@ import rtlayer_native
 
 from ..audio import PCM16_24K, AudioConverter, AudioFormat, PlaybackTracker
 from ..exceptions import InvalidAudioError
-from ..protocol.codec import b64decode_audio
+from ..protocol.codec import b64decode_audio, b64encode_audio
 from ..transport_events import (
     AudioDoneEvent,
     AudioEvent,
@@ -248,11 +248,7 @@ class ClientSession:
             from ..exceptions import InvalidAudioError
 
             raise InvalidAudioError(f"PCM16 data must have an even number of bytes, got {len(data)}")
-        return (
-            '{"type":"input_audio_buffer.append","audio":"'
-            + binascii.b2a_base64(data, newline=False).decode("ascii")
-            + '"}'
-        )
+        return '{"type":"input_audio_buffer.append","audio":"' + b64encode_audio(data) + '"}'
 
     def interrupt(self, now: float, cancel_ongoing_response: bool = True) -> bool:
         """The user barged in: returns whether audio was playing (and so was stopped and truncated)."""

@@ -15,7 +15,6 @@ uses for WebSocket): the caller's frames are encoded once per WAV and written to
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import random
 from collections import deque
@@ -24,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..audio import PlaybackTracker
+from ..protocol.codec import b64encode_audio
 from ..transport import (
     AudioEvent,
     ConnectionChangeEvent,
@@ -87,11 +87,7 @@ class _Frame:
 
     def __init__(self, pcm: bytes) -> None:
         self.pcm = pcm
-        self.append = (
-            '{"type":"input_audio_buffer.append","audio":"'
-            + binascii.b2a_base64(pcm, newline=False).decode("ascii")
-            + '"}'
-        ).encode()
+        self.append = ('{"type":"input_audio_buffer.append","audio":"' + b64encode_audio(pcm) + '"}').encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,18 +20,17 @@ A cancelled or interrupted response still gets every ``*.done`` event, with item
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from rtlayer.audio import PCM16_24K, AudioConverter, AudioFormat
+from rtlayer.protocol.codec import b64encode_audio
 from rtlayer.protocol.ids import new_id
 from rtlayer.protocol.items import assistant_message, function_call_item
 from rtlayer.server.core.conversation import AudioRecord, Conversation
 from rtlayer.server.core.parts import AudioPart, FunctionCallPart, ResponsePart, ResponseRequest, TextPart
-from rtlayer_native._b64 import b64encode_str
 
 __all__ = ["ResponseJob", "ResponseState", "estimate_text_tokens", "rate_limits", "usage_dict"]
 
@@ -276,8 +275,7 @@ class ResponseState:
         if self.audio_sink is not None:
             self.audio_sink(self, item["id"], data)
         else:
-            # Natively to str in one step (one delta per 100 ms of every answer); other buffer types as before.
-            delta = b64encode_str(data) if type(data) is bytes else base64.b64encode(data).decode()
+            delta = b64encode_audio(data)  # one delta per 100 ms of every answer
             self._ev("response.output_audio.delta", **self._where(item), delta=delta)
 
     def _function_call(self, part: FunctionCallPart) -> None:
