@@ -5,6 +5,7 @@ input conditioning with time as an input."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from rtlayer.transports.media_stream import (
     ProviderProblem,
     dialect_for,
 )
-from rtlayer.transports.media_stream.events import CallStop, MediaIn
+from rtlayer.transports.media_stream.events import CallStop, MediaIn, PlaybackAck
 
 CALL = CallInfo(custom={"lang": "fr"})
 
@@ -131,6 +132,47 @@ def test_media_frames_that_lie_about_their_shape_are_problems_or_keep_what_is_us
         assert isinstance(problem, ProviderProblem) and problem.kind == "binary_frame"
     (problem,) = dialect.receive(12345)  # type: ignore[arg-type]  # an adapter handing over something else
     assert isinstance(problem, ProviderProblem) and problem.kind == "not_a_message"
+
+
+def _with(shape: dict[str, Any], value: str) -> str:
+    """JSON text of ``shape`` with the JSON text ``value`` where ``shape`` holds ``"VALUE"``."""
+    return json.dumps(shape).replace('"VALUE"', value)
+
+
+_ACKS = {
+    "twilio": {"event": "mark", "mark": {"name": "VALUE"}},
+    "plivo": {"event": "playedStream", "name": "VALUE"},
+    "vonage": {"event": "websocket:notify", "payload": {"name": "VALUE"}},
+}
+_STARTS = {
+    "twilio": {"event": "start", "start": {"customParameters": "VALUE"}},
+    "plivo": {"event": "start", "start": {"customParameters": "VALUE"}},
+    "vonage": {"event": "websocket:connected", "content-type": "audio/l16;rate=16000", "x": "VALUE"},
+}
+
+
+@pytest.mark.parametrize("provider", ["twilio", "plivo", "vonage"])
+def test_deep_values_are_problems_where_the_dialect_would_print_keep_or_pass_them_on(provider: str) -> None:
+    """Media frames and playback acks are parsed without the depth check (fifty of each a second): their
+    paths read known keys and never turn a value of unchecked type into text. Every other message is checked
+    first, so a deep ``start`` never reaches the app; nothing raises (a deep list as text is a RecursionError)."""
+    dialect = dialect_for(provider)
+    for frame in provider_side(provider).opening(CALL):
+        dialect.receive(frame)
+    deep = "[" * 3000 + "]" * 3000
+    (problem,) = dialect.receive(_with(_ACKS[provider], deep))
+    assert isinstance(problem, ProviderProblem) and problem.kind == "bad_mark"
+    (ack,) = dialect.receive(_with(_ACKS[provider], "7"))  # a number is a name too (printed)
+    assert ack == PlaybackAck("7")
+    for shape in ({"event": "VALUE"}, _STARTS[provider], {"event": "dtmf", "dtmf": {"digit": "VALUE"}}):
+        (problem,) = dialect.receive(_with(shape, deep))
+        assert isinstance(problem, ProviderProblem) and problem.kind == "too_deep", shape
+    if provider != "vonage":
+        (problem,) = dialect.receive(_with({"event": "media", "media": {"payload": "VALUE"}}, deep))
+        assert isinstance(problem, ProviderProblem) and problem.kind == "missing_payload"
+        media = {"event": "media", "media": {"payload": "AAAAAA==", "timestamp": "VALUE"}}
+        (event,) = dialect.receive(_with(media, deep))  # a timestamp that is no integer is dropped
+        assert event == MediaIn(bytes(4), None)
 
 
 def test_outbound_audio_leaves_lead_ahead_then_one_frame_per_acknowledgement() -> None:

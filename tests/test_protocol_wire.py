@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import event_problems
@@ -95,3 +96,30 @@ def test_codec_round_trips_and_matches_stdlib_json() -> None:
     for bad in ('{"type": ', "NaN", "{'a': 1}", ""):
         with pytest.raises(ValueError):
             codec.loads(bad)
+
+
+def _nest(depth: int) -> Any:
+    """A value ``depth`` levels deep (objects and arrays taking turns), a scalar at the bottom."""
+    value: Any = 0
+    for level in range(depth):
+        value = {"k": value} if level % 2 else [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        # the deep branch behind containers of scalars (which loads proves shallow by a look)
+        lambda deep: {"event": "media", "media": {"payload": "AA=="}, "tags": [1, 2], "deep": deep},
+        # behind a container too big to look at
+        lambda deep: {"big": list(range(20)), "deep": deep},
+        # inside a small container, one level down
+        lambda deep: {"media": {"a": 1, "deep": deep}},
+        lambda deep: [{"a": 1}, deep],
+    ],
+)
+def test_codec_loads_refuses_past_max_depth_wherever_the_deep_branch_is(shape: Any) -> None:
+    fits = shape(_nest(codec.MAX_DEPTH - 3))
+    assert codec.loads(codec.dumps(fits)) == fits
+    with pytest.raises(codec.TooDeep):
+        codec.loads(codec.dumps(shape(_nest(codec.MAX_DEPTH))))

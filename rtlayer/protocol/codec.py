@@ -34,6 +34,7 @@ __all__ = [
     "check_depth",
     "dumps",
     "loads",
+    "loads_without_depth_check",
 ]
 
 
@@ -197,6 +198,15 @@ if _orjson is not None:
             check_depth(value)
         return value
 
+    def loads_without_depth_check(text: str | bytes) -> Any:
+        """Parse one JSON value as ``loads`` does, minus the ``MAX_DEPTH`` check: still safe from the
+        parser's own limits (``ValueError`` only), for a reader that looks up known keys and checks the depth
+        of what it keeps, prints or passes on (a provider's media stream: fifty media frames and fifty marks
+        a second, where the check cost as much as the parse)."""
+        if len(text) <= ORJSON_SAFE_CHARS:
+            return _loads(text)
+        return _loads(text) if _opens(text) <= ORJSON_SAFE_OPENS else _stdlib_loads(text)
+
 else:  # pragma: no cover
     BACKEND = "json"
 
@@ -210,3 +220,7 @@ else:  # pragma: no cover
         if _opens(text) > MAX_DEPTH:
             check_depth(value)
         return value
+
+    def loads_without_depth_check(text: str | bytes) -> Any:
+        """Parse one JSON value as ``loads`` does, minus the ``MAX_DEPTH`` check (see the orjson variant)."""
+        return _stdlib_loads(text)

@@ -20,14 +20,20 @@ vonage     websocket:connected L16 LE 16k binary 640 B  notify->websocket:notify
 
 from __future__ import annotations
 
-import binascii
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, NamedTuple
 
 from ...audio import PCMU, AudioFormat
 from ...exceptions import InvalidAudioError
-from ...protocol.codec import dumps, loads
+from ...protocol.codec import (
+    TooDeep,
+    b64decode_audio,
+    b64encode_audio,
+    check_depth,
+    dumps,
+    loads_without_depth_check,
+)
 from .events import (
     CallStart,
     CallStop,
@@ -95,6 +101,8 @@ class Dialect:
         self.stream_id: str | None = None
         self._media_prefix = ""
         self._mark_prefix = ""
+        #: L16 payloads must hold whole samples (set with the format at ``start``)
+        self._whole_samples = False
 
     @classmethod
     def default_format(cls) -> ProviderFormat:
@@ -114,12 +122,25 @@ class Dialect:
             if not isinstance(message, str):
                 return [ProviderProblem("not_a_message", f"a {type(message).__name__}, not text or bytes")]
         try:
-            event = loads(message)
+            # The depth check waits until a frame is known not to be media or a playback ack: those two
+            # paths read known keys and never print, keep or pass on a value they did not check the type of.
+            event = loads_without_depth_check(message)
         except ValueError as exc:
             return [ProviderProblem("not_json", f"a text frame that is not JSON: {exc}")]
         if type(event) is not dict:  # the parsers build plain dicts
             return [ProviderProblem("not_an_object", f"a JSON {type(event).__name__}, not an object")]
         return self._receive_event(event)
+
+    def _receive_checked(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        """Any frame but media and acks: its depth checked first (it may be printed, kept or handed to the app)."""
+        try:
+            check_depth(event)
+        except TooDeep as exc:
+            return [ProviderProblem("too_deep", f"a message {exc}")]
+        return self._receive_rare(event)
+
+    def _receive_rare(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        raise NotImplementedError
 
     def _receive_binary(self, data: bytes) -> list[ProviderEvent]:
         return [
@@ -127,20 +148,8 @@ class Dialect:
         ]
 
     def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
-        raise NotImplementedError
-
-    def _media(self, b64: Any, timestamp: Any) -> list[ProviderEvent]:
-        if not self.started:
-            return [ProviderProblem("media_before_start", "media before the start message")]
-        if not isinstance(b64, str):
-            return [ProviderProblem("missing_payload", "a media message without a payload string")]
-        try:
-            audio = binascii.a2b_base64(b64, strict_mode=True)
-        except (binascii.Error, ValueError) as exc:
-            return [ProviderProblem("bad_base64", f"a media payload that is not base64: {exc}")]
-        if len(audio) & 1 and self.format.audio.codec == "pcm16":
-            return [ProviderProblem("odd_pcm", f"an L16 payload of {len(audio)} B (odd)")]
-        return [MediaIn(audio, timestamp if type(timestamp) is int else _int(timestamp))]
+        """A parsed frame (not yet checked for depth: see ``receive``)."""
+        return self._receive_checked(event)
 
     def _start(self, start: CallStart) -> list[ProviderEvent]:
         if self.started:
@@ -148,6 +157,7 @@ class Dialect:
         self.started = True
         self.stream_id = start.stream_id
         self.format = start.format
+        self._whole_samples = start.format.audio.codec == "pcm16"
         self._media_prefix = self._build_media_prefix()
         self._mark_prefix = self._build_mark_prefix()
         return [start]
@@ -168,7 +178,7 @@ class Dialect:
         return self.mark(name)
 
     def _media_frame(self, payload: bytes) -> str:
-        return self._media_prefix + binascii.b2a_base64(payload, newline=False).decode("ascii") + '"}}'
+        return self._media_prefix + b64encode_audio(payload) + '"}}'
 
     def _unknown(self, event: dict[str, Any]) -> list[ProviderEvent]:
         kind = event.get("event")
@@ -189,7 +199,7 @@ class Dialect:
         raise NotImplementedError
 
     def _b64(self, payload: bytes) -> str:
-        return binascii.b2a_base64(payload, newline=False).decode("ascii")
+        return b64encode_audio(payload)
 
 
 class StartKeys(NamedTuple):
@@ -205,20 +215,38 @@ class JsonDialect(Dialect):
     """The providers whose every message is a JSON object named by ``event`` (Twilio, Telnyx, Plivo, Exotel).
 
     Their ``media``, ``start``, ``dtmf`` and ``stop`` have one shape; a subclass names where its ``start``
-    keeps the call's metadata, reads its format, and handles its own playback and clear messages
-    (``_receive_other``)."""
+    keeps the call's metadata, reads its format, and handles its own playback acknowledgement (``ack_event``,
+    ``_ack``) and clear messages (``_receive_other``)."""
 
     start_keys: ClassVar[StartKeys]
+    #: the event that acknowledges playback (answered by ``_ack``): the second most frequent, checked second
+    ack_event: ClassVar[str]
     #: the stream id is read at the message's top level before ``start`` (Telnyx documents it there)
     stream_id_at_top: ClassVar[bool] = False
 
     def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
         kind = event.get("event")
-        if kind == "media":  # fifty a second: no helper calls
+        if kind == "media":  # fifty a second each way (with the acks): no helper calls
+            if not self.started:
+                return [ProviderProblem("media_before_start", "media before the start message")]
             media = event.get("media")
-            if type(media) is not dict:
-                media = {}
-            return self._media(media.get("payload"), media.get("timestamp"))
+            b64 = media.get("payload") if type(media) is dict else None
+            if type(b64) is not str:
+                return [ProviderProblem("missing_payload", "a media message without a payload string")]
+            try:
+                audio = b64decode_audio(b64)
+            except ValueError as exc:  # binascii.Error included
+                return [ProviderProblem("bad_base64", f"a media payload that is not base64: {exc}")]
+            if len(audio) & 1 and self._whole_samples:
+                return [ProviderProblem("odd_pcm", f"an L16 payload of {len(audio)} B (odd)")]
+            timestamp = media.get("timestamp")  # type: ignore[union-attr]
+            return [MediaIn(audio, timestamp if type(timestamp) is int else _int(timestamp))]
+        if kind == self.ack_event:
+            return self._ack(event)
+        return self._receive_checked(event)
+
+    def _receive_rare(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        kind = event.get("event")
         if kind == "start":
             return self._on_start(event, _obj(event.get("start")))
         if kind == "dtmf":
@@ -226,6 +254,10 @@ class JsonDialect(Dialect):
         if kind == "stop":
             return [CallStop(self._stop_reason(event))]
         return self._receive_other(kind, event)
+
+    def _ack(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        """The provider's playback acknowledgement (``ack_event``)."""
+        raise NotImplementedError
 
     def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
         return self._unknown(event)
@@ -270,10 +302,13 @@ class MarkDialect(JsonDialect):
     #: the key of the stream id in outbound messages (None: they carry none)
     stream_key: ClassVar[str | None] = None
 
+    ack_event = "mark"
+
+    def _ack(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        mark = event.get("mark")
+        return _ack_named(mark.get("name") if type(mark) is dict else None)
+
     def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
-        if kind == "mark":
-            name = _obj(event.get("mark")).get("name")
-            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
         if kind == "connected":
             return [Connected()]
         return self._unknown(event)
@@ -344,10 +379,12 @@ class PlivoDialect(JsonDialect):
     def default_format(cls) -> ProviderFormat:
         return ProviderFormat(AudioFormat("pcm16", 8000))
 
+    ack_event = "playedStream"
+
+    def _ack(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        return _ack_named(event.get("name"))
+
     def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
-        if kind == "playedStream":
-            name = event.get("name")
-            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
         if kind == "clearedAudio":
             return [ClearConfirmed()]
         return self._unknown(event)
@@ -427,10 +464,13 @@ class VonageDialect(Dialect):
         return [MediaIn(data, None)]
 
     def _receive_event(self, event: dict[str, Any]) -> list[ProviderEvent]:
+        if event.get("event") == "websocket:notify":  # fifty a second (its audio is binary)
+            payload = event.get("payload")
+            return _ack_named(payload.get("name") if type(payload) is dict else None)
+        return self._receive_checked(event)
+
+    def _receive_rare(self, event: dict[str, Any]) -> list[ProviderEvent]:
         kind = event.get("event")
-        if kind == "websocket:notify":
-            name = _obj(event.get("payload")).get("name")
-            return [PlaybackAck(str(name))] if name is not None else [ProviderProblem("bad_mark", "no name")]
         if kind == "websocket:cleared":
             return [ClearConfirmed()]
         if kind == "websocket:connected":
@@ -469,6 +509,16 @@ class VonageDialect(Dialect):
 
     def clear(self) -> Frame:
         return _dumps({"action": "clear"})
+
+
+def _ack_named(name: Any) -> list[ProviderEvent]:
+    """A playback ack for the marker ``name``: a string (or a number, printed), nothing else (a container's
+    text is unbounded work)."""
+    if type(name) is str:
+        return [PlaybackAck(name)]
+    if type(name) is int or type(name) is float:
+        return [PlaybackAck(str(name))]
+    return [ProviderProblem("bad_mark", f"a marker name of type {type(name).__name__}")]
 
 
 def _dtmf(dtmf: dict[str, Any]) -> list[ProviderEvent]:

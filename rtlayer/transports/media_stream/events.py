@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ...audio import AudioFormat
 from ...transport_events import DtmfEvent  # one dtmf event for every medium (SIP's too)
@@ -64,17 +64,16 @@ class CallStart:
     raw: Mapping[str, Any] = field(repr=False)
 
 
-@dataclass(frozen=True, slots=True)
-class MediaIn:
-    """Caller audio, in the provider's format (L16 still in the provider's byte order)."""
+class MediaIn(NamedTuple):
+    """Caller audio, in the provider's format (L16 still in the provider's byte order). A tuple, like
+    ``PlaybackAck``: fifty of each are made a second per call, at a third less than a frozen dataclass."""
 
     audio: bytes
     #: the provider's timestamp of this chunk in ms since the stream started, when it gives one
     timestamp_ms: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class PlaybackAck:
+class PlaybackAck(NamedTuple):
     """The provider played the app's audio up to the mark/checkpoint/notify called ``name``."""
 
     name: str
