@@ -33,7 +33,7 @@ generation are the provider returning markers of audio it discarded, and are ign
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...audio import AudioFormat
 
@@ -42,20 +42,15 @@ __all__ = ["InboundAudio", "OutboundAudio", "SentFrame"]
 _SILENCE = {"pcm16": b"\x00", "pcmu": b"\xff", "pcma": b"\xd5"}
 
 
-@dataclass(frozen=True, slots=True)
-class SentFrame:
-    """One frame the shell must send now, then its marker."""
+class SentFrame(NamedTuple):
+    """One frame the shell must send now, then its marker; kept until the provider echoes the marker, and
+    returned by ``ack`` then (a tuple: one is made for every frame of every call)."""
 
     audio: bytes
     mark: str
     item_id: str
     content_index: int
-
-
-@dataclass(slots=True)
-class _Pending:
-    item_id: str
-    content_index: int
+    #: the audio's length (a padded last frame counts what it carries)
     ms: float
 
 
@@ -83,7 +78,8 @@ class OutboundAudio:
         self.generation = 0
         self._seq = 0
         self._queue: deque[tuple[bytes, str, int, float]] = deque()
-        self._pending: dict[str, _Pending] = {}
+        self._pending: dict[str, SentFrame] = {}
+        self._mark_prefix = "0."
         self._unacked_ms = 0.0
         self._run_start: float | None = None
         self._run_sent = 0
@@ -144,24 +140,26 @@ class OutboundAudio:
                 self._run_start, self._run_sent = now, 0
             self._run_sent += 1
             self._seq += 1
-            name = f"{self.generation}.{self._seq}"
+            name = self._mark_prefix + str(self._seq)
             if len(pending) >= self.MAX_PENDING_MARKS:
                 self._unacked_ms -= pending.pop(next(iter(pending))).ms
-            pending[name] = _Pending(item_id, content_index, ms)
+            pending[name] = sent = SentFrame(frame, name, item_id, content_index, ms)
             self._unacked_ms += ms
-            self.frames_out += 1
-            out.append(SentFrame(frame, name, item_id, content_index))
+            out.append(sent)
+        self.frames_out += len(out)
         return out
 
     # -- the provider's side ---------------------------------------------------------------------------------
 
-    def ack(self, name: str, now: float | None = None) -> _Pending | None:
-        """A marker echoed: the item and ms it confirms as heard, or None (stale or unknown, counted).
+    def ack(self, name: str, now: float | None = None) -> SentFrame | None:
+        """A marker echoed: the frame it confirms as heard (its item and ms), or None (stale or unknown,
+        counted).
 
         ``now`` (when the echo was read) feeds the adaptive lead; without it the lead stays where it is."""
         pending = self._pending.pop(name, None)
         if pending is not None:
-            self._unacked_ms = max(0.0, self._unacked_ms - pending.ms)
+            unacked = self._unacked_ms - pending.ms
+            self._unacked_ms = unacked if unacked > 0.0 else 0.0
             if now is not None:
                 self._measure_gap(now, pending.ms)
             return pending
@@ -205,6 +203,7 @@ class OutboundAudio:
         self._run_start = None
         self._last_ack_at = None
         self.generation += 1
+        self._mark_prefix = f"{self.generation}."
         return unheard
 
 

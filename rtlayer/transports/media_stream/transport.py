@@ -561,9 +561,10 @@ class MediaStreamTransport(ClientShell):
         loop = asyncio.get_running_loop()
         try:
             while frames := outbound.pop_ready(loop.time()):
+                generation = outbound.generation
                 for frame in frames:
                     async with self._send_lock:
-                        if frame.mark.partition(".")[0] != str(outbound.generation):
+                        if outbound.generation != generation:
                             break  # a barge-in cleared it while we waited for the socket
                         await self._send(self.dialect.audio(frame.audio))
                         await self._send(self.dialect.bridge_mark(frame.mark))
