@@ -72,6 +72,48 @@ async def test_a_spoken_turn_is_answered_and_heard_then_a_barge_in_stops_it_and_
     assert app.errors == []
 
 
+async def test_over_webrtc_to_the_model_a_barge_in_truncates_at_what_the_caller_heard(
+    server_events: EmittedEvents,
+) -> None:
+    """The model reached over WebRTC (``rtlayer bridge --transport webrtc``): its audio arrives at real time
+    on an RTP track and the server cuts an interrupted item at what it streamed; the caller, behind the
+    provider's buffer, heard less, and the bridge's truncate says how much."""
+    from rtlayer.transports.webrtc import WebRTCTransport
+
+    speech = hello_sentence()
+    async with (
+        RealtimeServer() as server,
+        websockets_bridge("twilio", server.ws_url, model_transport=WebRTCTransport) as app,
+    ):
+        async with PhoneSimulator("twilio", app.url) as phone:
+            phone.say(speech, 24000)
+            answer = await phone.wait_for_answer_end(1, within=10)
+            assert SENTENCE_MS - 100 <= answer.played_ms <= SENTENCE_MS + 400
+            assert rtlayer_native.rms_dbfs(bytes(answer.pcm16)) > -40
+            phone.say(speech, 24000)
+            second = await phone.wait_answer(2, min_played_ms=200, within=10)
+            phone.say(speech, 24000)  # the caller talks over the answer
+            await phone.wait_for(lambda: phone.clears, within=5)
+            clear = phone.clears[0]
+            await eventually(lambda: len(server_events.of_type("response.done")) >= 2, within=3)
+            item_id = server_events.of_type("response.done")[1]["response"]["output"][0]["id"]
+
+            def cuts() -> list[int]:
+                return [
+                    e["audio_end_ms"]
+                    for e in server_events.of_type("conversation.item.truncated")
+                    if e["item_id"] == item_id
+                ]
+
+            await eventually(lambda: clear.played_ms in cuts(), within=3)
+            assert min(cuts()) == clear.played_ms, cuts()  # the server's own cut, if any, was later
+            assert second.cleared and clear.discarded_ms > 0, phone.format_timeline()
+        await asyncio.wait_for(app.done.wait(), 5)
+    transport = app.transports[0]
+    assert transport.interruptions == 1 and not transport.problems and phone.problems == []
+    assert app.errors == []
+
+
 async def _truncated(events: EmittedEvents) -> dict[str, Any]:
     await eventually(lambda: events.of_type("conversation.item.truncated"), within=3)
     return events.of_type("conversation.item.truncated")[0]

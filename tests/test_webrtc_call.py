@@ -246,7 +246,14 @@ async def test_audio_in_the_apps_format_and_interrupt_at_what_its_player_played(
         transport.interrupt()
         await rec.wait_for(lambda: rec.count("output_audio_buffer.cleared") == 1)
         assert rec.events["audio_interrupted"][0].audio_end_ms == 120
+        # The server cut the item at what it had streamed; the transport's truncate brings it back to 120 ms.
+        await rec.wait_for(lambda: 120 in _cuts(rec))
+        assert min(_cuts(rec)) == 120
         await transport.close()
+
+
+def _cuts(rec: Recorder) -> list[int]:
+    return [e["audio_end_ms"] for e in rec.events["*"] if e["type"] == "conversation.item.truncated"]
 
 
 async def test_g711_microphone_audio_is_heard(server, load_wav):

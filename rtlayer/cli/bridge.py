@@ -170,10 +170,9 @@ def _model_transport(name: str) -> Any:
 
         return FetchUpgradeTransport
     if name == "webrtc":
-        raise ValueError(
-            "--transport webrtc: a WebRTC model session plays its own audio clock, so the caller's playback "
-            "truth cannot reach it; use websocket or fetch-upgrade"
-        )
+        from ..transports.webrtc import WebRTCTransport
+
+        return WebRTCTransport
     return None  # the WebSocket transport
 
 

@@ -19,7 +19,7 @@ same ``ClientSession`` underneath; only the medium differs:
   format, then emitted as ``audio`` events between ``output_audio_buffer.started`` and ``.stopped``
   (the JS SDK emits none on WebRTC);
 - interrupting sends ``response.cancel`` and ``output_audio_buffer.clear``: the server knows what was
-  played, so no truncate.
+  played, so no truncate (unless a ``playback_tracker`` says the app plays behind the stream: see the class).
 
 Where to connect is decided as on every transport (``ClientShell``): no URL and no key -> the embedded
 server, in-process; a key and no URL -> the hosted service; any URL form of the server works (``http(s)``,
@@ -84,7 +84,12 @@ class WebRTCTransport(ClientShell):
     ``disconnected_grace`` (seconds a ``disconnected`` connection may take to come back before
     the transport reports an error and closes), ``max_input_ms`` (microphone audio queued ahead of
     real time; the oldest is dropped past it and counted in ``peer.input_queue.dropped_frames``).
-    ``audio`` events carry 20 ms frames in ``output_format``.
+    ``audio`` events carry 20 ms frames in ``output_format`` (``output_frame_ms``, the WebSocket transport's
+    option, may only say so).
+
+    With a ``playback_tracker``, the app plays behind what the server streamed (its own buffer, or a phone
+    provider's: ``MediaStreamTransport``), so an interruption also sends ``conversation.item.truncate`` at
+    what the tracker says was heard; the server alone cut the item at what it had sent.
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class WebRTCTransport(ClientShell):
         *,
         input_format: AudioFormat = PCM16_24K,
         output_format: AudioFormat = PCM16_24K,
+        output_frame_ms: int | None = None,
         audio_track: MediaStreamTrack | None = None,
         allow_loopback: bool | None = None,
         ice_servers: list[RTCIceServer] | None = None,
@@ -100,6 +106,10 @@ class WebRTCTransport(ClientShell):
         max_input_ms: int = 60_000,
         **options: Unpack[ShellOptions],
     ) -> None:
+        if output_frame_ms not in (None, FRAME_MS):
+            raise ValueError(
+                f"a WebRTC transport's audio events carry {FRAME_MS} ms frames, not {output_frame_ms}"
+            )
         super().__init__(**options)
         self.input_format = input_format
         self.output_format = output_format
@@ -342,6 +352,14 @@ class WebRTCTransport(ClientShell):
         if self.tracker is not None and item_id:
             heard = min(heard, self.tracker.played_ms(item_id, 0))
             self.tracker.on_interrupted()
+            self._send_dict(
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": item_id,
+                    "content_index": 0,
+                    "audio_end_ms": int(heard),
+                }
+            )
         self.emit("audio_interrupted", AudioInterruptedEvent(item_id or None, 0, int(heard), response_id))
 
     # -- closing --------------------------------------------------------------------------------

@@ -22,6 +22,11 @@ model to a format the provider does not speak. The model's audio is cut into the
 plays, or ``interrupt()``) sends the provider's clear, cancels the response, truncates the playing item at what
 the provider acknowledged as played, truncates later items in flight to zero, and ignores the markers the
 provider returns for the cleared audio.
+
+The model's side is the WebSocket transport unless ``model_transport`` names another (``rtlayer bridge
+--transport``): ``FetchUpgradeTransport``, or ``WebRTCTransport``, whose audio arrives at real time on an RTP
+track and whose server cuts an interrupted item at what it streamed; the truncate that follows it says what
+the provider acknowledged, as on the socket transports.
 """
 
 from __future__ import annotations
