@@ -127,6 +127,13 @@ def test_media_frames_that_lie_about_their_shape_are_problems_or_keep_what_is_us
         assert isinstance(event, MediaIn) and event.audio == b"\x00\x00\x00"
         stamps.append(event.timestamp_ms)
     assert stamps == [40, 40, 40, None, None, 1, None]
+    # A number past a double, in a text long and bracket-heavy enough for the stdlib parser: refused there
+    # too (an infinite timestamp was an OverflowError out of the dialect, which ended the call).
+    pad = ",".join(["[]"] * 3500)
+    (problem,) = dialect.receive(
+        f'{{"event": "media", "media": {{"payload": "AAAA", "timestamp": 1e400}}, "pad": [{pad}]}}'
+    )
+    assert isinstance(problem, ProviderProblem) and problem.kind == "not_json"
     for message in (bytearray(b"\x00\x01"), memoryview(b"\x00\x01")):  # binary in any buffer type
         (problem,) = dialect.receive(message)  # type: ignore[arg-type]
         assert isinstance(problem, ProviderProblem) and problem.kind == "binary_frame"

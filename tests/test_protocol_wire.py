@@ -123,3 +123,18 @@ def test_codec_loads_refuses_past_max_depth_wherever_the_deep_branch_is(shape: A
     assert codec.loads(codec.dumps(fits)) == fits
     with pytest.raises(codec.TooDeep):
         codec.loads(codec.dumps(shape(_nest(codec.MAX_DEPTH))))
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1.5e309"])
+def test_codec_loads_refuses_numbers_past_a_double_on_both_parsers(number: str) -> None:
+    """orjson refuses them; the stdlib parser (a long text that could open many containers) would make an
+    infinity, which int() turns into an OverflowError nobody expects."""
+    short = f'{{"audio_end_ms": {number}}}'
+    pad = ",".join(["[]"] * 3500)
+    long = f'{{"audio_end_ms": {number}, "pad": [{pad}]}}'
+    assert len(long) > codec.ORJSON_SAFE_CHARS and long.count("[") > codec.ORJSON_SAFE_OPENS
+    for text in (short, long):
+        with pytest.raises(ValueError):
+            codec.loads(text)
+        with pytest.raises(ValueError):
+            codec.loads_without_depth_check(text)

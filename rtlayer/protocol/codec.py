@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import json
+import math
 from typing import Any
 
 from rtlayer.exceptions import RemoteProtocolError
@@ -138,7 +139,18 @@ def _reject_constant(name: str) -> Any:
 
 
 _encoder = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number as a float, refused when it overflows (``1e400``), as orjson refuses it: an infinity
+    would reach ``int()`` somewhere as an ``OverflowError`` no caller expects."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def _stdlib_loads(text: str | bytes) -> Any:

@@ -73,7 +73,7 @@ def _str(value: Any) -> str | None:
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
@@ -239,8 +239,11 @@ class JsonDialect(Dialect):
                 return [ProviderProblem("bad_base64", f"a media payload that is not base64: {exc}")]
             if len(audio) & 1 and self._whole_samples:
                 return [ProviderProblem("odd_pcm", f"an L16 payload of {len(audio)} B (odd)")]
-            timestamp = media.get("timestamp")  # type: ignore[union-attr]
-            return [MediaIn(audio, timestamp if type(timestamp) is int else _int(timestamp))]
+            try:  # Twilio's is a string of digits
+                timestamp: int | None = int(media.get("timestamp"))  # type: ignore[union-attr]
+            except (TypeError, ValueError, OverflowError):
+                timestamp = None
+            return [MediaIn(audio, timestamp)]
         if kind == self.ack_event:
             return self._ack(event)
         return self._receive_checked(event)
@@ -306,7 +309,8 @@ class MarkDialect(JsonDialect):
 
     def _ack(self, event: dict[str, Any]) -> list[ProviderEvent]:
         mark = event.get("mark")
-        return _ack_named(mark.get("name") if type(mark) is dict else None)
+        name = mark.get("name") if type(mark) is dict else None
+        return [PlaybackAck(name)] if type(name) is str else _ack_named(name)
 
     def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
         if kind == "connected":
@@ -382,7 +386,8 @@ class PlivoDialect(JsonDialect):
     ack_event = "playedStream"
 
     def _ack(self, event: dict[str, Any]) -> list[ProviderEvent]:
-        return _ack_named(event.get("name"))
+        name = event.get("name")
+        return [PlaybackAck(name)] if type(name) is str else _ack_named(name)
 
     def _receive_other(self, kind: Any, event: dict[str, Any]) -> list[ProviderEvent]:
         if kind == "clearedAudio":
