@@ -224,6 +224,7 @@ class InboundAudio:
         stall_ms: float = 500.0,
     ) -> None:
         self.format = format
+        self._ms_per_byte = format.duration_ms(1)
         self.max_gap_fill_ms = max_gap_fill_ms
         self.trailing_silence_ms = trailing_silence_ms
         self.stall_ms = stall_ms
@@ -240,25 +241,25 @@ class InboundAudio:
 
     def media(self, audio: bytes, timestamp_ms: int | None, now: float) -> list[bytes]:
         """One chunk from the provider; returns what to send to the model, silence for a gap first."""
-        out: list[bytes] = []
-        duration = self.format.duration_ms(len(audio))
-        if timestamp_ms is not None:
-            if self._next_ts is not None:
-                gap = timestamp_ms - self._next_ts
-                if gap >= duration / 2 and gap >= 1.0:  # a lost chunk or more, not a rounding
-                    fill = min(gap, self.max_gap_fill_ms)
-                    self.gap_filled_ms += fill
-                    self.gap_unfilled_ms += gap - fill
-                    out.append(self.silence(fill))
-            self._next_ts = (
-                timestamp_ms + duration
-                if self._next_ts is None
-                else max(self._next_ts, timestamp_ms + duration)
-            )
-        out.append(audio)
         self._last_audio = now
         self._stalled = False
-        return out
+        if timestamp_ms is None:
+            return [audio]
+        duration = len(audio) * self._ms_per_byte
+        end = timestamp_ms + duration
+        expected = self._next_ts
+        if expected is None:
+            self._next_ts = end
+            return [audio]
+        if end > expected:
+            self._next_ts = end
+        gap = timestamp_ms - expected
+        if gap >= duration / 2 and gap >= 1.0:  # a lost chunk or more, not a rounding
+            fill = min(gap, self.max_gap_fill_ms)
+            self.gap_filled_ms += fill
+            self.gap_unfilled_ms += gap - fill
+            return [self.silence(fill), audio]
+        return [audio]
 
     def check_stall(self, now: float) -> bytes | None:
         """Silence to send once when no audio came for ``stall_ms`` (None otherwise, or when switched off)."""
