@@ -10,8 +10,9 @@ sockets (the same for both):
   50 ``media`` frames + 50 ``mark`` frames; the 50 mark echoes parsed and turned into playback truth.
 - ``pipecat`` (anchor; ``pipecat-ai``'s ``TwilioFrameSerializer`` with its resampler, its pipeline at
   24 kHz like the Realtime model's PCM): 50 ``deserialize`` (mu-law -> PCM 24 kHz) + the append JSON the
-  OpenAI Realtime service needs; 10 model deltas (PCM 24 kHz) -> 50 ``OutputAudioRawFrame`` of 20 ms ->
-  ``serialize`` (PCM 24 kHz -> mu-law 8 kHz). It sends no marks (its playback is a wall-clock guess).
+  OpenAI Realtime service needs; 10 model deltas (PCM 24 kHz) -> its output transport's buffer -> 25
+  ``OutputAudioRawFrame`` of 40 ms (``TransportParams.audio_out_10ms_chunks``, default 4) -> ``serialize``
+  (PCM 24 kHz -> mu-law 8 kHz). It sends no marks (its playback is a wall-clock guess).
 
 Latency (real sockets, the bridge as an app runs it; a minimal model server in this process records when each
 append arrives and sends deltas): provider frame in -> ``input_audio_buffer.append`` at the model, model
@@ -116,7 +117,7 @@ class RtlayerCall:
             # what Twilio sends back (built cheaply: the provider's work, not the bridge's)
             echo = '{"event":"mark","sequenceNumber":"9","streamSid":"MZ1","mark":{"name":"' + name + '"}}'
             for ack in self.dialect.receive(echo):
-                self.outbound.ack(ack.name)  # type: ignore[union-attr]
+                self.outbound.ack(ack.name, self.now)  # type: ignore[union-attr]  # as the shell: the lead adapts
         self.sent.clear()
         return out
 
@@ -126,6 +127,11 @@ def test_cpu_per_call_second_rtlayer(benchmark: Any) -> None:
     benchmark.group = "media stream: one Twilio call-second (50 frames in, 50 out)"
     benchmark.extra_info.update({"role": "rtlayer", "target": 0.2, "items": 1, "item": "call-second"})
     assert benchmark(call.call_second) == 50
+
+
+#: pipecat's output transport hands its serializer 40 ms chunks (``TransportParams.audio_out_10ms_chunks``,
+#: default 4): 1,920 B of PCM16 at 24 kHz
+PIPECAT_CHUNK = 1920
 
 
 class PipecatCall:
@@ -138,6 +144,7 @@ class PipecatCall:
         self.serializer = TwilioFrameSerializer(
             "MZ1", params=TwilioFrameSerializer.InputParams(sample_rate=24000, auto_hang_up=False)
         )
+        self.pending = bytearray()  # model audio not yet a whole chunk
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self.serializer.setup(SimpleNamespace(audio_in_sample_rate=24000)))  # type: ignore[arg-type]
 
@@ -150,10 +157,13 @@ class PipecatCall:
             if frame is not None:  # None while its resampler fills
                 audio = base64.b64encode(frame.audio).decode()  # type: ignore[attr-defined]
                 json.dumps({"type": "input_audio_buffer.append", "audio": audio})
+        pending = self.pending
         for text in DELTAS_PCM24:
-            pcm = base64.b64decode(json.loads(text)["delta"])
-            for i in range(0, len(pcm), 960):
-                if await serializer.serialize(OutputAudioRawFrame(pcm[i : i + 960], 24000, 1)):
+            pending.extend(base64.b64decode(json.loads(text)["delta"]))
+            while len(pending) >= PIPECAT_CHUNK:  # its output transport's buffer, cut into chunks
+                chunk = bytes(pending[:PIPECAT_CHUNK])
+                del pending[:PIPECAT_CHUNK]
+                if await serializer.serialize(OutputAudioRawFrame(chunk, 24000, 1)):
                     out += 1
         return out
 
