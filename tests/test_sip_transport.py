@@ -188,6 +188,26 @@ def test_parse_incoming_call() -> None:
     assert parse_incoming_call(*_delivery("batch.completed"), SECRET) is None
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"type": "realtime.call.incoming", "data": {"call_id": "rtc_1"}, "created_at": [1]}',
+        '{"type": "realtime.call.incoming", "data": {"call_id": "rtc_1"}, "created_at": "soon"}',
+        '{"type": "realtime.call.incoming", "data": {"call_id": "rtc_1"}, "created_at": 1e400}',
+        '{"type": "realtime.call.incoming", "data": {"call_id": "rtc_1"}, "x": '
+        + "[" * 5000
+        + "]" * 5000
+        + "}",
+    ],
+    ids=["list", "text", "overflow", "deep"],
+)
+def test_a_signed_but_malformed_delivery_is_a_value_error(body: str) -> None:
+    """Only the documented errors, whatever the signed body holds (a RecursionError, TypeError or
+    OverflowError escaped before)."""
+    with pytest.raises(ValueError):
+        parse_incoming_call(body, webhook_headers("wh_1", body, SECRET), SECRET)
+
+
 @pytest.fixture
 async def receiver() -> AsyncIterator[tuple[str, list[IncomingCall]]]:
     got: list[IncomingCall] = []

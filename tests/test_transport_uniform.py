@@ -223,6 +223,38 @@ async def test_an_html_refusal_is_quoted_short(kind: Kind) -> None:
 
 
 @ALL
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"error": {"message": ' + "[" * 5000 + "]" * 5000 + "}}",  # past any parser's recursion
+        '{"error": {"message": 1e400}}',  # past a double
+        '{"error": {"message": "' + "x" * 20_000 + '"}}',
+    ],
+    ids=["deep", "overflow", "long"],
+)
+async def test_a_hostile_json_refusal_is_quoted_short_never_raised_as_something_else(
+    kind: Kind, body: str
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.Response(status=400, text=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        t = kind.make(url=f"127.0.0.1:{port}")
+        with pytest.raises(HandshakeError) as caught:
+            await kind.connect(t, api_key="k")
+        assert caught.value.status == 400 and len(str(caught.value)) < 1000
+    finally:
+        await runner.cleanup()
+
+
+@ALL
 async def test_close_is_idempotent_and_always_ends_disconnected(kind: Kind, server: RealtimeServer) -> None:
     t = kind.make(url=server.url)
     await t.close()  # before connect: nothing to do

@@ -18,7 +18,6 @@ Matches the official SDKs: ``Authorization: Bearer KEY`` by default; custom ``he
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..exceptions import ConnectError, InvalidURL
+from ..protocol import codec
 
 __all__ = [
     "HOSTED_BASE_URL",
@@ -167,7 +167,7 @@ def quote_body(body: str, limit: int = MAX_QUOTED) -> str:
 def server_message(status: int, body: str) -> str:
     """The server's own words for a refusal: the ``error.message`` of a JSON body, else the body quoted."""
     try:
-        message = json.loads(body)["error"]["message"]
+        message = codec.loads(body)["error"]["message"]
         if isinstance(message, str) and message:
             return quote_body(message)
     except (ValueError, KeyError, TypeError, IndexError):

@@ -25,6 +25,7 @@ from urllib.parse import quote
 import httpx
 
 from ..exceptions import ConnectError, ConnectTimeout, RtlayerError
+from ..protocol import codec
 from ..protocol.session_config import without_formats
 
 __all__ = ["DEFAULT_API_BASE", "CallsAPIError", "CallsClient", "sip_session_config", "warn_dropped_formats"]
@@ -146,7 +147,7 @@ class CallsClient:
 def _error_of(text: str) -> tuple[str, str | None]:
     """The server's ``error.message`` (and ``code``) from a JSON error body, else the body itself."""
     try:
-        data: Any = json.loads(text)
+        data: Any = codec.loads(text)
     except ValueError:
         return (text[:500] or "(empty body)"), None
     if isinstance(data, dict) and isinstance(data.get("error"), dict):

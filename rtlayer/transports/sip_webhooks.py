@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from ..exceptions import WebhookVerificationError
+from ..protocol import codec
 from ..protocol.webhooks import DEFAULT_TOLERANCE, verify_webhook
 
 __all__ = ["IncomingCall", "add_webhook_route", "parse_incoming_call"]
@@ -68,7 +68,7 @@ def parse_incoming_call(
     """
     verify_webhook(body, headers, secret, tolerance, now=now)
     try:
-        event = json.loads(body)
+        event = codec.loads(body)  # ValueError for what is not JSON or nests past MAX_DEPTH
     except ValueError:
         raise ValueError("the webhook body is not JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
@@ -86,7 +86,7 @@ def parse_incoming_call(
         call_id=data["call_id"],
         sip_headers=pairs,
         event_id=str(event.get("id", "")),
-        created_at=int(event.get("created_at") or 0),
+        created_at=_created_at(event.get("created_at")),
         event=event,
     )
 
@@ -132,3 +132,12 @@ def add_webhook_route(
         return web.json_response({}, status=200)
 
     app.router.add_post(path, handler)
+
+
+def _created_at(value: Any) -> int:
+    """The event's ``created_at`` (seconds), 0 when absent; ``ValueError`` for anything but a number."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"created_at is not a number: {type(value).__name__}")
+    return int(value)  # finite: the parsers refuse numbers past a double

@@ -13,7 +13,6 @@ credentials go in the ``Authorization`` header and never into a message or a log
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -22,6 +21,7 @@ from xml.sax.saxutils import escape
 import httpx
 
 from ...exceptions import ConnectError, ConnectTimeout, LocalProtocolError, RtlayerError
+from ...protocol import codec
 from .events import CallStart
 
 __all__ = [
@@ -229,7 +229,7 @@ def _message(body: str) -> str:
     """The provider's own message from a JSON error body (Twilio ``message``, Telnyx ``errors[0].detail``,
     Plivo ``error``, Vonage ``title``/``detail``)."""
     try:
-        data = json.loads(body)
+        data = codec.loads(body)
     except ValueError:
         return body[:300] or "(empty body)"
     if isinstance(data, dict):
