@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rtlayer.audio import PCMU, AudioFormat
-from rtlayer.testing.phone.providers import AppAudio, AppClear, AppMark, CallInfo, provider_side
+from rtlayer.testing.phone.providers import AppAudio, AppClear, AppMark, AppProblem, CallInfo, provider_side
 from rtlayer.transports.media_stream import (
     CallStart,
     DtmfEvent,
@@ -180,6 +180,16 @@ def test_deep_values_are_problems_where_the_dialect_would_print_keep_or_pass_the
         media = {"event": "media", "media": {"payload": "AAAAAA==", "timestamp": "VALUE"}}
         (event,) = dialect.receive(_with(media, deep))  # a timestamp that is no integer is dropped
         assert event == MediaIn(bytes(4), None)
+
+
+@pytest.mark.parametrize("provider", ["twilio", "telnyx", "plivo", "exotel", "vonage"])
+def test_the_simulators_side_reads_a_hostile_apps_frames_as_problems(provider: str) -> None:
+    """``rtlayer phone`` reads what an app sends as a provider would: bad frames are problems it reports,
+    never exceptions that end the simulated call (a deep frame was a RecursionError)."""
+    side = provider_side(provider)
+    deep = '{"event": "media", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    for frame in (deep, "{oops", "[1, 2]", '{"event": 1e400}'):
+        assert isinstance(side.parse(frame), AppProblem), frame[:30]
 
 
 def test_outbound_audio_leaves_lead_ahead_then_one_frame_per_acknowledgement() -> None:

@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 import rtlayer_native
 
+from ...protocol import codec
+
 __all__ = [
     "PROVIDERS",
     "AppAudio",
@@ -151,7 +153,9 @@ class ProviderSide:
         if isinstance(message, bytes):
             return AppProblem(f"a binary frame of {len(message)} B (this provider takes JSON text)")
         try:
-            event = json.loads(message)
+            event = codec.loads(
+                message
+            )  # ValueError for bad JSON or nesting past MAX_DEPTH (no RecursionError)
         except ValueError:
             return AppProblem("a text frame that is not JSON")
         if not isinstance(event, dict):
