@@ -192,6 +192,21 @@ def test_the_simulators_side_reads_a_hostile_apps_frames_as_problems(provider: s
         assert isinstance(side.parse(frame), AppProblem), frame[:30]
 
 
+def test_numbers_past_what_int_takes_are_problems_not_exceptions() -> None:
+    """Found by the ``media.dialect`` fuzz target: a Vonage rate of 5,000 digits (past ``int()``'s limit), and a
+    mark name whose generation holds a digit ``int()`` refuses (``²``) or too many, each raised ValueError out
+    of the bridge's halves and ended the call."""
+    vonage = dialect_for("vonage")
+    rate = '{"event": "websocket:connected", "content-type": "audio/l16;rate=' + "9" * 5000 + '"}'
+    (problem,) = vonage.receive(rate)
+    assert isinstance(problem, ProviderProblem) and problem.kind == "bad_format"
+    out = OutboundAudio(20)
+    out.clear()
+    for name in ("².1", "1.²", "9" * 5000 + ".1", "0.1"):
+        assert out.ack(name) is None
+    assert (out.unknown_acks, out.stale_acks) == (3, 1)  # "0.1": ours, from the generation before the clear
+
+
 def test_outbound_audio_leaves_lead_ahead_then_one_frame_per_acknowledgement() -> None:
     out = OutboundAudio(20, lead_ms=80, max_ahead_ms=300)
     for _ in range(20):

@@ -163,8 +163,17 @@ class OutboundAudio:
             if now is not None:
                 self._measure_gap(now, pending.ms)
             return pending
+        # Stale: one of our names ("<generation>.<seq>", ASCII digits) from an older generation. A peer's name
+        # may hold any digits ("²" is one to isdigit, not to int) and any number of them (past int()'s limit).
         generation, _, seq = name.partition(".")
-        if generation.isdigit() and seq.isdigit() and int(generation) < self.generation:
+        if (
+            generation.isascii()
+            and generation.isdigit()
+            and seq.isascii()
+            and seq.isdigit()
+            and len(generation) <= len(str(self.generation))
+            and int(generation) < self.generation
+        ):
             self.stale_acks += 1
         else:
             self.unknown_acks += 1

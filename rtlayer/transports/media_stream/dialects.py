@@ -447,7 +447,7 @@ class ExotelDialect(MarkDialect):
 
 
 _VONAGE_KNOWN = {"event", "content-type"}
-_CONTENT_TYPE = re.compile(r"audio/l16\s*;\s*rate\s*=\s*(\d+)")
+_CONTENT_TYPE = re.compile(r"audio/l16\s*;\s*rate\s*=\s*([0-9]{1,6})")  # more digits: no rate anyone speaks
 
 
 class VonageDialect(Dialect):
