@@ -6,7 +6,10 @@
   random bytes as text or as a binary frame, and objects that are neither. ``receive`` never raises and
   returns only provider events; the bridge's sans-I/O halves fed those events (``InboundAudio.media`` the
   audio, ``OutboundAudio.ack`` the acknowledgements, with frames in flight) never raise and keep their bounds
-  (at most ``max_gap_fill_ms`` of silence per chunk, never more than ``max_ahead_ms`` in flight).
+  (at most ``max_gap_fill_ms`` of silence per chunk, never more than ``max_ahead_ms`` in flight);
+- ``media.simulator``: the provider simulator's side (``rtlayer phone``) reading what an app sends, the app's
+  own frames (audio, marks, clears, as each dialect writes them) mutated, random bytes, other objects:
+  ``parse`` never raises and returns only app messages.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 
 from fuzz_runner import mutate, target
 
-from rtlayer.testing.phone.providers import CallInfo, provider_side
+from rtlayer.testing.phone.providers import AppAudio, AppClear, AppMark, AppProblem, CallInfo, provider_side
 from rtlayer.transports.media_stream import InboundAudio, OutboundAudio, dialect_for
 from rtlayer.transports.media_stream.events import (
     CallStart,
@@ -120,3 +123,17 @@ def media_dialect(rng: random.Random) -> None:
                 assert 0.0 <= outbound.unacked_ms <= outbound.max_ahead_ms + 1e-6
         inbound.check_stall(now)
         outbound.pop_ready(now)
+
+
+@target("media.simulator", ())
+def media_simulator(rng: random.Random) -> None:
+    provider, codec, rate = rng.choice(FORMATS)
+    side, dialect = provider_side(provider, codec, rate), dialect_for(provider)
+    for frame in side.opening(CallInfo()):
+        dialect.receive(frame)
+    seeds = [dialect.audio(rng.randbytes(dialect.out_frame_bytes)), dialect.mark("0.1"), dialect.clear()]
+    for _ in range(rng.randrange(1, 20)):
+        message = _hostile(rng, seeds)
+        if not isinstance(message, (str, bytes)):
+            continue  # the simulator's socket hands over text or bytes only
+        assert isinstance(side.parse(message), (AppAudio, AppMark, AppClear, AppProblem))

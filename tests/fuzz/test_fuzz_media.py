@@ -1,4 +1,5 @@
-"""Fuzzing what the media-stream bridge reads from a telephony provider (``media_targets.py``): each target in
+"""Fuzzing what the media-stream bridge reads from a telephony provider, and what the provider simulator reads
+from an app (``media_targets.py``): each target in
 a child process for a couple of seconds, seeded so that a failure replays (``python -m tests.fuzz
 media.dialect --replay N``). ``RTLAYER_FUZZ_LONG=1`` is the night mode (see ``fuzz_runner``)."""
 
@@ -11,7 +12,7 @@ MEDIA = sorted(name for name in load_targets() if name.startswith("media."))
 
 
 def test_the_media_stream_readers_have_targets() -> None:
-    assert MEDIA == ["media.dialect"]
+    assert MEDIA == ["media.dialect", "media.simulator"]
 
 
 @pytest.mark.parametrize("name", MEDIA)
