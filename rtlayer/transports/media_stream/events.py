@@ -3,6 +3,10 @@
 A dialect (``dialects.py``) turns one provider frame into a list of these; the bridge (``bridge.py``) acts on
 them. ``CallStart`` and ``DtmfEvent`` are also what the app receives, as the ``call_start`` and ``dtmf``
 events of ``MediaStreamTransport``. Raw provider frames are kept in ``raw`` where an app may want more.
+
+Each is a frozen dataclass, except the two that come fifty times a second per call, ``MediaIn`` and
+``PlaybackAck``: immutable NamedTuples, a third cheaper to make (``bench/README.md``, issue 12's CPU target),
+and never handed to the app.
 """
 
 from __future__ import annotations
