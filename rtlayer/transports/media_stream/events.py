@@ -6,7 +6,7 @@ events of ``MediaStreamTransport``. Raw provider frames are kept in ``raw`` wher
 
 Each is a frozen dataclass, except the two that come fifty times a second per call, ``MediaIn`` and
 ``PlaybackAck``: immutable NamedTuples, a third cheaper to make (``bench/README.md``, issue 12's CPU target),
-and never handed to the app.
+and never emitted by ``MediaStreamTransport``.
 """
 
 from __future__ import annotations
