@@ -185,10 +185,16 @@ def test_deep_values_are_problems_where_the_dialect_would_print_keep_or_pass_the
 @pytest.mark.parametrize("provider", ["twilio", "telnyx", "plivo", "exotel", "vonage"])
 def test_the_simulators_side_reads_a_hostile_apps_frames_as_problems(provider: str) -> None:
     """``rtlayer phone`` reads what an app sends as a provider would: bad frames are problems it reports,
-    never exceptions that end the simulated call (a deep frame was a RecursionError)."""
+    never exceptions that end the simulated call (a deep frame was a RecursionError, a ``mark`` that is a
+    string an AttributeError: the ``media.simulator`` fuzz target found that one)."""
     side = provider_side(provider)
     deep = '{"event": "media", "x": ' + "[" * 5000 + "]" * 5000 + "}"
-    for frame in (deep, "{oops", "[1, 2]", '{"event": 1e400}'):
+    wrong_types = [
+        '{"event": "mark", "mark": "x"}',
+        '{"event": "media", "media": "x"}',
+        '{"event": "playAudio", "media": 1}',
+    ]
+    for frame in (deep, "{oops", "[1, 2]", '{"event": 1e400}', *wrong_types):
         assert isinstance(side.parse(frame), AppProblem), frame[:30]
 
 

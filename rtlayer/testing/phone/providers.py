@@ -256,10 +256,10 @@ class JsonSide(ProviderSide):
         return AppProblem(f"an unknown event {kind!r}")
 
     def _app_audio(self, event: dict[str, Any]) -> AppMessage:
-        return self._payload((event.get("media") or {}).get("payload"))
+        return self._payload(_members(event.get("media")).get("payload"))
 
     def _mark_name(self, event: dict[str, Any]) -> Any:
-        return (event.get("mark") or {}).get("name")
+        return _members(event.get("mark")).get("name")
 
 
 class MarkSide(JsonSide):
@@ -365,7 +365,7 @@ class PlivoSide(JsonSide):
         return self._message("clearedAudio", call)
 
     def _app_audio(self, event: dict[str, Any]) -> AppMessage:
-        media = event.get("media") or {}
+        media = _members(event.get("media"))
         if media.get("contentType") != self._content_type() or media.get("sampleRate") != self.rate:
             return AppProblem(f"playAudio as {media.get('contentType')} at {media.get('sampleRate')}")
         return self._payload(media.get("payload"))
@@ -484,3 +484,8 @@ def provider_side(name: str, codec: str | None = None, rate: int | None = None) 
         "vonage": ("pcm16", 16000),
     }[name]
     return cls(codec or defaults[0], rate or (8000 if codec in ("pcmu", "pcma") else defaults[1]))
+
+
+def _members(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else no members (an app may send any JSON type where one is expected)."""
+    return value if isinstance(value, dict) else {}
