@@ -199,27 +199,33 @@ async def test_a_failed_name_lookup_names_the_host(kind: Kind, resolver_without_
 BIG_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>" + "<p>upstream down</p>" * 5000
 
 
-@ALL
-async def test_an_html_refusal_is_quoted_short(kind: Kind) -> None:
+async def _refused(kind: Kind, status: int, body: str, content_type: str) -> HandshakeError:
+    """What ``connect`` raises against a server on 127.0.0.1 that answers every request with ``body``."""
+
     async def refuse(request: web.Request) -> web.Response:
-        return web.Response(status=502, text=BIG_PAGE, content_type="text/html")
+        return web.Response(status=status, text=body, content_type=content_type)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", refuse)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     try:
-        t = kind.make(url=f"127.0.0.1:{port}")
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        t = kind.make(url=f"127.0.0.1:{runner.addresses[0][1]}")
         with pytest.raises(HandshakeError) as caught:
             await kind.connect(t, api_key="k")
-        assert caught.value.status == 502
-        assert "502 Bad Gateway upstream down" in str(caught.value)
-        assert len(str(caught.value)) < 600 and "<p>" not in str(caught.value)
+        return caught.value
     finally:
         await runner.cleanup()
+
+
+@ALL
+async def test_an_html_refusal_is_quoted_short(kind: Kind) -> None:
+    refused = await _refused(kind, 502, BIG_PAGE, "text/html")
+    assert refused.status == 502
+    assert "502 Bad Gateway upstream down" in str(refused)
+    assert len(str(refused)) < 600 and "<p>" not in str(refused)
 
 
 @ALL
@@ -235,23 +241,8 @@ async def test_an_html_refusal_is_quoted_short(kind: Kind) -> None:
 async def test_a_hostile_json_refusal_is_quoted_short_never_raised_as_something_else(
     kind: Kind, body: str
 ) -> None:
-    async def refuse(request: web.Request) -> web.Response:
-        return web.Response(status=400, text=body, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        t = kind.make(url=f"127.0.0.1:{port}")
-        with pytest.raises(HandshakeError) as caught:
-            await kind.connect(t, api_key="k")
-        assert caught.value.status == 400 and len(str(caught.value)) < 1000
-    finally:
-        await runner.cleanup()
+    refused = await _refused(kind, 400, body, "application/json")
+    assert refused.status == 400 and len(str(refused)) < 1000
 
 
 @ALL
